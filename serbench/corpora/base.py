@@ -1,0 +1,182 @@
+"""The manifest: one row per utterance, a fixed schema shared by every corpus loader.
+
+A loader module parses its corpus' official layout into :class:`Entry` records and
+:class:`Skipped` records (files that do not fit the layout); :func:`build_manifest`
+turns them into the manifest DataFrame, reading each file's header for duration and
+sample rate so that unreadable audio fails here, naming the file.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import pandas as pd
+
+from serbench.audio import audio_info
+from serbench.errors import CorpusError
+
+#: Canonical emotion labels; every corpus maps its own codes onto these.
+EMOTIONS: tuple[str, ...] = (
+    "angry", "boredom", "calm", "disgust", "excited", "fear", "frustrated",
+    "happy", "neutral", "sad", "surprise",
+)
+
+#: Manifest columns, in order, with their dtypes. ``label`` is the corpus' own code,
+#: ``session`` is set where a corpus has recording sessions (IEMOCAP), else missing.
+MANIFEST_COLUMNS: dict[str, str] = {
+    "utterance_id": "string",
+    "path": "string",
+    "speaker": "string",
+    "gender": "string",
+    "emotion": "string",
+    "label": "string",
+    "text_id": "string",
+    "session": "string",
+    "duration": "float64",
+    "sample_rate": "int64",
+}
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    """What ``serbench corpora`` prints about a supported corpus."""
+
+    name: str
+    title: str
+    language: str
+    speakers: str
+    emotions: tuple[str, ...]
+    layout: str
+    obtain: str
+    fetchable: bool = False
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One utterance parsed from the layout (before its header is read)."""
+
+    utterance_id: str
+    path: Path
+    speaker: str
+    emotion: str
+    label: str
+    text_id: str
+    gender: str | None = None
+    session: str | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file found in the corpus folder that does not fit the expected layout."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class CorpusScan:
+    """The result of scanning a corpus folder: the manifest and what was left out."""
+
+    corpus: str
+    root: Path
+    manifest: pd.DataFrame
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        m = self.manifest
+        return {
+            "corpus": self.corpus,
+            "root": str(self.root),
+            "utterances": int(len(m)),
+            "speakers": int(m["speaker"].nunique()),
+            "emotions": {k: int(v) for k, v in sorted(Counter(m["emotion"]).items())},
+            "total_duration_s": float(m["duration"].sum()),
+            "sample_rates": sorted(int(s) for s in m["sample_rate"].unique()),
+            "skipped": [asdict(s) for s in self.skipped],
+        }
+
+
+def iter_files(root: Path) -> list[Path]:
+    """All regular files under ``root``, sorted, hidden files and folders excluded."""
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def build_manifest(
+    corpus: str,
+    root: Path,
+    entries: Iterable[Entry],
+    skipped: Iterable[Skipped],
+    *,
+    layout: str,
+    emotions: Sequence[str] | None = None,
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> CorpusScan:
+    """Validate parsed entries, read audio headers, apply the emotion subset.
+
+    Raises :class:`CorpusError` when nothing matched the layout (naming the layout
+    expected), when ``strict`` and files were skipped, or when utterance ids clash.
+    Raises :class:`~serbench.errors.AudioError` naming the first unreadable file.
+    """
+    entries = list(entries)
+    skipped = list(skipped)
+    if not entries:
+        found = f"{len(skipped)} file(s) found but none matched" if skipped else "no files found"
+        raise CorpusError(f"{root}: no {corpus} utterances ({found}); expected layout: {layout}")
+    if strict and skipped:
+        listing = "; ".join(f"{s.path} ({s.reason})" for s in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        raise CorpusError(f"{root}: {len(skipped)} file(s) do not fit the {corpus} layout: {listing}{more}")
+    ids = Counter(e.utterance_id for e in entries)
+    clashes = [k for k, n in ids.items() if n > 1]
+    if clashes:
+        raise CorpusError(f"{root}: duplicate utterance ids in {corpus}: {', '.join(sorted(clashes)[:10])}")
+    unknown = sorted({e.emotion for e in entries} - set(EMOTIONS))
+    if unknown:
+        raise CorpusError(f"{corpus} loader produced non-canonical emotions {unknown}")
+
+    if emotions:
+        wanted = [e.strip() for e in emotions if e.strip()]
+        bad = sorted(set(wanted) - set(EMOTIONS))
+        if bad:
+            raise CorpusError(f"unknown emotion(s) {bad}; choose from {', '.join(EMOTIONS)}")
+        present = {e.emotion for e in entries}
+        absent = sorted(set(wanted) - present)
+        if absent:
+            raise CorpusError(f"{corpus} at {root} has no utterances labelled {absent}; it has {sorted(present)}")
+        entries = [e for e in entries if e.emotion in set(wanted)]
+
+    rows = []
+    for i, e in enumerate(entries):
+        info = audio_info(e.path)
+        row = asdict(e)
+        row["path"] = str(Path(e.path).resolve())
+        row["duration"] = info.duration
+        row["sample_rate"] = info.sample_rate
+        rows.append(row)
+        if progress is not None:
+            progress(i + 1)
+    df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    df = df.astype(MANIFEST_COLUMNS).sort_values("utterance_id", kind="stable").reset_index(drop=True)
+    return CorpusScan(corpus=corpus, root=Path(root), manifest=df, skipped=skipped)
+
+
+def check_root(root: str | Path, corpus: str, layout: str) -> Path:
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise CorpusError(f"{root}: not a folder; the {corpus} loader expects {layout}")
+    return root
+
+
+def check_expected_count(scan: CorpusScan, expected: int | None) -> str | None:
+    """A note when a full release should hold ``expected`` utterances but the folder holds another number."""
+    if expected is not None and len(scan.manifest) != expected:
+        return f"{scan.corpus}: found {len(scan.manifest)} utterances, the full release has {expected}"
+    return None
