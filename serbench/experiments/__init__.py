@@ -1,0 +1,1 @@
+"""Experiments: protocols that yield folds, metrics, and the results store."""

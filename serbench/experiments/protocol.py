@@ -1,0 +1,151 @@
+"""Speaker-independent evaluation protocols: objects that turn a manifest into folds.
+
+>>> from serbench.experiments.protocol import get_protocol
+>>> folds = get_protocol("loso").folds(manifest)        # doctest: +SKIP
+>>> [(f.name, len(f.train), len(f.test)) for f in folds]  # doctest: +SKIP
+[('liuchanhg', 900, 300), ...]
+
+Every protocol holds out one group (a speaker, or an IEMOCAP session) per fold,
+built on scikit-learn's :class:`~sklearn.model_selection.LeaveOneGroupOut`, so each
+group is tested exactly once and train and test groups never overlap. The inner
+cross-validation used for hyper-parameters (:func:`inner_cv`) is grouped by speaker
+too, and sees only the training rows of a fold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
+
+from serbench.errors import SerbenchError
+
+#: Most inner-CV splits: with more training speakers than this, speakers are grouped into folds.
+MAX_INNER_SPLITS = 5
+
+
+class ProtocolError(SerbenchError):
+    """The data cannot be split the way a protocol asks (too few speakers, missing groups)."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One outer fold: ``name`` is the held-out group; ``train``/``test`` are row positions (int arrays)."""
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+
+    def __repr__(self) -> str:  # arrays would flood the repr
+        return f"Fold(name={self.name!r}, n_train={len(self.train)}, n_test={len(self.test)})"
+
+
+class Protocol:
+    """Leave one group out, the group taken from the manifest column :attr:`column`.
+
+    Subclasses only set :attr:`name`, :attr:`column` and :attr:`description`.
+    """
+
+    name: str = ""
+    column: str = ""
+    description: str = ""
+
+    def groups(self, manifest: pd.DataFrame, corpus: str | None = None) -> np.ndarray:
+        """The group of each row, shape (n_rows,), as str; raises :class:`ProtocolError` on missing values."""
+        where = f"{corpus} manifest" if corpus else "manifest"
+        if self.column not in manifest.columns:
+            raise ProtocolError(f"protocol {self.name!r} needs a {self.column!r} column; the {where} has none")
+        col = manifest[self.column]
+        missing = col.isna().to_numpy()
+        if missing.any():
+            ids = manifest["utterance_id"][missing].head(5).tolist() if "utterance_id" in manifest else []
+            hint = " (this corpus has no sessions: use --protocol loso)" if self.column == "session" else ""
+            raise ProtocolError(f"protocol {self.name!r}: {int(missing.sum())} row(s) of the {where} have no "
+                                f"{self.column!r}, e.g. {ids}{hint}")
+        return col.astype(str).to_numpy()
+
+    def folds(self, manifest: pd.DataFrame, corpus: str | None = None) -> list[Fold]:
+        """One :class:`Fold` per distinct group, sorted by group name.
+
+        ``manifest`` is any DataFrame with the protocol's column (n_rows rows); the
+        positions in each fold index its rows (``iloc``). Raises :class:`ProtocolError`
+        when there are fewer than 2 groups, since nothing could be held out.
+        """
+        groups = self.groups(manifest, corpus)
+        distinct = np.unique(groups)
+        if len(distinct) < 2:
+            where = f"the {corpus} data" if corpus else "the data"
+            raise ProtocolError(
+                f"protocol {self.name!r} needs at least 2 distinct values of {self.column!r} but {where} "
+                f"has {len(distinct)} ({', '.join(map(str, distinct)) or 'none'}); use a corpus with more "
+                f"{self.column}s or another --protocol")
+        out = []
+        for train, test in LeaveOneGroupOut().split(np.zeros(len(groups)), groups=groups):
+            held_out = np.unique(groups[test])
+            assert len(held_out) == 1  # LeaveOneGroupOut guarantees one group per test split
+            out.append(Fold(name=str(held_out[0]), train=train, test=test))
+        return sorted(out, key=lambda f: f.name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class LeaveOneSpeakerOut(Protocol):
+    """Leave one speaker out (LOSO), the paper's protocol."""
+
+    name = "loso"
+    column = "speaker"
+    description = "leave one speaker out"
+
+
+class LeaveOneSessionOut(Protocol):
+    """Leave one recording session out (IEMOCAP's usual protocol: both speakers of a session held out)."""
+
+    name = "loso-session"
+    column = "session"
+    description = "leave one session out"
+
+
+PROTOCOLS: dict[str, type[Protocol]] = {p.name: p for p in (LeaveOneSpeakerOut, LeaveOneSessionOut)}
+
+#: Corpora whose standard protocol is not LOSO.
+_DEFAULTS = {"iemocap": "loso-session"}
+
+
+def get_protocol(name: str | Protocol) -> Protocol:
+    """The protocol called ``name`` ('loso' or 'loso-session'); a :class:`Protocol` passes through."""
+    if isinstance(name, Protocol):
+        return name
+    try:
+        return PROTOCOLS[str(name).lower()]()
+    except KeyError:
+        raise ProtocolError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}") from None
+
+
+def default_protocol(corpus: str) -> Protocol:
+    """'loso-session' for IEMOCAP (speakers share sessions), 'loso' for every other corpus."""
+    return get_protocol(_DEFAULTS.get(corpus.lower(), "loso"))
+
+
+def inner_cv(groups_train: Sequence, max_splits: int = MAX_INNER_SPLITS) -> LeaveOneGroupOut | GroupKFold:
+    """The inner CV splitter for hyper-parameter search over a fold's training rows.
+
+    ``groups_train`` (n_train,) holds the speaker of each training row. With at most
+    ``max_splits`` speakers each is held out once (:class:`LeaveOneGroupOut`); with more,
+    :class:`GroupKFold` with ``max_splits`` splits keeps every speaker in one split.
+    Pass ``groups=groups_train`` to the splitter (or to ``GridSearchCV.fit``).
+    """
+    n = len(np.unique(np.asarray(groups_train, dtype=str)))
+    if n < 2:
+        raise ProtocolError(
+            f"the inner model-selection CV needs at least 2 training speakers but the fold has {n}; "
+            "use a corpus with at least 3 speakers")
+    if max_splits < 2:
+        raise ProtocolError(f"max_splits must be at least 2, got {max_splits}")
+    return LeaveOneGroupOut() if n <= max_splits else GroupKFold(n_splits=max_splits)
+
+
+__all__ = ["Fold", "Protocol", "ProtocolError", "LeaveOneSpeakerOut", "LeaveOneSessionOut", "PROTOCOLS",
+           "get_protocol", "default_protocol", "inner_cv", "MAX_INNER_SPLITS"]
