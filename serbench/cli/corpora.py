@@ -8,6 +8,7 @@ from rich.table import Table
 
 from serbench import corpora
 from serbench.cli.common import console, corpus_option, emotions_option, err_console, root_option, split_list
+from serbench.corpora.base import check_expected_count
 from serbench.errors import SerbenchError
 
 
@@ -37,9 +38,9 @@ def print_summary(scan: corpora.CorpusScan) -> None:
     console.print(table)
     speakers = scan.manifest.groupby("speaker", sort=True).size()
     console.print("  per speaker: " + ", ".join(f"{k} {v}" for k, v in speakers.items()))
-    expected = corpora.expected_count(scan.corpus)
-    if expected is not None and s["utterances"] != expected and not scan.manifest.empty:
-        console.print(f"  [yellow]note:[/yellow] the full {scan.corpus} release has {expected} utterances")
+    note = check_expected_count(scan, corpora.expected_count(scan.corpus))
+    if note:
+        console.print(f"  [yellow]note:[/yellow] {note}")
     if s["skipped"]:
         console.print(f"  [yellow]skipped {len(s['skipped'])} file(s) that do not fit the layout:[/yellow]")
         for item in s["skipped"][:50]:

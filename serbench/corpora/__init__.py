@@ -84,8 +84,10 @@ def scan(
         accepted = [p for p in params if p != "root"]
         raise CorpusError(f"{loader.INFO.name} takes no option(s) {unknown}; it accepts {accepted or 'none'}")
     entries, skipped = loader.parse(root, **options)
-    return build_manifest(loader.INFO.name, root, entries, skipped, layout=loader.INFO.layout,
-                          emotions=emotions, strict=strict, progress=progress)
+    result = build_manifest(loader.INFO.name, root, entries, skipped, layout=loader.INFO.layout,
+                            emotions=emotions, strict=strict, progress=progress)
+    result.subset = bool(emotions) or any(bool(v) for v in options.values())
+    return result
 
 
 def load_manifest(corpus: str, root: str | Path, **kwargs: object) -> pd.DataFrame:

@@ -2,8 +2,9 @@
 
 A member is refused when its name is absolute, carries a drive letter or a ``..``
 component, when it is a link (symbolic or hard), a device, a FIFO or a socket, when
-it is encrypted, or when its destination resolves outside the target folder (a
-symbolic link already in the target counts). Archives with more than
+it is encrypted, when its destination resolves outside the target folder (a
+symbolic link already in the target counts), or when it would overwrite serbench's
+own bookkeeping (top-level names starting with ``.serbench-``). Archives with more than
 :data:`MAX_MEMBERS` members or :data:`MAX_TOTAL_BYTES` uncompressed bytes are refused
 as likely zip bombs.
 
@@ -29,7 +30,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Literal
+from typing import IO, Callable, Iterator, Literal
 
 from serbench.errors import FetchError
 
@@ -37,8 +38,10 @@ from serbench.errors import FetchError
 MAX_TOTAL_BYTES = 20 * 1024**3
 #: Refuse archives with more members than this (EMO-DB has a few thousand).
 MAX_MEMBERS = 200_000
+#: Names starting with this belong to serbench's own bookkeeping (temp folders, downloads, stamps).
+RESERVED_PREFIX = ".serbench-"
 #: Prefix of the temp folder that members are written to before they are moved into place.
-TEMP_PREFIX = ".serbench-extract-"
+TEMP_PREFIX = RESERVED_PREFIX + "extract-"
 
 _COPY_CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -48,6 +51,7 @@ _READ_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma
                 NotImplementedError, RuntimeError, OSError)
 
 ArchiveFormat = Literal["zip", "tar"]
+_Opener = Callable[[], IO[bytes]]
 
 
 class UnsafeArchiveError(FetchError):
@@ -81,6 +85,7 @@ class ExtractionPlan:
     format: ArchiveFormat
     members: tuple[Member, ...]
     total_bytes: int
+    max_members: int = MAX_MEMBERS
 
     @property
     def files(self) -> list[str]:
@@ -119,7 +124,7 @@ def check_archive(path: str | Path) -> None:
             with zipfile.ZipFile(path) as zf:
                 bad = zf.testzip()
             if bad is not None:
-                raise CorruptArchiveError(f"{path}: member {bad!r} fails its CRC check; the archive is corrupt")
+                raise CorruptArchiveError(f"{path}: member {bad!r} fails its CRC check; corrupt archive")
             return
         with tarfile.open(path, "r:*") as tf:
             for info in tf:
@@ -162,8 +167,10 @@ def plan_extraction(
     _check_destination(archive, dest, members)
     free = shutil.disk_usage(dest).free
     if total > free:
-        raise FetchError(f"{dest}: {archive.name} needs {total:,} bytes but only {free:,} are free; free some space")
-    return ExtractionPlan(archive=archive, dest=dest, format=fmt, members=tuple(members), total_bytes=total)
+        raise FetchError(f"{dest}: {archive.name} needs {total:,} bytes but only {free:,} are free; "
+                         "free some space")
+    return ExtractionPlan(archive=archive, dest=dest, format=fmt, members=tuple(members),
+                          total_bytes=total, max_members=max_members)
 
 
 def extract(plan: ExtractionPlan) -> list[str]:
@@ -176,16 +183,19 @@ def extract(plan: ExtractionPlan) -> list[str]:
     dest = plan.dest
     _remove_stale_temps(dest)
     tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=dest))
+    tmp_root = tmp.resolve()
     try:
         planned = {m.path: m for m in plan.members}
         written = 0
-        with _members(plan.archive, plan.format, len(plan.members)) as items:
+        with _members(plan.archive, plan.format, plan.max_members) as items:
             for member, open_data in items:
                 if planned.get(member.path) != member:
                     raise UnsafeArchiveError(
                         f"{plan.archive}: member {member.name!r} was not in the checked listing; "
                         "the archive changed while it was being extracted")
                 target = tmp.joinpath(*member.parts)
+                if not target.resolve().is_relative_to(tmp_root):  # defence in depth; names were checked
+                    _refuse(plan.archive, member.name, "it would be written outside the target folder")
                 if member.is_dir:
                     target.mkdir(parents=True, exist_ok=True)
                     continue
@@ -194,7 +204,8 @@ def extract(plan: ExtractionPlan) -> list[str]:
                     shutil.copyfileobj(src, out, _COPY_CHUNK)
                 written += target.stat().st_size
                 if written > plan.total_bytes:
-                    raise UnsafeArchiveError(f"{plan.archive}: members hold more data than their headers declare")
+                    raise UnsafeArchiveError(
+                        f"{plan.archive}: members hold more data than their headers declare")
         _move_into(tmp, dest)
     except FileExistsError as exc:
         raise UnsafeArchiveError(f"{plan.archive}: a member appears twice ({exc.filename})") from exc
@@ -228,7 +239,9 @@ def safe_extract(
 # -- member listing and validation -------------------------------------------------------------
 
 @contextlib.contextmanager
-def _members(archive: Path, fmt: ArchiveFormat, max_members: int) -> Iterator[Iterator[tuple[Member, object]]]:
+def _members(
+    archive: Path, fmt: ArchiveFormat, max_members: int,
+) -> Iterator[Iterator[tuple[Member, _Opener]]]:
     """Yield an iterator of (validated member, callable opening its data), in archive order."""
     try:
         if fmt == "zip":
@@ -243,7 +256,7 @@ def _members(archive: Path, fmt: ArchiveFormat, max_members: int) -> Iterator[It
         raise CorruptArchiveError(f"{archive}: corrupt or truncated {fmt} archive ({_short(exc)})") from exc
 
 
-def _zip_members(archive: Path, zf: zipfile.ZipFile, max_members: int) -> Iterator[tuple[Member, object]]:
+def _zip_members(archive: Path, zf: zipfile.ZipFile, max_members: int) -> Iterator[tuple[Member, _Opener]]:
     infos = zf.infolist()
     _check_count(archive, len(infos), max_members)
     for info in infos:
@@ -267,7 +280,7 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile, max_members: int) -> Iterat
         yield Member(name, parts, is_dir, 0 if is_dir else info.file_size), (lambda i=info: zf.open(i))
 
 
-def _tar_members(archive: Path, tf: tarfile.TarFile, max_members: int) -> Iterator[tuple[Member, object]]:
+def _tar_members(archive: Path, tf: tarfile.TarFile, max_members: int) -> Iterator[tuple[Member, _Opener]]:
     count = 0
     for info in tf:
         count += 1
@@ -314,6 +327,8 @@ def _safe_parts(archive: Path, name: str, is_dir: bool) -> tuple[str, ...] | Non
         if is_dir:
             return None
         _refuse(archive, name, "its path names no file")
+    if parts[0].startswith(RESERVED_PREFIX):
+        _refuse(archive, name, f"names starting with {RESERVED_PREFIX!r} are reserved for serbench")
     return parts
 
 
@@ -353,14 +368,14 @@ def _check_destination(archive: Path, dest: Path, members: list[Member]) -> None
         if not resolved.is_relative_to(root):
             _refuse(archive, m.name, f"it would be written to {resolved}, outside {dest} "
                                      "(a symbolic link in the target folder points out of it)")
-        for i in range(1, len(m.parts)):
-            parent = dest.joinpath(*m.parts[:i])
-            if parent.exists() and not parent.is_dir():
-                raise FetchError(f"{parent} is a file but {archive.name} needs a folder there; move it away and run again")
-        if m.is_dir and target.exists() and not target.is_dir():
-            raise FetchError(f"{target} is a file but {archive.name} needs a folder there; move it away and run again")
+        folders = [dest.joinpath(*m.parts[:i]) for i in range(1, len(m.parts) + m.is_dir)]
+        for folder in folders:
+            if folder.exists() and not folder.is_dir():
+                raise FetchError(f"{folder} is a file but {archive.name} needs a folder there; "
+                                 "move it away and run again")
         if not m.is_dir and target.is_dir():
-            raise FetchError(f"{target} is a folder but {archive.name} has a file there; move it away and run again")
+            raise FetchError(f"{target} is a folder but {archive.name} has a file there; "
+                             "move it away and run again")
 
 
 def _refuse(archive: Path, name: str, reason: str) -> None:
@@ -378,7 +393,8 @@ def _move_into(src: Path, dst: Path) -> None:
                 _move_into(entry, target)
                 continue
             if target.exists() or target.is_symlink():
-                raise FetchError(f"{target} is in the way of a folder from the archive; move it away and run again")
+                raise FetchError(f"{target} is in the way of a folder from the archive; "
+                                 "move it away and run again")
         os.replace(entry, target)
 
 

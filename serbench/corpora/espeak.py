@@ -1,12 +1,21 @@
 """A small ctypes binding to the eSpeak NG C library shipped by ``espeakng-loader``.
 
 Only what the demo corpus needs: synchronous synthesis of one UTF-8 text with a
-named voice and the four prosody parameters (rate, volume, pitch, pitch range),
-returned as 16-bit samples. No subprocess, no system package.
+voice (an eSpeak NG voice name, or a voice file) and the four prosody parameters
+(rate, volume, pitch, pitch range), returned as 16-bit samples. No subprocess,
+no system package, no root.
 
 The library keeps global state (one current voice, one parameter set, one
 callback), so every call here runs under a module-level lock and the library is
 initialized once per process, however often :func:`synthesize` is called.
+
+Reproducibility: eSpeak NG's generator keeps a few counters across calls, so the
+same call can differ by a few sample values depending on what was spoken before.
+Two voice settings drive that: ``flutter`` (a pitch wobble read from a table at a
+position that never resets) and ``roughness`` below 8 (an amplitude modulation
+every n-th glottal cycle, counted since the process started). A voice file with
+``flutter 0`` and ``roughness 8`` plus a fixed ``seed`` (for the breath noise)
+gives byte-identical output whatever came before; the demo corpus uses such files.
 
 >>> samples, sr = synthesize("Hello there.", "en-us+f2")  # doctest: +SKIP
 >>> samples.dtype, sr  # doctest: +SKIP
@@ -15,6 +24,7 @@ initialized once per process, however often :func:`synthesize` is called.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from dataclasses import dataclass
 
@@ -113,6 +123,8 @@ class _Engine:
         lib.espeak_SetSynthCallback.restype = None
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetVoiceByFile.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByFile.restype = ctypes.c_int
         lib.espeak_SetVoiceByProperties.argtypes = [ctypes.POINTER(_EspeakVoice)]
         lib.espeak_SetVoiceByProperties.restype = ctypes.c_int
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
@@ -123,6 +135,11 @@ class _Engine:
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.argtypes = []
         lib.espeak_Synchronize.restype = ctypes.c_int
+        # espeak_ng_SetRandSeed seeds the breath-noise generator; older builds lack it.
+        self.set_seed = getattr(lib, "espeak_ng_SetRandSeed", None)
+        if self.set_seed is not None:
+            self.set_seed.argtypes = [ctypes.c_long]
+            self.set_seed.restype = None
         lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
         lib.espeak_Info.restype = ctypes.c_char_p
         # The data path is given explicitly so a system-wide espeak-ng install is never picked up.
@@ -175,34 +192,48 @@ def _check_range(name: str, value: int, bounds: tuple[int, int]) -> int:
     return value
 
 
-def _set_voice_by_properties(engine: _Engine, language: str, gender: str, variant: int) -> None:
-    spec = _EspeakVoice(name=None, languages=language.encode(), identifier=None,
-                        gender={"m": 1, "f": 2}.get(gender, 0), age=0, variant=variant)
-    engine.check(engine.lib.espeak_SetVoiceByProperties(ctypes.byref(spec)),
-                 f"selecting a voice by properties (language={language!r}, gender={gender!r})")
+def _select_voice(engine: _Engine, voice: str | os.PathLike, gender: str | None) -> None:
+    if isinstance(voice, os.PathLike):
+        path = os.fspath(voice)
+        if not os.path.isfile(path):
+            raise EspeakError(f"{path}: eSpeak NG voice file does not exist")
+        engine.check(engine.lib.espeak_SetVoiceByFile(path.encode()), f"loading voice file {path}")
+        return
+    code = engine.lib.espeak_SetVoiceByName(voice.encode())
+    if code == _EE_NOT_FOUND and gender in ("m", "f"):
+        # Fall back to any voice of that language and gender (the variant part is dropped).
+        spec = _EspeakVoice(name=None, languages=voice.split("+")[0].encode(), identifier=None,
+                            gender=1 if gender == "m" else 2, age=0, variant=0)
+        code = engine.lib.espeak_SetVoiceByProperties(ctypes.byref(spec))
+    if code == _EE_NOT_FOUND:
+        raise EspeakError(f"eSpeak NG has no voice {voice!r}; use a name such as 'en-us', 'en-us+m3' or 'en+f2'")
+    engine.check(code, f"selecting voice {voice!r}")
 
 
 def synthesize(
     text: str,
-    voice: str,
+    voice: str | os.PathLike = "en-us",
     *,
     rate: float = 175,
     volume: float = 100,
     pitch: float = 50,
     pitch_range: float = 50,
     word_gap: int = 0,
+    seed: int | None = None,
     gender: str | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Speak ``text`` with ``voice`` (an eSpeak NG name such as ``"en-us+f2"``).
+    """Speak ``text`` with ``voice``; return ``(samples, sample_rate)``.
 
+    ``voice`` is an eSpeak NG voice name with an optional variant (``"en-us+f2"``)
+    or a path (:class:`os.PathLike`) to an eSpeak NG voice file. If the name is
+    unknown and ``gender`` ('m' or 'f') is given, a voice of the name's language
+    and that gender is chosen by properties instead.
     ``rate`` is in words per minute (80..450), ``volume`` 0..200 (100 normal),
-    ``pitch`` and ``pitch_range`` 0..100 (50 normal), ``word_gap`` in units of 10 ms.
-    If the name is unknown and ``gender`` ('m' or 'f') is given, a voice is chosen by
-    properties instead (the language part of the name, that gender).
+    ``pitch`` and ``pitch_range`` 0..100 (50: the voice's own), ``word_gap`` the
+    pause between words in units of 10 ms, ``seed`` seeds the breath noise.
 
-    Returns ``(samples, sample_rate)``: int16 samples of shape (n,) at the engine's
-    rate (22050 Hz for eSpeak NG). Raises :class:`EspeakError` on any failure,
-    including a text that produces no audio.
+    ``samples`` is int16 of shape (n,) at the engine's rate (22050 Hz for eSpeak NG).
+    Raises :class:`EspeakError` on any failure, including a text that gives no audio.
     """
     if not text.strip():
         raise EspeakError("eSpeak NG: nothing to say (empty text)")
@@ -216,20 +247,18 @@ def synthesize(
     data = text.encode("utf-8") + b"\0"
     with _lock:
         engine = _get_engine()
-        code = engine.lib.espeak_SetVoiceByName(voice.encode())
-        if code == _EE_NOT_FOUND and gender in ("m", "f"):
-            _set_voice_by_properties(engine, voice.split("+")[0], gender, 0)
-        else:
-            engine.check(code, f"selecting voice {voice!r}")
-        # Parameters are set after the voice: selecting a voice resets them to its defaults.
+        _select_voice(engine, voice, gender)
+        # Parameters come after the voice: selecting a voice resets them to its defaults.
         for param, value in params:
-            engine.check(engine.lib.espeak_SetParameter(param, value, 0), f"setting parameter {param}={value}")
+            engine.check(engine.lib.espeak_SetParameter(param, value, 0), f"setting parameter {param} to {value}")
+        if seed is not None and engine.set_seed is not None:
+            engine.set_seed(int(seed) & 0x7FFFFFFF)
         engine._chunks = []
         try:
             engine.check(engine.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8,
                                                  None, None), f"synthesizing {text[:40]!r}")
             engine.check(engine.lib.espeak_Synchronize(), "waiting for synthesis")
-            chunks, engine._chunks = engine._chunks, []
+            chunks = engine._chunks
         finally:
             engine._chunks = []
         sample_rate = engine.sample_rate

@@ -11,7 +11,9 @@ it. What ``DIR`` holds while and after fetching:
   with an HTTP Range request when the server supports one, else starts it afresh.
 - ``.serbench-download/<archive>``: the archive, renamed from ``.part`` only once its
   size (HTTP Content-Length), sha256 (when one is given) and content (zip CRCs, tar
-  framing) were verified. It is kept, so a re-extraction needs no download.
+  framing) were verified. It is kept, so a re-extraction needs no download;
+  ``<archive>.url`` beside it names its address, so that neither the archive nor a
+  ``.part`` from another address is ever reused.
 - the corpus files, extracted safely (:mod:`serbench.corpora.archive`).
 - ``.serbench-fetch.json``: the stamp, written last (url, sha256, files, time). While
   it matches and its files are present, a re-run does nothing and says so.
@@ -36,8 +38,14 @@ from typing import Callable
 from serbench import __version__
 from serbench.audio import file_hash
 from serbench.corpora import expected_count, get_loader, scan
-from serbench.corpora.archive import CorruptArchiveError, UnsafeArchiveError, check_archive, extract, plan_extraction
-from serbench.corpora.base import CorpusScan, check_expected_count
+from serbench.corpora.archive import (
+    CorruptArchiveError,
+    UnsafeArchiveError,
+    check_archive,
+    extract,
+    plan_extraction,
+)
+from serbench.corpora.base import check_expected_count
 from serbench.errors import AudioError, CorpusError, FetchError
 from serbench.io import atomic_write_text
 
@@ -49,6 +57,7 @@ DOWNLOADS: dict[str, str] = {"emodb": EMODB_URL}
 DOWNLOAD_DIR = ".serbench-download"
 STAMP = ".serbench-fetch.json"
 PART_SUFFIX = ".part"
+SOURCE_SUFFIX = ".url"  # beside the archive: the address its bytes came from
 USER_AGENT = f"serbench/{__version__} (Python urllib)"
 
 _CHUNK = 1 << 16
@@ -56,7 +65,7 @@ _SCHEMES = ("http", "https", "file")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 #: ``progress(bytes_done, bytes_total or None)``, called as the download advances.
-Progress = Callable[[int, "int | None"], None]
+Progress = Callable[[int, int | None], None]
 
 
 @dataclass
@@ -82,10 +91,20 @@ class FetchResult:
     n_utterances: int
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def message(self) -> str:
+        """One line for the user saying what was done."""
+        if self.skipped:
+            return (f"{self.corpus} is already in {self.root} ({self.n_utterances} utterances, stamp "
+                    f"{STAMP}); nothing to do")
+        how = "downloaded" if self.downloaded else "reused the verified archive"
+        return (f"{self.corpus}: {how} {self.archive.name} (sha256 {self.sha256}), extracted {self.n_files} "
+                f"files; {self.n_utterances} utterances in {self.root}")
+
     def summary(self) -> dict:
-        """A JSON-friendly dict of the result."""
+        """A JSON-friendly dict of the result, with :attr:`message`."""
         out = asdict(self)
-        out["root"], out["archive"] = str(self.root), str(self.archive)
+        out["root"], out["archive"], out["message"] = str(self.root), str(self.archive), self.message
         return out
 
 
@@ -122,17 +141,19 @@ def fetch(
 
     stamp = _read_stamp(dest)
     if _stamp_matches(stamp, name, source, expected_sha, dest):
-        root = (dest / stamp["root"]) if stamp.get("root") not in (None, ".") else dest
-        n_utterances, warnings = _check_corpus(name, root, source)
+        root = dest.joinpath(*PurePosixPath(str(stamp.get("root", "."))).parts)
+        try:
+            n_utterances, warnings = _check_corpus(name, root, source)
+        except CorpusError as exc:
+            raise FetchError(f"{exc}; delete {dest / STAMP} to fetch {name} again") from exc
         return FetchResult(
             corpus=name, root=root, archive=dest / DOWNLOAD_DIR / str(stamp.get("archive", "")), url=source,
             sha256=stamp["sha256"], downloaded=False, extracted=False, skipped=True,
-            n_files=len(stamp["files"]), n_utterances=n_utterances,
-            warnings=[f"{dest} already holds {name} from {source} (see {STAMP}); nothing to do", *warnings],
+            n_files=len(stamp["files"]), n_utterances=n_utterances, warnings=warnings,
         )
 
     archive = dest / DOWNLOAD_DIR / _archive_name(source, name)
-    digest = _reuse_archive(archive, expected_sha)
+    digest = _reuse_archive(archive, source, expected_sha)
     downloaded = digest is None
     if digest is None:
         digest = download(source, archive, sha256=expected_sha, progress=progress, timeout=timeout)
@@ -141,7 +162,7 @@ def fetch(
         plan = plan_extraction(archive, dest)
     except (UnsafeArchiveError, CorruptArchiveError) as exc:
         # An archive we will never extract is of no use; removing it lets a fixed source be fetched.
-        archive.unlink(missing_ok=True)
+        _discard(archive)
         raise FetchError(f"{exc} (downloaded from {source}; the archive was removed)") from None
     files = extract(plan)
     root, n_utterances, warnings = _find_root(name, dest, files, source)
@@ -182,19 +203,27 @@ def download(
     archive = Path(archive)
     part = archive.with_name(archive.name + PART_SUFFIX)
     part.parent.mkdir(parents=True, exist_ok=True)
+    if _source_of(archive) != url:
+        # Bytes from another address must not be resumed; say where the new ones come from first.
+        part.unlink(missing_ok=True)
+        atomic_write_text(archive.with_name(archive.name + SOURCE_SUFFIX), url + "\n")
     offset = part.stat().st_size if part.is_file() else 0
     response, offset, total = _open(url, offset, timeout)
     done = offset
+    # read1 returns what has arrived instead of waiting for a full chunk, so a stalled
+    # connection that times out keeps every byte already received for the resume.
+    read = getattr(response, "read1", response.read)
     with response, open(part, "ab" if offset else "wb") as out:
         if progress is not None:
             progress(done, total)
         while True:
             try:
-                block = response.read(_CHUNK)
+                block = read(_CHUNK)
             except (http.client.HTTPException, OSError) as exc:
                 out.flush()
-                raise FetchError(f"{url}: download interrupted after {done:,} bytes ({exc or type(exc).__name__}); "
-                                 f"{part} is kept, run the same command again to resume") from exc
+                raise FetchError(f"{url}: download interrupted after {done:,} bytes "
+                                 f"({exc or type(exc).__name__}); {part} is kept, run the same command "
+                                 "again to resume") from exc
             if not block:
                 break
             out.write(block)
@@ -208,12 +237,12 @@ def download(
         raise FetchError(f"{url}: download interrupted at {done:,} of {total:,} bytes; {part} is kept, "
                          "run the same command again to resume")
     if total is not None and done > total:
-        part.unlink(missing_ok=True)
+        _discard(archive)
         raise FetchError(f"{url}: the server sent {done:,} bytes but announced {total:,}; the download "
                          "was removed, run again")
     digest = file_hash(part)
     if sha256 is not None and digest != sha256:
-        part.unlink(missing_ok=True)
+        _discard(archive)
         raise FetchError(f"{url}: sha256 mismatch, the download has {digest} but {sha256} was expected; "
                          "the download was removed. Check the sha256 and the address")
     try:
@@ -224,8 +253,9 @@ def download(
             # download; keeping the .part lets a re-run resume it.
             raise FetchError(f"{exc} (from {url}, size not announced); {part} is kept, run again to resume "
                              "or delete it to start afresh") from None
-        part.unlink(missing_ok=True)
-        raise FetchError(f"{exc} (from {url}); the download was removed, run again to download it afresh") from None
+        _discard(archive)
+        raise FetchError(f"{exc} (from {url}); the download was removed, run again to download it "
+                         "afresh") from None
     os.replace(part, archive)
     return digest
 
@@ -236,12 +266,11 @@ def _source_url(loader: ModuleType, url: str | None) -> str:
     info = loader.INFO
     if not info.fetchable:
         raise FetchError(
-            f"{info.name} ({info.title}) cannot be downloaded by serbench: {info.obtain}. "
-            f"Obtain it there, unpack it into a folder laid out as {info.layout}, "
-            f"and pass that folder as --root")
+            f"{info.name} ({info.title}) cannot be downloaded with serbench fetch. How to obtain it: "
+            f"{info.obtain}. Then pass its folder as --root (expected layout: {info.layout})")
     if url is None:
         if info.name not in DOWNLOADS:
-            raise FetchError(f"{info.name}: no download address is known; pass the archive's address as url=")
+            raise FetchError(f"{info.name}: no download address is known; pass the archive's address with --url")
         return DOWNLOADS[info.name]
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme in _SCHEMES:
@@ -269,12 +298,14 @@ def _archive_name(url: str, corpus: str) -> str:
     return name
 
 
-def _reuse_archive(archive: Path, sha256: str | None) -> str | None:
-    """The digest of an archive kept from an earlier run if it still verifies, else ``None``."""
+def _reuse_archive(archive: Path, url: str, sha256: str | None) -> str | None:
+    """The digest of an archive kept from an earlier run of ``url`` if it still verifies, else ``None``."""
     if not archive.is_file():
         return None
-    digest = file_hash(archive)
     try:
+        if _source_of(archive) != url:
+            raise CorruptArchiveError(f"{archive}: downloaded from another address")
+        digest = file_hash(archive)
         if sha256 is not None and digest != sha256:
             raise CorruptArchiveError(f"{archive}: sha256 {digest} is not the expected {sha256}")
         check_archive(archive)
@@ -284,8 +315,21 @@ def _reuse_archive(archive: Path, sha256: str | None) -> str | None:
     return digest
 
 
+def _discard(archive: Path) -> None:
+    """Remove the archive, its ``.part`` and its ``.url``: the next run downloads afresh."""
+    for suffix in ("", PART_SUFFIX, SOURCE_SUFFIX):
+        archive.with_name(archive.name + suffix).unlink(missing_ok=True)
+
+
+def _source_of(archive: Path) -> str | None:
+    try:
+        return archive.with_name(archive.name + SOURCE_SUFFIX).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
 def _open(url: str, offset: int, timeout: float) -> tuple[http.client.HTTPResponse, int, int | None]:
-    """Open ``url``, resuming from byte ``offset`` where the server allows; return (response, start, total)."""
+    """Open ``url`` from byte ``offset`` where the server allows it: (response, first byte, total size)."""
     if offset:
         response = _request(url, offset, timeout)
         if response is not None:
@@ -316,12 +360,13 @@ def _request(url: str, offset: int, timeout: float) -> http.client.HTTPResponse 
         exc.close()
         if exc.code == 416 and offset:
             return None
-        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}; check the address or try again later") from None
+        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}; check the address or try again "
+                         "later") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise FetchError(
             f"{url}: cannot download ({reason}); check the network connection, or download the file "
-            "another way and pass its path as url=") from None
+            "another way and pass its path with --url") from None
 
 
 def _content_length(response: http.client.HTTPResponse) -> int | None:
@@ -366,10 +411,8 @@ def _find_root(corpus: str, dest: Path, files: list[str], url: str) -> tuple[Pat
     for root in candidates:
         try:
             n_utterances, warnings = _check_corpus(corpus, root, url)
-        except FetchError as exc:
-            error = exc.__cause__ if isinstance(exc.__cause__, CorpusError) else None
-            if error is None:
-                raise
+        except CorpusError as exc:
+            error = exc
             continue
         return root, n_utterances, warnings
     raise FetchError(f"{dest}: the files extracted from {url} do not scan as {corpus} ({error}); "
@@ -377,11 +420,12 @@ def _find_root(corpus: str, dest: Path, files: list[str], url: str) -> tuple[Pat
 
 
 def _check_corpus(corpus: str, root: Path, url: str) -> tuple[int, list[str]]:
-    """Scan ``root``: the utterance count and warnings (count off the official release, files left out)."""
+    """Scan ``root``: the utterance count and warnings (count off the official release, files left out).
+
+    Raises :class:`CorpusError` when ``root`` does not scan as ``corpus``.
+    """
     try:
-        result: CorpusScan = scan(corpus, root)
-    except CorpusError as exc:
-        raise FetchError(f"{root}: does not scan as {corpus} ({exc})") from exc
+        result = scan(corpus, root)
     except AudioError as exc:
         raise FetchError(f"{exc}; the archive from {url} holds audio that cannot be read") from exc
     warnings = []

@@ -28,7 +28,7 @@ from serbench.corpora.base import AUDIO_SUFFIXES, CorpusInfo, Entry, Skipped, it
 
 INFO = CorpusInfo(
     name="ravdess",
-    title="RAVDESS, Ryerson Audio-Visual Database of Emotional Speech and Song (speech, audio-only)",
+    title="RAVDESS, Ryerson Audio-Visual Database of Emotional Speech and Song",
     language="English (North American)",
     speakers="24 (12 f, 12 m)",
     emotions=("angry", "calm", "disgust", "fear", "happy", "neutral", "sad", "surprise"),
