@@ -111,9 +111,11 @@ def demo_corpus_cmd(to: Path, n_speakers: int | None, n_sentences: int | None, s
 @click.argument("corpus")
 @click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to download and extract into.")
-@click.option("--url", default=None, help="Download from this address instead of the official one.")
+@click.option("--url", default=None,
+              help="Download from this address (or use this local archive file) instead of the official one.")
+@click.option("--timeout", default=60.0, show_default=True, type=float, help="Seconds without data before giving up.")
 @click.option("--sha256", default=None, help="Refuse the archive unless its SHA-256 is this.")
-def fetch_cmd(corpus: str, to: Path, url: str | None, sha256: str | None) -> None:
+def fetch_cmd(corpus: str, to: Path, url: str | None, timeout: float, sha256: str | None) -> None:
     """Download a freely downloadable corpus (EMO-DB), verify it and extract it safely."""
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
@@ -122,12 +124,9 @@ def fetch_cmd(corpus: str, to: Path, url: str | None, sha256: str | None) -> Non
     with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task(f"downloading {corpus}", total=None)
-        result = fetch(corpus, to, url=url, sha256=sha256,
+        result = fetch(corpus, to, url=url, sha256=sha256, timeout=timeout,
                        progress=lambda done, total: bar.update(task, completed=done, total=total))
-    if result.skipped:
-        console.print(f"{corpus} already fetched into {result.root}: nothing to do")
-    else:
-        console.print(f"{corpus} fetched into {result.root} ({result.n_files} files)")
+    console.print(result.message)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 

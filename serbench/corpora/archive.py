@@ -34,6 +34,11 @@ from typing import IO, Callable, Iterator, Literal
 
 from serbench.errors import FetchError
 
+__all__ = [
+    "MAX_TOTAL_BYTES", "MAX_MEMBERS", "UnsafeArchiveError", "CorruptArchiveError", "Member", "ExtractionPlan",
+    "archive_format", "check_archive", "plan_extraction", "extract", "safe_extract",
+]
+
 #: Refuse archives that unpack to more than this (EMO-DB unpacks to about 60 MB).
 MAX_TOTAL_BYTES = 20 * 1024**3
 #: Refuse archives with more members than this (EMO-DB has a few thousand).

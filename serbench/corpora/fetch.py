@@ -22,6 +22,7 @@ Hidden names keep all of this out of the corpus scan.
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -48,6 +49,8 @@ from serbench.corpora.archive import (
 from serbench.corpora.base import check_expected_count
 from serbench.errors import AudioError, CorpusError, FetchError
 from serbench.io import atomic_write_text
+
+__all__ = ["EMODB_URL", "DOWNLOADS", "STAMP", "DOWNLOAD_DIR", "FetchResult", "fetch", "download"]
 
 #: The public address of the EMO-DB release (no official checksum is published).
 EMODB_URL = "http://emodb.bilderbar.info/download/download.zip"
@@ -319,6 +322,8 @@ def _discard(archive: Path) -> None:
     """Remove the archive, its ``.part`` and its ``.url``: the next run downloads afresh."""
     for suffix in ("", PART_SUFFIX, SOURCE_SUFFIX):
         archive.with_name(archive.name + suffix).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # only when empty: other downloads may live there
+        archive.parent.rmdir()
 
 
 def _source_of(archive: Path) -> str | None:

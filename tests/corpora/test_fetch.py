@@ -16,6 +16,7 @@ import warnings
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -36,14 +37,15 @@ EMOTIONS = {"03a01Fa": "happy", "08a02Wb": "angry", "10b01Nc": "neutral", "16b03
 def wav_bytes(freq: float) -> bytes:
     t = np.arange(800) / 16000  # 50 ms
     buf = io.BytesIO()
-    sf.write(buf, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 16000, format="WAV", subtype="PCM_16")
+    signal = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    sf.write(buf, signal, 16000, format="WAV", subtype="PCM_16")
     return buf.getvalue()
 
 
 WAVS = {name: wav_bytes(200 + 50 * i) for i, name in enumerate(NAMES)}
 
 
-def emodb_zip(prefix: str = "", extra: list[tuple[zipfile.ZipInfo | str, bytes]] = ()) -> bytes:
+def emodb_zip(prefix: str = "", extra: Sequence[tuple[zipfile.ZipInfo | str, bytes]] = ()) -> bytes:
     """An EMO-DB-like release: erklaerung.txt and wav/<name>.wav, stored (uncompressed)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -72,7 +74,7 @@ def tar_member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> 
     return info
 
 
-def emodb_tar(extra: list[tuple[tarfile.TarInfo, bytes | None]] = (), mode: str = "w:gz") -> bytes:
+def emodb_tar(extra: Sequence[tuple[tarfile.TarInfo, bytes | None]] = (), mode: str = "w:gz") -> bytes:
     members = [(tar_member("./", tarfile.DIRTYPE), None), (tar_member("./wav", tarfile.DIRTYPE), None)]
     members += [(tar_member(f"./wav/{n}.wav"), d) for n, d in WAVS.items()]
     return tar_bytes(members + list(extra), mode)
@@ -360,7 +362,7 @@ def test_malicious_archive_is_refused_and_nothing_is_written(tmp_path, serve, ca
         fetch("emodb", dest, url=url)
     assert "refused member" in str(info.value)
     assert files_under(tmp_path) == []  # nothing outside DIR, nothing inside it, the archive removed
-    assert not outside.exists()
+    assert not outside.exists() and not (dest / DOWNLOAD_DIR).exists()
 
 
 @pytest.mark.parametrize("damage", ["crc", "truncated", "html-page"])
