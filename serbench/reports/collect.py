@@ -192,7 +192,19 @@ def collect(corpus: str, runs: str | Path | None = None) -> Collection:
         out.runs[system_dir.name] = latest
         if len(candidates) > 1:
             out.older[system_dir.name] = [c.run_id for c in candidates[:-1]]
+    out.warnings.extend(_label_set_warnings(out.runs))
     return out
+
+
+def _label_set_warnings(runs: dict[str, "RunResult"]) -> list[str]:
+    # Systems run on different emotion subsets are not comparable row by row: say so.
+    sets: dict[tuple[str, ...], list[str]] = {}
+    for name, run in sorted(runs.items()):
+        sets.setdefault(tuple(sorted(set(run.predictions["true"]))), []).append(name)
+    if len(sets) <= 1:
+        return []
+    parts = "; ".join(f"{list(k)}: {', '.join(v)}" for k, v in sets.items())
+    return [f"systems were evaluated on different label sets, so their rows are not comparable: {parts}"]
 
 
 def _recency(run: RunResult) -> tuple[str, str, str]:
@@ -243,6 +255,7 @@ def load_run(run_dir: str | Path, *, corpus: str | None = None, system: str | No
         raise ReportError(f"{pred_path}: utterance {dup!r} predicted more than once")
     metrics = summarize(predictions)
     run_id = str(record.get("run_id") or run_dir.name)
+    spec = parse_system(system, record)
     if warnings is not None:
         warnings.extend(_compare_stored(record, metrics, f"{system}/{run_id}"))
         if corpus and record.get("corpus") not in (None, corpus):
@@ -251,10 +264,13 @@ def load_run(run_dir: str | Path, *, corpus: str | None = None, system: str | No
         if record.get("system") not in (None, system):
             warnings.append(f"{system}/{run_id}: run.json says system {record.get('system')!r} "
                             f"but it lies under {system!r}")
+        if spec.kind == "baseline" and spec.speaker_norm != system.endswith("-spknorm"):
+            warnings.append(f"{system}/{run_id}: run.json says speaker_norm={spec.speaker_norm} but the system "
+                            "name says otherwise; the tables follow run.json")
     labels = [str(x) for x in record.get("labels") or []]
     seen = sorted(set(predictions["true"]) | set(predictions["predicted"]))
     labels = labels + [x for x in seen if x not in labels]
-    return RunResult(spec=parse_system(system, record), run_id=run_id, path=run_dir, record=record,
+    return RunResult(spec=spec, run_id=run_id, path=run_dir, record=record,
                      predictions=predictions, metrics=metrics, labels=labels)
 
 
