@@ -63,22 +63,33 @@ TRIM_FLOOR_DB = -40.0
 
 #: Neutral English sentences, text id -> text (written for this corpus).
 SENTENCES: dict[str, str] = {
-    "s01": "The library opens at nine on weekday mornings.",
-    "s02": "Please put the blue folder on the kitchen table.",
-    "s03": "The train to the city leaves from platform four.",
+    "s01": "The library opens at nine on weekdays.",
+    "s02": "Please put the folder on the table.",
+    "s03": "The train leaves from platform four.",
     "s04": "We painted the fence before the summer holidays.",
-    "s05": "There are seven chairs in the small meeting room.",
+    "s05": "There are seven chairs in the room.",
     "s06": "My brother bought a new bicycle last week.",
     "s07": "The report will be ready by Thursday afternoon.",
     "s08": "She left her umbrella at the bus station.",
-    "s09": "The garden behind the house gets a lot of sun.",
+    "s09": "The garden gets a lot of sun.",
     "s10": "They moved the piano into the living room.",
     "s11": "I will call you when the package arrives.",
     "s12": "The shop on the corner sells fresh bread.",
-    "s13": "He wrote the numbers down on a yellow card.",
-    "s14": "The meeting has been moved to the second floor.",
+    "s13": "He wrote the numbers on a card.",
+    "s14": "The meeting moved to the second floor.",
     "s15": "Our neighbours have a dog and two cats.",
     "s16": "The bridge was closed for repairs in April.",
+}
+
+
+#: English accents: lines of an eSpeak NG voice file that pick its phoneme table and
+#: spelling rules (a voice file's ``language`` line alone selects only the dictionary).
+ACCENTS: dict[str, tuple[str, ...]] = {
+    "en-gb": (),
+    "en-us": ("phonemes en-us", "dictrules 3 6"),
+    "en-gb-scotland": ("phonemes en-sc", "dictrules 2 5 6 7"),
+    "en-gb-x-rp": ("phonemes en-rp",),
+    "en-029": ("phonemes en-wi", "dictrules 8"),
 }
 
 
@@ -86,15 +97,16 @@ SENTENCES: dict[str, str] = {
 class Speaker:
     """A synthetic speaker: an eSpeak NG voice file made from these settings.
 
-    ``pitch_hz`` is the voice's (base, top) pitch in Hz, ``formant_scale`` scales
-    the formant frequencies F1..F5 (vocal tract length), ``breath`` adds eSpeak's
-    aspiration noise (0 none .. 6 strong), ``voicing`` is the voiced-sound level (%),
-    ``rate_factor`` scales every style's speaking rate (a personal tempo).
+    ``accent`` is a key of :data:`ACCENTS`, ``pitch_hz`` the voice's (base, top) pitch
+    in Hz, ``formant_scale`` scales the formant frequencies F1..F5 (vocal tract
+    length), ``breath`` adds eSpeak's aspiration noise (0 none .. 6 strong), ``voicing``
+    is the voiced-sound level (%), ``rate_factor`` scales every style's speaking rate
+    (a personal tempo).
     """
 
     name: str
     gender: str
-    language: str
+    accent: str
     pitch_hz: tuple[int, int]
     formant_scale: float
     breath: int = 0
@@ -106,7 +118,8 @@ class Speaker:
         f = self.formant_scale
         lines = [
             f"name serbench-{self.name}",
-            f"language {self.language}",
+            "language en",
+            *ACCENTS[self.accent],
             f"gender {'male' if self.gender == 'm' else 'female'}",
             f"pitch {self.pitch_hz[0]} {self.pitch_hz[1]}",
             # Both settings are fixed on purpose: their state would carry over between
@@ -129,8 +142,8 @@ class Speaker:
 SPEAKERS: tuple[Speaker, ...] = (
     Speaker("spk1m", "m", "en-us", (82, 118), 1.00, rate_factor=1.00),
     Speaker("spk2f", "f", "en-us", (168, 232), 1.14, breath=2, voicing=95, rate_factor=1.04),
-    Speaker("spk3m", "m", "en", (96, 134), 0.97, voicing=110, rate_factor=0.94),
-    Speaker("spk4f", "f", "en", (182, 250), 1.18, rate_factor=1.08),
+    Speaker("spk3m", "m", "en-gb", (96, 134), 0.97, voicing=110, rate_factor=0.94),
+    Speaker("spk4f", "f", "en-gb", (182, 250), 1.18, rate_factor=1.08),
     Speaker("spk5m", "m", "en-gb-scotland", (72, 104), 0.94, breath=1, rate_factor=0.97),
     Speaker("spk6f", "f", "en-us", (154, 214), 1.10, breath=3, voicing=90, rate_factor=0.96),
     Speaker("spk7m", "m", "en-029", (104, 146), 1.03, rate_factor=1.06),
@@ -168,8 +181,8 @@ STYLES: dict[str, Style] = {
                    level_db=(-3.0, 1.5), tilt=(0.2, 0.2), tension=(0.4, 0.3), breath_db=(-60, 0)),
     "neutral": Style(pitch=(0, 5), pitch_range=(45, 10), rate=(165, 14), word_gap=(0.5, 0.8),
                      level_db=(-6.0, 1.5), tilt=(0.0, 0.2), tension=(0.0, 0.2), breath_db=(-60, 0)),
-    "sad": Style(pitch=(-8, 5), pitch_range=(22, 9), rate=(138, 13), word_gap=(2.5, 1.2),
-                 level_db=(-10.0, 1.8), tilt=(-0.45, 0.2), tension=(0.0, 0.1), breath_db=(-24, 4)),
+    "sad": Style(pitch=(-8, 5), pitch_range=(24, 10), rate=(142, 14), word_gap=(1.5, 1.0),
+                 level_db=(-9.5, 2.0), tilt=(-0.3, 0.25), tension=(0.0, 0.1), breath_db=(-30, 5)),
 }
 
 #: Where the drawn values are clipped: eSpeak's accepted ranges and sane effect sizes.
@@ -196,7 +209,13 @@ class Prosody:
 
 @dataclass(frozen=True)
 class DemoCorpusResult:
-    """What :func:`synthesize_demo_corpus` did."""
+    """What :func:`synthesize_demo_corpus` did.
+
+    ``n_utterances`` files make up the corpus: ``n_written`` were synthesized and written,
+    ``n_skipped_existing`` were already there and matched. ``total_duration_s`` sums
+    all of them; ``removed`` lists the files (relative paths) deleted by ``overwrite``
+    because the new settings do not produce them.
+    """
 
     root: Path
     n_utterances: int
@@ -355,6 +374,8 @@ def render_utterance(
             path.write_text(speaker.voice_file(), encoding="utf-8")
             return render_utterance(speaker, emotion, text_id, seed, voice_file=path)
     p = draw_prosody(speaker, emotion, text_id, seed)
+    # Loudness is set by the peak level at the end; eSpeak's volume stays at 100 because
+    # above it a gain control engages whose state carries over to the next call.
     samples, sr = espeak.synthesize(
         SENTENCES[text_id], Path(voice_file), rate=p.rate, volume=100, pitch=p.pitch,
         pitch_range=p.pitch_range, word_gap=p.word_gap, seed=p.espeak_seed,
@@ -390,8 +411,8 @@ def learnability_check(root: str | Path, *, n_mfcc: int = 13) -> dict:
         m = librosa.feature.mfcc(y=y, sr=TARGET_SR, n_mfcc=n_mfcc, n_fft=400, hop_length=160)
         feats.append(np.concatenate([m.mean(axis=1), m.std(axis=1)]))
     X = np.asarray(feats)
-    y_true = manifest["emotion"].to_numpy(dtype=str)
-    groups = manifest["speaker"].to_numpy(dtype=str)
+    y_true = np.array([str(e) for e in manifest["emotion"]], dtype=object)
+    groups = np.array([str(s) for s in manifest["speaker"]], dtype=object)
     y_pred = np.empty_like(y_true)
     per_speaker = {}
     for spk in sorted(set(groups)):
@@ -434,6 +455,8 @@ def _check_args(root: Path, n_speakers: object, n_sentences: object, emotions: o
     if len(emotions) < MIN_EMOTIONS:
         raise DemoCorpusError(f"emotions needs at least {MIN_EMOTIONS} labels to make a classification task, "
                               f"got {emotions}")
+    # The order asked for does not change the corpus, so it must not change its settings either.
+    emotions = [e for e in STYLES if e in emotions]
     if not _is_int(seed) or seed < 0:
         raise DemoCorpusError(f"seed (--seed) must be a non-negative integer, got {seed!r}")
     if not isinstance(overwrite, bool):
@@ -590,7 +613,8 @@ def _voice_quality(x: np.ndarray, sr: int, *, tilt: float, tension: float, breat
         diff = np.diff(x, prepend=x[:1])
         x = x + 2.5 * tilt * diff
     elif tilt < 0:
-        # One-pole low-pass mixed with the original: a darker, "lax" spectrum.
+        # Mix in a one-pole low-pass (doubled, so the low band gains what the highs lose):
+        # a darker, "lax" spectrum.
         c = 0.93
         low = lfilter([1 - c], [1, -c], x)
         x = (1 + tilt) * x + (-tilt) * low * 2.0
@@ -623,6 +647,6 @@ def _wav_bytes(samples: np.ndarray) -> bytes:
 
 
 __all__ = [
-    "SENTENCES", "SPEAKERS", "STYLES", "SYNTH_VERSION", "DemoCorpusError", "DemoCorpusResult", "Prosody",
+    "ACCENTS", "SENTENCES", "SPEAKERS", "STYLES", "SYNTH_VERSION", "DemoCorpusError", "DemoCorpusResult", "Prosody",
     "Speaker", "Style", "draw_prosody", "learnability_check", "render_utterance", "synthesize_demo_corpus",
 ]

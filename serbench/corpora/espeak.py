@@ -13,9 +13,12 @@ Reproducibility: eSpeak NG's generator keeps a few counters across calls, so the
 same call can differ by a few sample values depending on what was spoken before.
 Two voice settings drive that: ``flutter`` (a pitch wobble read from a table at a
 position that never resets) and ``roughness`` below 8 (an amplitude modulation
-every n-th glottal cycle, counted since the process started). A voice file with
-``flutter 0`` and ``roughness 8`` plus a fixed ``seed`` (for the breath noise)
-gives byte-identical output whatever came before; the demo corpus uses such files.
+every n-th glottal cycle, counted since the process started); a ``volume`` above
+100 adds a third (a gain control that recovers slowly). A voice file with
+``flutter 0`` and ``roughness 8``, a volume of at most 100 and a fixed ``seed``
+(for the breath noise) give byte-identical output whatever came before; the demo
+corpus uses such settings. The eSpeak NG variants (``en-us+m1``, ...) set flutter
+and roughness, so output made with them can differ slightly from call to call.
 
 >>> samples, sr = synthesize("Hello there.", "en-us+f2")  # doctest: +SKIP
 >>> samples.dtype, sr  # doctest: +SKIP
@@ -23,8 +26,12 @@ gives byte-identical output whatever came before; the demo corpus uses such file
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
+import hashlib
 import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
 
@@ -34,6 +41,7 @@ from serbench.errors import SerbenchError
 
 # Values from espeak-ng's public header speak_lib.h (API revision 12).
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INITIALIZE_DONT_EXIT = 0x8000  # without it the library calls exit() when its data folder is missing
 _ESPEAK_CHARS_UTF8 = 1
 _POS_CHARACTER = 1
 _EE_OK = 0
@@ -43,6 +51,8 @@ _PARAM_VOLUME = 2
 _PARAM_PITCH = 3
 _PARAM_RANGE = 4
 _PARAM_WORDGAP = 7
+# eSpeak NG copies a voice file's path into a fixed buffer: longer paths are cut and not found.
+_MAX_VOICE_PATH = 59
 _ERRORS = {-1: "internal error", 1: "buffer full", 2: "not found"}
 
 #: Accepted parameter ranges (the header's documented limits).
@@ -143,7 +153,8 @@ class _Engine:
         lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
         lib.espeak_Info.restype = ctypes.c_char_p
         # The data path is given explicitly so a system-wide espeak-ng install is never picked up.
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self.data_path.encode(), 0)
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self.data_path.encode(),
+                                     _INITIALIZE_DONT_EXIT)
         if rate <= 0:
             raise EspeakError(f"{self.data_path}: eSpeak NG failed to initialize with this data folder; "
                               "reinstall the 'espeakng-loader' package")
@@ -168,6 +179,7 @@ class _Engine:
 
 _lock = threading.RLock()
 _engine: _Engine | None = None
+_voice_dir: str | None = None
 
 
 def _get_engine() -> _Engine:
@@ -192,12 +204,40 @@ def _check_range(name: str, value: int, bounds: tuple[int, int]) -> int:
     return value
 
 
+def _short_voice_path(path: str) -> str:
+    """A path to the voice file that eSpeak NG can open: it truncates longer names.
+
+    Long paths are replaced by a copy in a private folder with a short name (created
+    once per process, removed at exit), named by the content's hash.
+    """
+    global _voice_dir
+    if len(os.fsencode(path)) <= _MAX_VOICE_PATH:
+        return path
+    with open(path, "rb") as f:
+        content = f.read()
+    if _voice_dir is None:
+        for base in (tempfile.gettempdir(), "/tmp"):
+            if os.path.isdir(base) and len(os.fsencode(base)) <= _MAX_VOICE_PATH - 32:
+                _voice_dir = tempfile.mkdtemp(prefix="sbv", dir=base)
+                atexit.register(shutil.rmtree, _voice_dir, True)
+                break
+        else:
+            raise EspeakError(f"{path}: eSpeak NG cannot open voice files with paths over {_MAX_VOICE_PATH} bytes "
+                              "and no short temporary folder was found; set TMPDIR to a short path")
+    short = os.path.join(_voice_dir, hashlib.sha256(content).hexdigest()[:16])
+    if not os.path.isfile(short):
+        with open(short, "wb") as f:
+            f.write(content)
+    return short
+
+
 def _select_voice(engine: _Engine, voice: str | os.PathLike, gender: str | None) -> None:
     if isinstance(voice, os.PathLike):
         path = os.fspath(voice)
         if not os.path.isfile(path):
             raise EspeakError(f"{path}: eSpeak NG voice file does not exist")
-        engine.check(engine.lib.espeak_SetVoiceByFile(path.encode()), f"loading voice file {path}")
+        code = engine.lib.espeak_SetVoiceByFile(_short_voice_path(path).encode())
+        engine.check(code, f"loading voice file {path} (is it an eSpeak NG voice file?)")
         return
     code = engine.lib.espeak_SetVoiceByName(voice.encode())
     if code == _EE_NOT_FOUND and gender in ("m", "f"):
