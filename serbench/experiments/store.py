@@ -1,0 +1,421 @@
+"""The results store: per-utterance predictions and a run record per run, on disk.
+
+Layout (the contract with :mod:`serbench.reports`, see CONTRIBUTING.md)::
+
+    <root>/<corpus>/<system>/<run_id>/predictions.parquet
+    <root>/<corpus>/<system>/<run_id>/run.json
+
+A run is written into ``<run_id>.partial/``: ``run.json`` with ``"status": "partial"``
+first, then one ``fold-<name>.parquet`` (+ ``fold-<name>.json`` with that fold's
+chosen hyper-parameters and timings) per finished fold, each written atomically, so
+an interrupted run keeps every finished fold. :meth:`RunWriter.finish` merges the
+folds into ``predictions.parquet``, writes the complete ``run.json`` and renames the
+folder to ``<run_id>``. ``RunStore.start_run(..., resume=True)`` reopens the latest
+partial run with the same corpus, system, config, labels and data fingerprint.
+
+Metrics are never trusted from ``run.json``: :func:`load_run` and
+:meth:`RunStore.list_runs` recompute them from the predictions.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import re
+import secrets
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from serbench.errors import SerbenchError
+from serbench.experiments import metrics
+from serbench.io import atomic_write, atomic_write_text
+from serbench.settings import runs_root
+
+RUN_JSON = "run.json"
+PREDICTIONS = "predictions.parquet"
+PARTIAL_SUFFIX = ".partial"
+PREDICTION_COLUMNS = ("utterance_id", "speaker", "fold", "true", "predicted")
+METRIC_KEYS = ("wa", "ua", "wa_mean", "wa_sd", "ua_mean", "ua_sd")
+LIST_COLUMNS = ["corpus", "system", "run_id", "status", "wa", "ua", "finished", "path",
+                "kind", "speaker_norm", "n_folds", "note"]
+
+
+class StoreError(SerbenchError):
+    """A run folder or record that does not follow the results-store format."""
+
+
+def new_run_id(now: _dt.datetime | None = None) -> str:
+    """UTC timestamp (microseconds) + 6 random hex digits: unique, and sorts by start time."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return f"{now.astimezone(_dt.timezone.utc):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 with seconds."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays, paths and NaN made JSON-safe (NaN and inf -> null)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _dump(record: dict) -> str:
+    return json.dumps(jsonable(record), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _safe_name(name: str) -> str:
+    """A file-name-safe form of a fold name; a hash suffix keeps distinct names distinct."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    if safe != name or not safe:
+        safe = f"{safe}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
+    return safe
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{path}: unreadable run record ({exc}); delete the run folder or re-run it") from exc
+    if not isinstance(data, dict):
+        raise StoreError(f"{path}: a run record must be a JSON object")
+    return data
+
+
+def check_predictions(df: pd.DataFrame, labels: Sequence[str] | None, where: str) -> None:
+    """Raise :class:`StoreError` unless ``df`` has the store's prediction columns and consistent labels."""
+    missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
+    if missing:
+        raise StoreError(f"{where}: predictions lack column(s) {missing}; "
+                         f"expected {list(PREDICTION_COLUMNS)} + score_<label>")
+    dup = df["utterance_id"][df["utterance_id"].duplicated()]
+    if len(dup):
+        raise StoreError(f"{where}: utterance(s) predicted more than once, e.g. {dup.head(5).tolist()}")
+    if labels is not None:
+        unknown = sorted(set(df["true"].astype(str)) - set(labels))
+        if unknown:
+            raise StoreError(f"{where}: true label(s) {unknown} are not in the run's labels {list(labels)}")
+
+
+class RunWriter:
+    """Writes one run into ``<run_id>.partial/`` fold by fold; :meth:`finish` completes it.
+
+    Obtain one from :meth:`RunStore.start_run`. ``record`` is the run.json being built.
+    """
+
+    def __init__(self, path: Path, record: dict, resumed: bool = False) -> None:
+        self.path = Path(path)
+        self.record = record
+        self.resumed = resumed
+
+    @property
+    def run_id(self) -> str:
+        return str(self.record["run_id"])
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.record["labels"])
+
+    # -- folds -------------------------------------------------------------------------
+    def _fold_files(self) -> dict[str, tuple[Path, Path]]:
+        out = {}
+        for meta in sorted(self.path.glob("fold-*.json")):
+            info = _read_json(meta)
+            pq = meta.with_suffix(".parquet")
+            if "fold" in info and pq.is_file():
+                out[str(info["fold"])] = (pq, meta)
+        return out
+
+    def finished_folds(self) -> list[str]:
+        """Names of the folds whose predictions are on disk (a fold counts once its .json is written)."""
+        return sorted(self._fold_files())
+
+    def fold_info(self, name: str) -> dict:
+        """What :meth:`write_fold` stored with fold ``name`` (hyper-parameters, timings)."""
+        files = self._fold_files()
+        if name not in files:
+            raise StoreError(f"{self.path}: fold {name!r} is not finished")
+        return _read_json(files[name][1])
+
+    def write_fold(self, name: str, predictions: pd.DataFrame, info: dict | None = None) -> None:
+        """Store the predictions of fold ``name`` (its ``fold`` column must equal ``name``) atomically.
+
+        ``predictions`` has the store's columns (utterance_id, speaker, fold, true, predicted,
+        score_<label>...). The parquet is written first and the ``.json`` last, so a fold
+        interrupted between the two counts as unfinished and is redone.
+        """
+        where = f"{self.path} fold {name!r}"
+        check_predictions(predictions, self.labels, where)
+        if not (predictions["fold"].astype(str) == str(name)).all():
+            raise StoreError(f"{where}: the 'fold' column must equal the fold name")
+        stem = self.path / f"fold-{_safe_name(str(name))}"
+        with atomic_write(stem.with_suffix(".parquet"), "wb") as f:
+            predictions.reset_index(drop=True).to_parquet(f, index=False)
+        atomic_write_text(stem.with_suffix(".json"), _dump({"fold": str(name), **(info or {})}))
+
+    def predictions(self) -> pd.DataFrame:
+        """The finished folds' predictions, concatenated in fold-name order."""
+        files = self._fold_files()
+        if not files:
+            return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+        return pd.concat([pd.read_parquet(files[k][0]) for k in sorted(files)], ignore_index=True)
+
+    # -- completion --------------------------------------------------------------------
+    def finish(self, *, timings: dict | None = None, extra: dict | None = None) -> Path:
+        """Merge the folds, write predictions.parquet and the complete run.json, rename the folder.
+
+        ``timings`` goes to ``run.json["timings"]``; ``extra`` adds top-level keys. Per-fold
+        metrics come from :func:`serbench.experiments.metrics.summarize` on the predictions,
+        merged with what each fold stored. Returns the final run folder.
+        """
+        files = self._fold_files()
+        if not files:
+            raise StoreError(f"{self.path}: no finished folds; nothing to finish")
+        preds = self.predictions()
+        check_predictions(preds, self.labels, str(self.path))
+        summary = metrics.summarize(preds)
+        folds = []
+        for f in summary["folds"]:
+            info = {k: v for k, v in _read_json(files[f["fold"]][1]).items() if k != "fold"}
+            folds.append({**f, **info})
+        record = dict(self.record)
+        record.update(extra or {})
+        record.update({
+            "status": "complete",
+            "finished": utc_now(),
+            "timings": timings or {},
+            "folds": folds,
+            "metrics": {k: summary[k] for k in METRIC_KEYS},
+            "per_class_recall": summary["per_class_recall"],
+        })
+        with atomic_write(self.path / PREDICTIONS, "wb") as fh:
+            preds.to_parquet(fh, index=False)
+        atomic_write_text(self.path / RUN_JSON, _dump(record))
+        final = self.path.with_name(self.run_id)
+        if final.exists():
+            raise StoreError(f"{final} already exists; run ids are unique, so it was written by hand: move it away")
+        os.rename(self.path, final)
+        # The fold files are now merged into predictions.parquet; removing them after the
+        # rename means a crash at any point leaves either a resumable partial or a complete run.
+        for pq, meta in files.values():
+            for p in (final / pq.name, final / meta.name):
+                p.unlink(missing_ok=True)
+        self.path = final
+        self.record = record
+        return final
+
+
+class RunStore:
+    """The results store under ``root`` (default: ``$SERBENCH_RUNS`` or ``./runs``)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = runs_root(root)
+
+    def system_dir(self, corpus: str, system: str) -> Path:
+        for what, value in (("corpus", corpus), ("system", system)):
+            if not value or "/" in value or "\\" in value or value.startswith("."):
+                raise StoreError(f"invalid {what} name {value!r} for the results store: no slashes, not empty")
+        return self.root / corpus / system
+
+    def start_run(
+        self,
+        corpus: str,
+        system: str,
+        config: dict,
+        labels: Sequence[str],
+        command: str | Sequence[str],
+        *,
+        kind: str = "baseline",
+        seed: int | None = None,
+        fingerprint: str | None = None,
+        resume: bool = False,
+        extra: dict | None = None,
+    ) -> RunWriter:
+        """Open a run for writing (see the module docstring for the layout).
+
+        ``config`` must be JSON-serializable; ``labels`` are the class labels (score columns);
+        ``fingerprint`` identifies the input data (e.g. a hash of the feature matrix) so that
+        ``resume=True`` only continues a partial run computed on the same data. With
+        ``resume=True`` the latest matching partial run is reopened (its finished folds
+        are kept: ask :meth:`RunWriter.finished_folds`); otherwise, or when none matches,
+        a new run is started.
+        """
+        if kind not in ("baseline", "deep"):
+            raise StoreError(f"kind must be 'baseline' or 'deep', got {kind!r}")
+        command = command if isinstance(command, str) else " ".join(map(str, command))
+        config = json.loads(_dump(config))  # normalizes types so that resume compares like with like
+        labels = [str(x) for x in labels]
+        if resume:
+            found = self.find_partial(corpus, system, config, labels, fingerprint=fingerprint, kind=kind)
+            if found is not None:
+                record = _read_json(found / RUN_JSON)
+                record.setdefault("resumed", []).append({"at": utc_now(), "command": command})
+                atomic_write_text(found / RUN_JSON, _dump(record))
+                return RunWriter(found, record, resumed=True)
+        run_id = new_run_id()
+        path = self.system_dir(corpus, system) / f"{run_id}{PARTIAL_SUFFIX}"
+        path.mkdir(parents=True, exist_ok=False)
+        record = {
+            "run_id": run_id, "corpus": corpus, "system": system, "kind": kind, "command": command,
+            "config": config, "labels": labels, "seed": seed, "versions": versions(), "git_commit": git_commit(),
+            "data_fingerprint": fingerprint, "started": utc_now(), "finished": None, "timings": {},
+            "folds": [], "metrics": {}, "status": "partial", **(extra or {}),
+        }
+        atomic_write_text(path / RUN_JSON, _dump(record))
+        return RunWriter(path, record)
+
+    def find_partial(self, corpus: str, system: str, config: dict, labels: Sequence[str], *,
+                     fingerprint: str | None = None, kind: str = "baseline") -> Path | None:
+        """The latest ``.partial`` run folder of ``corpus``/``system`` with this exact config, or None."""
+        base = self.system_dir(corpus, system)
+        config = json.loads(_dump(config))
+        for path in sorted(base.glob(f"*{PARTIAL_SUFFIX}"), reverse=True):
+            try:
+                rec = _read_json(path / RUN_JSON)
+            except StoreError:
+                continue  # a folder whose header was never written cannot be resumed
+            if (rec.get("status") == "partial" and rec.get("kind") == kind and rec.get("config") == config
+                    and rec.get("labels") == [str(x) for x in labels]
+                    and rec.get("data_fingerprint") == fingerprint):
+                return path
+        return None
+
+    def run_dirs(self, corpus: str | None = None) -> list[Path]:
+        """Every run folder (complete or partial) under the store, optionally of one corpus, sorted."""
+        base = self.root / corpus if corpus else self.root
+        pattern = "*/*" if corpus else "*/*/*"
+        if not base.is_dir():
+            return []
+        return sorted(p for p in base.glob(pattern) if p.is_dir() and (p / RUN_JSON).is_file())
+
+    def list_runs(self, corpus: str | None = None) -> pd.DataFrame:
+        """One row per run: corpus, system, run_id, status, wa, ua (fractions), finished, path, ...
+
+        WA and UA are recomputed from each complete run's predictions; partial runs show NaN,
+        since a subset of folds is not the system's result. A run folder that cannot be read
+        is listed with status 'invalid' and the reason under ``note``, not skipped.
+        """
+        rows = []
+        for path in self.run_dirs(corpus):
+            row: dict[str, Any] = {"path": str(path), "note": ""}
+            try:
+                rec, preds = load_run(path, _warn=False)
+                cfg = rec.get("config") or {}
+                row.update(corpus=rec.get("corpus"), system=rec.get("system"), run_id=rec.get("run_id"),
+                           status=rec.get("status"), finished=rec.get("finished"), kind=rec.get("kind"),
+                           speaker_norm=cfg.get("speaker_norm"), n_folds=int(preds["fold"].nunique()))
+                complete = rec.get("status") == "complete"
+                row["wa"] = rec["metrics"]["wa"] if complete else np.nan
+                row["ua"] = rec["metrics"]["ua"] if complete else np.nan
+            except (StoreError, ValueError, OSError) as exc:
+                row.update(corpus=path.parent.parent.name, system=path.parent.name,
+                           run_id=path.name.removesuffix(PARTIAL_SUFFIX), status="invalid",
+                           wa=np.nan, ua=np.nan, note=str(exc))
+            rows.append(row)
+        df = pd.DataFrame(rows, columns=LIST_COLUMNS)
+        return df.sort_values(["corpus", "system", "run_id"], kind="stable").reset_index(drop=True)
+
+
+def load_run(path: str | Path, *, _warn: bool = True) -> tuple[dict, pd.DataFrame]:
+    """Read a run folder (or its run.json): ``(record, predictions)`` with metrics recomputed.
+
+    ``record["metrics"]``, ``record["per_class_recall"]`` and each ``record["folds"]`` entry's
+    ``wa``/``ua``/``n_test`` are recomputed with :func:`metrics.summarize`; when the stored
+    values disagree a warning names the file. For a partial run the finished folds'
+    predictions are returned (status stays 'partial').
+    """
+    path = Path(path)
+    if path.name == RUN_JSON:
+        path = path.parent
+    rec = _read_json(path / RUN_JSON)
+    for key in ("run_id", "corpus", "system", "labels", "status"):
+        if key not in rec:
+            raise StoreError(f"{path / RUN_JSON}: missing key {key!r}; not a serbench run record")
+    if rec["status"] == "complete":
+        if not (path / PREDICTIONS).is_file():
+            raise StoreError(f"{path}: run.json says complete but {PREDICTIONS} is missing")
+        try:
+            preds = pd.read_parquet(path / PREDICTIONS)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise StoreError(f"{path / PREDICTIONS}: unreadable ({exc})") from exc
+    else:
+        preds = RunWriter(path, rec).predictions()
+    check_predictions(preds, rec["labels"], str(path))
+    if preds.empty:
+        return rec, preds
+    summary = metrics.summarize(preds)
+    stored = rec.get("metrics") or {}
+    if _warn and rec["status"] == "complete" and any(
+            k in stored and stored[k] is not None and not math.isclose(stored[k], summary[k], abs_tol=1e-9)
+            for k in ("wa", "ua")):
+        warnings.warn(f"{path / RUN_JSON}: stored metrics differ from the predictions; using the recomputed ones",
+                      stacklevel=2)
+    rec = dict(rec)
+    rec["metrics"] = {k: summary[k] for k in METRIC_KEYS}
+    rec["per_class_recall"] = summary["per_class_recall"]
+    by_fold = {f["fold"]: f for f in rec.get("folds") or []}
+    rec["folds"] = [{**by_fold.get(f["fold"], {}), **f} for f in summary["folds"]]
+    return rec, preds
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of Python, serbench and the packages that shape results (None where not installed)."""
+    import platform
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in ("serbench", "numpy", "scipy", "pandas", "scikit-learn", "pyarrow", "opensmile", "librosa", "torch"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """``git rev-parse HEAD`` of the serbench source tree, or None (not a checkout, no git)."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = res.stdout.strip()
+    return sha if res.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", sha) else None
+
+
+def fingerprint(*arrays: Iterable) -> str:
+    """SHA-256 over arrays/sequences (e.g. the feature matrix and utterance ids): identifies input data."""
+    h = hashlib.sha256()
+    for a in arrays:
+        arr = np.asarray(a)
+        if arr.dtype.kind in "OUS":
+            h.update("\x1f".join(map(str, arr.ravel().tolist())).encode("utf-8"))
+        else:
+            h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(str(arr.shape).encode())
+    return h.hexdigest()
+
+
+__all__ = ["RunStore", "RunWriter", "StoreError", "load_run", "new_run_id", "fingerprint", "check_predictions",
+           "jsonable", "versions", "git_commit", "RUN_JSON", "PREDICTIONS", "PREDICTION_COLUMNS"]
