@@ -1,0 +1,171 @@
+"""``serbench extract`` and ``serbench cache info|verify|clear``: thin wrappers over serbench.features."""
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from serbench.features import cache as cache_mod
+from serbench.features.extract import ExtractReport, extract
+from serbench.features.registry import DEFAULT_SETS, list_feature_sets, resolve_feature_sets
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def print_report(report: ExtractReport, console: Console) -> None:
+    """The end-of-run summary: one line per set, then every failure (file and reason)."""
+    table = Table(title=f"{report.corpus}: {report.utterances} utterances, jobs={report.jobs}, "
+                        f"{report.wall_seconds:.1f} s")
+    for col in ("set", "extracted", "cached", "nan", "failed", "seconds"):
+        table.add_column(col, justify="left" if col == "set" else "right")
+    for name, r in report.sets.items():
+        table.add_row(name, str(r.extracted), str(r.cached), str(r.nan), str(r.n_failed), f"{r.seconds:.1f}")
+    console.print(table)
+    failures = report.failures()
+    if failures:
+        # One line per file and reason, naming the sets it failed in.
+        grouped: dict[tuple[str, str, bool], list[str]] = {}
+        for name, f in failures:
+            grouped.setdefault((f.path, f.reason, f.cached), []).append(name)
+        n_files = len({path for path, _, _ in grouped})
+        console.print(f"[bold red]{n_files} file(s) failed[/]:", highlight=False)
+        for (path, reason, cached), names in grouped.items():
+            note = " (cached; unchanged since; --retry-failed retries)" if cached else ""
+            console.print(f"  {path}: {reason} [{', '.join(names)}]{note}", highlight=False, markup=False,
+                          soft_wrap=True)
+    nan_ids = sorted({u for r in report.sets.values() for u in r.nan_ids})
+    if nan_ids:
+        shown = ", ".join(nan_ids[:10]) + (f" and {len(nan_ids) - 10} more" if len(nan_ids) > 10 else "")
+        console.print(f"{len(nan_ids)} utterance(s) with status 'nan' in some set (silent or too-short audio; "
+                      f"their features are NaN, experiments say how they treat them): {shown}",
+                      highlight=False, soft_wrap=True)
+
+
+@click.command("extract")
+@click.option("--corpus", required=True, help="Corpus name (see `serbench corpora`).")
+@click.option("--root", required=True, type=click.Path(file_okay=False), help="The corpus folder.")
+@click.option("--features", "features", default=None,
+              help=f"Comma-separated feature sets (default: {','.join(DEFAULT_SETS)}); "
+                   f"choices: {','.join(fs.name for fs in list_feature_sets())}.")
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
+@click.option("--cache", default=None, type=click.Path(file_okay=False),
+              help="Cache root (default $SERBENCH_CACHE or ~/.cache/serbench).")
+@click.option("--emotions", default=None, help="Comma-separated subset of canonical emotions.")
+@click.option("--retry-failed", is_flag=True, help="Retry files cached as failed even if unchanged.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any file failed.")
+def extract_cmd(corpus: str, root: str, features: str | None, jobs: int, cache: str | None,
+                emotions: str | None, retry_failed: bool, no_progress: bool, strict: bool) -> None:
+    """Extract feature sets for every utterance into the Parquet cache (incremental).
+
+    Failed files are listed at the end and cached as failed (retried when the file
+    changes, or with --retry-failed); the exit status is 0 unless --strict.
+    """
+    sets = resolve_feature_sets(_split(features))  # fail on a bad name before scanning
+    report = extract(corpus, root, sets, cache=cache, jobs=jobs, emotions=_split(emotions),
+                     progress=not no_progress, retry_failed=retry_failed)
+    print_report(report, Console())
+    if strict and report.failures():
+        sys.exit(1)
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """Inspect, check or clear the feature cache."""
+
+
+_cache_opt = click.option("--cache", default=None, type=click.Path(file_okay=False),
+                          help="Cache root (default $SERBENCH_CACHE or ~/.cache/serbench).")
+_corpus_opt = click.option("--corpus", default=None, help="Only this corpus.")
+_features_opt = click.option("--features", default=None, help="Only these comma-separated sets.")
+
+
+@cache_group.command("info")
+@_cache_opt
+@_corpus_opt
+@_features_opt
+def cache_info(cache: str | None, corpus: str | None, features: str | None) -> None:
+    """Sets, rows per status and size on disk."""
+    console = Console()
+    folders = cache_mod.list_folders(cache, corpus, _split(features))
+    root = cache_mod.cache_root(cache)
+    if not folders:
+        console.print(f"no cached features under {root}", highlight=False)
+        return
+    console.print(f"feature cache {root}", highlight=False, soft_wrap=True)
+    table = Table()
+    for col in ("corpus", "set", "key", "rows", "ok", "nan", "failed", "parts", "size"):
+        numeric = col in ("rows", "ok", "nan", "failed", "parts", "size")
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=True)
+    total, stale = 0, 0
+    for f in folders:
+        i = cache_mod.folder_info(f)
+        total += int(i["bytes"])  # type: ignore[arg-type]
+        stale += not i["current"]
+        key = f.key if i["current"] else f"{f.key}*"
+        table.add_row(f.corpus, f.name, key, str(i["rows"]), str(i["ok"]), str(i["nan"]), str(i["failed"]),
+                      str(i["parts"]), _size(int(i["bytes"])))  # type: ignore[arg-type]
+    console.print(table)
+    console.print(f"total {_size(total)} in {len(folders)} folder(s)", highlight=False)
+    if stale:
+        console.print(f"* {stale} stale folder(s): written with other parameters or library versions; "
+                      "`serbench cache clear --stale --yes` removes them", highlight=False, soft_wrap=True)
+
+
+@cache_group.command("verify")
+@_cache_opt
+@_corpus_opt
+@_features_opt
+@click.option("--rehash", is_flag=True, help="Also re-hash each cached row's audio file.")
+def cache_verify(cache: str | None, corpus: str | None, features: str | None, rehash: bool) -> None:
+    """Check parts are readable, meta consistent, ids unique (and with --rehash, audio unchanged)."""
+    console = Console()
+    folders = cache_mod.list_folders(cache, corpus, _split(features))
+    problems = []
+    for f in folders:
+        found = cache_mod.verify_folder(f, rehash=rehash)
+        problems += found
+        console.print(f"{f.corpus}/{f.path.name}: {'ok' if not found else f'{len(found)} problem(s)'}",
+                      highlight=False)
+    for p in problems:
+        console.print(f"  {p}", highlight=False, markup=False)
+    if not folders:
+        console.print(f"no cached features under {cache_mod.cache_root(cache)}", highlight=False)
+    if problems:
+        sys.exit(1)
+
+
+@cache_group.command("clear")
+@_cache_opt
+@_corpus_opt
+@_features_opt
+@click.option("--stale", is_flag=True, help="Only folders whose key is no longer current.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def cache_clear(cache: str | None, corpus: str | None, features: str | None, stale: bool, yes: bool) -> None:
+    """Delete cached features (all, or one corpus / some sets / stale keys)."""
+    folders = cache_mod.list_folders(cache, corpus, _split(features))
+    if stale:
+        folders = [f for f in folders if not f.current]
+    if not folders:
+        click.echo(f"nothing to clear under {cache_mod.cache_root(cache)}")
+        return
+    listing = "\n".join(f"  {f.path}" for f in folders)
+    if not yes and not click.confirm(f"delete {len(folders)} cache folder(s)?\n{listing}\n", default=False):
+        raise click.Abort()
+    freed = cache_mod.clear_folders(folders)
+    click.echo(f"deleted {len(folders)} folder(s), {_size(freed)} freed")
+
+
+COMMANDS = [extract_cmd, cache_group]

@@ -1,0 +1,393 @@
+"""The feature cache: append-only Parquet part files, one folder per corpus and feature set.
+
+Layout::
+
+    <cache root>/<corpus>/<set name>-<key>/meta.json
+    <cache root>/<corpus>/<set name>-<key>/part-<time ns>-<pid>-<n>.parquet
+
+Each part is written atomically (temp file + rename) by :meth:`FeatureCache.append`,
+so a killed extraction keeps every part it committed and the next run resumes. A
+reader merges the parts and keeps the newest row per ``utterance_id`` (newest by
+the writer's timestamp in the part name). :meth:`FeatureCache.compact` rewrites
+many parts into one, atomically, then deletes exactly the parts it merged, so a
+part committed meanwhile by another process is never lost.
+
+Columns: ``utterance_id, content_hash`` (SHA-256 of the audio file's bytes),
+``status`` (``'ok' | 'nan' | 'failed'``), ``status_detail``, ``path`` (the audio
+file when extracted; for ``cache verify``), then
+
+* vector sets: one float32 column per feature (openSMILE computes in float32, so
+  this is lossless for it; for the other sets float32 keeps ~7 significant digits,
+  far finer than the features' variation);
+* array sets: ``shape`` (list<int32>), ``n_frames`` (the last axis) and ``values``
+  (the C-order flattened array, large_list<float32>); float32, not float16, because
+  delta channels of log-mel are small differences that float16 would round coarsely.
+
+Rows with status ``'failed'`` are cached with the file's content hash: an unchanged
+broken file is not re-tried on every run, a fixed (changed) file is re-extracted
+automatically, and ``extract(..., retry_failed=True)`` retries them on demand.
+"""
+from __future__ import annotations
+
+import errno
+import itertools
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from serbench.errors import SerbenchError
+from serbench.features.registry import FeatureSet, Kind
+from serbench.io import atomic_write, atomic_write_text
+from serbench.settings import cache_root
+
+KEY_COLUMNS: tuple[str, ...] = ("utterance_id", "content_hash", "status", "status_detail", "path")
+ARRAY_COLUMNS: tuple[str, ...] = ("shape", "n_frames", "values")
+STATUSES: tuple[str, ...] = ("ok", "nan", "failed")
+META = "meta.json"
+#: Compact (at the end of an extraction) when a folder holds more parts than this: a
+#: warm run then reads one file per set, and rewriting is cheap next to extracting.
+COMPACT_PARTS = 1
+_PART = re.compile(r"^part-(\d+)-(\d+)-(\d+)(-c)?\.parquet$")
+# Per process, with the pid in the name: two writers never pick the same part name.
+_PART_COUNTER = itertools.count(1)
+_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class CacheError(SerbenchError):
+    """The feature cache cannot be written or read (full disk, corrupt part, foreign folder)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One utterance's result for one feature set, as the extraction loop produces it."""
+
+    utterance_id: str
+    content_hash: str
+    status: str
+    status_detail: str
+    path: str
+    values: np.ndarray | None  # vector (D,) or array (any shape); None when failed
+
+
+def _part_sort_key(path: Path) -> tuple[int, int, int, int]:
+    m = _PART.match(path.name)
+    assert m is not None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3)), 1 if m.group(4) else 0
+
+
+class FeatureCache:
+    """One cache folder: the rows of one feature set (at its key) for one corpus."""
+
+    def __init__(self, corpus: str, feature_set: FeatureSet, cache: str | Path | None = None) -> None:
+        self.corpus = corpus
+        self.feature_set = feature_set
+        self.root = cache_root(cache)
+        self.path = self.root / corpus / f"{feature_set.name}-{feature_set.key}"
+        self._names: list[str] | None = None
+
+    # ---- schema -------------------------------------------------------------------
+    @property
+    def feature_columns(self) -> list[str]:
+        if self._names is None:
+            self._names = self.feature_set.feature_names()
+            clash = set(self._names) & set(KEY_COLUMNS)
+            if clash or len(set(self._names)) != len(self._names):
+                raise CacheError(f"feature set {self.feature_set.name} has clashing column names {sorted(clash)}")
+        return self._names
+
+    def schema(self) -> pa.Schema:
+        fields = [pa.field(c, pa.string()) for c in KEY_COLUMNS]
+        if self.feature_set.kind is Kind.VECTOR:
+            fields += [pa.field(c, pa.float32()) for c in self.feature_columns]
+        else:
+            fields += [pa.field("shape", pa.list_(pa.int32())), pa.field("n_frames", pa.int32()),
+                       pa.field("values", pa.large_list(pa.float32()))]
+        return pa.schema(fields)
+
+    def meta(self) -> dict[str, object]:
+        d = self.feature_set.describe()
+        d["corpus"] = self.corpus
+        d["columns"] = list(KEY_COLUMNS) + (self.feature_columns if self.feature_set.kind is Kind.VECTOR
+                                            else list(ARRAY_COLUMNS))
+        d["storage"] = "float32"
+        return d
+
+    # ---- parts ----------------------------------------------------------------------
+    def parts(self) -> list[Path]:
+        """Committed part files, oldest first."""
+        if not self.path.is_dir():
+            return []
+        return sorted((p for p in self.path.iterdir() if _PART.match(p.name)), key=_part_sort_key)
+
+    def _table(self, rows: Sequence[Row]) -> pa.Table:
+        cols: dict[str, object] = {c: [getattr(r, c) for r in rows] for c in KEY_COLUMNS}
+        if self.feature_set.kind is Kind.VECTOR:
+            width = len(self.feature_columns)
+            mat = np.full((len(rows), width), np.nan, dtype=np.float32)
+            for i, r in enumerate(rows):
+                if r.values is not None:
+                    v = np.asarray(r.values).reshape(-1)
+                    if v.size != width:
+                        raise CacheError(f"{self.feature_set.name}: {r.utterance_id} gave {v.size} values, "
+                                         f"expected {width}")
+                    mat[i] = v
+            arrays = [pa.array(cols[c], pa.string()) for c in KEY_COLUMNS]
+            arrays += [pa.array(mat[:, j]) for j in range(width)]
+            return pa.Table.from_arrays(arrays, schema=self.schema())
+        shapes, frames, values = [], [], []
+        for r in rows:
+            if r.values is None:
+                shapes.append(None), frames.append(None), values.append(None)
+            else:
+                a = np.asarray(r.values, dtype=np.float32)
+                shapes.append(list(a.shape)), frames.append(int(a.shape[-1]) if a.ndim else 1)
+                values.append(a.reshape(-1))
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)  # large_list: a corpus can exceed 2**31 values
+        offsets[1:] = np.cumsum([0 if v is None else v.size for v in values])
+        flat = np.concatenate([v for v in values if v is not None]) if any(v is not None for v in values) \
+            else np.zeros(0, np.float32)
+        mask = pa.array([v is None for v in values])
+        values_arr = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32()), mask=mask)
+        arrays = [pa.array(cols[c], pa.string()) for c in KEY_COLUMNS]
+        arrays += [pa.array(shapes, pa.list_(pa.int32())), pa.array(frames, pa.int32()), values_arr]
+        return pa.Table.from_arrays(arrays, schema=self.schema())
+
+    def append(self, rows: Sequence[Row]) -> Path | None:
+        """Commit ``rows`` as one new part file (atomic). Raises :class:`CacheError` when the disk is full."""
+        if not rows:
+            return None
+        table = self._table(rows)
+        name = f"part-{time.time_ns():020d}-{os.getpid()}-{next(_PART_COUNTER):06d}.parquet"
+        self._write(self.path / name, table)
+        return self.path / name
+
+    def _write(self, target: Path, table: pa.Table) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if not (self.path / META).is_file():
+                atomic_write_text(self.path / META, json.dumps(self.meta(), indent=1, sort_keys=True) + "\n")
+            with atomic_write(target, "wb") as f:
+                pq.write_table(table, f, compression="zstd", write_statistics=False)
+        except OSError as exc:
+            if exc.errno in _FULL_ERRNOS:
+                raise CacheError(
+                    f"no space left in the feature cache folder {self.path} (writing {target.name}); "
+                    "rows committed before are kept. Free space or point --cache / SERBENCH_CACHE "
+                    "at a disk with room, then run again to resume"
+                ) from exc
+            raise
+
+    # ---- reading --------------------------------------------------------------------
+    def _read_parts(self, columns: Sequence[str] | None) -> tuple[pa.Table | None, list[Path]]:
+        # A concurrent compaction may delete a part between listing and reading: list again.
+        for _ in range(5):
+            parts = self.parts()
+            tables = []
+            try:
+                for p in parts:
+                    tables.append(pq.read_table(p, columns=list(columns) if columns else None))
+            except FileNotFoundError:
+                continue
+            except (pa.ArrowException, OSError) as exc:
+                raise CacheError(f"cannot read cache part {p}: {exc}; run `serbench cache verify` "
+                                 f"or delete {self.path} to re-extract") from exc
+            if not tables:
+                return None, []
+            try:
+                return pa.concat_tables(tables), parts
+            except pa.ArrowInvalid as exc:
+                raise CacheError(f"cache parts in {self.path} disagree on their columns ({exc}); "
+                                 "delete the folder to re-extract") from exc
+        raise CacheError(f"{self.path}: parts kept disappearing while reading; is another process clearing it?")
+
+    @staticmethod
+    def _newest(table: pa.Table) -> pa.Table:
+        ids = table.column("utterance_id").to_numpy(zero_copy_only=False)
+        # Last occurrence of each id = the newest row (parts are concatenated oldest first).
+        _, first_in_reversed = np.unique(ids[::-1], return_index=True)
+        keep = np.sort(len(ids) - 1 - first_in_reversed)
+        return table.take(pa.array(keep)) if len(keep) != len(ids) else table
+
+    def read(self, columns: Sequence[str] | None = None) -> pa.Table | None:
+        """All rows (newest per utterance id) with ``columns`` (default all); None when empty."""
+        if columns is not None and "utterance_id" not in columns:
+            columns = ["utterance_id", *columns]
+        table, _ = self._read_parts(columns)
+        return None if table is None else self._newest(table)
+
+    def index(self) -> pd.DataFrame:
+        """``content_hash, status, status_detail`` indexed by utterance id (newest rows; empty if none)."""
+        table = self.read(["content_hash", "status", "status_detail"])
+        if table is None:
+            return pd.DataFrame(columns=["content_hash", "status", "status_detail"],
+                                index=pd.Index([], name="utterance_id", dtype=object))
+        return table.to_pandas().set_index("utterance_id")
+
+    def compact(self, min_parts: int | None = None) -> bool:
+        """Merge the parts into one when there are more than ``min_parts``; True if it did."""
+        min_parts = COMPACT_PARTS if min_parts is None else min_parts
+        if len(self.parts()) <= min_parts:
+            return False
+        table, parts = self._read_parts(None)
+        if table is None or len(parts) <= min_parts:
+            return False
+        merged = self._newest(table)
+        newest = _PART.match(parts[-1].name)
+        assert newest is not None
+        # Named after the newest merged part so it sorts before any part committed meanwhile.
+        target = self.path / f"part-{newest.group(1)}-{newest.group(2)}-{newest.group(3)}-c.parquet"
+        self._write(target, merged)
+        for p in parts:
+            if p != target:
+                p.unlink(missing_ok=True)
+        self._remove_stale_temps()
+        return True
+
+    def _remove_stale_temps(self, older_than_s: float = 3600.0) -> None:
+        # A killed writer leaves its temp file; one this old belongs to no live write.
+        now = time.time()
+        for p in self.path.glob(".part-*.tmp"):
+            try:
+                if now - p.stat().st_mtime > older_than_s:
+                    p.unlink()
+            except FileNotFoundError:
+                pass
+
+
+# ---- whole-cache views (cache info / verify / clear) -----------------------------------
+@dataclass(frozen=True)
+class CacheFolder:
+    """One ``<corpus>/<set>-<key>`` folder found under a cache root."""
+
+    corpus: str
+    name: str
+    key: str
+    path: Path
+
+    @property
+    def current(self) -> bool:
+        """Whether this folder holds the registered set at today's key (else it is stale)."""
+        from serbench.features.registry import FeatureSetError, get_feature_set
+
+        try:
+            return get_feature_set(self.name).key == self.key
+        except (FeatureSetError, ImportError):
+            return False
+
+
+def list_folders(cache: str | Path | None = None, corpus: str | None = None,
+                 feature_sets: Iterable[str] | None = None) -> list[CacheFolder]:
+    """Cache folders under the root, optionally for one corpus and some set names (case-insensitive)."""
+    root = cache_root(cache)
+    wanted = {n.strip().lower() for n in feature_sets} if feature_sets else None
+    out = []
+    if not root.is_dir():
+        return out
+    for cdir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if corpus and cdir.name != corpus.lower():
+            continue
+        for sdir in sorted(p for p in cdir.iterdir() if p.is_dir()):
+            name, sep, key = sdir.name.rpartition("-")
+            if not sep or not re.fullmatch(r"[0-9a-f]{12}", key):
+                continue
+            if wanted is not None and name.lower() not in wanted:
+                continue
+            out.append(CacheFolder(cdir.name, name, key, sdir))
+    return out
+
+
+def folder_info(folder: CacheFolder) -> dict[str, object]:
+    """Rows per status, part count and bytes on disk of one folder (reads only key columns)."""
+    parts = sorted((p for p in folder.path.iterdir() if _PART.match(p.name)), key=_part_sort_key)
+    size = sum(p.stat().st_size for p in folder.path.iterdir() if p.is_file())
+    counts = {s: 0 for s in STATUSES}
+    rows = 0
+    if parts:
+        table = pa.concat_tables([pq.read_table(p, columns=["utterance_id", "status"]) for p in parts])
+        table = FeatureCache._newest(table)
+        rows = table.num_rows
+        for s, n in pd.Series(table.column("status").to_numpy(zero_copy_only=False)).value_counts().items():
+            counts[str(s)] = int(n)
+    return {"corpus": folder.corpus, "set": folder.name, "key": folder.key, "current": folder.current,
+            "rows": rows, **counts, "parts": len(parts), "bytes": size, "path": str(folder.path)}
+
+
+def verify_folder(folder: CacheFolder, rehash: bool = False) -> list[str]:
+    """Problems found in one folder (empty when sound).
+
+    Checks: ``meta.json`` readable and naming this folder's set and key, every part
+    readable with the columns meta lists, no utterance id twice within a part,
+    statuses valid; with ``rehash``, that each ok row's audio file still exists and
+    still has the cached content hash.
+    """
+    from serbench.audio import file_hash
+
+    problems: list[str] = []
+    meta_path = folder.path / META
+    meta: dict = {}
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        problems.append(f"{meta_path}: unreadable meta.json ({exc})")
+    if meta:
+        if meta.get("key") != folder.key or meta.get("name") != folder.name:
+            problems.append(f"{meta_path}: records {meta.get('name')}-{meta.get('key')}, folder is {folder.path.name}")
+    columns = meta.get("columns")
+    tables = []
+    for p in sorted((p for p in folder.path.iterdir() if _PART.match(p.name)), key=_part_sort_key):
+        try:
+            t = pq.read_table(p)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            problems.append(f"{p}: unreadable Parquet ({exc})")
+            continue
+        if columns is not None and t.column_names != columns:
+            problems.append(f"{p}: columns differ from meta.json ({t.num_columns} vs {len(columns)})")
+        ids = t.column("utterance_id").to_numpy(zero_copy_only=False) if "utterance_id" in t.column_names else []
+        if len(set(ids)) != len(ids):
+            problems.append(f"{p}: {len(ids) - len(set(ids))} duplicate utterance id(s) within the part")
+        if "status" in t.column_names:
+            bad = set(t.column("status").to_pylist()) - set(STATUSES)
+            if bad:
+                problems.append(f"{p}: invalid status value(s) {sorted(bad)}")
+        tables.append(t.select([c for c in KEY_COLUMNS if c in t.column_names]))
+    temps = list(folder.path.glob(".part-*.tmp"))
+    if temps:
+        problems.append(f"{folder.path}: {len(temps)} leftover temp file(s) of interrupted writes "
+                        "(harmless; removed by the next extraction's compaction after an hour)")
+    if rehash and tables:
+        try:
+            merged = FeatureCache._newest(pa.concat_tables(tables)).to_pandas()
+        except pa.ArrowInvalid:
+            merged = pd.DataFrame()
+        for r in merged.itertuples(index=False):
+            path = getattr(r, "path", None)
+            if not path:
+                continue
+            if not os.path.isfile(path):
+                problems.append(f"{folder.path.name}: {r.utterance_id}: audio {path} no longer exists")
+            elif file_hash(path) != r.content_hash:
+                problems.append(f"{folder.path.name}: {r.utterance_id}: audio {path} changed since extraction "
+                                "(the next extract re-extracts it)")
+    return problems
+
+
+def clear_folders(folders: Iterable[CacheFolder]) -> int:
+    """Delete folders; returns bytes freed."""
+    freed = 0
+    for f in folders:
+        freed += sum(p.stat().st_size for p in f.path.rglob("*") if p.is_file())
+        shutil.rmtree(f.path, ignore_errors=False)
+        parent = f.path.parent
+        if parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+    return freed

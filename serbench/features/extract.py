@@ -1,0 +1,452 @@
+"""The extraction loop: manifest -> missing (utterance, set) pairs -> workers -> cache parts.
+
+Per run: scan the corpus, hash every audio file (SHA-256 of its bytes), ask each
+set's cache which utterances it holds at that hash, and extract only the rest.
+Each file is decoded once (``serbench.audio.load_audio``) for all the sets it is
+missing in. With ``jobs > 1`` chunks of files go to joblib's loky worker processes;
+each worker builds every extractor (one ``opensmile.Smile`` per set) once and reuses
+it. Results are committed as Parquet parts every :data:`COMMIT_ROWS` rows or
+:data:`COMMIT_SECONDS` seconds, and once more when the run stops for any reason,
+so an interrupted run keeps its work and the next run resumes.
+
+Status per row: ``'ok'``; ``'nan'`` when the values hold NaN or inf (too-short
+audio) or the audio is digital silence (no sample reaches one 16-bit step: the
+sets would describe nothing but zeros, so the values are NaN rather than a silent
+zero); ``'failed'`` when the file cannot be decoded (:class:`~serbench.errors.AudioError`)
+or an extractor raised. One bad file never stops the run; failures are listed in the report.
+"""
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from serbench.audio import file_hash, load_audio
+from serbench.corpora import get_loader, scan
+from serbench.errors import AudioError
+from serbench.features.cache import FeatureCache, Row
+from serbench.features.registry import (
+    Extractor,
+    FeatureSet,
+    FeatureSetError,
+    Kind,
+    get_feature_set,
+    resolve_feature_sets,
+)
+
+#: Commit a part when this many rows of a set are buffered ...
+COMMIT_ROWS = 256
+#: ... or when this many seconds passed since the last commit.
+COMMIT_SECONDS = 5.0
+#: Below one 16-bit quantization step: what openSMILE (which works on int16) sees as zero.
+SILENCE_PEAK = 1.0 / 32768
+
+
+@dataclass
+class Failure:
+    """One utterance that could not be extracted for one set (``cached``: failed in an earlier run)."""
+
+    utterance_id: str
+    path: str
+    reason: str
+    cached: bool = False
+
+
+@dataclass
+class SetReport:
+    """What one run did for one feature set.
+
+    ``extracted`` and ``cached`` count rows by where they came from (this run or the
+    cache); ``nan`` and ``failed`` count rows by status over both, so the summary
+    describes the whole corpus, not only this run's share. ``nan_ids`` lists the
+    utterances with status 'nan'. ``seconds`` is the extractor time summed over files
+    (worker processes included), so with several jobs it adds up to more than the wall time.
+    """
+
+    name: str
+    key: str
+    extracted: int = 0
+    cached: int = 0
+    nan: int = 0
+    nan_ids: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+    cache_path: str = ""
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.failed)
+
+
+@dataclass
+class ExtractReport:
+    """Per-set counts of one :func:`extract` run, plus timings of its stages."""
+
+    corpus: str
+    root: str
+    utterances: int
+    sets: dict[str, SetReport]
+    jobs: int = 1
+    hash_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def failures(self) -> list[tuple[str, Failure]]:
+        return [(name, f) for name, r in self.sets.items() for f in r.failed]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "corpus": self.corpus, "root": self.root, "utterances": self.utterances, "jobs": self.jobs,
+            "hash_seconds": self.hash_seconds, "decode_seconds": self.decode_seconds,
+            "wall_seconds": self.wall_seconds,
+            "sets": {n: {"key": r.key, "extracted": r.extracted, "cached": r.cached, "nan": r.nan,
+                         "failed": [f.__dict__ for f in r.failed], "seconds": r.seconds,
+                         "cache_path": r.cache_path}
+                     for n, r in self.sets.items()},
+        }
+
+
+# ---- worker side ------------------------------------------------------------------------
+# (utterance_id, path, content_hash, set names missing for it)
+Task = tuple[str, str, str, tuple[str, ...]]
+# set name -> (status, detail, values or None, extractor seconds)
+Result = dict[str, tuple[str, str, "np.ndarray | None", float]]
+
+_EXTRACTORS: dict[tuple[str, str], Extractor] = {}
+
+
+def _extractor(fs: FeatureSet) -> Extractor:
+    """The process-wide extractor of a set: built once per (worker) process."""
+    k = (fs.name, fs.key)
+    if k not in _EXTRACTORS:
+        _EXTRACTORS[k] = fs.make_extractor()
+    return _EXTRACTORS[k]
+
+
+def _judge(fs: FeatureSet, values: np.ndarray) -> tuple[str, str]:
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad == 0:
+        return "ok", ""
+    return "nan", f"NaN or inf in {bad} of {values.size} {'features' if fs.kind is Kind.VECTOR else 'values'}"
+
+
+def _process_one(task: Task) -> tuple[str, Result, float]:
+    uid, path, _, names = task
+    t0 = time.perf_counter()
+    try:
+        signal = load_audio(path)
+    except AudioError as exc:
+        return uid, {n: ("failed", exc.reason, None, 0.0) for n in names}, time.perf_counter() - t0
+    decode = time.perf_counter() - t0
+    out: Result = {}
+    silent = signal.signal.size == 0 or float(np.max(np.abs(signal.signal))) < SILENCE_PEAK
+    for name in names:
+        fs = get_feature_set(name)
+        if silent:
+            out[name] = ("nan", "audio is digital silence (peak below one 16-bit step); values set to NaN",
+                         None, 0.0)
+            continue
+        t1 = time.perf_counter()
+        try:
+            values = np.asarray(_extractor(fs)(signal.signal, signal.sample_rate))
+        except Exception as exc:  # one extractor failing on one file must not stop the run
+            # "error", not "failed": a fault of the extractor, not of the file, so it is
+            # reported but not cached, and the next run tries again.
+            out[name] = ("error", f"{name} extractor error: {type(exc).__name__}: {exc}", None,
+                         time.perf_counter() - t1)
+            continue
+        status, detail = _judge(fs, values)
+        out[name] = (status, detail, values, time.perf_counter() - t1)
+    return uid, out, decode
+
+
+def _process_chunk(tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
+    return [_process_one(t) for t in tasks]
+
+
+# ---- main side --------------------------------------------------------------------------
+class _Committer:
+    """Buffers one set's rows and commits them as parts (by count or age)."""
+
+    def __init__(self, store: FeatureCache) -> None:
+        self.store = store
+        self.rows: list[Row] = []
+        self.last = time.monotonic()
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= COMMIT_ROWS or time.monotonic() - self.last >= COMMIT_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.rows = self.rows, []
+        self.last = time.monotonic()
+        self.store.append(rows)
+
+
+def _hash_files(paths: Sequence[str], threads: int) -> tuple[dict[str, str], dict[str, str]]:
+    """path -> sha256, path -> error for files that vanished or cannot be read."""
+    hashes: dict[str, str] = {}
+    errors: dict[str, str] = {}
+
+    def one(p: str) -> tuple[str, str | None, str | None]:
+        try:
+            return p, file_hash(p), None
+        except OSError as exc:
+            return p, None, f"cannot read file ({exc.strerror or exc})"
+
+    # hashlib releases the GIL on large blocks, so threads overlap the reads.
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for p, h, err in pool.map(one, paths):
+            if h is not None:
+                hashes[p] = h
+            else:
+                errors[p] = err or p
+    return hashes, errors
+
+
+def _chunks(tasks: list[Task], jobs: int) -> list[list[Task]]:
+    # Small enough for a lively progress bar and balanced workers, large enough to amortize IPC.
+    size = max(1, min(8, math.ceil(len(tasks) / (jobs * 8))))
+    return [tasks[i:i + size] for i in range(0, len(tasks), size)]
+
+
+def _run(chunks: list[list[Task]], jobs: int) -> Iterator[list[tuple[str, Result, float]]]:
+    if jobs <= 1 or len(chunks) <= 1:
+        # In-process: hand over every file as it finishes, so an interrupt loses nothing done.
+        for c in chunks:
+            for t in c:
+                yield [_process_one(t)]
+        return
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator", pre_dispatch="2*n_jobs")
+    yield from parallel(delayed(_process_chunk)(c) for c in chunks)
+
+
+def _progress(enabled: bool):
+    # rich is imported here, not at module level, so worker processes do not pay for it.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, disable=not (enabled and console.is_terminal), transient=False)
+
+
+def extract_manifest(
+    manifest: pd.DataFrame,
+    corpus: str,
+    feature_sets: str | Iterable[str | FeatureSet] | None = None,
+    *,
+    cache: str | Path | None = None,
+    jobs: int = 1,
+    progress: bool = True,
+    retry_failed: bool = False,
+    root: str | Path = "",
+) -> tuple[ExtractReport, dict[str, str], dict[str, str]]:
+    """Extract what the cache lacks for the utterances of ``manifest``.
+
+    Returns the report, ``utterance_id -> content hash`` and ``utterance_id -> error``
+    for files that could not even be hashed (not cached: the next run tries again).
+    Extractor exceptions (a fault of the code, not the file) are reported but not cached either.
+    """
+    if jobs < 1:
+        raise FeatureSetError(f"jobs (--jobs) must be at least 1, got {jobs}")
+    t_start = time.perf_counter()
+    sets = resolve_feature_sets(feature_sets)
+    corpus = get_loader(corpus).INFO.name if corpus else corpus
+    ids = manifest["utterance_id"].astype(str).tolist()
+    paths = manifest["path"].astype(str).tolist()
+    report = ExtractReport(corpus=corpus, root=str(root), utterances=len(ids), jobs=jobs,
+                           sets={fs.name: SetReport(fs.name, fs.key) for fs in sets})
+
+    t0 = time.perf_counter()
+    by_path, hash_errors = _hash_files(paths, threads=min(4, 2 * jobs))
+    report.hash_seconds = time.perf_counter() - t0
+    hashes = {u: by_path[p] for u, p in zip(ids, paths) if p in by_path}
+    unreadable = {u: hash_errors[p] for u, p in zip(ids, paths) if p in hash_errors}
+
+    stores = {fs.name: FeatureCache(corpus, fs, cache) for fs in sets}
+    missing: dict[str, list[str]] = {u: [] for u in ids}
+    for fs in sets:
+        rep = report.sets[fs.name]
+        rep.cache_path = str(stores[fs.name].path)
+        index = stores[fs.name].index()
+        known = index["content_hash"].to_dict()
+        status = index["status"].to_dict()
+        details = index["status_detail"].to_dict()
+        for u, p in zip(ids, paths):
+            if u in unreadable:
+                rep.failed.append(Failure(u, p, unreadable[u]))
+            elif known.get(u) == hashes[u] and not (retry_failed and status.get(u) == "failed"):
+                rep.cached += 1
+                if status.get(u) == "failed":
+                    rep.failed.append(Failure(u, p, str(details.get(u) or ""), cached=True))
+                if status.get(u) == "nan":
+                    rep.nan += 1
+                    rep.nan_ids.append(u)
+            else:
+                missing[u].append(fs.name)
+    path_of = dict(zip(ids, paths))
+    tasks: list[Task] = [(u, path_of[u], hashes[u], tuple(n)) for u, n in missing.items() if n]
+
+    committers = {name: _Committer(stores[name]) for name in stores}
+    label = f"{corpus}: " + ", ".join(fs.name for fs in sets)
+    try:
+        with _progress(progress) as bar:
+            bar_task = bar.add_task(label, total=len(tasks))
+            for results in _run(_chunks(tasks, jobs), jobs):
+                for uid, result, decode in results:
+                    report.decode_seconds += decode
+                    for name, (st, detail, values, seconds) in result.items():
+                        rep = report.sets[name]
+                        rep.seconds += seconds
+                        if st in ("failed", "error"):
+                            rep.failed.append(Failure(uid, path_of[uid], detail))
+                            if st == "error":
+                                continue
+                        else:
+                            rep.extracted += 1
+                            if st == "nan":
+                                rep.nan += 1
+                                rep.nan_ids.append(uid)
+                        committers[name].add(Row(uid, hashes[uid], st, detail, path_of[uid], values))
+                    bar.advance(bar_task)
+    finally:
+        # Commit whatever finished, also on KeyboardInterrupt or a worker crash: it is complete work.
+        pending = [c for c in committers.values() if c.rows]
+        for c in pending:
+            c.flush()
+    for store in stores.values():
+        store.compact()
+    report.wall_seconds = time.perf_counter() - t_start
+    return report, hashes, unreadable
+
+
+def extract(
+    corpus: str,
+    root: str | Path,
+    feature_sets: str | Iterable[str | FeatureSet] | None = None,
+    *,
+    cache: str | Path | None = None,
+    jobs: int = 1,
+    emotions: Sequence[str] | None = None,
+    progress: bool = True,
+    retry_failed: bool = False,
+) -> ExtractReport:
+    """Extract ``feature_sets`` (default :data:`~serbench.features.registry.DEFAULT_SETS`) for a corpus.
+
+    Only utterances the cache lacks at their current content hash are extracted;
+    ``retry_failed`` also retries rows cached as ``'failed'``. Returns an
+    :class:`ExtractReport` with per-set counts, failures (file and reason) and timings.
+    """
+    manifest = scan(corpus, root, emotions=emotions).manifest
+    report, _, _ = extract_manifest(manifest, corpus, feature_sets, cache=cache, jobs=jobs, progress=progress,
+                                    retry_failed=retry_failed, root=root)
+    return report
+
+
+def _attach_status(manifest: pd.DataFrame, table: pd.DataFrame | None, hashes: dict[str, str],
+                   uncached: dict[str, str], fs: FeatureSet) -> pd.DataFrame:
+    """Add ``status``/``status_detail``: from the cached row, else from this run's uncached failure."""
+    m = manifest.copy()
+    status, detail = [], []
+    for u in m["utterance_id"].astype(str):
+        if u in uncached:
+            status.append("failed"), detail.append(uncached[u])
+        elif table is not None and u in table.index and table.at[u, "content_hash"] == hashes.get(u):
+            status.append(str(table.at[u, "status"])), detail.append(str(table.at[u, "status_detail"] or ""))
+        else:  # cannot happen after a complete extraction; say so rather than guess
+            status.append("failed"), detail.append(f"{fs.name}: no cached row at the file's current content")
+    m["status"] = pd.array(status, dtype="string")
+    m["status_detail"] = pd.array(detail, dtype="string")
+    return m
+
+
+def load(
+    corpus: str,
+    feature_set: str | FeatureSet,
+    *,
+    root: str | Path,
+    cache: str | Path | None = None,
+    jobs: int = 1,
+    emotions: Sequence[str] | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features of a vector set for a corpus, extracting what is missing.
+
+    Returns ``(X, manifest)``: ``X`` float64 (n_utterances, n_features) indexed by
+    ``utterance_id`` in manifest order; rows whose status is not ``'ok'`` are all NaN.
+    ``manifest`` gains ``status`` ('ok' | 'nan' | 'failed') and ``status_detail``.
+    """
+    fs = get_feature_set(feature_set)
+    if fs.kind is not Kind.VECTOR:
+        raise FeatureSetError(f"{fs.name} is an array set (per-utterance arrays); use load_arrays(corpus, "
+                              f"{fs.name!r}, ...)")
+    manifest = scan(corpus, root, emotions=emotions).manifest
+    report, hashes, _ = extract_manifest(manifest, corpus, [fs], cache=cache, jobs=jobs,
+                                         progress=progress, root=root)
+    uncached = {f.utterance_id: f.reason for f in report.sets[fs.name].failed if not f.cached}
+    store = FeatureCache(get_loader(corpus).INFO.name, fs, cache)
+    table = store.read()
+    cols = store.feature_columns
+    ids = manifest["utterance_id"].astype(str).tolist()
+    if table is None:
+        df = pd.DataFrame(columns=["content_hash", "status", "status_detail", *cols]).set_index(
+            pd.Index([], name="utterance_id"))
+    else:
+        df = table.to_pandas().set_index("utterance_id")
+    m = _attach_status(manifest, df, hashes, uncached, fs)
+    X = df.reindex(ids)[cols].astype(np.float64)
+    X.index.name = "utterance_id"
+    X.loc[(m["status"] != "ok").to_numpy()] = np.nan
+    return X, m
+
+
+def load_arrays(
+    corpus: str,
+    feature_set: str | FeatureSet = "melseg",
+    *,
+    root: str | Path,
+    cache: str | Path | None = None,
+    jobs: int = 1,
+    emotions: Sequence[str] | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """Per-utterance arrays of an array set (``melseg``: float32 (3, 60, T)), extracting what is missing.
+
+    Returns ``(arrays, manifest)``: ``arrays`` maps utterance id -> array for rows
+    with status ``'ok'`` only, in manifest order; ``manifest`` gains ``status`` and
+    ``status_detail`` saying why the others are absent.
+    """
+    fs = get_feature_set(feature_set)
+    if fs.kind is not Kind.ARRAY:
+        raise FeatureSetError(f"{fs.name} is a vector set; use load(corpus, {fs.name!r}, ...)")
+    manifest = scan(corpus, root, emotions=emotions).manifest
+    report, hashes, _ = extract_manifest(manifest, corpus, [fs], cache=cache, jobs=jobs,
+                                         progress=progress, root=root)
+    uncached = {f.utterance_id: f.reason for f in report.sets[fs.name].failed if not f.cached}
+    store = FeatureCache(get_loader(corpus).INFO.name, fs, cache)
+    table = store.read()
+    index_df = None if table is None else table.select(
+        ["utterance_id", "content_hash", "status", "status_detail"]).to_pandas().set_index("utterance_id")
+    m = _attach_status(manifest, index_df, hashes, uncached, fs)
+    arrays: dict[str, np.ndarray] = {}
+    if table is not None:
+        pos = {u: i for i, u in enumerate(table.column("utterance_id").to_pylist())}
+        shapes = table.column("shape")
+        values = table.column("values")
+        for u, st in zip(m["utterance_id"].astype(str), m["status"]):
+            if st != "ok":
+                continue
+            i = pos[u]
+            shape = tuple(shapes[i].as_py())
+            arrays[u] = values[i].values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(shape)
+    return arrays, m
