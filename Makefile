@@ -12,6 +12,14 @@ JOBS     ?= 2
 RUNS     ?= runs
 CACHE    ?=
 CACHE_OPT := $(if $(CACHE),--cache $(CACHE),)
+# make tables: DEEP=0 skips the deep systems; SEGMENTS and PROFILE pick the deep grid.
+DEEP     ?= 1
+SEGMENTS ?= 1,2,3,4,5
+PROFILE  ?= fast
+DEEP_OPT := $(if $(filter 0,$(DEEP)),--no-deep,--deep --segments $(SEGMENTS) --profile $(PROFILE))
+# make demo: a small deep run on the demo corpus.
+DEMO_SEGMENTS ?= 3
+DEMO_PROFILE  ?= tiny
 
 .PHONY: install demo test bench tables clean
 
@@ -26,6 +34,15 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(SB) demo-corpus --to $(DEMO_DIR)/corpus
 	$(SB) manifest --corpus demo --root $(DEMO_DIR)/corpus --out $(DEMO_DIR)/manifest.csv
+	$(SB) extract --corpus demo --root $(DEMO_DIR)/corpus --jobs $(JOBS) --cache $(DEMO_DIR)/cache
+	$(SB) grid --corpus demo --root $(DEMO_DIR)/corpus --jobs $(JOBS) --cache $(DEMO_DIR)/cache \
+	  --runs $(DEMO_DIR)/runs --segments $(DEMO_SEGMENTS) --profile $(DEMO_PROFILE)
+	$(SB) tables --corpus demo --runs $(DEMO_DIR)/runs --out $(DEMO_DIR)/tables
+
+tables: $(STAMP)
+	$(SB) extract --corpus $(CORPUS) --root $(ROOT) --jobs $(JOBS) $(CACHE_OPT)
+	$(SB) grid --corpus $(CORPUS) --root $(ROOT) --jobs $(JOBS) $(CACHE_OPT) --runs $(RUNS) $(DEEP_OPT)
+	$(SB) tables --corpus $(CORPUS) --runs $(RUNS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

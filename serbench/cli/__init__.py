@@ -13,7 +13,7 @@ import click
 from serbench import __version__
 from serbench.errors import SerbenchError
 
-AREAS = ("corpora", "features", "experiments", "deep", "reports")
+AREAS = ("corpora", "features", "experiments", "deep", "reports", "grid")
 
 
 class _Group(click.Group):

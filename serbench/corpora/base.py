@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 import pandas as pd
 
 from serbench.audio import audio_info
-from serbench.errors import CorpusError
+from serbench.errors import AudioError, CorpusError
 
 #: Canonical emotion labels; every corpus maps its own codes onto these.
 EMOTIONS: tuple[str, ...] = (
@@ -125,7 +125,8 @@ def build_manifest(
 
     Raises :class:`CorpusError` when nothing matched the layout (naming the layout
     expected), when ``strict`` and files were skipped, or when utterance ids clash.
-    Raises :class:`~serbench.errors.AudioError` naming the first unreadable file.
+    Raises :class:`~serbench.errors.AudioError` naming an unreadable file, or a
+    :class:`CorpusError` listing every one when there are several.
     """
     entries = list(entries)
     skipped = list(skipped)
@@ -156,8 +157,14 @@ def build_manifest(
         entries = [e for e in entries if e.emotion in set(wanted)]
 
     rows = []
+    unreadable: list[AudioError] = []
     for i, e in enumerate(entries):
-        info = audio_info(e.path)
+        try:
+            info = audio_info(e.path)
+        except AudioError as exc:
+            # Keep scanning so that one error message lists every broken file, not just the first.
+            unreadable.append(exc)
+            continue
         row = asdict(e)
         row["path"] = str(Path(e.path).resolve())
         row["duration"] = info.duration
@@ -165,6 +172,13 @@ def build_manifest(
         rows.append(row)
         if progress is not None:
             progress(i + 1)
+    if len(unreadable) == 1:
+        raise unreadable[0]
+    if unreadable:
+        listing = "; ".join(str(exc) for exc in unreadable[:20])
+        more = f"; and {len(unreadable) - 20} more" if len(unreadable) > 20 else ""
+        raise CorpusError(f"{root}: {len(unreadable)} unreadable audio files in {corpus}: {listing}{more}. "
+                          "Replace or remove them, then run again.")
     df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     df = df.astype(MANIFEST_COLUMNS).sort_values("utterance_id", kind="stable").reset_index(drop=True)
     return CorpusScan(corpus=corpus, root=Path(root), manifest=df, skipped=skipped)

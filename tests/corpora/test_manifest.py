@@ -122,3 +122,12 @@ def test_cli_corpora_lists_layouts():
     for name in ("casia", "emodb", "demo"):
         assert name in result.output
     assert "wav/03a01Fa.wav" in result.output
+
+
+def test_several_unreadable_files_are_all_named(casia_tree):
+    (casia_tree / "wangzhe" / "angry" / "203.wav").write_bytes(b"")
+    (casia_tree / "liuchanhg" / "sad" / "204.wav").write_bytes(b"junk" * 10)
+    with pytest.raises(CorpusError, match="2 unreadable audio files") as exc:
+        corpora.scan("casia", casia_tree)
+    assert "203.wav" in str(exc.value) and "204.wav" in str(exc.value)
+    assert "empty" in str(exc.value) and "unreadable audio" in str(exc.value)

@@ -1,0 +1,54 @@
+"""`serbench grid`: run the paper's systems that the store lacks (what `make tables` does)."""
+from __future__ import annotations
+
+import click
+
+from serbench.cli.common import (cache_option, console, corpus_option, emotions_option, root_option, runs_option,
+                                 split_list)
+from serbench.errors import SerbenchError
+from serbench.experiments.grid import PAPER_FEATURES, paper_grid, run_grid
+
+
+@click.command("grid")
+@corpus_option
+@root_option
+@click.option("--features", default=",".join(PAPER_FEATURES), show_default=True, help="Baseline feature sets.")
+@click.option("--classifiers", default="svm-linear", show_default=True, help="svm-linear and/or svm-rbf.")
+@click.option("--speaker-norm", "norm", type=click.Choice(["both", "off", "on"]), default="both", show_default=True,
+              help="Per-speaker normalization variants of the baselines (off = the paper's protocol).")
+@click.option("--baselines/--no-baselines", default=True, show_default=True)
+@click.option("--deep/--no-deep", default=True, show_default=True, help="CNN+SRU and its ablations.")
+@click.option("--segments", default="1,2,3,4,5", show_default=True, help="N values for the deep systems.")
+@click.option("--models", default="cnn-sru,cnn,sru", show_default=True, help="Deep models.")
+@click.option("--profile", default="fast", show_default=True, help="Deep training profile: paper | fast | tiny.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--pretrained", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="torchvision-named AlexNet state dict for the CNN (else trained from scratch).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--jobs", default=1, show_default=True, type=int)
+@click.option("--force", is_flag=True, help="Run every system even if the store has it.")
+@emotions_option
+@cache_option
+@runs_option
+def grid_cmd(corpus, root, features, classifiers, norm, baselines, deep, segments, models, profile, device,
+             pretrained, seed, jobs, force, emotions, cache, runs) -> None:
+    """Run the systems of the paper's tables that the results store lacks."""
+    try:
+        segs = [int(s) for s in split_list(segments) or []]
+    except ValueError:
+        raise SerbenchError(f"--segments {segments!r}: give integers 1..5 separated by commas") from None
+    variants = {"both": (False, True), "off": (False,), "on": (True,)}[norm]
+    items = paper_grid(baselines=baselines, features=split_list(features) or [],
+                       classifiers=split_list(classifiers) or [], speaker_norm=variants,
+                       deep=deep, segments=segs, deep_models=split_list(models) or [])
+    outcomes = run_grid(corpus, root, items, cache=cache, runs=runs, jobs=jobs, seed=seed,
+                        emotions=split_list(emotions), profile=profile, device=device, pretrained=pretrained,
+                        force=force, log=console.print)
+    failed = [o for o in outcomes if o.action == "failed"]
+    ran = sum(o.action == "ran" for o in outcomes)
+    console.print(f"grid: {ran} run, {len(outcomes) - ran - len(failed)} already present, {len(failed)} failed")
+    if failed:
+        raise SerbenchError("failed systems: " + "; ".join(f"{o.system} ({o.detail})" for o in failed))
+
+
+COMMANDS = [grid_cmd]
