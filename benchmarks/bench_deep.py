@@ -1,0 +1,123 @@
+"""Deep-model training throughput: segments per second of the CNN stage (and SRU stage speed).
+
+Synthetic 3 x 60 x T log-mel arrays (T drawn from 100..400 frames, the range of CASIA/EMO-DB
+utterances) are split into N = 5 segments and resized by ``segment_images`` exactly as a
+run does; then the real training code (:func:`serbench.deep.train.train_stage`) trains the
+profile's CNN for 2 epochs over ``n_batches`` batches, and the second epoch is timed (the
+first warms up allocators and kernels). Reported: CNN training segments/s, the SRU stage's
+utterances/s on FC7-sized inputs, and segment resize time. The ``fast`` profile runs on CPU
+with 1 and 2 torch threads (interleaved, medians of repeats); with CUDA the ``paper``
+profile also runs on the GPU (AMP on).
+
+By hand: ``python -m benchmarks.bench_deep [--quick]``.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+N_SEGMENTS = 5
+N_CLASSES = 6
+
+
+def _mels(n_utts: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((3, 60, int(rng.integers(100, 401)))).astype(np.float32) for _ in range(n_utts)]
+
+
+def _cnn_rate(profile_name: str, device: torch.device, n_batches: int) -> dict:
+    from serbench.deep.data import Normalizer, segment_tensor
+    from serbench.deep.models import build_cnn
+    from serbench.deep.profiles import get_profile
+    from serbench.deep.train import StageConfig, train_stage
+
+    prof = get_profile(profile_name)
+    n_seg = n_batches * prof.cnn_batch
+    mels = _mels(-(-n_seg // N_SEGMENTS))
+    t0 = time.perf_counter()
+    images = segment_tensor(mels, N_SEGMENTS, prof.image_size, device=device)[:n_seg]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    resize_s = time.perf_counter() - t0
+    y = torch.randint(0, N_CLASSES, (n_seg,), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    cnn = build_cnn(N_CLASSES, prof).to(device)
+    cfg = StageConfig("cnn", epochs=2, batch=prof.cnn_batch, seed=0,
+                      optimizer=lambda p: torch.optim.SGD(p, lr=prof.cnn_lr, momentum=prof.cnn_momentum))
+    res = train_stage(cnn, images, y, cfg, device=device, transform=Normalizer.fit(images),
+                      amp=prof.amp and device.type == "cuda")
+    last = res.history[-1]
+    return {"profile": prof.name, "device": str(device), "threads": torch.get_num_threads(),
+            "image_size": prof.image_size, "cnn_width": prof.cnn_width, "batch": prof.cnn_batch,
+            "amp": bool(prof.amp and device.type == "cuda"), "segments_timed": last["samples"],
+            "cnn_segments_per_s": last["samples"] / last["seconds"],
+            "resize_segments_per_s": len(images) / resize_s}
+
+
+def _sru_rate(profile_name: str, device: torch.device, n_utts: int) -> dict:
+    from serbench.deep.models import build_sru
+    from serbench.deep.profiles import get_profile
+    from serbench.deep.train import StageConfig, train_stage
+
+    prof = get_profile(profile_name)
+    fc_dim = int(round(4096 * prof.cnn_width))
+    g = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(n_utts, N_SEGMENTS, fc_dim, generator=g))
+    y = torch.randint(0, N_CLASSES, (n_utts,), generator=g)
+    torch.manual_seed(0)
+    head = build_sru(fc_dim, N_CLASSES, prof).to(device)
+    cfg = StageConfig("sru", epochs=2, batch=prof.sru_batch, seed=0,
+                      optimizer=lambda p: torch.optim.Adam(p, lr=prof.sru_lr))
+    res = train_stage(head, x, y, cfg, device=device, transform=lambda t: t, amp=prof.amp and device.type == "cuda")
+    last = res.history[-1]
+    return {"profile": prof.name, "device": str(device), "threads": torch.get_num_threads(),
+            "sru_hidden": prof.sru_hidden, "input": fc_dim, "sru_utterances_per_s": last["samples"] / last["seconds"]}
+
+
+def run(out: Path, quick: bool = False) -> dict:
+    """Throughput of the deep training stages; writes nothing but returns the numbers."""
+    n_batches = 4 if quick else 10
+    repeats = 1 if quick else 3
+    before = torch.get_num_threads()
+    cpu = torch.device("cpu")
+    rows: dict[int, list[dict]] = {1: [], 2: []}
+    try:
+        for _ in range(repeats):
+            for threads in (1, 2):  # interleaved so changing machine load hits both alike
+                torch.set_num_threads(threads)
+                rows[threads].append(_cnn_rate("fast", cpu, n_batches))
+        sru_fast = {}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            sru_fast[f"threads_{threads}"] = _sru_rate("fast", cpu, 300 if quick else 900)
+    finally:
+        torch.set_num_threads(before)
+    result: dict = {"n_segments": N_SEGMENTS, "batches_timed": n_batches, "repeats": repeats, "fast_cpu": {}}
+    for threads, rs in rows.items():
+        result["fast_cpu"][f"threads_{threads}"] = {
+            **{k: v for k, v in rs[0].items() if k not in ("cnn_segments_per_s", "resize_segments_per_s", "threads")},
+            "cnn_segments_per_s_median": statistics.median(r["cnn_segments_per_s"] for r in rs),
+            "cnn_segments_per_s_all": [r["cnn_segments_per_s"] for r in rs],
+            "resize_segments_per_s_median": statistics.median(r["resize_segments_per_s"] for r in rs),
+        }
+    result["fast_cpu"]["sru"] = sru_fast
+    # One CASIA LOSO fold trains on 900 utterances x N segments per epoch.
+    rate = result["fast_cpu"]["threads_1"]["cnn_segments_per_s_median"]
+    result["fast_cpu"]["est_casia_cnn_epoch_s_N5"] = 900 * N_SEGMENTS / rate
+    if torch.cuda.is_available():
+        gpu = torch.device("cuda")
+        result["paper_cuda"] = {**_cnn_rate("paper", gpu, 10 if quick else 40),
+                                **{k: v for k, v in _sru_rate("paper", gpu, 900).items() if k.startswith("sru")},
+                                "gpu": torch.cuda.get_device_name(gpu)}
+    return result
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv[1:]
+    print(json.dumps(run(Path("bench-results"), quick=quick), indent=2))

@@ -1,0 +1,74 @@
+"""``serbench deep``: train and evaluate CNN+SRU (or an ablation) under LOSO into the results store."""
+from __future__ import annotations
+
+import math
+
+import click
+
+from serbench.cli.common import cache_option, corpus_option, emotions_option, root_option, runs_option, split_list
+from serbench.deep.models import MODELS
+from serbench.deep.profiles import PROFILES, parse_sets
+
+
+def _pct(mean: float, sd: float | None) -> str:
+    if sd is None or (isinstance(sd, float) and math.isnan(sd)):
+        return f"{100 * mean:.1f}"
+    return f"{100 * mean:.1f} +- {100 * sd:.1f}"
+
+
+@click.command("deep")
+@corpus_option
+@root_option
+@click.option("--segments", "-n", required=True, type=int, help="Segments per utterance N (the paper: 1..5).")
+@click.option("--model", type=click.Choice(MODELS), default="cnn-sru", show_default=True,
+              help="cnn-sru (the paper), or the ablations cnn / sru.")
+@click.option("--profile", type=click.Choice(sorted(PROFILES)), default="fast", show_default=True,
+              help="paper: the paper's settings (GPU); fast: 2-core CPU; tiny: seconds, for demos.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--pretrained", type=click.Path(dir_okay=False), default=None,
+              help="Local torchvision-named AlexNet state dict (ImageNet); without it the CNN trains from scratch.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=int, default=None, help="Shorthand: set both cnn_epochs and sru_epochs.")
+@click.option("--cnn-epochs", type=int, default=None)
+@click.option("--sru-epochs", type=int, default=None)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any profile setting, e.g. --set image_size=112 --set sru_hidden=1024 (repeatable).")
+@emotions_option
+@cache_option
+@runs_option
+@click.option("--jobs", type=int, default=1, show_default=True, help="Processes for feature extraction.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--no-resume", is_flag=True, help="Start a new run even if a matching partial run exists.")
+def deep_cmd(corpus, root, segments, model, profile, device, pretrained, seed, epochs, cnn_epochs, sru_epochs,
+             sets, emotions, cache, runs, jobs, threads, no_resume) -> None:
+    """Train and evaluate a deep system under leave-one-speaker-out; write it to the results store."""
+    import torch
+
+    from serbench.deep.run import run_deep
+
+    overrides = parse_sets(sets)
+    if epochs is not None:
+        overrides.update(cnn_epochs=epochs, sru_epochs=epochs)
+    if cnn_epochs is not None:
+        overrides["cnn_epochs"] = cnn_epochs
+    if sru_epochs is not None:
+        overrides["sru_epochs"] = sru_epochs
+    if threads:
+        torch.set_num_threads(threads)
+    res = run_deep(corpus, root, segments=segments, model=model, profile=profile, device=device,
+                   pretrained=pretrained, seed=seed, cache=cache, runs=runs, overrides=overrides, jobs=jobs,
+                   emotions=split_list(emotions), resume=not no_resume, log=click.echo)
+    s = res.summary
+    click.echo(f"{res.system} on {corpus} ({len(s['folds'])} folds, {len(res.predictions)} utterances):")
+    click.echo(f"  WA {100 * s['wa']:.1f}  UA {100 * s['ua']:.1f}  (pooled)")
+    click.echo(f"  WA {_pct(s['wa_mean'], s['wa_sd'])}  UA {_pct(s['ua_mean'], s['ua_sd'])}  (mean +- sd over folds)")
+    if model != "sru":
+        click.echo("  CNN: trained from scratch (no --pretrained weights)" if res.pretrained == "from scratch"
+                   else f"  CNN: fine-tuned from {res.pretrained}")
+    rate = res.timings.get("cnn_train_segments_per_s")
+    click.echo(f"  mean fold wall time {res.timings['fold_wall_s_mean']:.0f} s"
+               + (f", CNN training {rate:.1f} segments/s" if rate else "") + f" on {res.timings['device']}")
+    click.echo(f"run: {res.run_dir}")
+
+
+COMMANDS = [deep_cmd]

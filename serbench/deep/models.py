@@ -1,0 +1,76 @@
+"""The systems of Table III: CNN+SRU (the paper), CNN alone, SRU alone.
+
+* ``cnn-sru``: stage 1 fine-tunes the segment CNN (AlexNet), each segment carrying its
+  utterance's label; stage 2 freezes it, takes the FC7 feature of each of the N
+  segments and trains an SRU over the ``(N, fc_dim)`` sequence, then a linear layer +
+  softmax on the LAST hidden state (``sru_pool='last'``: after the SRU has read every
+  segment, h_N is the utterance representation of the paper's Fig. 3/eq. 8; 'mean'
+  averages h_1..h_N instead).
+* ``cnn``: stage 1 only; the utterance decision is the mean of its N segments'
+  softmax probabilities (argmax of the mean).
+* ``sru``: stage 2 only, on low-level features: per segment, the mean and standard
+  deviation over time of the 3 x 60 log-mel channels (static, delta, delta-delta) ->
+  a ``(N, 360)`` sequence per utterance (see :func:`serbench.deep.data.lowlevel_sequences`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from serbench.deep.alexnet import AlexNet
+from serbench.deep.profiles import Profile
+from serbench.deep.sru import SRU
+
+MODELS = ("cnn-sru", "cnn", "sru")
+
+
+def build_cnn(num_classes: int, profile: Profile) -> AlexNet:
+    """The segment CNN of ``profile`` (width, dropout) with an FC8 of ``num_classes``."""
+    return AlexNet(num_classes, dropout=profile.dropout, width=profile.cnn_width)
+
+
+class SRUClassifier(nn.Module):
+    """``(B, N, D)`` sequences -> ``(B, num_classes)`` logits: SRU, pool, linear (softmax in the loss)."""
+
+    def __init__(self, input_size: int, num_classes: int, *, hidden: int, pool: str = "last",
+                 init_std: float = 0.01, init_bias: float = 0.1) -> None:
+        super().__init__()
+        if pool not in ("last", "mean"):
+            raise ValueError(f"pool must be 'last' or 'mean', got {pool!r}")
+        self.pool = pool
+        self.sru = SRU(input_size, hidden, init_std=init_std, init_bias=init_bias)
+        self.out = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.sru(x)                                       # (B, N, H)
+        z = h[:, -1] if self.pool == "last" else h.mean(dim=1)   # (B, H)
+        return self.out(z)
+
+
+def build_sru(input_size: int, num_classes: int, profile: Profile) -> SRUClassifier:
+    return SRUClassifier(input_size, num_classes, hidden=profile.sru_hidden, pool=profile.sru_pool,
+                         init_std=profile.sru_init_std, init_bias=profile.sru_init_bias)
+
+
+class CNNSRU(nn.Module):
+    """The cascade at inference: ``(B, N, 3, S, S)`` segment images -> ``(B, num_classes)`` logits.
+
+    Training is staged (see :mod:`serbench.deep.run`); this module chains the frozen
+    CNN's FC7 features into the SRU classifier.
+    """
+
+    def __init__(self, cnn: AlexNet, head: SRUClassifier) -> None:
+        super().__init__()
+        self.cnn = cnn
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n = x.shape[:2]
+        feats = self.cnn.fc7(x.reshape(b * n, *x.shape[2:]))   # (B*N, fc_dim), utterance-major
+        return self.head(feats.reshape(b, n, -1))
+
+
+def cnn_utterance_probs(segment_logits: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """``(U*N, C)`` utterance-major segment logits -> ``(U, C)`` mean segment softmax probabilities."""
+    probs = torch.softmax(segment_logits.float(), dim=-1)
+    return probs.reshape(-1, n_segments, probs.shape[-1]).mean(dim=1)

@@ -1,0 +1,230 @@
+"""One training stage (CNN or SRU) with per-epoch checkpoints, resume and early stopping.
+
+A stage trains ``model`` on in-memory ``(X, y)``; batches are drawn with a seeded
+``torch.Generator`` and every random state (global torch RNG for dropout, the batch
+generator, CUDA RNG) is saved in the checkpoint, so an interrupted stage continues
+exactly as if it had not stopped (bit-identical on CPU).
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from serbench.errors import SerbenchError
+from serbench.io import atomic_write
+
+EpochHook = Callable[[dict], None]
+
+
+class CheckpointError(SerbenchError):
+    """A checkpoint file exists but cannot be used to resume."""
+
+
+@dataclass
+class StageConfig:
+    """What a stage needs besides data: optimizer settings, epochs, batching, stopping."""
+
+    name: str                      # 'cnn' or 'sru' (goes into hook events and logs)
+    epochs: int
+    batch: int
+    optimizer: Callable[[list], torch.optim.Optimizer]
+    patience: int = 20
+    seed: int = 0
+
+
+@dataclass
+class StageResult:
+    epochs_run: int
+    train_s: float                 # seconds spent in this process on training epochs
+    samples: int                   # training samples processed in this process
+    history: list[dict] = field(default_factory=list)
+    resumed_from: int = 0          # epochs already done when this process started
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.train_s if self.train_s > 0 else float("nan")
+
+
+def autocast(device: torch.device, amp: bool):
+    """float16 autocast on CUDA when ``amp``; a no-op elsewhere (CPU runs in float32)."""
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _batches(n: int, batch: int, gen: torch.Generator) -> list[torch.Tensor]:
+    return list(torch.randperm(n, generator=gen).split(batch))
+
+
+def _rng_state(gen: torch.Generator, device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state(), "gen": gen.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, gen: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["gen"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _clone_state(model: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(path: Path, obj: dict) -> None:
+    """Atomically write ``obj`` (tensors, numbers, lists, dicts only) with ``torch.save``."""
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}); delete it to"
+                              " restart this fold from scratch") from None
+
+
+def evaluate_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, batch: int, device: torch.device,
+                  transform: Callable[[torch.Tensor], torch.Tensor], amp: bool) -> float:
+    """Mean cross-entropy of ``model`` on ``(X, y)`` in eval mode."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(X), batch):
+            xb = transform(X[i:i + batch].to(device, non_blocking=True))
+            with autocast(device, amp):
+                out = model(xb)
+            total += float(nn.functional.cross_entropy(out.float(), y[i:i + batch].to(device), reduction="sum"))
+    return total / max(1, len(X))
+
+
+def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageConfig, *,
+                device: torch.device, transform: Callable[[torch.Tensor], torch.Tensor],
+                checkpoint: Path | None = None, amp: bool = False,
+                val: tuple[torch.Tensor, torch.Tensor] | None = None,
+                on_epoch: EpochHook | None = None, checkpoint_every: int = 1,
+                extra: dict | None = None) -> StageResult:
+    """Train ``model`` (already on ``device``) on ``X`` ``(M, ...)`` / ``y`` ``(M,)`` for ``cfg.epochs``.
+
+    ``transform`` maps a raw batch to the model input (normalization). With ``val`` the
+    best-validation-loss weights are kept and training stops after ``cfg.patience``
+    epochs without improvement. ``checkpoint`` is written every ``checkpoint_every`` epochs
+    and when the stage ends (``done=True``); if it exists on entry the stage resumes from it
+    (or, when done, just loads the final weights). ``on_epoch`` gets
+    ``{"stage", "epoch", "loss", "val_loss"}`` after each epoch's checkpoint, so a hook that
+    raises simulates a kill. ``extra`` (tensors/numbers) is stored in the checkpoint.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = cfg.optimizer(params)
+    use_amp = amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    start, history = 0, []
+    best_loss, best_state, bad = float("inf"), None, 0
+    if checkpoint is not None and checkpoint.is_file():
+        ck = load_checkpoint(checkpoint)
+        model.load_state_dict(ck["model"])
+        if ck.get("done"):
+            model.to(device)
+            return StageResult(epochs_run=int(ck["epoch"]), train_s=0.0, samples=0,
+                               history=list(ck.get("history", [])), resumed_from=int(ck["epoch"]))
+        opt.load_state_dict(ck["optimizer"])
+        if ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        _set_rng_state(ck["rng"], gen, device)
+        start, history = int(ck["epoch"]), list(ck.get("history", []))
+        best_loss, bad = float(ck.get("best_loss", float("inf"))), int(ck.get("bad_epochs", 0))
+        best_state = ck.get("best_state")
+
+    def _save(epoch: int, done: bool) -> None:
+        if checkpoint is None:
+            return
+        obj = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+               "epoch": epoch, "done": done, "rng": _rng_state(gen, device), "history": history,
+               "best_loss": best_loss, "bad_epochs": bad, "best_state": best_state, "extra": extra or {}}
+        save_checkpoint(checkpoint, obj)
+
+    train_s, samples, epoch = 0.0, 0, start
+    stopped = False
+    for epoch in range(start + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        total, seen = 0.0, 0
+        for idx in _batches(len(X), cfg.batch, gen):
+            xb = transform(X[idx].to(device, non_blocking=True))
+            yb = y[idx].to(device, non_blocking=True)
+            opt.zero_grad(set_to_none=True)
+            with autocast(device, use_amp):
+                loss = nn.functional.cross_entropy(model(xb).float(), yb)
+            if not torch.isfinite(loss):
+                raise SerbenchError(f"{cfg.name} stage: the loss became {float(loss)} at epoch {epoch};"
+                                    f" lower the learning rate (--set {cfg.name}_lr=...)")
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        epoch_s = time.perf_counter() - t0
+        train_s += epoch_s
+        samples += seen
+        rec = {"epoch": epoch, "loss": total / seen, "val_loss": None, "seconds": epoch_s, "samples": seen}
+        if val is not None:
+            rec["val_loss"] = evaluate_loss(model, val[0], val[1], batch=cfg.batch * 4, device=device,
+                                            transform=transform, amp=use_amp)
+            if rec["val_loss"] < best_loss - 1e-6:
+                best_loss, best_state, bad = rec["val_loss"], _clone_state(model), 0
+            else:
+                bad += 1
+                stopped = bad >= cfg.patience
+        history.append(rec)
+        if stopped or epoch == cfg.epochs:
+            break
+        if epoch % checkpoint_every == 0:
+            _save(epoch, done=False)
+        if on_epoch is not None:
+            on_epoch({"stage": cfg.name, **rec})
+    if best_state is not None:
+        # Early stopping keeps the weights of the best validation epoch.
+        model.load_state_dict(best_state)
+    best_state = None  # the final weights are the model itself; no need to store them twice
+    _save(epoch, done=True)
+    if on_epoch is not None and history and history[-1]["epoch"] == epoch and epoch > start:
+        on_epoch({"stage": cfg.name, **history[-1], "done": True})
+    return StageResult(epochs_run=epoch, train_s=train_s, samples=samples, history=history, resumed_from=start)
+
+
+def predict_logits(model: nn.Module, X: torch.Tensor, *, batch: int, device: torch.device,
+                   transform: Callable[[torch.Tensor], torch.Tensor], amp: bool = False) -> torch.Tensor:
+    """``(M, C)`` float32 logits on CPU for ``X`` ``(M, ...)`` in eval mode."""
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(X), batch):
+            with autocast(device, amp):
+                outs.append(model(transform(X[i:i + batch].to(device))).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def extract_fc7(cnn: nn.Module, X: torch.Tensor, *, batch: int, device: torch.device,
+                transform: Callable[[torch.Tensor], torch.Tensor], amp: bool = False) -> torch.Tensor:
+    """``(M, fc_dim)`` float32 FC7 features (CNN in eval mode: no dropout), kept on ``device``."""
+    cnn.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(X), batch):
+            with autocast(device, amp):
+                outs.append(cnn.fc7(transform(X[i:i + batch].to(device))).float())
+    return torch.cat(outs)

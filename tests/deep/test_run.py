@@ -1,0 +1,190 @@
+"""run_deep end to end on a tiny synthesized corpus (CPU, ``tiny`` profile), resume, and the CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+from serbench.deep import FROM_SCRATCH, run_deep
+from serbench.deep.run import DeepRunError
+
+torch.set_num_threads(1)
+
+SR = 16000
+EMOTIONS = ("angry", "sad")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Demo-layout corpus: 3 speakers x 2 emotions x 4 texts of 0.5 s synthetic 'speech'.
+
+    'angry' is a loud, high, buzzy harmonic tone; 'sad' a quiet, low, smooth one, so the
+    classes are separable from log-mel segments.
+    """
+    root = tmp_path_factory.mktemp("deepcorpus")
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.5 * SR)) / SR
+    for s, shift in zip(("spk1", "spk2", "spk3"), (1.0, 1.1, 0.9)):
+        for e in EMOTIONS:
+            folder = root / s / e
+            folder.mkdir(parents=True)
+            for k in range(4):
+                f0 = (260.0 if e == "angry" else 110.0) * shift * (1 + 0.03 * k)
+                n_harm = 8 if e == "angry" else 2
+                x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, n_harm + 1))
+                x = (0.5 if e == "angry" else 0.1) * x / np.max(np.abs(x)) + 0.005 * rng.standard_normal(t.size)
+                sf.write(folder / f"t{k}.wav", x.astype(np.float32), SR)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("deepcache")
+
+
+TINY = {"cnn_epochs": "3", "sru_epochs": "3"}
+
+
+def _run(corpus, cache, runs, **kw):
+    kw.setdefault("model", "cnn-sru")
+    kw.setdefault("overrides", TINY)
+    return run_deep("demo", corpus, segments=kw.pop("segments", 2), profile="tiny", device="cpu", seed=0,
+                    cache=cache, runs=runs, **kw)
+
+
+class Interrupt(RuntimeError):
+    pass
+
+
+@pytest.mark.slow
+def test_cnn_sru_end_to_end_and_record(corpus, cache, tmp_path):
+    lines = []
+    res = _run(corpus, cache, tmp_path / "runs", log=lines.append)
+    assert res.run_dir == tmp_path / "runs" / "demo" / "cnn-sru-N2" / res.run_dir.name
+    assert not res.run_dir.name.endswith(".partial")
+    rec = json.loads((res.run_dir / "run.json").read_text())
+    assert rec["status"] == "complete" and rec["kind"] == "deep" and rec["system"] == "cnn-sru-N2"
+    assert rec["config"]["pretrained"] == FROM_SCRATCH
+    assert rec["config"]["profile"] == "tiny" and rec["config"]["settings"]["cnn_epochs"] == 3
+    assert rec["config"]["device"] == "cpu" and rec["config"]["amp"] is False and rec["seed"] == 0
+    assert [f["fold"] for f in rec["folds"]] == ["spk1", "spk2", "spk3"]
+    assert all(f["timings"]["cnn_segments_per_s"] > 0 for f in rec["folds"])
+    preds = pd.read_parquet(res.run_dir / "predictions.parquet")
+    assert len(preds) == 24 and set(preds["fold"]) == {"spk1", "spk2", "spk3"}
+    assert (preds["speaker"] == preds["fold"]).all()  # LOSO: each fold tests its own speaker only
+    scores = preds[["score_angry", "score_sad"]].to_numpy()
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
+    assert (preds["predicted"] == np.array(["angry", "sad"])[scores.argmax(1)]).all()
+    assert 0.0 <= res.summary["wa"] <= 1.0
+    assert any("trained from scratch" in line for line in lines)
+    assert not any((res.run_dir / "checkpoints").glob("*"))
+
+
+@pytest.mark.slow
+def test_resume_after_interrupted_fold_equals_uninterrupted(corpus, cache, tmp_path):
+    full = _run(corpus, cache, tmp_path / "a")
+
+    def hook(ev):
+        # Kill the run in the middle of the 2nd fold's CNN stage (after its 2nd epoch checkpoint).
+        if ev["fold"] == "spk2" and ev["stage"] == "cnn" and ev["epoch"] == 2:
+            raise Interrupt("simulated kill")
+
+    with pytest.raises(Interrupt):
+        _run(corpus, cache, tmp_path / "b", on_epoch=hook)
+    partial = list((tmp_path / "b" / "demo" / "cnn-sru-N2").glob("*.partial"))
+    assert len(partial) == 1 and (partial[0] / "checkpoints" / "spk2" / "cnn.pt").is_file()
+    events = []
+    resumed = _run(corpus, cache, tmp_path / "b", on_epoch=events.append)
+    assert resumed.resumed
+    # spk1 was skipped, spk2's CNN continued at epoch 3, spk3 ran whole.
+    assert ("spk1", "cnn", 1) not in {(e["fold"], e["stage"], e["epoch"]) for e in events}
+    assert [e["epoch"] for e in events if e["fold"] == "spk2" and e["stage"] == "cnn"] == [3]
+    a = full.predictions.sort_values("utterance_id").reset_index(drop=True)
+    b = resumed.predictions.sort_values("utterance_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("model", ["cnn", "sru"])
+def test_ablations_run(corpus, cache, tmp_path, model):
+    lines = []
+    # The sru ablation has no CNN: a --pretrained given to a whole grid is ignored, and said so.
+    extra = {"pretrained": tmp_path / "alexnet.pth"} if model == "sru" else {}
+    res = _run(corpus, cache, tmp_path / "runs", model=model, segments=3, log=lines.append, **extra)
+    assert res.system == f"{model}-N3"
+    assert len(res.predictions) == 24
+    rec = json.loads((res.run_dir / "run.json").read_text())
+    if model == "sru":
+        assert "360-d" in rec["config"]["sru_input"]
+        assert any("ignored" in line for line in lines)
+        assert rec["config"]["pretrained"] == FROM_SCRATCH
+    else:
+        assert rec["config"]["cnn_decision"].startswith("mean of segment softmax")
+
+
+def test_sru_ablation_learns_separable_classes(corpus, cache, tmp_path):
+    # Loud/high vs quiet/low is trivial from per-segment log-mel statistics: LOSO WA must be high.
+    res = _run(corpus, cache, tmp_path / "runs", model="sru", overrides={"sru_epochs": "30", "sru_lr": "0.01"})
+    assert res.summary["wa"] >= 0.9, res.summary
+
+
+def test_bad_options_are_refused(corpus, cache, tmp_path):
+    with pytest.raises(DeepRunError, match="--model"):
+        _run(corpus, cache, tmp_path, model="lstm")
+    with pytest.raises(DeepRunError, match="--segments"):
+        _run(corpus, cache, tmp_path, segments=0)
+    with pytest.raises(DeepRunError, match="--pretrained"):
+        _run(corpus, cache, tmp_path, pretrained=tmp_path / "missing.pth")
+
+
+def test_cli_deep(corpus, cache, tmp_path):
+    from serbench.cli import cli
+
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(cli, [
+        "deep", "--corpus", "demo", "--root", str(corpus), "--segments", "1", "--model", "cnn",
+        "--profile", "tiny", "--device", "cpu", "--cache", str(cache), "--runs", str(runs),
+        "--epochs", "1", "--set", "image_size=63"])
+    assert result.exit_code == 0, result.output
+    assert "trained from scratch" in result.output
+    assert "WA" in result.output and "UA" in result.output
+    assert "cnn-N1" in result.output
+    rec = json.loads(next((runs / "demo" / "cnn-N1").glob("*/run.json")).read_text())
+    assert rec["config"]["settings"]["cnn_epochs"] == 1 and rec["config"]["settings"]["image_size"] == 63
+    bad = CliRunner().invoke(cli, ["deep", "--corpus", "demo", "--root", str(corpus), "--segments", "1",
+                                   "--set", "nonsense=1", "--cache", str(cache), "--runs", str(runs)])
+    assert bad.exit_code == 2 and "nonsense" in bad.output
+
+
+def test_early_stopping_uses_training_utterances_only(corpus, cache, tmp_path):
+    res = _run(corpus, cache, tmp_path / "runs", segments=1,
+               overrides={"cnn_epochs": "2", "sru_epochs": "40", "sru_lr": "0.01", "val_fraction": "0.25",
+                          "patience": "2"})
+    rec = json.loads((res.run_dir / "run.json").read_text())
+    assert rec["config"]["early_stopping"].startswith("best validation loss on 25%")
+    for f in rec["folds"]:
+        t = f["timings"]
+        # 16 training utterances per fold: 4 held out for validation (2 per class, stratified), 12 fit.
+        assert t["n_train"] == 16 and t["n_val"] == 4 and t["n_fit"] == 12
+        assert 1 <= t["sru_epochs"] <= 40
+    assert len(res.predictions) == 24  # the test speaker is predicted in full, never used for stopping
+
+
+def test_utterances_without_features_are_left_out_and_recorded(corpus, tmp_path):
+    import shutil
+
+    root = tmp_path / "corpus"
+    shutil.copytree(corpus, root)
+    sf.write(root / "spk1" / "sad" / "short.wav", np.zeros(80, dtype=np.float32), SR)  # 5 ms < one 25 ms window
+    lines = []
+    res = run_deep("demo", root, segments=2, model="sru", profile="tiny", device="cpu", cache=tmp_path / "cache",
+                   runs=tmp_path / "runs", log=lines.append)
+    assert "spk1_sad_short" not in set(res.predictions["utterance_id"]) and len(res.predictions) == 24
+    rec = json.loads((res.run_dir / "run.json").read_text())
+    assert [e["utterance_id"] for e in rec["excluded"]] == ["spk1_sad_short"]
+    assert rec["excluded"][0]["status"] != "ok"
+    assert any("left out" in line for line in lines)
