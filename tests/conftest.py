@@ -1,4 +1,4 @@
-"""Shared test helpers: tiny synthesized WAV files (tests never read ../shared)."""
+"""Shared test helpers: tiny synthesized WAV files (tests never read the shared real corpora)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,7 +1,7 @@
 """serbench.corpora.fetch and .archive against a local HTTP server on 127.0.0.1.
 
 The archives are tiny EMO-DB-like zips (and tars) built in memory from numpy sines;
-nothing here reads ../shared or leaves the machine.
+nothing here reads the shared real corpora or leaves the machine.
 """
 from __future__ import annotations
 
