@@ -118,18 +118,11 @@ def test_gradients_reach_every_parameter():
 
 
 @pytest.mark.parametrize("summary", ["mean", "attention"])
-def test_loss_falls_on_a_separable_set(summary):
+def test_loss_falls_on_a_separable_set(summary, fit):
     torch.manual_seed(6)
     model = CRNN(3, summary=summary, dropout=0.0, **SMALL)
     x, lengths, y = band_data(12, 3, seed=6)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(40):
-        opt.zero_grad()
-        loss = model.loss(model(x, lengths), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit(model, x, lengths, y)
     assert losses[-1] < 0.3 * losses[0]
     model.eval()
     assert (model(x, lengths).logits.argmax(dim=1) == y).float().mean() >= 0.9

@@ -172,18 +172,11 @@ def test_explicit_energy_overrides_the_input():
         model(x, lengths, energy=energy[:, :5])
 
 
-def test_ctc_training_reduces_the_loss_and_decodes_the_classes():
+def test_ctc_training_reduces_the_loss_and_decodes_the_classes(fit):
     torch.manual_seed(3)
     model = CRNNCTC(2, dropout=0.0, **SMALL)
     x, lengths, y = band_data(10, seed=3)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(60):
-        opt.zero_grad()
-        loss = model.loss(model(x, lengths), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit(model, x, lengths, y, steps=60)
     assert losses[-1] < 0.3 * losses[0]
     model.eval()
     out = model(x, lengths)

@@ -108,18 +108,11 @@ def test_alexnet_fc7_can_be_the_segment_encoder():
         stack_segments(segs, [2, 2])
 
 
-def test_loss_falls_on_a_separable_set():
+def test_loss_falls_on_a_separable_set(fit):
     torch.manual_seed(3)
     model = tiny(train_encoder=True, dropout=0.0)
     x, lengths, y = segment_data(12, seed=3)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    losses = []
-    for _ in range(40):
-        opt.zero_grad()
-        loss = model.loss(model(x, lengths), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit(model, x, lengths, y)
     assert losses[-1] < 0.3 * losses[0]
     model.eval()
     assert (model(x, lengths).logits.argmax(dim=1) == y).float().mean() >= 0.9
