@@ -14,6 +14,7 @@ import pandas as pd
 from serbench.reports.collect import Collection, EmptyStoreError, ReportError, SystemSpec, collect
 from serbench.reports.figures import write_confusion
 from serbench.reports.render import Table, write_table
+from serbench.reports.systems import systems_significance, systems_table
 from serbench.reports.tables import (
     feature_significance,
     feature_table,
@@ -58,8 +59,9 @@ class TablesReport:
 
 
 def build_tables(col: Collection) -> dict[str, Table]:
-    """All tables from a collection, in the paper's order, then the feature significance table."""
-    tables = [table1(col), table2(col), table3(col), table4(col), feature_table(col), feature_significance(col)]
+    """All tables from a collection: the paper's order, the feature significance table, then the systems."""
+    tables = [table1(col), table2(col), table3(col), table4(col), feature_table(col), feature_significance(col),
+              systems_table(col), systems_significance(col)]
     return {t.key: t for t in tables}
 
 
@@ -70,7 +72,8 @@ def produce_command(spec: SystemSpec, corpus: str, runs: str | Path | None = Non
         norm = " --speaker-norm" if spec.speaker_norm else ""
         return (f"serbench baseline --corpus {corpus} --root ROOT --feature {spec.feature} "
                 f"--classifier {spec.classifier}{norm}{runs_opt}")
-    return f"serbench deep --corpus {corpus} --root ROOT --segments {spec.segments} --model {spec.model}{runs_opt}"
+    segments = f" --segments {spec.segments}" if spec.segments is not None else ""
+    return f"serbench deep --corpus {corpus} --root ROOT{segments} --model {spec.model}{runs_opt}"
 
 
 def tables_for(corpus: str, runs: str | Path | None = None, out: str | Path | None = None) -> TablesReport:

@@ -140,7 +140,8 @@ def test_files_written_and_parseable(store, tmp_path):
     store.add("cnn-sru-N5", acc=0.6)
     out = tmp_path / "out"
     report = tables_for("casia", runs=store.root, out=out)
-    assert set(report.tables) == {"table1", "table2", "table3", "table4", "table5", "significance-features"}
+    assert set(report.tables) == {"table1", "table2", "table3", "table4", "table5", "significance-features",
+                                  "systems", "significance-systems"}
     for key, table in report.tables.items():
         csv, md, tex = out / f"{key}.csv", out / f"{key}.md", out / f"{key}.tex"
         assert csv in report.files and md in report.files and tex in report.files

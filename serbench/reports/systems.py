@@ -1,0 +1,161 @@
+"""The systems table (issue 6): the other papers' systems next to CNN+SRU and the best SVM baseline.
+
+Every measured number is recomputed from stored predictions. The only literal numbers
+here are what each system's own paper reports, kept in :data:`SYSTEMS_REPORTED` with the
+corpus it was measured on, and always labelled "paper".
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from serbench.reports.collect import Collection, RunResult
+from serbench.reports.render import Table
+from serbench.reports.significance import MCNEMAR, T_TEST, compare
+from serbench.reports.tables import (
+    _SIG_COLUMNS, LEGEND_METRICS, _corpus_notes, LEGEND_MISSING, MISSING, NOT_APPLICABLE, PAPER_REPORTED, SIGNIFICANCE_NOTES,
+    _metric_cells, _metric_columns, _p, _sig_rows, _values_row, best_run, deep_runs, paper_best_segments,
+)
+
+#: The systems of issue 6, in the order their papers build on each other.
+SYSTEM_MODELS = ("crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att")
+
+# What each paper reports, from the abstracts in ../shared/papers/ (percent; None = not given).
+# "corpus" is where the figure was measured; the abstracts give no per-corpus protocol details.
+SYSTEMS_REPORTED: dict[str, list[dict[str, object]]] = {
+    "crnn": [],  # the baseline the other papers improve on; none of them prints its figure in the abstract
+    "crnn-ctc": [{"corpus": None, "wa": 70.11, "ua": 69.53,
+                  "source": "Zhu et al. 2020 (abstract; corpus not named there)"}],
+    "crnn-mk": [{"corpus": "iemocap", "wa": None, "ua": 64.5, "source": "Meyer et al. 2021 (abstract)"}],
+    "dcnn-blstm-att": [{"corpus": "emodb", "wa": None, "ua": 87.86, "source": "Zhang et al. 2021 (abstract)"},
+                       {"corpus": "iemocap", "wa": None, "ua": 68.50, "source": "Zhang et al. 2021 (abstract)"}],
+}
+
+_COLUMNS = (["System", "Model"] + _metric_columns() + ["fold time s (mean)", "device",
+            "UA − ref (points)", "t-test p vs ref", "McNemar p vs ref", "WA % — paper", "UA % — paper",
+            "paper corpus", "paper source"])
+
+
+def reference_run(col: Collection) -> tuple[RunResult | None, str]:
+    """The CNN+SRU run the systems are compared with, and how it was chosen.
+
+    The paper's best N for this corpus when that run exists (chosen without looking at our
+    results); otherwise our best N by pooled UA, which is optimistic and said so.
+    """
+    runs = deep_runs(col, "cnn-sru")
+    n = paper_best_segments(col.corpus)
+    if n is not None and n in runs:
+        return runs[n], f"cnn-sru-N{n}: the N of the paper's best CNN+SRU on {col.corpus}"
+    best = best_run(runs.values())
+    if best is None:
+        return None, "no complete CNN+SRU run"
+    return best, (f"{best.system}: our best N by pooled UA (picked on test results, so optimistic; "
+                  "the paper gives no best N for this corpus or that run is missing)")
+
+
+def system_runs(col: Collection) -> list[RunResult]:
+    """Runs of the issue-6 systems and of any other unsegmented deep model, in a stable order."""
+    order = {m: i for i, m in enumerate(SYSTEM_MODELS)}
+    found = [r for r in col.runs.values() if r.spec.kind == "deep" and r.spec.segments is None]
+    return sorted(found, key=lambda r: (order.get(r.spec.model or "", len(order)), r.spec.speaker_norm, r.system))
+
+
+def best_baseline(col: Collection) -> RunResult | None:
+    return best_run(r for r in col.runs.values() if r.spec.kind == "baseline" and not r.spec.speaker_norm)
+
+
+def _paper_cells(corpus: str, run: RunResult | None, model: str | None) -> list[str]:
+    if run is not None and run.spec.kind == "baseline":
+        feature = run.spec.feature or ""
+        entry = PAPER_REPORTED.get((corpus.lower(), "V", feature))
+        if entry is None:
+            return [NOT_APPLICABLE] * 4
+        fmt = (lambda v: "not reported" if v is None else f"{v:.1f}")
+        return [fmt(entry.get("wa")), fmt(entry.get("ua")), corpus, "Jiang et al. Table V (SVM)"]
+    if model == "cnn-sru":
+        n = run.spec.segments if run is not None else None
+        key = ((corpus.lower(), "I", "CNN+SRU N=1") if n == 1 else (corpus.lower(), "II", f"N={n}"))
+        entry = PAPER_REPORTED.get(key)
+        if entry is None:
+            return [NOT_APPLICABLE] * 4
+        return [f"{entry['wa']:.1f}", f"{entry['ua']:.1f}", corpus, f"Jiang et al. Table {key[1]}"]
+    reports = SYSTEMS_REPORTED.get(model or "", [])
+    if not reports:
+        return ["not reported"] * 2 + [NOT_APPLICABLE] * 2
+    # This corpus' figure when the paper has one, else every figure it gives with its corpus.
+    same = [r for r in reports if r["corpus"] == corpus.lower()]
+    chosen = same or reports
+    fmt = (lambda v: "not reported" if v is None else f"{v:.2f}".rstrip("0").rstrip("."))
+    return ["; ".join(fmt(r["wa"]) for r in chosen), "; ".join(fmt(r["ua"]) for r in chosen),
+            "; ".join(str(r["corpus"] or "not stated") for r in chosen),
+            "; ".join(sorted({str(r["source"]) for r in chosen}))]
+
+
+def _timing_cells(run: RunResult | None) -> list[str]:
+    if run is None:
+        return [MISSING, MISSING]
+    timings = run.record.get("timings") or {}
+    mean = timings.get("fold_wall_s_mean")
+    return [f"{mean:.0f}" if isinstance(mean, (int, float)) else NOT_APPLICABLE,
+            str(timings.get("device") or (run.record.get("config") or {}).get("device") or NOT_APPLICABLE)]
+
+
+def _versus_cells(run: RunResult | None, ref: RunResult | None) -> list[str]:
+    if run is None or ref is None:
+        return [MISSING if run is None else NOT_APPLICABLE] * 3
+    if run is ref:
+        return ["reference"] * 3
+    tests = {t.test: t for t in compare(run, ref)}
+    diff = 100 * (run.metrics["ua"] - ref.metrics["ua"])
+    return [f"{diff:+.1f}", _p(tests[T_TEST].p) if T_TEST in tests else NOT_APPLICABLE,
+            _p(tests[MCNEMAR].p) if MCNEMAR in tests else NOT_APPLICABLE]
+
+
+def systems_table(col: Collection) -> Table:
+    """Each issue-6 system, CNN+SRU (reference) and the best SVM baseline, with tests against CNN+SRU."""
+    corpus = col.corpus
+    ref, ref_note = reference_run(col)
+    rows: list[list[str]] = []
+    values: list[dict] = []
+
+    def add(label: str, model: str | None, run: RunResult | None, system: str) -> None:
+        rows.append([system, label, *_metric_cells(run), *_timing_cells(run), *_versus_cells(run, ref),
+                     *_paper_cells(corpus, run, model)])
+        values.append(_values_row("systems", system, "", run))
+
+    add("CNN+SRU (Jiang et al.)", "cnn-sru", ref, ref.system if ref else "cnn-sru-N?")
+    present = system_runs(col)
+    present_models = {r.spec.model for r in present}
+    for model in SYSTEM_MODELS:
+        if model not in present_models:
+            add(model, model, None, model)
+    for run in present:
+        add(run.spec.model or run.system, run.spec.model, run, run.system)
+    svm = best_baseline(col)
+    add("best SVM baseline (no speaker norm)", None, svm, svm.system if svm else "SVM baseline")
+    notes = [LEGEND_METRICS, LEGEND_MISSING,
+             f"ref = {ref_note}. Tests vs ref: paired t-test on per-fold UA and McNemar's exact test on "
+             "pooled utterances (details in significance-systems).",
+             "fold time = mean wall seconds per fold from the run record, on the device shown (it counts only "
+             "the process that ran each fold's last part).",
+             '"paper" columns are what each system\'s own paper reports, on the corpus shown there: a figure '
+             "from another corpus or protocol is context, not a target for this corpus.",
+             "best SVM baseline = the SVM run with the highest pooled UA, picked on test results (optimistic).",
+             *_corpus_notes(corpus)]
+    return Table("systems", f"Systems — the seed papers' models vs CNN+SRU, {corpus}",
+                 pd.DataFrame(rows, columns=_COLUMNS, dtype=str), notes, pd.DataFrame(values))
+
+
+def systems_significance(col: Collection) -> Table:
+    """All paired tests of each issue-6 system against the CNN+SRU reference."""
+    ref, ref_note = reference_run(col)
+    rows: list[list[str]] = []
+    runs = system_runs(col)
+    present = {r.spec.model for r in runs}
+    for run in runs:
+        rows += _sig_rows(run.system, ref.system if ref else "cnn-sru", run, ref)
+    for model in SYSTEM_MODELS:
+        if model not in present:
+            rows += _sig_rows(model, ref.system if ref else "cnn-sru", None, ref)
+    notes = SIGNIFICANCE_NOTES + [LEGEND_MISSING, f"B = {ref_note}."]
+    return Table("significance-systems", f"Significance — systems vs CNN+SRU, {col.corpus}",
+                 pd.DataFrame(rows, columns=_SIG_COLUMNS, dtype=str), notes)
