@@ -38,7 +38,7 @@ def _load_optional() -> None:
     # Loaders for the other corpora live in their own modules; import them if present.
     import importlib
 
-    for name in ("ravdess", "iemocap", "savee", "tess", "cremad", "emovo"):
+    for name in ("ravdess", "iemocap", "iemocap4", "savee", "tess", "cremad", "emovo"):
         try:
             register(importlib.import_module(f"serbench.corpora.{name}"))
         except ModuleNotFoundError as exc:

@@ -111,7 +111,7 @@ class LeaveOneSessionOut(Protocol):
 PROTOCOLS: dict[str, type[Protocol]] = {p.name: p for p in (LeaveOneSpeakerOut, LeaveOneSessionOut)}
 
 #: Corpora whose standard protocol is not LOSO.
-_DEFAULTS = {"iemocap": "loso-session"}
+_DEFAULTS = {"iemocap": "loso-session", "iemocap4": "loso-session"}
 
 
 def get_protocol(name: str | Protocol) -> Protocol:
