@@ -16,7 +16,10 @@ CACHE_OPT := $(if $(CACHE),--cache $(CACHE),)
 DEEP     ?= 1
 SEGMENTS ?= 1,2,3,4,5
 PROFILE  ?= fast
-DEEP_OPT := $(if $(filter 0,$(DEEP)),--no-deep,--deep --segments $(SEGMENTS) --profile $(PROFILE))
+# SYSTEMS=all (or a comma list of crnn,crnn-ctc,crnn-mk,dcnn-blstm-att) adds the systems table's models.
+SYSTEMS  ?=
+DEEP_OPT := $(if $(filter 0,$(DEEP)),--no-deep,--deep --segments $(SEGMENTS) --profile $(PROFILE)) \
+            $(if $(SYSTEMS),--systems $(SYSTEMS),)
 # make demo: a small deep run on the demo corpus.
 DEMO_SEGMENTS ?= 3
 DEMO_PROFILE  ?= tiny

@@ -6,7 +6,7 @@ import click
 from serbench.cli.common import (cache_option, console, corpus_option, emotions_option, root_option, runs_option,
                                  split_list)
 from serbench.errors import SerbenchError
-from serbench.experiments.grid import PAPER_FEATURES, paper_grid, run_grid
+from serbench.experiments.grid import OTHER_SYSTEMS, PAPER_FEATURES, paper_grid, run_grid
 
 
 @click.command("grid")
@@ -20,6 +20,8 @@ from serbench.experiments.grid import PAPER_FEATURES, paper_grid, run_grid
 @click.option("--deep/--no-deep", default=True, show_default=True, help="CNN+SRU and its ablations.")
 @click.option("--segments", default="1,2,3,4,5", show_default=True, help="N values for the deep systems.")
 @click.option("--models", default="cnn-sru,cnn,sru", show_default=True, help="Deep models.")
+@click.option("--systems", default="", show_default=True,
+              help="Other seed papers' systems for the systems table: crnn,crnn-ctc,crnn-mk,dcnn-blstm-att or all.")
 @click.option("--profile", default="fast", show_default=True, help="Deep training profile: paper | fast | tiny.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--pretrained", default=None, type=click.Path(dir_okay=False, exists=True),
@@ -30,7 +32,7 @@ from serbench.experiments.grid import PAPER_FEATURES, paper_grid, run_grid
 @emotions_option
 @cache_option
 @runs_option
-def grid_cmd(corpus, root, features, classifiers, norm, baselines, deep, segments, models, profile, device,
+def grid_cmd(corpus, root, features, classifiers, norm, baselines, deep, segments, models, systems, profile, device,
              pretrained, seed, jobs, force, emotions, cache, runs) -> None:
     """Run the systems of the paper's tables that the results store lacks."""
     try:
@@ -40,7 +42,8 @@ def grid_cmd(corpus, root, features, classifiers, norm, baselines, deep, segment
     variants = {"both": (False, True), "off": (False,), "on": (True,)}[norm]
     items = paper_grid(baselines=baselines, features=split_list(features) or [],
                        classifiers=split_list(classifiers) or [], speaker_norm=variants,
-                       deep=deep, segments=segs, deep_models=split_list(models) or [])
+                       deep=deep, segments=segs, deep_models=split_list(models) or [],
+                       systems=OTHER_SYSTEMS if systems.strip() == "all" else split_list(systems) or [])
     outcomes = run_grid(corpus, root, items, cache=cache, runs=runs, jobs=jobs, seed=seed,
                         emotions=split_list(emotions), profile=profile, device=device, pretrained=pretrained,
                         force=force, log=console.print)

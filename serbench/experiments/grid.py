@@ -16,6 +16,8 @@ from serbench.experiments.store import RunStore
 PAPER_FEATURES: tuple[str, ...] = ("PLP", "MFCC", "HuWSF", "IS09", "IS10")
 PAPER_SEGMENTS: tuple[int, ...] = (1, 2, 3, 4, 5)
 DEEP_MODELS: tuple[str, ...] = ("cnn-sru", "cnn", "sru")
+#: The other seed papers' systems (issue 6): whole-utterance models, stored without -N.
+OTHER_SYSTEMS: tuple[str, ...] = ("crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att")
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,11 @@ def paper_grid(
     deep: bool = True,
     segments: Sequence[int] = PAPER_SEGMENTS,
     deep_models: Sequence[str] = DEEP_MODELS,
+    systems: Sequence[str] = (),
 ) -> list[GridItem]:
     """The systems behind Tables I-V: SVM baselines (both normalization variants) and
-    CNN+SRU with its CNN and SRU ablations at every N in ``segments``."""
+    CNN+SRU with its CNN and SRU ablations at every N in ``segments``; then any of
+    :data:`OTHER_SYSTEMS` named in ``systems`` (the systems table)."""
     from serbench.baselines.run import system_name
 
     items: list[GridItem] = []
@@ -62,6 +66,10 @@ def paper_grid(
         for model in deep_models:
             for n in segments:
                 items.append(GridItem(f"{model}-N{int(n)}", "deep", {"model": model, "segments": int(n)}))
+    unknown = [m for m in systems if m not in OTHER_SYSTEMS]
+    if unknown:
+        raise SerbenchError(f"systems {unknown}: choose from {', '.join(OTHER_SYSTEMS)}")
+    items += [GridItem(m, "deep", {"model": m, "segments": None}) for m in systems]
     return items
 
 

@@ -33,6 +33,14 @@ def test_paper_grid_lists_both_normalization_variants_and_deep_grid():
     assert items[1].params["speaker_norm"] is True and items[3].params["segments"] == 3
 
 
+def test_paper_grid_adds_named_systems_without_segments():
+    items = paper_grid(baselines=False, deep=False, systems=("crnn", "crnn-mk"))
+    assert [(i.system, i.params["model"], i.params["segments"]) for i in items] == [
+        ("crnn", "crnn", None), ("crnn-mk", "crnn-mk", None)]
+    with pytest.raises(SerbenchError, match="crnn, crnn-ctc"):
+        paper_grid(systems=("lstm",))
+
+
 def test_paper_grid_rejects_bad_segments():
     with pytest.raises(SerbenchError, match="1 to 5"):
         paper_grid(segments=(0, 6))
