@@ -55,9 +55,26 @@ class RunResult:
         return self.config["pretrained"]
 
 
-def system_name(model: str, segments: int) -> str:
-    """The results-store system name, e.g. ``cnn-sru-N5``."""
-    return f"{model}-N{segments}"
+SPKNORM_SUFFIX = "-spknorm"
+
+
+def system_name(model: str, segments: int, speaker_norm: bool = False) -> str:
+    """The results-store system name, e.g. ``cnn-sru-N5`` or ``cnn-sru-N5-spknorm``."""
+    return f"{model}-N{segments}" + (SPKNORM_SUFFIX if speaker_norm else "")
+
+
+def load_inputs(corpus: str, root: str | Path, *, cache=None, jobs: int = 1, emotions: Sequence[str] | None = None,
+                speaker_norm: bool = False) -> tuple[list[np.ndarray], pd.DataFrame, pd.DataFrame]:
+    """The melseg arrays of every usable utterance (:func:`serbench.deep.data.load_melseg`).
+
+    With ``speaker_norm`` each speaker's log-mel arrays are z-scored with that speaker's own
+    frame statistics (:func:`serbench.deep.data.speaker_normalize_mels`, label-free, like the
+    baselines' ``--speaker-norm``); the system name then ends in ``-spknorm``.
+    """
+    mels, manifest, excluded = D.load_melseg(corpus, root, cache=cache, jobs=jobs, emotions=emotions)
+    if speaker_norm:
+        mels = D.speaker_normalize_mels(mels, manifest["speaker"].astype(str).tolist())
+    return mels, manifest, excluded
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -78,7 +95,7 @@ def stage_seed(seed: int, fold: str, stage: str) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def _seed_all(seed: int) -> None:
+def seed_all(seed: int) -> None:
     import random
 
     random.seed(seed)
@@ -91,7 +108,7 @@ def _segment_rows(utts: np.ndarray, n: int) -> torch.Tensor:
     return torch.as_tensor((np.asarray(utts)[:, None] * n + np.arange(n)).ravel(), dtype=torch.long)
 
 
-def _val_split(train: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def val_split(train: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split a fold's TRAINING utterances into (fit, val), stratified by class; val is empty at 0."""
     if fraction <= 0:
         return train, train[:0]
@@ -106,7 +123,7 @@ def _val_split(train: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> 
     return np.setdiff1d(train, val), val
 
 
-def _fingerprint(ids: Sequence[str], mels: Sequence[np.ndarray]) -> str:
+def inputs_fingerprint(ids: Sequence[str], mels: Sequence[np.ndarray]) -> str:
     from serbench.experiments.store import fingerprint
 
     shapes = np.array([m.shape for m in mels], dtype=np.int64)
@@ -118,7 +135,7 @@ def run_deep(
     corpus: str,
     root: str | Path,
     *,
-    segments: int,
+    segments: int | None = None,
     model: str = "cnn-sru",
     profile: str = "fast",
     device: str = "auto",
@@ -133,6 +150,8 @@ def run_deep(
     on_epoch: EpochHook | None = None,
     log: Log | None = None,
     command: str | None = None,
+    protocol: str | None = None,
+    speaker_norm: bool = False,
 ) -> RunResult:
     """Train and evaluate ``model`` with ``segments`` segments per utterance under LOSO.
 
@@ -141,10 +160,27 @@ def run_deep(
     ``on_epoch`` gets ``{"fold", "stage", "epoch", "loss", "val_loss"}`` after each epoch's
     checkpoint (an exception from it stops the run like a kill; the next call resumes).
     Writes ``<runs>/<corpus>/<model>-N<segments>/<run_id>/`` and returns a :class:`RunResult`.
+    ``protocol`` ('loso' | 'loso-session'; None: the corpus' default) picks the folds.
+    ``speaker_norm`` z-scores each speaker's log-mel with its own statistics (off by default,
+    as in the paper; the system name gets ``-spknorm``).
+
+    The seed-paper systems (``crnn``, ``crnn-ctc``, ``crnn-mk``, ``dcnn-blstm-att``) read
+    whole utterances: they go to :func:`serbench.deep.systems.runner.run_system`, take their
+    settings from :mod:`serbench.deep.systems.settings`, ignore ``segments`` and are stored
+    as ``<runs>/<corpus>/<model>/``.
     """
+    from serbench.deep.systems.runner import SYSTEMS, resolve_protocol, run_system
+
+    if model in SYSTEMS:
+        return run_system(corpus, root, model=model, profile=profile, device=device, pretrained=pretrained,
+                          seed=seed, cache=cache, runs=runs, overrides=overrides, jobs=jobs, emotions=emotions,
+                          resume=resume, on_epoch=on_epoch, log=log, command=command, protocol=protocol,
+                          segments=segments, speaker_norm=speaker_norm)
     log = log or (lambda _msg: None)
     if model not in MODELS:
-        raise DeepRunError(f"--model {model!r}: choose one of {', '.join(MODELS)}")
+        raise DeepRunError(f"--model {model!r}: choose one of {', '.join(MODELS + SYSTEMS)}")
+    if segments is None:
+        raise DeepRunError(f"--segments is required for --model {model}: give N from 1 to 5 (the paper's range)")
     if isinstance(segments, bool) or int(segments) != segments or not 1 <= segments <= 20:
         raise DeepRunError(f"--segments {segments!r}: give an integer from 1 to 20 (the paper uses 1..5)")
     segments = int(segments)
@@ -159,17 +195,17 @@ def run_deep(
     pretrained_label = str(Path(pretrained).expanduser().resolve()) if pretrained else FROM_SCRATCH
     if pretrained and not Path(pretrained).expanduser().is_file():
         raise DeepRunError(f"--pretrained {pretrained}: no such file")
-    system = system_name(model, segments)
+    system = system_name(model, segments, speaker_norm)
 
     t_start = time.perf_counter()
-    mels, manifest, excluded = D.load_melseg(corpus, root, cache=cache, jobs=jobs, emotions=emotions)
+    mels, manifest, excluded = load_inputs(corpus, root, cache=cache, jobs=jobs, emotions=emotions,
+                                           speaker_norm=speaker_norm)
     labels = sorted(manifest["emotion"].astype(str).unique())
     y_all = D.label_indices(manifest["emotion"], labels)
     y_np = y_all.numpy()
-    from serbench.experiments.protocol import default_protocol
     from serbench.experiments.store import RunStore
 
-    protocol = default_protocol(corpus)
+    protocol = resolve_protocol(corpus, protocol)
     folds = protocol.folds(manifest, corpus)
     t_data = time.perf_counter() - t_start
     if excluded is not None and len(excluded):
@@ -179,6 +215,7 @@ def run_deep(
         "model": model, "segments": segments, "profile": prof.name, "settings": prof.as_dict(),
         "pretrained": pretrained_label, "device": str(dev), "amp": amp, "seed": int(seed),
         "protocol": protocol.name, "features": "melseg", "n_utterances": int(len(manifest)),
+        "speaker_norm": bool(speaker_norm),
         "cnn_decision": "mean of segment softmax probabilities" if model == "cnn" else None,
         "sru_input": {"cnn-sru": "FC7 features of the N segments (CNN frozen)",
                       "sru": "per-segment mean and std of the 3x60 log-mel frames (360-d)"}.get(model),
@@ -190,9 +227,9 @@ def run_deep(
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     store = RunStore(runs)
     writer = store.start_run(corpus, system, config, labels, command, kind="deep", seed=int(seed),
-                             fingerprint=_fingerprint(manifest["utterance_id"].astype(str).tolist(), mels),
+                             fingerprint=inputs_fingerprint(manifest["utterance_id"].astype(str).tolist(), mels),
                              resume=resume,
-                             extra={"excluded": _records(excluded)})
+                             extra={"excluded": json_records(excluded)})
     done = set(writer.finished_folds())
     if writer.resumed:
         log(f"resuming {writer.path} ({len(done)}/{len(folds)} folds finished)")
@@ -201,7 +238,7 @@ def run_deep(
     log(f"{system} on {corpus}: {len(manifest)} utterances, {len(folds)} folds, profile {prof.name}, "
         f"device {dev}{' (AMP)' if amp else ''}, {cnn_note}")
 
-    _seed_all(seed)
+    seed_all(seed)
     inputs: torch.Tensor
     t0 = time.perf_counter()
     todo = [f for f in folds if f.name not in done]
@@ -228,9 +265,9 @@ def run_deep(
             hook = (lambda ev, _f=fold.name: on_epoch({"fold": _f, **ev}))
         preds, timing = _run_fold(
             fold, inputs, y_all, y_np, manifest, labels, model=model, n=segments, prof=prof, dev=dev, amp=amp,
-            pretrained=pretrained, seed=int(seed), ckpt_dir=ckpt_root / _safe(fold.name), hook=hook, log=log)
+            pretrained=pretrained, seed=int(seed), ckpt_dir=ckpt_root / safe_name(fold.name), hook=hook, log=log)
         writer.write_fold(fold.name, preds, {"timings": timing})
-        shutil.rmtree(ckpt_root / _safe(fold.name), ignore_errors=True)  # the fold is stored; free the disk
+        shutil.rmtree(ckpt_root / safe_name(fold.name), ignore_errors=True)  # the fold is stored; free the disk
         fold_timings[fold.name] = timing
         wa = float(np.mean(preds["true"] == preds["predicted"]))
         log(f"fold {k + 1}/{len(folds)} {fold.name}: WA {wa:.3f}, {timing['wall_s']:.0f} s"
@@ -253,7 +290,7 @@ def run_deep(
 
     return RunResult(run_dir=final, system=system, summary=summarize(preds), predictions=preds,
                      config=config, timings=timings, resumed=writer.resumed,
-                     excluded=_records(excluded))
+                     excluded=json_records(excluded))
 
 
 def _data_device(dev: torch.device, nbytes: int, log: Log) -> torch.device:
@@ -267,14 +304,14 @@ def _data_device(dev: torch.device, nbytes: int, log: Log) -> torch.device:
     return torch.device("cpu")
 
 
-def _records(df: pd.DataFrame | None) -> list[dict]:
+def json_records(df: pd.DataFrame | None) -> list[dict]:
     """Rows as JSON-safe dicts (pandas' NA -> None)."""
     if df is None or df.empty:
         return []
     return [{k: (None if pd.isna(v) else str(v)) for k, v in row.items()} for row in df.to_dict("records")]
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "fold"
 
 
@@ -284,7 +321,7 @@ def _run_fold(fold, inputs: torch.Tensor, y_all: torch.Tensor, y_np: np.ndarray,
     """One fold: fit on ``fold.train`` utterances only, predict ``fold.test``. Returns (predictions, timings)."""
     t_fold = time.perf_counter()
     n_classes = len(labels)
-    fit, val = _val_split(np.asarray(fold.train), y_np, prof.val_fraction, stage_seed(seed, fold.name, "val"))
+    fit, val = val_split(np.asarray(fold.train), y_np, prof.val_fraction, stage_seed(seed, fold.name, "val"))
     timing: dict = {"n_train": int(len(fold.train)), "n_fit": int(len(fit)), "n_val": int(len(val))}
 
     def stage_log(ev: dict) -> None:

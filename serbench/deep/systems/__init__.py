@@ -19,6 +19,11 @@ weights); ``model.loss(out, labels)`` is the training loss. Padding never change
 >>> model = CRNNMK(n_classes=4)                                                         # doctest: +SKIP
 >>> out = model(x, lengths); loss = model.loss(out, labels)                             # doctest: +SKIP
 >>> probs = out.logits.softmax(dim=1)                                                   # doctest: +SKIP
+
+In the toolkit they run as ``serbench deep --model crnn|crnn-ctc|crnn-mk|dcnn-blstm-att``
+(:func:`serbench.deep.run.run_deep`), trained per fold with checkpoints and resume by
+:mod:`~serbench.deep.systems.runner`, with the ``paper`` / ``fast`` / ``tiny`` settings of
+:mod:`~serbench.deep.systems.settings` (``--set key=value`` overrides any of them).
 """
 from serbench.deep.systems.augment import (
     AugmentError, augment, augment_training_set, balanced_indices, freq_mask, time_mask, time_shift,

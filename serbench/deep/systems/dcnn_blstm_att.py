@@ -147,7 +147,19 @@ class DCNNBLSTMAtt(nn.Module):
             shape = tuple(segments.shape) if torch.is_tensor(segments) else type(segments).__name__
             raise SystemInputError(f"segments must be a float tensor (B, N, 3, H, W), got {shape}")
         lengths = check_lengths(lengths, segments.shape[0], segments.shape[1], "segments").to(segments.device)
-        feats = self.encode(segments, lengths)
+        return self.forward_features(self.encode(segments, lengths), lengths)
+
+    def forward_features(self, feats: torch.Tensor, lengths: torch.Tensor) -> SystemOutput:
+        """The model after the encoder: ``feats (B, N, D)`` segment features (padded slots
+        ignored) + ``lengths (B,)`` -> :class:`SystemOutput`.
+
+        With a frozen encoder (in eval mode, deterministic) a trainer may encode every
+        segment once and train from the cached features; the result equals :meth:`forward`.
+        """
+        if not torch.is_tensor(feats) or feats.ndim != 3 or feats.shape[-1] != self.feature_dim:
+            shape = tuple(feats.shape) if torch.is_tensor(feats) else type(feats).__name__
+            raise SystemInputError(f"feats must be (B, N, {self.feature_dim}) segment features, got {shape}")
+        lengths = check_lengths(lengths, feats.shape[0], feats.shape[1], "feats").to(feats.device)
         outputs, _ = self.blstm(feats, lengths)
         z, weights = self.attention(outputs, length_mask(lengths, outputs.shape[1]))
         return SystemOutput(self.dnn(z), outputs, lengths, weights)

@@ -1,0 +1,385 @@
+"""The seed-paper systems as ``serbench deep --model ...``: runs, resume, leakage, protocols, CLI (CPU, tiny)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+from serbench.deep import data as D
+from serbench.deep import run_deep
+from serbench.deep.alexnet import AlexNet
+from serbench.deep.profiles import ProfileError
+from serbench.deep.run import DeepRunError
+from serbench.deep.systems import CRNNMK, DCNNBLSTMAtt, FeatureExtractor
+from serbench.deep.systems import runner as R
+from serbench.deep.systems.settings import SETTINGS, get_settings
+
+torch.set_num_threads(1)
+
+SR = 16000
+EMOTIONS = ("angry", "sad")
+SYSTEMS = ("crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att")
+
+
+# ---------------------------------------------------------------- data
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Demo-layout corpus: 3 speakers x 2 emotions x 3 texts of 0.3-0.8 s (variable length).
+
+    'angry' is a loud, high, buzzy harmonic tone, 'sad' a quiet, low, smooth one.
+    """
+    root = tmp_path_factory.mktemp("syscorpus")
+    rng = np.random.default_rng(0)
+    for s, shift in zip(("spk1", "spk2", "spk3"), (1.0, 1.1, 0.9)):
+        for e in EMOTIONS:
+            folder = root / s / e
+            folder.mkdir(parents=True)
+            for k in range(3):
+                t = np.arange(int((0.3 + 0.25 * k) * SR)) / SR
+                f0 = (260.0 if e == "angry" else 110.0) * shift * (1 + 0.03 * k)
+                n_harm = 8 if e == "angry" else 2
+                x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, n_harm + 1))
+                x = (0.5 if e == "angry" else 0.1) * x / np.max(np.abs(x)) + 0.005 * rng.standard_normal(t.size)
+                sf.write(folder / f"t{k}.wav", x.astype(np.float32), SR)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("syscache")
+
+
+def synthetic(n_speakers: int = 3, per_class: tuple[int, int] = (3, 2), n_mels: int = 60, seed: int = 0,
+              sessions: dict[int, str] | None = None):
+    """``load_melseg``-shaped data without audio: class k has bright mel bands, random lengths 20..90."""
+    rng = np.random.default_rng(seed)
+    mels, rows = [], []
+    for s in range(n_speakers):
+        for c, (emotion, count) in enumerate(zip(EMOTIONS, per_class)):
+            for k in range(count):
+                m = rng.normal(size=(3, n_mels, int(rng.integers(20, 90)))).astype(np.float32) - 5.0
+                lo = (n_mels // 2) if c == 0 else 2
+                m[0, lo:lo + n_mels // 6] += 4.0
+                mels.append(m)
+                rows.append({"utterance_id": f"s{s}_{emotion}_{k}", "speaker": f"spk{s}", "emotion": emotion,
+                             "session": (sessions or {}).get(s, pd.NA)})
+    return mels, pd.DataFrame(rows), pd.DataFrame(columns=["utterance_id", "status", "status_detail"])
+
+
+@pytest.fixture
+def fake_corpus(monkeypatch):
+    """Patch ``load_melseg`` to return :func:`synthetic` data (kwargs of the fixture call go to it)."""
+    def install(**kwargs):
+        data = synthetic(**kwargs)
+        monkeypatch.setattr(D, "load_melseg", lambda *a, **k: data)
+        return data
+    return install
+
+
+def _run(root, runs, model, cache=None, **kw):
+    return run_deep("demo", root, model=model, profile="tiny", device="cpu", seed=0, cache=cache, runs=runs, **kw)
+
+
+class Interrupt(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------- end to end on synthesized audio
+
+@pytest.mark.parametrize("model", SYSTEMS)
+def test_system_end_to_end_and_record(corpus, cache, tmp_path, model):
+    lines = []
+    res = _run(corpus, tmp_path / "runs", model, cache=cache, log=lines.append, segments=3)
+    assert res.system == model and res.run_dir.parent == tmp_path / "runs" / "demo" / model
+    assert any("--segments 3 ignored" in line for line in lines)
+    rec = json.loads((res.run_dir / "run.json").read_text())
+    assert rec["status"] == "complete" and rec["kind"] == "deep" and rec["system"] == model
+    cfg = rec["config"]
+    assert cfg["model"] == model and cfg["segments"] is None and cfg["profile"] == "tiny"
+    assert cfg["settings"] == json.loads(json.dumps(SETTINGS[model]["tiny"].as_dict()))
+    assert cfg["protocol"] == "loso" and cfg["device"] == "cpu" and cfg["amp"] is False and rec["seed"] == 0
+    assert cfg["normalization"].startswith("per-(channel, mel band)")
+    assert [f["fold"] for f in rec["folds"]] == ["spk1", "spk2", "spk3"]
+    assert all(f["timings"]["epochs"] == 3 and f["timings"]["n_train"] == 12 for f in rec["folds"])
+    preds = pd.read_parquet(res.run_dir / "predictions.parquet")
+    assert len(preds) == 18 and (preds["speaker"] == preds["fold"]).all()
+    assert set(preds["true"]) == set(EMOTIONS) and set(preds["predicted"]) <= set(EMOTIONS)
+    scores = preds[[f"score_{e}" for e in EMOTIONS]].to_numpy()
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-9)
+    assert (scores >= 0).all()
+    assert not (res.run_dir / "checkpoints").exists()
+    details = cfg["system_details"]
+    if model == "crnn-ctc":
+        assert "dB" in details["frame_split"] and details["decode"].startswith("posterior")
+        assert (preds["predicted"] == np.array(EMOTIONS)[scores.argmax(1)]).all()   # posterior decoding
+    if model == "crnn-mk":
+        assert details["variant"] == "crnn-mk" and details["label_smoothing"] == 0.1
+    if model == "dcnn-blstm-att":
+        assert details["train_encoder"] is True and "trained jointly" in details["encoder"]
+        assert cfg["augmentation"].startswith("1 augmented") and cfg["balancing"].startswith("training classes")
+        # Augmented copies double the 12 training utterances; the corpus is balanced, so no extra rows.
+        assert all(f["timings"]["n_train_rows"] == 24 for f in rec["folds"])
+
+
+@pytest.mark.parametrize("model", SYSTEMS)
+def test_resume_after_interrupted_fold_equals_uninterrupted(corpus, cache, tmp_path, model):
+    over = {"val_fraction": "0.25", "patience": "5", "epochs": "4"}   # early-stopping state is resumed too
+    full = _run(corpus, tmp_path / "a", model, cache=cache, overrides=over)
+
+    def hook(ev):
+        if ev["fold"] == "spk2" and ev["epoch"] == 2:
+            raise Interrupt("simulated kill")
+
+    with pytest.raises(Interrupt):
+        _run(corpus, tmp_path / "b", model, cache=cache, overrides=over, on_epoch=hook)
+    partial = list((tmp_path / "b" / "demo" / model).glob("*.partial"))
+    assert len(partial) == 1 and (partial[0] / "checkpoints" / "spk2" / "model.pt").is_file()
+    events = []
+    resumed = _run(corpus, tmp_path / "b", model, cache=cache, overrides=over, on_epoch=events.append)
+    assert resumed.resumed
+    assert not [e for e in events if e["fold"] == "spk1"]                           # finished fold skipped
+    assert [e["epoch"] for e in events if e["fold"] == "spk2"] == [3, 4]            # continued at epoch 3
+    a = full.predictions.sort_values("utterance_id").reset_index(drop=True)
+    b = resumed.predictions.sort_values("utterance_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+# ---------------------------------------------------------------- the fold trainer
+
+@pytest.mark.parametrize("model", SYSTEMS)
+def test_loss_falls_through_the_runner(model):
+    mels, manifest, _ = synthetic(n_speakers=2, per_class=(4, 4), n_mels=24, seed=1)
+    y = (manifest["emotion"] == "sad").to_numpy().astype(np.int64)
+    s = get_settings(model, "tiny", {"epochs": 12, "lr": 0.01, "dropout": 0.0})
+    plan = R.plan_fold(mels, y, np.arange(len(mels)), np.array([], dtype=np.int64), np.array([], dtype=np.int64),
+                       s, seed=0, fold="all")
+    torch.manual_seed(0)
+    net = R.build_system(model, s, 2, n_mels=24)
+    inputs = R.make_inputs(model, net, s, plan, device=torch.device("cpu"))
+    res = R.train_system(net, inputs, plan.labels, plan.train_rows, plan.val_rows, s, device=torch.device("cpu"),
+                         seed=0)
+    losses = [h["loss"] for h in res.history]
+    assert len(losses) == 12 and losses[-1] < 0.6 * losses[0], losses
+
+
+@pytest.mark.parametrize("model", ["crnn-mk", "dcnn-blstm-att"])
+def test_padding_and_batch_composition_do_not_change_predictions(model):
+    mels, manifest, _ = synthetic(n_speakers=1, per_class=(4, 3), n_mels=24, seed=2)
+    y = (manifest["emotion"] == "sad").to_numpy().astype(np.int64)
+    s = get_settings(model, "tiny")
+    idx = np.arange(len(mels))
+    plan = R.plan_fold(mels, y, idx[:4], idx[:0], idx, s, seed=0, fold="f")
+    torch.manual_seed(0)
+    net = R.build_system(model, s, 2, n_mels=24)
+    inputs = R.make_inputs(model, net, s, plan, device=torch.device("cpu"))
+    together, _ = R.predict_system(net, inputs, plan.test_rows, batch=64, device=torch.device("cpu"))
+    alone, _ = R.predict_system(net, inputs, plan.test_rows, batch=1, device=torch.device("cpu"))
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-7)
+
+
+def test_segment_windows_cover_every_frame():
+    assert R.segment_windows(10, 16, 8) == [(0, 10)]
+    assert R.segment_windows(64, 64, 30) == [(0, 64)]
+    assert R.segment_windows(100, 64, 30) == [(0, 64), (30, 94), (36, 100)]
+    for t in range(1, 300, 7):
+        w = R.segment_windows(t, 64, 30)
+        assert w[0][0] == 0 and w[-1][1] == t and all(e - s == min(t, 64) for s, e in w)
+        assert len(w) == (1 if t <= 64 else 1 + -(-(t - 64) // 30))
+
+
+def test_length_batches_group_similar_lengths_and_cover_each_row_once():
+    sizes = np.random.default_rng(0).integers(10, 500, size=103)
+    gen = torch.Generator().manual_seed(0)
+    batches = R.length_batches(sizes, 8, gen, bucket=4)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(103))
+    assert max(len(b) for b in batches) == 8
+    # Within a batch, lengths come from one sorted pool of 32: far less spread than random batches.
+    spread = np.mean([np.ptp(sizes[b]) for b in batches if len(b) > 1])
+    assert spread < 0.5 * np.ptp(sizes)
+
+
+def test_frozen_alexnet_features_equal_the_image_path():
+    mels, manifest, _ = synthetic(n_speakers=1, per_class=(2, 2), n_mels=24, seed=3)
+    y = (manifest["emotion"] == "sad").to_numpy().astype(np.int64)
+    s = get_settings("dcnn-blstm-att", "tiny", {"image_size": 63, "aug_copies": 0, "balance": False})
+    idx = np.arange(len(mels))
+    plan = R.plan_fold(mels, y, idx, idx[:0], idx, s, seed=0, fold="f")
+    torch.manual_seed(0)
+    alex = AlexNet(2, width=0.05)
+    net = DCNNBLSTMAtt(FeatureExtractor(alex, "fc7", alex.fc_dim), 2, hidden=4, attn_dim=4, dnn_hidden=4)
+    kw = dict(seg_frames=s.seg_frames, seg_hop=s.seg_hop, image_size=63)
+    cached = R.FeatureInputs(plan, net, device=torch.device("cpu"), **kw)
+    a, _ = R.predict_system(net, cached, plan.test_rows, batch=4, device=torch.device("cpu"))
+    b, _ = R.predict_system(net, R.SegmentInputs(plan, **kw), plan.test_rows, batch=4, device=torch.device("cpu"))
+    torch.testing.assert_close(a, b)
+
+
+def test_pretrained_dcnn_uses_a_frozen_alexnet(fake_corpus, tmp_path, monkeypatch):
+    fake_corpus(n_mels=24)
+    weights = tmp_path / "alexnet.pth"
+    weights.write_bytes(b"stand-in")
+    loaded = []
+    # A full-width AlexNet (240 MB of weights) is too big for a unit test: a narrow one, fake weights.
+    monkeypatch.setattr(R, "AlexNet", lambda n, width=1.0: AlexNet(n, width=0.05))
+    monkeypatch.setattr(R, "load_pretrained", lambda model, path, num_classes: loaded.append(str(path)))
+    with pytest.raises(DeepRunError, match="image_size"):
+        _run(tmp_path, tmp_path / "runs", "dcnn-blstm-att", pretrained=weights)
+    res = _run(tmp_path, tmp_path / "runs", "dcnn-blstm-att", pretrained=weights, overrides={"image_size": 63})
+    assert len(loaded) == 3                                                   # once per fold
+    details = res.config["system_details"]
+    assert details["train_encoder"] is False and "frozen" in details["encoder"] and "alexnet.pth" in details["encoder"]
+    assert res.config["pretrained"] == str(weights.resolve())
+    with pytest.raises(DeepRunError, match="train_encoder=false without --pretrained"):
+        _run(tmp_path, tmp_path / "runs", "dcnn-blstm-att", overrides={"train_encoder": "false"})
+
+
+# ---------------------------------------------------------------- leakage
+
+@pytest.mark.parametrize("model", ["crnn", "dcnn-blstm-att"])
+def test_normalization_augmentation_and_balancing_see_only_fit_utterances(fake_corpus, tmp_path, monkeypatch, model):
+    mels, manifest, _ = fake_corpus(per_class=(4, 2))          # imbalanced: balancing has work to do
+    speaker_of = {id(m): spk for m, spk in zip(mels, manifest["speaker"])}
+    calls = {"norm": [], "augment": [], "balance": []}
+    real_norm, real_aug, real_bal = R.fit_band_stats, R.augment_training_set, R.balanced_indices
+
+    def norm(arrays):
+        calls["norm"].append([id(a) for a in arrays])
+        return real_norm(arrays)
+
+    def aug(train_mels, train_labels, **kw):
+        calls["augment"].append([id(a) for a in train_mels])
+        return real_aug(train_mels, train_labels, **kw)
+
+    def bal(labels, seed, index):
+        out = real_bal(labels, seed, index=index)
+        calls["balance"].append((len(labels), index.tolist(), out))
+        return out
+
+    monkeypatch.setattr(R, "fit_band_stats", norm)
+    monkeypatch.setattr(R, "augment_training_set", aug)
+    monkeypatch.setattr(R, "balanced_indices", bal)
+    over = {"val_fraction": "0.25", "aug_copies": "1", "balance": "true"}
+    res = _run(tmp_path, tmp_path / "runs", model, overrides=over)
+    rec = json.loads((res.run_dir / "run.json").read_text())
+    folds = [f["fold"] for f in rec["folds"]]
+    assert folds == ["spk0", "spk1", "spk2"] and len(calls["norm"]) == 3 == len(calls["augment"])
+    for k, fold in enumerate(folds):
+        t = rec["folds"][k]["timings"]
+        fitted = calls["norm"][k]
+        assert len(fitted) == t["n_fit"] == t["n_train"] - t["n_val"] and t["n_val"] > 0
+        assert fold not in {speaker_of[i] for i in fitted}                 # the test speaker never
+        assert calls["augment"][k] == fitted                              # the same fit utterances, no val
+        n_labels, index, rows = calls["balance"][k]
+        assert n_labels == 2 * t["n_fit"] and index == list(range(2 * t["n_fit"]))   # fit + their copies only
+        assert t["n_train_rows"] == len(rows) > n_labels                    # oversampled, within those rows
+    assert rec["config"]["augmentation"].startswith("1 augmented") and rec["config"]["balancing"] != "off"
+
+
+# ---------------------------------------------------------------- protocols, names, settings
+
+def test_loso_session_protocol_gives_one_fold_per_session(fake_corpus, tmp_path):
+    _, manifest, _ = fake_corpus(sessions={0: "Ses01", 1: "Ses02", 2: "Ses01"})
+    res = _run(tmp_path, tmp_path / "runs", "crnn", protocol="loso-session")
+    assert res.config["protocol"] == "loso-session"
+    preds = res.predictions.merge(manifest[["utterance_id", "session"]], on="utterance_id")
+    assert sorted(preds["fold"].unique()) == ["Ses01", "Ses02"] and len(preds) == len(manifest)
+    assert (preds["fold"] == preds["session"]).all()
+    with pytest.raises(DeepRunError, match="--protocol 'lopo'"):
+        _run(tmp_path, tmp_path / "runs", "crnn", protocol="lopo")
+    with pytest.raises(DeepRunError, match="--protocol 'lopo'"):
+        run_deep("demo", tmp_path, segments=1, model="sru", profile="tiny", device="cpu", runs=tmp_path / "runs",
+                 protocol="lopo")
+
+
+def test_mk_ablation_flags_are_settings_and_name_the_system(fake_corpus, tmp_path):
+    fake_corpus(n_mels=24)
+    over = {"mk_multi_kernel": "false", "summary": "last", "mk_enhanced_features": "no",
+            "mk_effective_training": "off"}
+    s = get_settings("crnn-mk", "tiny", over)
+    net = CRNNMK(2, multi_kernel=False, summary="last", enhanced_features=False, effective_training=False)
+    assert R.system_name_for("crnn-mk", s) == net.variant == "crnn-mk-nomk-last-noenh-nols"
+    res = _run(tmp_path, tmp_path / "runs", "crnn-mk", overrides={"mk_multi_kernel": "false", "summary": "mean"})
+    assert res.system == "crnn-mk-nomk-mean"
+    assert res.config["settings"]["mk_multi_kernel"] is False and res.config["settings"]["summary"] == "mean"
+    assert res.config["system_details"]["multi_kernel"] is False
+
+
+def test_settings_overrides_are_typed_and_checked():
+    s = get_settings("crnn", "fast", {"channels": "4, 8", "freq_pools": "2,2", "time_pools": "2,1",
+                                      "balance": "true", "lr": 1, "summary": "attention"})
+    assert s.channels == (4, 8) and s.balance is True and s.lr == 1.0 and s.name == "fast"
+    for profile in ("paper", "fast", "tiny"):
+        for model in SYSTEMS:
+            assert get_settings(model, profile).name == profile
+    with pytest.raises(ProfileError, match="--set cnn_epochs: not a setting of --model crnn"):
+        get_settings("crnn", "tiny", {"cnn_epochs": "2"})
+    with pytest.raises(ProfileError, match=r"--set freq_pools=\(4, 4\): give one pool factor >= 1 per conv block"):
+        get_settings("crnn", "tiny", {"channels": "4,8,16"})            # the pools still have 2 entries
+    with pytest.raises(ProfileError, match="--set channels="):
+        get_settings("crnn-mk", "tiny", {"channels": "1,8"})            # fewer channels than kernel widths
+
+    with pytest.raises(ProfileError, match="--set summary="):
+        get_settings("crnn-mk", "tiny", {"summary": "max"})
+    with pytest.raises(ProfileError, match="--set epochs='many'"):
+        get_settings("crnn-ctc", "tiny", {"epochs": "many"})
+    with pytest.raises(ProfileError, match="--set decode="):
+        get_settings("crnn-ctc", "tiny", {"decode": "beam"})
+    with pytest.raises(ProfileError, match="--profile 'huge'"):
+        get_settings("crnn", "huge")
+
+
+# ---------------------------------------------------------------- CLI
+
+def test_cli_deep_system(corpus, cache, tmp_path):
+    from serbench.cli import cli
+
+    runs = tmp_path / "runs"
+    base = ["deep", "--corpus", "demo", "--root", str(corpus), "--profile", "tiny", "--device", "cpu",
+            "--cache", str(cache), "--runs", str(runs)]
+    result = CliRunner().invoke(cli, base + ["--model", "crnn", "--epochs", "1", "--set", "hidden=4",
+                                             "--protocol", "loso"])
+    assert result.exit_code == 0, result.output
+    assert "crnn on demo" in result.output and "WA" in result.output and "UA" in result.output
+    rec = json.loads(next((runs / "demo" / "crnn").glob("*/run.json")).read_text())
+    assert rec["config"]["settings"]["epochs"] == 1 and rec["config"]["settings"]["hidden"] == 4
+    bad = CliRunner().invoke(cli, base + ["--model", "crnn", "--set", "cnn_epochs=1"])
+    assert bad.exit_code == 2 and "not a setting of --model crnn" in bad.output
+    bad = CliRunner().invoke(cli, base + ["--model", "crnn", "--cnn-epochs", "1"])
+    assert bad.exit_code == 2 and "--epochs" in bad.output
+    bad = CliRunner().invoke(cli, base + ["--model", "cnn-sru"])
+    assert bad.exit_code == 2 and "--segments is required" in bad.output
+
+
+# ---------------------------------------------------------------- per-speaker normalization
+
+@pytest.mark.parametrize("model, segments, system", [("sru", 2, "sru-N2-spknorm"), ("crnn", None, "crnn-spknorm")])
+def test_speaker_norm_is_its_own_system_and_normalizes_each_speaker(fake_corpus, monkeypatch, tmp_path,
+                                                                     model, segments, system):
+    mels, manifest, _ = fake_corpus()
+    seen = []
+    real = D.speaker_normalize_mels
+
+    def record(arrays, speakers):
+        seen.append(list(speakers))
+        return real(arrays, speakers)
+
+    monkeypatch.setattr(D, "speaker_normalize_mels", record)
+    res = _run("/c", tmp_path / "runs", model, segments=segments, speaker_norm=True)
+    assert res.system == system and res.run_dir.parent.name == system
+    rec = json.loads((res.run_dir / "run.json").read_text())
+    assert rec["config"]["speaker_norm"] is True
+    assert seen == [manifest["speaker"].tolist()]       # once, every utterance with its own speaker
+    plain = _run("/c", tmp_path / "runs", model, segments=segments)
+    assert plain.system == system.replace("-spknorm", "") and len(seen) == 1
+    assert json.loads((plain.run_dir / "run.json").read_text())["config"]["speaker_norm"] is False
+
+    from serbench.reports.collect import collect
+
+    specs = {r.spec.name: r.spec for r in collect("demo", tmp_path / "runs").runs.values()}
+    assert specs[system].speaker_norm and not specs[plain.system].speaker_norm
