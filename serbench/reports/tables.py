@@ -75,7 +75,8 @@ LEGEND_MISSING = f'"{MISSING}" = no complete run of that system in the store (ne
 LEGEND_PAPER = ('"paper" columns are the numbers printed in Jiang et al. (CNN+SRU paper), not ours; '
                 f'"{NOT_REPORTED}" = the paper prints "/".')
 LEGEND_METRICS = ("WA = accuracy, UA = mean per-class recall, in percent; pooled over all test "
-                  "predictions, and mean ± sd over LOSO folds (sd with ddof=1). "
+                  "predictions, and mean ± sd over the protocol's folds (speakers; sessions under "
+                  "loso-session; sd with ddof=1). "
                   "Recomputed from predictions.parquet.")
 
 
