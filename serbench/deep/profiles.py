@@ -60,7 +60,9 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def _coerce(name: str, typ: type, value: object) -> object:
+def coerce_setting(name: str, typ: type, value: object) -> object:
+    """``value`` (a ``--set`` string or a Python value) converted to ``typ`` (bool, int, float,
+    str, or tuple of ints written ``16,32,64``); a value that does not fit names the setting."""
     if isinstance(value, str):
         v = value.strip()
         try:
@@ -70,13 +72,21 @@ def _coerce(name: str, typ: type, value: object) -> object:
                 if v.lower() in ("0", "false", "no", "off"):
                     return False
                 raise ValueError(v)
+            if typ is tuple:
+                return tuple(int(p) for p in v.replace(" ", "").split(",") if p)
             return typ(v)
         except ValueError:
-            raise ProfileError(f"setting {name}={value!r}: expected a {typ.__name__}") from None
+            kind = "comma-separated list of integers" if typ is tuple else typ.__name__
+            raise ProfileError(f"--set {name}={value!r}: expected a {kind}") from None
+    if typ is tuple and isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                              for v in value):
+        return tuple(value)
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if typ is str and isinstance(value, bool):      # e.g. train_encoder given as a Python bool
+        return str(value).lower()
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise ProfileError(f"setting {name}={value!r}: expected a {typ.__name__}")
+        raise ProfileError(f"--set {name}={value!r}: expected a {typ.__name__}")
     return value
 
 
@@ -92,7 +102,7 @@ def get_profile(name: str, overrides: Mapping[str, object] | None = None) -> Pro
     for key, value in (overrides or {}).items():
         if key not in types:
             raise ProfileError(f"--set {key}: unknown setting; known: {', '.join(sorted(types))}")
-        changes[key] = _coerce(key, pytypes[str(types[key])], value)
+        changes[key] = coerce_setting(key, pytypes[str(types[key])], value)
     prof = dataclasses.replace(base, **changes)
     _validate(prof)
     return prof

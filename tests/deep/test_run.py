@@ -20,26 +20,9 @@ EMOTIONS = ("angry", "sad")
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """Demo-layout corpus: 3 speakers x 2 emotions x 4 texts of 0.5 s synthetic 'speech'.
-
-    'angry' is a loud, high, buzzy harmonic tone; 'sad' a quiet, low, smooth one, so the
-    classes are separable from log-mel segments.
-    """
-    root = tmp_path_factory.mktemp("deepcorpus")
-    rng = np.random.default_rng(0)
-    t = np.arange(int(0.5 * SR)) / SR
-    for s, shift in zip(("spk1", "spk2", "spk3"), (1.0, 1.1, 0.9)):
-        for e in EMOTIONS:
-            folder = root / s / e
-            folder.mkdir(parents=True)
-            for k in range(4):
-                f0 = (260.0 if e == "angry" else 110.0) * shift * (1 + 0.03 * k)
-                n_harm = 8 if e == "angry" else 2
-                x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, n_harm + 1))
-                x = (0.5 if e == "angry" else 0.1) * x / np.max(np.abs(x)) + 0.005 * rng.standard_normal(t.size)
-                sf.write(folder / f"t{k}.wav", x.astype(np.float32), SR)
-    return root
+def corpus(tmp_path_factory, emotion_corpus):
+    """3 speakers x 2 emotions x 4 texts of 0.5 s synthetic 'speech' (see conftest)."""
+    return emotion_corpus(tmp_path_factory.mktemp("deepcorpus"), [0.5] * 4)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 import torch
 from click.testing import CliRunner
 
@@ -21,7 +20,6 @@ from serbench.deep.systems.settings import SETTINGS, get_settings
 
 torch.set_num_threads(1)
 
-SR = 16000
 EMOTIONS = ("angry", "sad")
 SYSTEMS = ("crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att")
 
@@ -29,25 +27,9 @@ SYSTEMS = ("crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att")
 # ---------------------------------------------------------------- data
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """Demo-layout corpus: 3 speakers x 2 emotions x 3 texts of 0.3-0.8 s (variable length).
-
-    'angry' is a loud, high, buzzy harmonic tone, 'sad' a quiet, low, smooth one.
-    """
-    root = tmp_path_factory.mktemp("syscorpus")
-    rng = np.random.default_rng(0)
-    for s, shift in zip(("spk1", "spk2", "spk3"), (1.0, 1.1, 0.9)):
-        for e in EMOTIONS:
-            folder = root / s / e
-            folder.mkdir(parents=True)
-            for k in range(3):
-                t = np.arange(int((0.3 + 0.25 * k) * SR)) / SR
-                f0 = (260.0 if e == "angry" else 110.0) * shift * (1 + 0.03 * k)
-                n_harm = 8 if e == "angry" else 2
-                x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, n_harm + 1))
-                x = (0.5 if e == "angry" else 0.1) * x / np.max(np.abs(x)) + 0.005 * rng.standard_normal(t.size)
-                sf.write(folder / f"t{k}.wav", x.astype(np.float32), SR)
-    return root
+def corpus(tmp_path_factory, emotion_corpus):
+    """3 speakers x 2 emotions x 3 texts of 0.3, 0.55 and 0.8 s (variable length; see conftest)."""
+    return emotion_corpus(tmp_path_factory.mktemp("syscorpus"), [0.3, 0.55, 0.8])
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Mapping
 
-from serbench.deep.profiles import ProfileError
+from serbench.deep.profiles import ProfileError, coerce_setting
 
 OPTIMIZERS = ("adam", "sgd")
 TRAIN_ENCODER = ("auto", "true", "false")
@@ -170,36 +170,6 @@ SETTINGS: dict[str, dict[str, SystemSettings]] = {
 }
 
 
-def _coerce(name: str, default: object, value: object) -> object:
-    """``value`` (a ``--set`` string or a Python value) converted to the type of ``default``."""
-    typ = type(default)
-    if isinstance(value, str):
-        v = value.strip()
-        try:
-            if typ is bool:
-                if v.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if v.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(v)
-            if typ is tuple:
-                return tuple(int(p) for p in v.replace(" ", "").split(",") if p)
-            return typ(v)
-        except ValueError:
-            kind = "comma-separated list of integers" if typ is tuple else typ.__name__
-            raise ProfileError(f"--set {name}={value!r}: expected a {kind}") from None
-    if typ is tuple and isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool)
-                                                              for v in value):
-        return tuple(value)
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if typ is str and isinstance(value, bool):      # train_encoder given as a Python bool
-        return str(value).lower()
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise ProfileError(f"--set {name}={value!r}: expected a {typ.__name__}")
-    return value
-
-
 def get_settings(model: str, profile: str, overrides: Mapping[str, object] | None = None) -> SystemSettings:
     """The settings of ``model`` under ``profile`` with ``overrides`` applied and checked."""
     if model not in SETTINGS:
@@ -214,7 +184,7 @@ def get_settings(model: str, profile: str, overrides: Mapping[str, object] | Non
         if key not in known:
             raise ProfileError(f"--set {key}: not a setting of --model {model}; its settings: "
                                f"{', '.join(sorted(known))}")
-        changes[key] = _coerce(key, getattr(base, key), value)
+        changes[key] = coerce_setting(key, type(getattr(base, key)), value)
     settings = dataclasses.replace(base, **changes)
     validate(model, settings)
     return settings
