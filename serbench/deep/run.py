@@ -252,27 +252,12 @@ def run_deep(
             inputs = D.lowlevel_sequences(mels, segments).to(dev)
     t_inputs = time.perf_counter() - t0
 
-    fold_timings: dict[str, dict] = {}
-    ckpt_root = writer.path / "checkpoints"
-    for k, fold in enumerate(folds):
-        if fold.name in done:
-            fold_timings[fold.name] = writer.fold_info(fold.name).get("timings", {})
-            log(f"fold {k + 1}/{len(folds)} {fold.name}: finished earlier, skipped")
-            continue
-        log(f"fold {k + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, test {len(fold.test)}")
-        hook = None
-        if on_epoch is not None:
-            hook = (lambda ev, _f=fold.name: on_epoch({"fold": _f, **ev}))
-        preds, timing = _run_fold(
-            fold, inputs, y_all, y_np, manifest, labels, model=model, n=segments, prof=prof, dev=dev, amp=amp,
-            pretrained=pretrained, seed=int(seed), ckpt_dir=ckpt_root / safe_name(fold.name), hook=hook, log=log)
-        writer.write_fold(fold.name, preds, {"timings": timing})
-        shutil.rmtree(ckpt_root / safe_name(fold.name), ignore_errors=True)  # the fold is stored; free the disk
-        fold_timings[fold.name] = timing
-        wa = float(np.mean(preds["true"] == preds["predicted"]))
-        log(f"fold {k + 1}/{len(folds)} {fold.name}: WA {wa:.3f}, {timing['wall_s']:.0f} s"
-            + (f", CNN {timing['cnn_segments_per_s']:.1f} segments/s" if timing.get("cnn_segments_per_s") else ""))
-    shutil.rmtree(ckpt_root, ignore_errors=True)
+    def fold_fn(fold, ckpt_dir: Path, hook):
+        return _run_fold(fold, inputs, y_all, y_np, manifest, labels, model=model, n=segments, prof=prof, dev=dev,
+                         amp=amp, pretrained=pretrained, seed=int(seed), ckpt_dir=ckpt_dir, hook=hook, log=log)
+
+    fold_timings = run_folds(writer, folds, fold_fn, on_epoch=on_epoch, log=log, rate_key="cnn_segments_per_s",
+                             rate_label="CNN {:.1f} segments/s")
     cnn_rates = [t["cnn_segments_per_s"] for t in fold_timings.values() if t.get("cnn_segments_per_s")]
     timings = {
         "load_features_s": t_data, "make_inputs_s": t_inputs, "total_s": time.perf_counter() - t_start,
@@ -282,15 +267,50 @@ def run_deep(
         "device": str(dev), "torch_threads": torch.get_num_threads(),
         "note": "per-fold times count only the process that ran the fold's last part",
     }
-    final = writer.finish(timings=timings)
+    return finish_run(writer, system, config, timings, excluded)
+
+
+def run_folds(writer, folds: Sequence, fold_fn: Callable, *, on_epoch: EpochHook | None, log: Log,
+              rate_key: str | None = None, rate_label: str = "") -> dict[str, dict]:
+    """Run ``fold_fn(fold, ckpt_dir, hook) -> (predictions, timing)`` for every fold the partial
+    run ``writer`` has not finished, storing each fold as soon as it is done.
+
+    A fold's checkpoints live in ``<run>.partial/checkpoints/<fold>/`` until its predictions
+    are stored. Returns the timings of every fold (finished earlier or now), by fold name.
+    """
+    done = set(writer.finished_folds())
+    fold_timings: dict[str, dict] = {}
+    ckpt_root = writer.path / "checkpoints"
+    for k, fold in enumerate(folds):
+        where = f"fold {k + 1}/{len(folds)} {fold.name}"
+        if fold.name in done:
+            fold_timings[fold.name] = writer.fold_info(fold.name).get("timings", {})
+            log(f"{where}: finished earlier, skipped")
+            continue
+        log(f"{where}: train {len(fold.train)}, test {len(fold.test)}")
+        hook = None
+        if on_epoch is not None:
+            hook = (lambda ev, _f=fold.name: on_epoch({"fold": _f, **ev}))
+        preds, timing = fold_fn(fold, ckpt_root / safe_name(fold.name), hook)
+        writer.write_fold(fold.name, preds, {"timings": timing})
+        shutil.rmtree(ckpt_root / safe_name(fold.name), ignore_errors=True)  # the fold is stored; free the disk
+        fold_timings[fold.name] = timing
+        wa = float(np.mean(preds["true"] == preds["predicted"]))
+        rate = timing.get(rate_key) if rate_key else None
+        log(f"{where}: WA {wa:.3f}, {timing['wall_s']:.0f} s" + (", " + rate_label.format(rate) if rate else ""))
+    shutil.rmtree(ckpt_root, ignore_errors=True)
+    return fold_timings
+
+
+def finish_run(writer, system: str, config: dict, timings: dict, excluded: pd.DataFrame | None) -> RunResult:
+    """Mark the partial run complete and return its :class:`RunResult` (metrics from the stored predictions)."""
+    from serbench.experiments.metrics import summarize
     from serbench.experiments.store import load_run
 
+    final = writer.finish(timings=timings)
     _, preds = load_run(final, _warn=False)
-    from serbench.experiments.metrics import summarize
-
     return RunResult(run_dir=final, system=system, summary=summarize(preds), predictions=preds,
-                     config=config, timings=timings, resumed=writer.resumed,
-                     excluded=json_records(excluded))
+                     config=config, timings=timings, resumed=writer.resumed, excluded=json_records(excluded))
 
 
 def _data_device(dev: torch.device, nbytes: int, log: Log) -> torch.device:

@@ -45,7 +45,6 @@ weights a frozen random CNN would give meaningless features, so the small
 from __future__ import annotations
 
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -61,8 +60,8 @@ from torch import nn
 from serbench.deep import data as D
 from serbench.deep.alexnet import MIN_INPUT_SIZE, AlexNet, load_pretrained
 from serbench.deep.run import (
-    FROM_SCRATCH, SPKNORM_SUFFIX, DeepRunError, RunResult, inputs_fingerprint, json_records, load_inputs,
-    resolve_device, safe_name, seed_all, stage_seed, val_split,
+    FROM_SCRATCH, SPKNORM_SUFFIX, DeepRunError, RunResult, finish_run, inputs_fingerprint, json_records, load_inputs,
+    resolve_device, run_folds, seed_all, stage_seed, val_split,
 )
 from serbench.deep.systems.augment import augment_training_set, balanced_indices
 from serbench.deep.systems.crnn import CRNN, Summary, SystemOutput
@@ -777,7 +776,7 @@ def run_system(corpus: str, root: str | Path, *, model: str, profile: str = "fas
         "n_utterances": int(len(manifest)), **_describe(model, s, details),
     }
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    from serbench.experiments.store import RunStore, load_run
+    from serbench.experiments.store import RunStore
 
     store = RunStore(runs)
     writer = store.start_run(corpus, system, config, labels, command, kind="deep", seed=int(seed),
@@ -792,26 +791,12 @@ def run_system(corpus: str, root: str | Path, *, model: str, profile: str = "fas
 
     seed_all(seed)
     tensors = [_tensor(m) for m in mels]
-    fold_timings: dict[str, dict] = {}
-    ckpt_root = writer.path / "checkpoints"
-    for k, fold in enumerate(folds):
-        if fold.name in done:
-            fold_timings[fold.name] = writer.fold_info(fold.name).get("timings", {})
-            log(f"fold {k + 1}/{len(folds)} {fold.name}: finished earlier, skipped")
-            continue
-        log(f"fold {k + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, test {len(fold.test)}")
-        hook = None
-        if on_epoch is not None:
-            hook = (lambda ev, _f=fold.name: on_epoch({"fold": _f, **ev}))
-        preds, timing = run_fold(fold, mels, y, manifest, labels, model=model, settings=s, device=dev, amp=amp,
-                                 pretrained=pretrained, seed=int(seed), ckpt_dir=ckpt_root / safe_name(fold.name),
-                                 hook=hook, log=log, tensors=tensors)
-        writer.write_fold(fold.name, preds, {"timings": timing})
-        shutil.rmtree(ckpt_root / safe_name(fold.name), ignore_errors=True)   # the fold is stored; free the disk
-        fold_timings[fold.name] = timing
-        wa = float(np.mean(preds["true"] == preds["predicted"]))
-        log(f"fold {k + 1}/{len(folds)} {fold.name}: WA {wa:.3f}, {timing['wall_s']:.0f} s")
-    shutil.rmtree(ckpt_root, ignore_errors=True)
+
+    def fold_fn(fold, ckpt_dir: Path, hook):
+        return run_fold(fold, mels, y, manifest, labels, model=model, settings=s, device=dev, amp=amp,
+                        pretrained=pretrained, seed=int(seed), ckpt_dir=ckpt_dir, hook=hook, log=log, tensors=tensors)
+
+    fold_timings = run_folds(writer, folds, fold_fn, on_epoch=on_epoch, log=log)
     rates = [t["train_utterances_per_s"] for t in fold_timings.values() if t.get("train_utterances_per_s")]
     timings = {
         "load_features_s": t_data, "total_s": time.perf_counter() - t_start, "folds": fold_timings,
@@ -820,9 +805,4 @@ def run_system(corpus: str, root: str | Path, *, model: str, profile: str = "fas
         "device": str(dev), "torch_threads": torch.get_num_threads(),
         "note": "per-fold times count only the process that ran the fold's last part",
     }
-    final = writer.finish(timings=timings)
-    _, preds = load_run(final, _warn=False)
-    from serbench.experiments.metrics import summarize
-
-    return RunResult(run_dir=final, system=system, summary=summarize(preds), predictions=preds, config=config,
-                     timings=timings, resumed=writer.resumed, excluded=json_records(excluded))
+    return finish_run(writer, system, config, timings, excluded)
