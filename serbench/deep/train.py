@@ -11,7 +11,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -108,28 +108,29 @@ def evaluate_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, batch: 
     return total / max(1, len(X))
 
 
-def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageConfig, *,
-                device: torch.device, transform: Callable[[torch.Tensor], torch.Tensor],
-                checkpoint: Path | None = None, amp: bool = False,
-                val: tuple[torch.Tensor, torch.Tensor] | None = None,
-                on_epoch: EpochHook | None = None, checkpoint_every: int = 1,
-                extra: dict | None = None) -> StageResult:
-    """Train ``model`` (already on ``device``) on ``X`` ``(M, ...)`` / ``y`` ``(M,)`` for ``cfg.epochs``.
+def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epochs: int, patience: int, seed: int,
+               device: torch.device, epoch_batches: Callable[[torch.Generator], Iterable[object]],
+               batch_loss: Callable[[object], tuple[torch.Tensor, int]],
+               val_loss: Callable[[], float] | None = None, checkpoint: Path | None = None, amp: bool = False,
+               on_epoch: EpochHook | None = None, grad_clip: float = 0.0, extra: dict | None = None,
+               lr_hint: str = "lr") -> StageResult:
+    """The epoch loop shared by every trainer: checkpoints, exact resume, early stopping.
 
-    ``transform`` maps a raw batch to the model input (normalization). With ``val`` the
-    best-validation-loss weights are kept and training stops after ``cfg.patience``
-    epochs without improvement. ``checkpoint`` is written every ``checkpoint_every`` epochs
-    and when the stage ends (``done=True``); if it exists on entry the stage resumes from it
-    (or, when done, just loads the final weights). ``on_epoch`` gets
-    ``{"stage", "epoch", "loss", "val_loss"}`` after each epoch's checkpoint, so a hook that
-    raises simulates a kill. ``extra`` (tensors/numbers) is stored in the checkpoint.
+    ``epoch_batches(gen)`` yields one epoch's batches (all randomness from ``gen``, whose state
+    is checkpointed); ``batch_loss(batch)`` returns ``(loss, n_samples)`` in train mode, run under
+    float16 autocast on CUDA when ``amp``. With ``val_loss`` the best-validation-loss weights
+    are kept and training stops after ``patience`` epochs without improvement.
+    ``checkpoint`` is written after every epoch (``done=True`` after the last, with the final
+    weights); if it exists on entry training resumes from it, or, when done, only loads the
+    final weights. ``on_epoch`` gets ``{"stage": name, "epoch", "loss", "val_loss", "seconds",
+    "samples", "done"}`` after each epoch's checkpoint, so a hook that raises simulates a kill.
+    ``extra`` (tensors/numbers) is stored in the checkpoint.
     """
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = cfg.optimizer(params)
+    params = [p for group in opt.param_groups for p in group["params"]]
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
     start, history = 0, []
     best_loss, best_state, bad = float("inf"), None, 0
     if checkpoint is not None and checkpoint.is_file():
@@ -147,63 +148,85 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
         best_loss, bad = float(ck.get("best_loss", float("inf"))), int(ck.get("bad_epochs", 0))
         best_state = ck.get("best_state")
 
-    def _save(epoch: int, done: bool) -> None:
-        if checkpoint is None:
-            return
-        obj = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-               "epoch": epoch, "done": done, "rng": _rng_state(gen, device), "history": history,
-               "best_loss": best_loss, "bad_epochs": bad, "best_state": best_state, "extra": extra or {}}
-        save_checkpoint(checkpoint, obj)
-
-    train_s, samples, epoch = 0.0, 0, start
-    stopped = False
-    for epoch in range(start + 1, cfg.epochs + 1):
+    train_s, samples = 0.0, 0
+    for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
         total, seen = 0.0, 0
-        for idx in _batches(len(X), cfg.batch, gen):
-            xb = transform(X[idx].to(device, non_blocking=True))
-            yb = y[idx].to(device, non_blocking=True)
+        for batch in epoch_batches(gen):
             opt.zero_grad(set_to_none=True)
             with autocast(device, use_amp):
-                loss = nn.functional.cross_entropy(model(xb).float(), yb)
+                loss, n = batch_loss(batch)
             if not torch.isfinite(loss):
-                raise SerbenchError(f"{cfg.name} stage: the loss became {float(loss)} at epoch {epoch};"
-                                    f" lower the learning rate (--set {cfg.name}_lr=...)")
+                raise SerbenchError(f"{name} stage: the loss became {float(loss)} at epoch {epoch};"
+                                    f" lower the learning rate (--set {lr_hint}=...)")
             scaler.scale(loss).backward()
+            if grad_clip > 0:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(params, grad_clip)
             scaler.step(opt)
             scaler.update()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
+            total += float(loss.detach()) * n
+            seen += n
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         epoch_s = time.perf_counter() - t0
         train_s += epoch_s
         samples += seen
-        rec = {"epoch": epoch, "loss": total / seen, "val_loss": None, "seconds": epoch_s, "samples": seen}
-        if val is not None:
-            rec["val_loss"] = evaluate_loss(model, val[0], val[1], batch=cfg.batch * 4, device=device,
-                                            transform=transform, amp=use_amp)
+        rec = {"epoch": epoch, "loss": total / max(1, seen), "val_loss": None, "seconds": epoch_s, "samples": seen}
+        stopped = False
+        if val_loss is not None:
+            rec["val_loss"] = val_loss()
             if rec["val_loss"] < best_loss - 1e-6:
                 best_loss, best_state, bad = rec["val_loss"], _clone_state(model), 0
             else:
                 bad += 1
-                stopped = bad >= cfg.patience
+                stopped = bad >= patience
         history.append(rec)
-        if stopped or epoch == cfg.epochs:
-            break
-        if epoch % checkpoint_every == 0:
-            _save(epoch, done=False)
+        done = stopped or epoch == epochs
+        if done and best_state is not None:
+            # Early stopping keeps the weights of the best validation epoch.
+            model.load_state_dict(best_state)
+            best_state = None      # the final weights are the model itself; no need to store them twice
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+                "epoch": epoch, "done": done, "rng": _rng_state(gen, device), "history": history,
+                "best_loss": best_loss, "bad_epochs": bad, "best_state": best_state, "extra": extra or {}})
         if on_epoch is not None:
-            on_epoch({"stage": cfg.name, **rec})
-    if best_state is not None:
-        # Early stopping keeps the weights of the best validation epoch.
-        model.load_state_dict(best_state)
-    best_state = None  # the final weights are the model itself; no need to store them twice
-    _save(epoch, done=True)
-    if on_epoch is not None and history and history[-1]["epoch"] == epoch and epoch > start:
-        on_epoch({"stage": cfg.name, **history[-1], "done": True})
-    return StageResult(epochs_run=epoch, train_s=train_s, samples=samples, history=history, resumed_from=start)
+            on_epoch({"stage": name, **rec, "done": done})
+        if done:
+            break
+    last = history[-1]["epoch"] if history else start
+    return StageResult(epochs_run=last, train_s=train_s, samples=samples, history=history, resumed_from=start)
+
+
+def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageConfig, *,
+                device: torch.device, transform: Callable[[torch.Tensor], torch.Tensor],
+                checkpoint: Path | None = None, amp: bool = False,
+                val: tuple[torch.Tensor, torch.Tensor] | None = None,
+                on_epoch: EpochHook | None = None, extra: dict | None = None) -> StageResult:
+    """Train ``model`` (already on ``device``) on ``X`` ``(M, ...)`` / ``y`` ``(M,)`` with cross-entropy.
+
+    ``transform`` maps a raw batch to the model input (normalization); batches of
+    ``cfg.batch`` rows in a seeded random order. ``val = (X_val, y_val)`` turns on early
+    stopping (``cfg.patience``). Checkpoints, resume and ``on_epoch``: see :func:`run_epochs`.
+    """
+    opt = cfg.optimizer([p for p in model.parameters() if p.requires_grad])
+
+    def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+        xb = transform(X[idx].to(device, non_blocking=True))
+        yb = y[idx].to(device, non_blocking=True)
+        return nn.functional.cross_entropy(model(xb).float(), yb), len(idx)
+
+    val_loss = None
+    if val is not None:
+        val_loss = (lambda: evaluate_loss(model, val[0], val[1], batch=cfg.batch * 4, device=device,
+                                          transform=transform, amp=amp and device.type == "cuda"))
+    return run_epochs(model, opt, name=cfg.name, epochs=cfg.epochs, patience=cfg.patience, seed=cfg.seed,
+                      device=device, epoch_batches=lambda gen: _batches(len(X), cfg.batch, gen),
+                      batch_loss=batch_loss, val_loss=val_loss, checkpoint=checkpoint, amp=amp,
+                      on_epoch=on_epoch, extra=extra, lr_hint=f"{cfg.name}_lr")
 
 
 def predict_logits(model: nn.Module, X: torch.Tensor, *, batch: int, device: torch.device,

@@ -71,10 +71,7 @@ from serbench.deep.systems.dcnn_blstm_att import ConvSegmentEncoder, DCNNBLSTMAt
 from serbench.deep.systems.settings import (
     CRNNCTCSettings, CRNNMKSettings, CRNNSettings, DCNNSettings, SystemSettings, get_settings,
 )
-from serbench.deep.train import (
-    EpochHook, StageResult, _clone_state, _rng_state, _set_rng_state, autocast, load_checkpoint, save_checkpoint,
-)
-from serbench.errors import SerbenchError
+from serbench.deep.train import EpochHook, StageResult, autocast, run_epochs
 
 SYSTEMS = ("crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att")
 Log = Callable[[str], None]
@@ -529,85 +526,27 @@ def train_system(model: nn.Module, inputs: Inputs, labels: torch.Tensor, train_r
     "done"}`` after each epoch's checkpoint, so a hook that raises simulates a kill.
     """
     s = settings
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = _optimizer(params, s)
-    use_amp = amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    start, history = 0, []
-    best_loss, best_state, bad = float("inf"), None, 0
-    if checkpoint is not None and checkpoint.is_file():
-        ck = load_checkpoint(checkpoint)
-        model.load_state_dict(ck["model"])
-        if ck.get("done"):
-            return StageResult(epochs_run=int(ck["epoch"]), train_s=0.0, samples=0,
-                               history=list(ck.get("history", [])), resumed_from=int(ck["epoch"]))
-        opt.load_state_dict(ck["optimizer"])
-        if ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
-        _set_rng_state(ck["rng"], gen, device)
-        start, history = int(ck["epoch"]), list(ck.get("history", []))
-        best_loss, bad = float(ck.get("best_loss", float("inf"))), int(ck.get("bad_epochs", 0))
-        best_state = ck.get("best_state")
-
+    opt = _optimizer([p for p in model.parameters() if p.requires_grad], s)
     train_rows = np.asarray(train_rows, dtype=np.int64)
     val_rows = np.asarray(val_rows, dtype=np.int64)
-    train_s, samples = 0.0, 0
-    for epoch in range(start + 1, s.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        total, seen = 0.0, 0
+
+    def epoch_batches(gen: torch.Generator):
+        # The batch order is drawn first, then each batch's random crops, as batches are built.
         for pos in length_batches(inputs.sizes(train_rows, train=True), s.batch, gen, s.bucket):
             idx = train_rows[pos]
-            batch = inputs.make(idx, gen)
-            yb = labels[idx].to(device, non_blocking=True)
-            opt.zero_grad(set_to_none=True)
-            with autocast(device, use_amp):
-                loss = model.loss(inputs.forward(model, batch, device), yb)
-            if not torch.isfinite(loss):
-                raise SerbenchError(f"{name}: the training loss became {float(loss)} at epoch {epoch}; lower the "
-                                    f"learning rate (--set lr=...) or clip gradients (--set grad_clip=...)")
-            scaler.scale(loss).backward()
-            if s.grad_clip > 0:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(params, s.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        epoch_s = time.perf_counter() - t0
-        train_s += epoch_s
-        samples += seen
-        rec = {"epoch": epoch, "loss": total / max(1, seen), "val_loss": None, "seconds": epoch_s, "samples": seen}
-        stopped = False
-        if len(val_rows):
-            rec["val_loss"] = evaluate_loss(model, inputs, labels, val_rows, batch=2 * s.batch, device=device,
-                                            amp=use_amp)
-            if rec["val_loss"] < best_loss - 1e-6:
-                best_loss, best_state, bad = rec["val_loss"], _clone_state(model), 0
-            else:
-                bad += 1
-                stopped = bad >= s.patience
-        history.append(rec)
-        done = stopped or epoch == s.epochs
-        if done and best_state is not None:
-            # Early stopping keeps the weights of the best validation epoch.
-            model.load_state_dict(best_state)
-            best_state = None
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": epoch, "done": done, "rng": _rng_state(gen, device), "history": history,
-                "best_loss": best_loss, "bad_epochs": bad, "best_state": best_state})
-        if on_epoch is not None:
-            on_epoch({"stage": name, **rec, "done": done})
-        if done:
-            break
-    last = history[-1]["epoch"] if history else start
-    return StageResult(epochs_run=last, train_s=train_s, samples=samples, history=history, resumed_from=start)
+            yield idx, inputs.make(idx, gen)
+
+    def batch_loss(item) -> tuple[torch.Tensor, int]:
+        idx, batch = item
+        return model.loss(inputs.forward(model, batch, device), labels[idx].to(device, non_blocking=True)), len(idx)
+
+    val_loss = None
+    if len(val_rows):
+        val_loss = (lambda: evaluate_loss(model, inputs, labels, val_rows, batch=2 * s.batch, device=device,
+                                          amp=amp and device.type == "cuda"))
+    return run_epochs(model, opt, name=name, epochs=s.epochs, patience=s.patience, seed=seed, device=device,
+                      epoch_batches=epoch_batches, batch_loss=batch_loss, val_loss=val_loss, checkpoint=checkpoint,
+                      amp=amp, on_epoch=on_epoch, grad_clip=s.grad_clip, lr_hint="lr")
 
 
 def predict_system(model: nn.Module, inputs: Inputs, rows: np.ndarray, *, batch: int, device: torch.device,
