@@ -20,9 +20,10 @@ PROFILE  ?= fast
 SYSTEMS  ?=
 DEEP_OPT := $(if $(filter 0,$(DEEP)),--no-deep,--deep --segments $(SEGMENTS) --profile $(PROFILE)) \
             $(if $(SYSTEMS),--systems $(SYSTEMS),)
-# make demo: a small deep run on the demo corpus.
+# make demo: a small deep run on the demo corpus, and the other seed papers' systems.
 DEMO_SEGMENTS ?= 3
 DEMO_PROFILE  ?= tiny
+DEMO_SYSTEMS  ?= all
 
 .PHONY: install demo test bench tables clean
 
@@ -39,7 +40,8 @@ demo: $(STAMP)
 	$(SB) manifest --corpus demo --root $(DEMO_DIR)/corpus --out $(DEMO_DIR)/manifest.csv
 	$(SB) extract --corpus demo --root $(DEMO_DIR)/corpus --jobs $(JOBS) --cache $(DEMO_DIR)/cache
 	$(SB) grid --corpus demo --root $(DEMO_DIR)/corpus --jobs $(JOBS) --cache $(DEMO_DIR)/cache \
-	  --runs $(DEMO_DIR)/runs --segments $(DEMO_SEGMENTS) --profile $(DEMO_PROFILE)
+	  --runs $(DEMO_DIR)/runs --segments $(DEMO_SEGMENTS) --profile $(DEMO_PROFILE) \
+	  $(if $(DEMO_SYSTEMS),--systems $(DEMO_SYSTEMS),)
 	$(SB) tables --corpus demo --runs $(DEMO_DIR)/runs --out $(DEMO_DIR)/tables
 
 tables: $(STAMP)

@@ -69,10 +69,14 @@ def test_failures_are_reported_and_the_rest_runs(corpus, tmp_path):
 def test_cli_grid_then_tables(corpus, tmp_path):
     runs = tmp_path / "runs"
     args = ["grid", "--corpus", "demo", "--root", str(corpus), "--features", "MFCC", "--no-deep",
+            "--systems", "crnn", "--profile", "tiny", "--device", "cpu",
             "--cache", str(tmp_path / "cache"), "--runs", str(runs)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "2 run, 0 already present, 0 failed" in result.output  # both normalization variants
+    assert "3 run, 0 already present, 0 failed" in result.output  # both normalization variants + crnn
     result = CliRunner().invoke(cli, ["tables", "--corpus", "demo", "--runs", str(runs), "--out", str(tmp_path / "t")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "t").is_dir() and any((tmp_path / "t").glob("*.md"))
+    systems = (tmp_path / "t" / "systems.md").read_text(encoding="utf-8")
+    crnn_row = next(line for line in systems.splitlines() if line.startswith("| crnn |"))
+    assert "missing" not in crnn_row
