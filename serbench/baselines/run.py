@@ -30,7 +30,7 @@ from serbench.baselines import svm
 from serbench.errors import SerbenchError
 from serbench.experiments import metrics
 from serbench.experiments.normalize import normalize_per_speaker
-from serbench.experiments.protocol import MAX_INNER_SPLITS, Fold, Protocol, default_protocol, get_protocol, inner_cv
+from serbench.experiments.protocol import MAX_INNER_SPLITS, Fold, Protocol, inner_cv, resolve_protocol
 from serbench.experiments.store import RunStore, fingerprint, jsonable, load_run
 
 #: The NaN policy, printed by the CLI and written into every run record.
@@ -262,7 +262,7 @@ def run_baseline(
     svm._class_weight(class_weight)
     if not isinstance(jobs, (int, np.integer)) or jobs < 1:
         raise svm.BaselineError(f"jobs must be a positive integer, got {jobs!r}")
-    proto = get_protocol(protocol) if protocol is not None else default_protocol(corpus)
+    proto = resolve_protocol(corpus, protocol)
     feature = canonical_feature(feature)
     system = system_name(feature, classifier, speaker_norm, class_weight)
     loader = load_features or _default_loader()

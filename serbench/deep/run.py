@@ -169,7 +169,8 @@ def run_deep(
     settings from :mod:`serbench.deep.systems.settings`, ignore ``segments`` and are stored
     as ``<runs>/<corpus>/<model>/``.
     """
-    from serbench.deep.systems.runner import SYSTEMS, resolve_protocol, run_system
+    from serbench.deep.systems.runner import SYSTEMS, run_system
+    from serbench.experiments.protocol import resolve_protocol
 
     if model in SYSTEMS:
         return run_system(corpus, root, model=model, profile=profile, device=device, pretrained=pretrained,

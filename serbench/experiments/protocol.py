@@ -129,6 +129,16 @@ def default_protocol(corpus: str) -> Protocol:
     return get_protocol(_DEFAULTS.get(corpus.lower(), "loso"))
 
 
+def resolve_protocol(corpus: str, name: str | Protocol | None = None) -> Protocol:
+    """``--protocol name`` for ``corpus``; None gives the corpus' default (:func:`default_protocol`)."""
+    if name is None:
+        return default_protocol(corpus)
+    try:
+        return get_protocol(name)
+    except ProtocolError:
+        raise ProtocolError(f"--protocol {name!r}: unknown; choose one of {', '.join(PROTOCOLS)}") from None
+
+
 def inner_cv(groups_train: Sequence, max_splits: int = MAX_INNER_SPLITS) -> LeaveOneGroupOut | GroupKFold:
     """The inner CV splitter for hyper-parameter search over a fold's training rows.
 
@@ -148,4 +158,4 @@ def inner_cv(groups_train: Sequence, max_splits: int = MAX_INNER_SPLITS) -> Leav
 
 
 __all__ = ["Fold", "Protocol", "ProtocolError", "LeaveOneSpeakerOut", "LeaveOneSessionOut", "PROTOCOLS",
-           "get_protocol", "default_protocol", "inner_cv", "MAX_INNER_SPLITS"]
+           "get_protocol", "default_protocol", "resolve_protocol", "inner_cv", "MAX_INNER_SPLITS"]

@@ -15,8 +15,10 @@ from serbench.deep.alexnet import AlexNet
 from serbench.deep.profiles import ProfileError
 from serbench.deep.run import DeepRunError
 from serbench.deep.systems import CRNNMK, DCNNBLSTMAtt, FeatureExtractor
+from serbench.deep.systems import inputs as I
 from serbench.deep.systems import runner as R
 from serbench.deep.systems.settings import SETTINGS, get_settings
+from serbench.experiments.protocol import ProtocolError
 
 torch.set_num_threads(1)
 
@@ -139,7 +141,7 @@ def test_loss_falls_through_the_runner(model):
     mels, manifest, _ = synthetic(n_speakers=2, per_class=(4, 4), n_mels=24, seed=1)
     y = (manifest["emotion"] == "sad").to_numpy().astype(np.int64)
     s = get_settings(model, "tiny", {"epochs": 12, "lr": 0.01, "dropout": 0.0})
-    plan = R.plan_fold(mels, y, np.arange(len(mels)), np.array([], dtype=np.int64), np.array([], dtype=np.int64),
+    plan = I.plan_fold(mels, y, np.arange(len(mels)), np.array([], dtype=np.int64), np.array([], dtype=np.int64),
                        s, seed=0, fold="all")
     torch.manual_seed(0)
     net = R.build_system(model, s, 2, n_mels=24)
@@ -156,7 +158,7 @@ def test_padding_and_batch_composition_do_not_change_predictions(model):
     y = (manifest["emotion"] == "sad").to_numpy().astype(np.int64)
     s = get_settings(model, "tiny")
     idx = np.arange(len(mels))
-    plan = R.plan_fold(mels, y, idx[:4], idx[:0], idx, s, seed=0, fold="f")
+    plan = I.plan_fold(mels, y, idx[:4], idx[:0], idx, s, seed=0, fold="f")
     torch.manual_seed(0)
     net = R.build_system(model, s, 2, n_mels=24)
     inputs = R.make_inputs(model, net, s, plan, device=torch.device("cpu"))
@@ -166,11 +168,11 @@ def test_padding_and_batch_composition_do_not_change_predictions(model):
 
 
 def test_segment_windows_cover_every_frame():
-    assert R.segment_windows(10, 16, 8) == [(0, 10)]
-    assert R.segment_windows(64, 64, 30) == [(0, 64)]
-    assert R.segment_windows(100, 64, 30) == [(0, 64), (30, 94), (36, 100)]
+    assert I.segment_windows(10, 16, 8) == [(0, 10)]
+    assert I.segment_windows(64, 64, 30) == [(0, 64)]
+    assert I.segment_windows(100, 64, 30) == [(0, 64), (30, 94), (36, 100)]
     for t in range(1, 300, 7):
-        w = R.segment_windows(t, 64, 30)
+        w = I.segment_windows(t, 64, 30)
         assert w[0][0] == 0 and w[-1][1] == t and all(e - s == min(t, 64) for s, e in w)
         assert len(w) == (1 if t <= 64 else 1 + -(-(t - 64) // 30))
 
@@ -178,7 +180,7 @@ def test_segment_windows_cover_every_frame():
 def test_length_batches_group_similar_lengths_and_cover_each_row_once():
     sizes = np.random.default_rng(0).integers(10, 500, size=103)
     gen = torch.Generator().manual_seed(0)
-    batches = R.length_batches(sizes, 8, gen, bucket=4)
+    batches = I.length_batches(sizes, 8, gen, bucket=4)
     assert sorted(np.concatenate(batches).tolist()) == list(range(103))
     assert max(len(b) for b in batches) == 8
     # Within a batch, lengths come from one sorted pool of 32: far less spread than random batches.
@@ -191,14 +193,14 @@ def test_frozen_alexnet_features_equal_the_image_path():
     y = (manifest["emotion"] == "sad").to_numpy().astype(np.int64)
     s = get_settings("dcnn-blstm-att", "tiny", {"image_size": 63, "aug_copies": 0, "balance": False})
     idx = np.arange(len(mels))
-    plan = R.plan_fold(mels, y, idx, idx[:0], idx, s, seed=0, fold="f")
+    plan = I.plan_fold(mels, y, idx, idx[:0], idx, s, seed=0, fold="f")
     torch.manual_seed(0)
     alex = AlexNet(2, width=0.05)
     net = DCNNBLSTMAtt(FeatureExtractor(alex, "fc7", alex.fc_dim), 2, hidden=4, attn_dim=4, dnn_hidden=4)
     kw = dict(seg_frames=s.seg_frames, seg_hop=s.seg_hop, image_size=63)
-    cached = R.FeatureInputs(plan, net, device=torch.device("cpu"), **kw)
+    cached = I.FeatureInputs(plan, net, device=torch.device("cpu"), **kw)
     a, _ = R.predict_system(net, cached, plan.test_rows, batch=4, device=torch.device("cpu"))
-    b, _ = R.predict_system(net, R.SegmentInputs(plan, **kw), plan.test_rows, batch=4, device=torch.device("cpu"))
+    b, _ = R.predict_system(net, I.SegmentInputs(plan, **kw), plan.test_rows, batch=4, device=torch.device("cpu"))
     torch.testing.assert_close(a, b)
 
 
@@ -228,7 +230,7 @@ def test_normalization_augmentation_and_balancing_see_only_fit_utterances(fake_c
     mels, manifest, _ = fake_corpus(per_class=(4, 2))          # imbalanced: balancing has work to do
     speaker_of = {id(m): spk for m, spk in zip(mels, manifest["speaker"])}
     calls = {"norm": [], "augment": [], "balance": []}
-    real_norm, real_aug, real_bal = R.fit_band_stats, R.augment_training_set, R.balanced_indices
+    real_norm, real_aug, real_bal = I.fit_band_stats, I.augment_training_set, I.balanced_indices
 
     def norm(arrays):
         calls["norm"].append([id(a) for a in arrays])
@@ -243,9 +245,9 @@ def test_normalization_augmentation_and_balancing_see_only_fit_utterances(fake_c
         calls["balance"].append((len(labels), index.tolist(), out))
         return out
 
-    monkeypatch.setattr(R, "fit_band_stats", norm)
-    monkeypatch.setattr(R, "augment_training_set", aug)
-    monkeypatch.setattr(R, "balanced_indices", bal)
+    monkeypatch.setattr(I, "fit_band_stats", norm)
+    monkeypatch.setattr(I, "augment_training_set", aug)
+    monkeypatch.setattr(I, "balanced_indices", bal)
     over = {"val_fraction": "0.25", "aug_copies": "1", "balance": "true"}
     res = _run(tmp_path, tmp_path / "runs", model, overrides=over)
     rec = json.loads((res.run_dir / "run.json").read_text())
@@ -272,9 +274,9 @@ def test_loso_session_protocol_gives_one_fold_per_session(fake_corpus, tmp_path)
     preds = res.predictions.merge(manifest[["utterance_id", "session"]], on="utterance_id")
     assert sorted(preds["fold"].unique()) == ["Ses01", "Ses02"] and len(preds) == len(manifest)
     assert (preds["fold"] == preds["session"]).all()
-    with pytest.raises(DeepRunError, match="--protocol 'lopo'"):
+    with pytest.raises(ProtocolError, match="--protocol 'lopo'"):
         _run(tmp_path, tmp_path / "runs", "crnn", protocol="lopo")
-    with pytest.raises(DeepRunError, match="--protocol 'lopo'"):
+    with pytest.raises(ProtocolError, match="--protocol 'lopo'"):
         run_deep("demo", tmp_path, segments=1, model="sru", profile="tiny", device="cpu", runs=tmp_path / "runs",
                  protocol="lopo")
 
