@@ -8,7 +8,10 @@ Layout (the contract with :mod:`serbench.reports`, see CONTRIBUTING.md)::
 A run is written into ``<run_id>.partial/``: ``run.json`` with ``"status": "partial"``
 first, then one ``fold-<name>.parquet`` (+ ``fold-<name>.json`` with that fold's
 chosen hyper-parameters and timings) per finished fold, each written atomically, so
-an interrupted run keeps every finished fold. :meth:`RunWriter.finish` merges the
+an interrupted run keeps every finished fold. While a process writes a partial run it
+holds an exclusive lock on ``<run_id>.partial/.lock`` (POSIX ``flock``, released when it
+finishes or dies), so a second process resuming the same run gets a clear error instead
+of redoing the same folds. :meth:`RunWriter.finish` merges the
 folds into ``predictions.parquet``, writes the complete ``run.json`` and renames the
 folder to ``<run_id>``. ``RunStore.start_run(..., resume=True)`` reopens the latest
 partial run with the same corpus, system, config, labels and data fingerprint.
@@ -18,6 +21,7 @@ Metrics are never trusted from ``run.json``: :func:`load_run` and
 """
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import hashlib
 import json
@@ -42,6 +46,7 @@ PREDICTIONS = "predictions.parquet"
 PARTIAL_SUFFIX = ".partial"
 PREDICTION_COLUMNS = ("utterance_id", "speaker", "fold", "true", "predicted")
 METRIC_KEYS = ("wa", "ua", "wa_mean", "wa_sd", "ua_mean", "ua_sd")
+LOCK_FILE = ".lock"
 LIST_COLUMNS = ["corpus", "system", "run_id", "status", "wa", "ua", "finished", "path",
                 "kind", "speaker_norm", "n_folds", "note"]
 
@@ -116,16 +121,63 @@ def check_predictions(df: pd.DataFrame, labels: Sequence[str] | None, where: str
             raise StoreError(f"{where}: true label(s) {unknown} are not in the run's labels {list(labels)}")
 
 
+# Locks this process holds, by partial-run folder: re-opening a run in the same process (a
+# resumed run after an exception) reuses the lock instead of tripping over its own.
+_HELD_LOCKS: dict[str, Any] = {}
+
+
+def _acquire_lock(path: Path) -> None:
+    """Take ``path/.lock`` exclusively for this process, or raise :class:`StoreError` naming the holder."""
+    key = str(Path(path).resolve())
+    if key in _HELD_LOCKS:
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): concurrent writers of one run are the user's to avoid
+        return
+    fh = open(Path(path) / LOCK_FILE, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip()
+        fh.close()
+        raise StoreError(f"{path} is being written by another process{f' (pid {holder})' if holder else ''}; "
+                         "wait for it to finish, or start a separate run with --no-resume") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    _HELD_LOCKS[key] = fh
+
+
+@atexit.register
+def _close_locks() -> None:
+    # The kernel drops flock locks with the process; closing first keeps interpreter shutdown quiet.
+    for fh in _HELD_LOCKS.values():
+        fh.close()
+    _HELD_LOCKS.clear()
+
+
+def _release_lock(path: Path) -> None:
+    fh = _HELD_LOCKS.pop(str(Path(path).resolve()), None)
+    (Path(path) / LOCK_FILE).unlink(missing_ok=True)
+    if fh is not None:
+        fh.close()
+
+
 class RunWriter:
     """Writes one run into ``<run_id>.partial/`` fold by fold; :meth:`finish` completes it.
 
     Obtain one from :meth:`RunStore.start_run`. ``record`` is the run.json being built.
+    The writer holds the run's lock until :meth:`finish` (or the process ends).
     """
 
     def __init__(self, path: Path, record: dict, resumed: bool = False) -> None:
         self.path = Path(path)
         self.record = record
         self.resumed = resumed
+        _acquire_lock(self.path)
 
     @property
     def run_id(self) -> str:
@@ -213,6 +265,7 @@ class RunWriter:
         final = self.path.with_name(self.run_id)
         if final.exists():
             raise StoreError(f"{final} already exists; run ids are unique, so it was written by hand: move it away")
+        _release_lock(self.path)
         os.rename(self.path, final)
         # The fold files are now merged into predictions.parquet; removing them after the
         # rename means a crash at any point leaves either a resumable partial or a complete run.
@@ -267,6 +320,7 @@ class RunStore:
         if resume:
             found = self.find_partial(corpus, system, config, labels, fingerprint=fingerprint, kind=kind)
             if found is not None:
+                _acquire_lock(found)      # before touching run.json: another process may own it
                 record = _read_json(found / RUN_JSON)
                 record.setdefault("resumed", []).append({"at": utc_now(), "command": command})
                 atomic_write_text(found / RUN_JSON, _dump(record))

@@ -144,3 +144,35 @@ def test_single_fold_nan_sd_is_written_as_null(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_run(final)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="POSIX advisory locks")
+def test_a_run_another_process_is_writing_is_not_resumed_twice(tmp_path):
+    import subprocess
+    import sys
+
+    store = RunStore(tmp_path)
+    w = store.start_run("casia", "IS10-svm-linear", CONFIG, LABELS, "a", fingerprint="f1")
+    w.write_fold("spk1", FOLDS["spk1"])
+    from serbench.experiments import store as store_mod
+
+    store_mod._release_lock(w.path)      # hand the partial run over, as if this process had died
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from serbench.experiments.store import RunStore;"
+         f"w = RunStore({str(tmp_path)!r}).start_run('casia', 'IS10-svm-linear', {CONFIG!r}, {LABELS!r}, 'b',"
+         " fingerprint='f1', resume=True); print(w.path, flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == str(w.path)
+        with pytest.raises(StoreError, match=rf"another process \(pid {holder.pid}\).*--no-resume"):
+            store.start_run("casia", "IS10-svm-linear", CONFIG, LABELS, "c", fingerprint="f1", resume=True)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        holder.stdout.close()
+    # The holder has gone: its lock went with it, and the run resumes here.
+    again = store.start_run("casia", "IS10-svm-linear", CONFIG, LABELS, "e", fingerprint="f1", resume=True)
+    assert again.path == w.path and again.finished_folds() == ["spk1"]
+    final = again.finish()
+    assert not (final / ".lock").exists()
