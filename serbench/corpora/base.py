@@ -7,10 +7,11 @@ sample rate so that unreadable audio fails here, naming the file.
 """
 from __future__ import annotations
 
+import fnmatch
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 
@@ -108,6 +109,41 @@ def iter_files(root: Path) -> list[Path]:
         p for p in root.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
+
+
+def known_metadata(patterns: Sequence[str], *, dirs: Sequence[str] = (), max_depth: int | None = 1
+                   ) -> Callable[[Path], bool]:
+    """A rule for :func:`audio_files`: release files that are documentation, not recordings.
+
+    A relative path is metadata when its name matches one of ``patterns`` (fnmatch) at most
+    ``max_depth`` levels deep (1 = the corpus folder itself; None = anywhere), or when it lies
+    under a top-level folder named in ``dirs`` (case-insensitive).
+    """
+    dirs = tuple(d.lower() for d in dirs)
+
+    def rule(rel: Path) -> bool:
+        if len(rel.parts) > 1 and rel.parts[0].lower() in dirs:
+            return True
+        return ((max_depth is None or len(rel.parts) <= max_depth)
+                and any(fnmatch.fnmatch(rel.name, p) for p in patterns))
+    return rule
+
+
+def audio_files(root: Path, skipped: list[Skipped], is_metadata: Callable[[Path], bool]
+                ) -> Iterator[tuple[Path, Path]]:
+    """``(path, path relative to root)`` of every audio file under ``root``, sorted.
+
+    Files ``is_metadata(rel)`` calls documentation are passed over silently; any other
+    non-audio file is appended to ``skipped`` ("not an audio file"), never dropped unseen.
+    """
+    for path in iter_files(root):
+        rel = path.relative_to(root)
+        if is_metadata(rel):
+            continue
+        if path.suffix.lower() not in AUDIO_SUFFIXES:
+            skipped.append(Skipped(str(rel), "not an audio file"))
+            continue
+        yield path, rel
 
 
 def build_manifest(

@@ -4,10 +4,9 @@ Layout: ``<speaker>/<emotion>/<text id>.wav`` (4 speakers x 6 emotions x 50 text
 """
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 
-from serbench.corpora.base import AUDIO_SUFFIXES, CorpusInfo, Entry, Skipped, iter_files
+from serbench.corpora.base import CorpusInfo, Entry, Skipped, audio_files, known_metadata
 
 INFO = CorpusInfo(
     name="casia",
@@ -28,13 +27,7 @@ FOLDER_EMOTIONS = {e: e for e in INFO.emotions}
 def parse(root: Path) -> tuple[list[Entry], list[Skipped]]:
     entries: list[Entry] = []
     skipped: list[Skipped] = []
-    for path in iter_files(root):
-        rel = path.relative_to(root)
-        if len(rel.parts) == 1 and any(fnmatch.fnmatch(rel.name, p) for p in KNOWN_FILES):
-            continue
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            skipped.append(Skipped(str(rel), "not an audio file"))
-            continue
+    for path, rel in audio_files(root, skipped, known_metadata(KNOWN_FILES)):
         if len(rel.parts) != 3:
             skipped.append(Skipped(str(rel), "expected <speaker>/<emotion>/<text id>.wav"))
             continue

@@ -22,12 +22,11 @@ repository cloned without ``git lfs``) and the release's known header-only file
 from __future__ import annotations
 
 import csv
-import fnmatch
 import re
 from pathlib import Path
 
 from serbench.audio import audio_info
-from serbench.corpora.base import AUDIO_SUFFIXES, CorpusInfo, Entry, Skipped, iter_files
+from serbench.corpora.base import CorpusInfo, Entry, Skipped, audio_files, known_metadata
 from serbench.errors import AudioError, CorpusError
 
 INFO = CorpusInfo(
@@ -60,15 +59,7 @@ def parse(root: Path) -> tuple[list[Entry], list[Skipped]]:
     genders = _read_genders(root)
     entries: list[Entry] = []
     skipped: list[Skipped] = []
-    for path in iter_files(root):
-        rel = path.relative_to(root)
-        if len(rel.parts) > 1 and rel.parts[0].lower() in KNOWN_DIRS:
-            continue
-        if len(rel.parts) == 1 and any(fnmatch.fnmatch(rel.name, p) for p in KNOWN_FILES):
-            continue
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            skipped.append(Skipped(str(rel), "not an audio file"))
-            continue
+    for path, rel in audio_files(root, skipped, known_metadata(KNOWN_FILES, dirs=KNOWN_DIRS)):
         if not (len(rel.parts) == 1 or (len(rel.parts) == 2 and rel.parts[0] == AUDIO_DIR)):
             skipped.append(Skipped(str(rel), f"CREMA-D files belong in {AUDIO_DIR}/ or the corpus folder itself"))
             continue

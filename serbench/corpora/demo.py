@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from serbench.corpora.base import AUDIO_SUFFIXES, EMOTIONS, CorpusInfo, Entry, Skipped, iter_files
+from serbench.corpora.base import EMOTIONS, CorpusInfo, Entry, Skipped, audio_files, known_metadata
 
 INFO = CorpusInfo(
     name="demo",
@@ -30,13 +30,7 @@ def parse(root: Path) -> tuple[list[Entry], list[Skipped]]:
         genders = {s["name"]: s.get("gender") for s in json.loads(meta.read_text()).get("speakers", [])}
     entries: list[Entry] = []
     skipped: list[Skipped] = []
-    for path in iter_files(root):
-        rel = path.relative_to(root)
-        if rel.name == METADATA and len(rel.parts) == 1:
-            continue
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            skipped.append(Skipped(str(rel), "not an audio file"))
-            continue
+    for path, rel in audio_files(root, skipped, known_metadata([METADATA])):
         if len(rel.parts) != 3:
             skipped.append(Skipped(str(rel), "expected <speaker>/<emotion>/<text id>.wav"))
             continue

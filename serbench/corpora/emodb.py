@@ -5,11 +5,10 @@ version a. Files sit in ``wav/`` (the release) or directly in the folder.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
 from pathlib import Path
 
-from serbench.corpora.base import AUDIO_SUFFIXES, CorpusInfo, Entry, Skipped, iter_files
+from serbench.corpora.base import CorpusInfo, Entry, Skipped, audio_files, known_metadata
 
 INFO = CorpusInfo(
     name="emodb",
@@ -33,15 +32,7 @@ NAME = re.compile(r"^(?P<speaker>\d\d)(?P<text>[ab]\d\d)(?P<code>[A-Z])(?P<versi
 def parse(root: Path) -> tuple[list[Entry], list[Skipped]]:
     entries: list[Entry] = []
     skipped: list[Skipped] = []
-    for path in iter_files(root):
-        rel = path.relative_to(root)
-        if len(rel.parts) > 1 and rel.parts[0].lower() in KNOWN_DIRS:
-            continue
-        if any(fnmatch.fnmatch(rel.name, p) for p in KNOWN_FILES) and len(rel.parts) == 1:
-            continue
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            skipped.append(Skipped(str(rel), "not an audio file"))
-            continue
+    for path, rel in audio_files(root, skipped, known_metadata(KNOWN_FILES, dirs=KNOWN_DIRS)):
         if not (len(rel.parts) == 1 or (len(rel.parts) == 2 and rel.parts[0] == "wav")):
             skipped.append(Skipped(str(rel), "EMO-DB files belong in wav/ or the corpus folder itself"))
             continue

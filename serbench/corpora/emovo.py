@@ -18,7 +18,7 @@ import fnmatch
 import re
 from pathlib import Path
 
-from serbench.corpora.base import AUDIO_SUFFIXES, CorpusInfo, Entry, Skipped, iter_files
+from serbench.corpora.base import CorpusInfo, Entry, Skipped, audio_files
 
 INFO = CorpusInfo(
     name="emovo",
@@ -43,20 +43,20 @@ SENTENCES = ("b1", "b2", "b3", "d1", "d2", "l1", "l2", "l3", "l4", "n1", "n2", "
 NAME = re.compile(r"^(?P<emotion>[a-z]{3})-(?P<speaker>[fm]\d)-(?P<sentence>[a-z]\d)$", re.IGNORECASE)
 
 
+def _is_metadata(rel: Path) -> bool:
+    """Documentation of the release: anything in a known folder, known files in the containers."""
+    folders = [p.lower() for p in rel.parts[:-1]]
+    if any(f in KNOWN_DIRS for f in folders):
+        return True
+    return all(f in CONTAINERS for f in folders) and any(fnmatch.fnmatch(rel.name, p) for p in KNOWN_FILES)
+
+
 def parse(root: Path) -> tuple[list[Entry], list[Skipped]]:
     """Entries for every ``<speaker>/<emotion>-<speaker>-<sentence>`` file; others as skipped."""
     entries: list[Entry] = []
     skipped: list[Skipped] = []
-    for path in iter_files(root):
-        rel = path.relative_to(root)
+    for path, rel in audio_files(root, skipped, _is_metadata):
         folders = [p.lower() for p in rel.parts[:-1]]
-        if any(f in KNOWN_DIRS for f in folders):
-            continue
-        if all(f in CONTAINERS for f in folders) and any(fnmatch.fnmatch(rel.name, p) for p in KNOWN_FILES):
-            continue
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            skipped.append(Skipped(str(rel), "not an audio file"))
-            continue
         if not folders or not all(f in CONTAINERS for f in folders[:-1]) or folders[-1] not in SPEAKERS:
             skipped.append(Skipped(str(rel), "expected [EMOVO/]<speaker>/<emotion>-<speaker>-<sentence>.wav"))
             continue

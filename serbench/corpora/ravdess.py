@@ -20,11 +20,10 @@ top and once under ``audio_speech_actors_01-24/``) is skipped as a duplicate.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
 from pathlib import Path
 
-from serbench.corpora.base import AUDIO_SUFFIXES, CorpusInfo, Entry, Skipped, iter_files
+from serbench.corpora.base import CorpusInfo, Entry, Skipped, audio_files, known_metadata
 
 INFO = CorpusInfo(
     name="ravdess",
@@ -57,13 +56,7 @@ def parse(root: Path) -> tuple[list[Entry], list[Skipped]]:
     entries: list[Entry] = []
     skipped: list[Skipped] = []
     seen: dict[str, str] = {}
-    for path in iter_files(root):
-        rel = path.relative_to(root)
-        if len(rel.parts) == 1 and any(fnmatch.fnmatch(rel.name, p) for p in KNOWN_FILES):
-            continue
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            skipped.append(Skipped(str(rel), "not an audio file"))
-            continue
+    for path, rel in audio_files(root, skipped, known_metadata(KNOWN_FILES)):
         folder_actor, problem = _folder_actor(rel.parts[:-1])
         if problem:
             skipped.append(Skipped(str(rel), problem))

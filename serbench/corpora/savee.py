@@ -15,11 +15,10 @@ each emotion, so the same number in two emotions is not the same sentence.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
 from pathlib import Path
 
-from serbench.corpora.base import AUDIO_SUFFIXES, CorpusInfo, Entry, Skipped, iter_files
+from serbench.corpora.base import CorpusInfo, Entry, Skipped, audio_files, known_metadata
 
 INFO = CorpusInfo(
     name="savee",
@@ -46,15 +45,7 @@ def parse(root: Path) -> tuple[list[Entry], list[Skipped]]:
     """Entries for every file named after the release or the Kaggle copy; others as skipped."""
     entries: list[Entry] = []
     skipped: list[Skipped] = []
-    for path in iter_files(root):
-        rel = path.relative_to(root)
-        if len(rel.parts) > 1 and rel.parts[0].lower() in KNOWN_DIRS:
-            continue
-        if any(fnmatch.fnmatch(rel.name, p) for p in KNOWN_FILES) and len(rel.parts) <= 2:
-            continue
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            skipped.append(Skipped(str(rel), "not an audio file"))
-            continue
+    for path, rel in audio_files(root, skipped, known_metadata(KNOWN_FILES, dirs=KNOWN_DIRS, max_depth=2)):
         folders = rel.parts[:-1]
         if folders and folders[0].lower() == "audiodata":
             folders = folders[1:]

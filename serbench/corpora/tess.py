@@ -17,11 +17,10 @@ same file (the Kaggle copy ships the set twice). ``text_id`` is the word.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
 from pathlib import Path
 
-from serbench.corpora.base import AUDIO_SUFFIXES, CorpusInfo, Entry, Skipped, iter_files
+from serbench.corpora.base import CorpusInfo, Entry, Skipped, audio_files, known_metadata
 
 INFO = CorpusInfo(
     name="tess",
@@ -51,13 +50,7 @@ def parse(root: Path) -> tuple[list[Entry], list[Skipped]]:
     entries: list[Entry] = []
     skipped: list[Skipped] = []
     seen: dict[str, str] = {}
-    for path in iter_files(root):
-        rel = path.relative_to(root)
-        if any(fnmatch.fnmatch(rel.name, p) for p in KNOWN_FILES):
-            continue
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            skipped.append(Skipped(str(rel), "not an audio file"))
-            continue
+    for path, rel in audio_files(root, skipped, known_metadata(KNOWN_FILES, max_depth=None)):
         m = NAME.match(path.stem)
         if m is None:
             skipped.append(Skipped(str(rel), "name is not <OAF|YAF>_<word>_<emotion>, e.g. OAF_back_angry"))
