@@ -89,6 +89,10 @@ def deep_cmd(corpus, root, segments, model, protocol, profile, device, pretraine
     rate = res.timings.get("cnn_train_segments_per_s")
     click.echo(f"  mean fold wall time {res.timings['fold_wall_s_mean']:.0f} s"
                + (f", CNN training {rate:.1f} segments/s" if rate else "") + f" on {res.timings['device']}")
+    collapsed = res.timings.get("cnn_collapsed_folds")
+    if collapsed:
+        click.echo(f"  WARNING: the CNN never left chance loss in fold(s) {', '.join(collapsed)}: those folds "
+                   "predict (nearly) one class; lower cnn_lr (--set cnn_lr=...) and re-run with --no-resume")
     click.echo(f"run: {res.run_dir}")
 
 

@@ -265,6 +265,7 @@ def run_deep(
         "folds": fold_timings,
         "fold_wall_s_mean": float(np.mean([t["wall_s"] for t in fold_timings.values()])),
         "cnn_train_segments_per_s": float(np.mean(cnn_rates)) if cnn_rates else None,
+        "cnn_collapsed_folds": sorted(k for k, t in fold_timings.items() if t.get("cnn_collapsed")),
         "device": str(dev), "torch_threads": torch.get_num_threads(),
         "note": "per-fold times count only the process that ran the fold's last part",
     }
@@ -336,6 +337,27 @@ def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "fold"
 
 
+def stuck_at_chance(history: Sequence[dict], n_classes: int, tolerance: float = 0.01) -> str:
+    """A message when a stage's training loss never fell below chance, else ''.
+
+    Chance is ln(n_classes), the cross-entropy of a uniform prediction. A network whose loss
+    sits there for its last half of epochs has collapsed to a constant output (e.g. dead
+    ReLUs after a too-large first step): its fold's accuracy is chance, not a property of
+    the model, and the run record says so.
+    """
+    import math
+
+    losses = [h["loss"] for h in history if h.get("loss") is not None]
+    if len(losses) < 2:
+        return ""
+    chance = math.log(n_classes)
+    tail = losses[len(losses) // 2:]
+    if min(tail) >= chance * (1 - tolerance):
+        return (f"training loss stayed at chance (ln {n_classes} = {chance:.3f}) for epochs "
+                f"{len(losses) - len(tail) + 1}-{len(losses)} (last {losses[-1]:.3f})")
+    return ""
+
+
 def _run_fold(fold, inputs: torch.Tensor, y_all: torch.Tensor, y_np: np.ndarray, manifest: pd.DataFrame,
               labels: list[str], *, model: str, n: int, prof: Profile, dev: torch.device, amp: bool,
               pretrained, seed: int, ckpt_dir: Path, hook, log: Log) -> tuple[pd.DataFrame, dict]:
@@ -368,6 +390,12 @@ def _run_fold(fold, inputs: torch.Tensor, y_all: torch.Tensor, y_np: np.ndarray,
         val_data = (inputs[rows_val.to(inputs.device)], y_all[val].repeat_interleave(n)) if len(val) else None
         res = train_stage(cnn, inputs[rows_fit.to(inputs.device)], ys_fit, cfg, device=dev, transform=norm,
                           checkpoint=ckpt_dir / "cnn.pt", amp=amp, val=val_data, on_epoch=stage_log)
+        collapsed = stuck_at_chance(res.history, n_classes)
+        if collapsed:
+            log(f"  WARNING: {collapsed}; this fold's CNN predicts (nearly) one class. Lower cnn_lr "
+                f"(--set cnn_lr=...) and re-run with --no-resume")
+        timing.update({"cnn_collapsed": collapsed or None, "cnn_final_loss": res.history[-1]["loss"] if res.history
+                       else None})
         timing.update({"cnn_epochs": res.epochs_run, "cnn_resumed_from": res.resumed_from,
                        "cnn_train_s": res.train_s, "cnn_segments": res.samples,
                        "cnn_segments_per_s": res.samples_per_s if res.samples else None})

@@ -264,6 +264,11 @@ def load_run(run_dir: str | Path, *, corpus: str | None = None, system: str | No
         if record.get("system") not in (None, system):
             warnings.append(f"{system}/{run_id}: run.json says system {record.get('system')!r} "
                             f"but it lies under {system!r}")
+        collapsed = [str(f.get("fold")) for f in record.get("folds") or []
+                     if isinstance(f, dict) and (f.get("timings") or {}).get("cnn_collapsed")]
+        if collapsed:
+            warnings.append(f"{system}/{run_id}: the CNN stayed at chance loss (collapsed to one class) in "
+                            f"fold(s) {', '.join(collapsed)}; those folds measure a failed training, not the model")
         if spec.kind == "baseline" and spec.speaker_norm != system.endswith("-spknorm"):
             warnings.append(f"{system}/{run_id}: run.json says speaker_norm={spec.speaker_norm} but the system "
                             "name says otherwise; the tables follow run.json")

@@ -171,3 +171,40 @@ def test_utterances_without_features_are_left_out_and_recorded(corpus, tmp_path)
     assert [e["utterance_id"] for e in rec["excluded"]] == ["spk1_sad_short"]
     assert rec["excluded"][0]["status"] != "ok"
     assert any("left out" in line for line in lines)
+
+
+@pytest.mark.parametrize("losses, flagged", [
+    ([2.1, 1.7925, 1.7923, 1.7922], True),          # stuck at ln 6 from epoch 2: collapsed
+    ([1.9, 1.7, 1.5, 1.3], False),                  # learning
+    ([1.79, 1.79, 1.6, 1.5], False),                # slow start, then learning
+    ([1.8], False),                                 # too short to tell
+])
+def test_stuck_at_chance(losses, flagged):
+    from serbench.deep.run import stuck_at_chance
+
+    msg = stuck_at_chance([{"loss": v} for v in losses], 6)
+    assert bool(msg) == flagged
+    if flagged:
+        assert "ln 6" in msg and "1.792" in msg
+
+
+def test_a_collapsed_cnn_is_flagged_in_the_run_and_the_tables(corpus, cache, tmp_path, monkeypatch):
+    from serbench.deep import run as run_mod
+    from serbench.reports.collect import collect
+
+    # Detection itself is tested above; here a fold whose CNN "collapses" must be carried
+    # into the fold timings, the run's timings and the tables' notes.
+    seen = []
+
+    def fake(history, n_classes):
+        seen.append([h["loss"] for h in history])
+        return "training loss stayed at chance (simulated)" if len(seen) == 2 else ""
+
+    monkeypatch.setattr(run_mod, "stuck_at_chance", fake)
+    res = _run(corpus, cache, tmp_path / "runs", model="cnn", segments=1)
+    assert len(seen) == 3 and all(len(h) == 3 for h in seen)          # every fold, every epoch
+    assert res.timings["cnn_collapsed_folds"] == ["spk2"]
+    assert res.timings["folds"]["spk2"]["cnn_collapsed"].endswith("(simulated)")
+    assert res.timings["folds"]["spk1"]["cnn_collapsed"] is None
+    notes = collect("demo", tmp_path / "runs").notes()
+    assert any("collapsed to one class" in n and "cnn-N1" in n and "spk2" in n for n in notes)
