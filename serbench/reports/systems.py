@@ -124,12 +124,13 @@ def systems_table(col: Collection) -> Table:
 
     add("CNN+SRU (Jiang et al.)", "cnn-sru", ref, ref.system if ref else "cnn-sru-N?")
     present = system_runs(col)
-    present_models = {r.spec.model for r in present}
-    for model in SYSTEM_MODELS:
-        if model not in present_models:
-            add(model, model, None, model)
+    for model in SYSTEM_MODELS:          # the papers' order; a system without a run is a 'missing' row
+        runs = [r for r in present if r.spec.model == model]
+        for run in runs or [None]:
+            add(model, model, run, run.system if run else model)
     for run in present:
-        add(run.spec.model or run.system, run.spec.model, run, run.system)
+        if run.spec.model not in SYSTEM_MODELS:
+            add(run.spec.model or run.system, run.spec.model, run, run.system)
     svm = best_baseline(col)
     add("best SVM baseline (no speaker norm)", None, svm, svm.system if svm else "SVM baseline")
     notes = [LEGEND_METRICS, LEGEND_MISSING,

@@ -90,3 +90,11 @@ def test_tables_for_writes_systems_files(store, tmp_path):
     report = tables_for("casia", runs=store.root, out=tmp_path / "out")
     names = {p.name for p in report.files}
     assert {"systems.md", "systems.csv", "significance-systems.md"} <= names
+
+
+def test_rows_keep_the_papers_order_whether_run_or_missing(store):
+    store.add("cnn-sru-N5", acc=0.5, kind="deep", config=_deep("cnn-sru", 5))
+    store.add("crnn-mk", acc=0.6, kind="deep", config=_deep("crnn-mk"))
+    store.add("crnn", acc=0.6, kind="deep", config=_deep("crnn"))
+    frame = systems_table(collect("casia", store.root)).frame
+    assert frame["System"].tolist()[1:5] == ["crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att"]
