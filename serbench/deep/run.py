@@ -26,7 +26,7 @@ from serbench.deep import data as D
 from serbench.deep.alexnet import load_pretrained
 from serbench.deep.models import MODELS, build_cnn, build_sru, cnn_utterance_probs
 from serbench.deep.profiles import Profile, get_profile
-from serbench.deep.train import EpochHook, StageConfig, extract_fc7, predict_logits, train_stage
+from serbench.deep.train import EpochHook, StageConfig, epoch_logger, extract_fc7, predict_logits, train_stage
 from serbench.errors import SerbenchError
 
 Log = Callable[[str], None]
@@ -367,12 +367,7 @@ def _run_fold(fold, inputs: torch.Tensor, y_all: torch.Tensor, y_np: np.ndarray,
     fit, val = val_split(np.asarray(fold.train), y_np, prof.val_fraction, stage_seed(seed, fold.name, "val"))
     timing: dict = {"n_train": int(len(fold.train)), "n_fit": int(len(fit)), "n_val": int(len(val))}
 
-    def stage_log(ev: dict) -> None:
-        vl = f", val loss {ev['val_loss']:.4f}" if ev.get("val_loss") is not None else ""
-        log(f"  {ev['stage']} epoch {ev['epoch']}: loss {ev['loss']:.4f}{vl}, {ev['seconds']:.1f} s"
-            f" ({ev['samples'] / max(ev['seconds'], 1e-9):.1f} samples/s)")
-        if hook is not None:
-            hook(ev)
+    stage_log = epoch_logger(log, hook, "samples")
 
     if model in ("cnn-sru", "cnn"):
         rows_fit, rows_val = _segment_rows(fit, n), _segment_rows(val, n)

@@ -108,6 +108,17 @@ def evaluate_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, batch: 
     return total / max(1, len(X))
 
 
+def epoch_logger(log: Callable[[str], None], hook: EpochHook | None, unit: str = "samples") -> EpochHook:
+    """An ``on_epoch`` that logs one line per epoch (loss, validation loss, time, ``unit``/s), then calls ``hook``."""
+    def on_epoch(ev: dict) -> None:
+        vl = f", val loss {ev['val_loss']:.4f}" if ev.get("val_loss") is not None else ""
+        log(f"  {ev['stage']} epoch {ev['epoch']}: loss {ev['loss']:.4f}{vl}, {ev['seconds']:.1f} s"
+            f" ({ev['samples'] / max(ev['seconds'], 1e-9):.1f} {unit}/s)")
+        if hook is not None:
+            hook(ev)
+    return on_epoch
+
+
 def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epochs: int, patience: int, seed: int,
                device: torch.device, epoch_batches: Callable[[torch.Generator], Iterable[object]],
                batch_loss: Callable[[object], tuple[torch.Tensor, int]],

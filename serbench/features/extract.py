@@ -390,12 +390,8 @@ def load(
     if fs.kind is not Kind.VECTOR:
         raise FeatureSetError(f"{fs.name} is an array set (per-utterance arrays); use load_arrays(corpus, "
                               f"{fs.name!r}, ...)")
-    manifest = scan(corpus, root, emotions=emotions).manifest
-    report, hashes, _ = extract_manifest(manifest, corpus, [fs], cache=cache, jobs=jobs,
-                                         progress=progress, root=root)
-    uncached = {f.utterance_id: f.reason for f in report.sets[fs.name].failed if not f.cached}
-    store = FeatureCache(get_loader(corpus).INFO.name, fs, cache)
-    table = store.read()
+    manifest, hashes, uncached, store, table = _extract_and_read(corpus, root, fs, cache=cache, jobs=jobs,
+                                                                 emotions=emotions, progress=progress)
     cols = store.feature_columns
     ids = manifest["utterance_id"].astype(str).tolist()
     if table is None:
@@ -408,6 +404,19 @@ def load(
     X.index.name = "utterance_id"
     X.loc[(m["status"] != "ok").to_numpy()] = np.nan
     return X, m
+
+
+def _extract_and_read(corpus: str, root, fs: FeatureSet, *, cache, jobs: int, emotions, progress: bool):
+    """Extract what the cache lacks for ``corpus``, then read the cache table (shared by load and load_arrays).
+
+    Returns ``(manifest, hashes, uncached failures by utterance id, FeatureCache, table or None)``.
+    """
+    manifest = scan(corpus, root, emotions=emotions).manifest
+    report, hashes, _ = extract_manifest(manifest, corpus, [fs], cache=cache, jobs=jobs,
+                                         progress=progress, root=root)
+    uncached = {f.utterance_id: f.reason for f in report.sets[fs.name].failed if not f.cached}
+    store = FeatureCache(get_loader(corpus).INFO.name, fs, cache)
+    return manifest, hashes, uncached, store, store.read()
 
 
 def load_arrays(
@@ -429,12 +438,8 @@ def load_arrays(
     fs = get_feature_set(feature_set)
     if fs.kind is not Kind.ARRAY:
         raise FeatureSetError(f"{fs.name} is a vector set; use load(corpus, {fs.name!r}, ...)")
-    manifest = scan(corpus, root, emotions=emotions).manifest
-    report, hashes, _ = extract_manifest(manifest, corpus, [fs], cache=cache, jobs=jobs,
-                                         progress=progress, root=root)
-    uncached = {f.utterance_id: f.reason for f in report.sets[fs.name].failed if not f.cached}
-    store = FeatureCache(get_loader(corpus).INFO.name, fs, cache)
-    table = store.read()
+    manifest, hashes, uncached, store, table = _extract_and_read(corpus, root, fs, cache=cache, jobs=jobs,
+                                                                 emotions=emotions, progress=progress)
     index_df = None if table is None else table.select(
         ["utterance_id", "content_hash", "status", "status_detail"]).to_pandas().set_index("utterance_id")
     m = _attach_status(manifest, index_df, hashes, uncached, fs)

@@ -72,7 +72,7 @@ from serbench.deep.systems.inputs import (
 from serbench.deep.systems.settings import (
     CRNNCTCSettings, CRNNMKSettings, CRNNSettings, DCNNSettings, SystemSettings, get_settings,
 )
-from serbench.deep.train import EpochHook, StageResult, autocast, run_epochs
+from serbench.deep.train import EpochHook, StageResult, autocast, epoch_logger, run_epochs
 from serbench.experiments.protocol import resolve_protocol
 
 SYSTEMS = ("crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att")
@@ -304,12 +304,7 @@ def run_fold(fold, mels: Sequence[np.ndarray], y: np.ndarray, manifest: pd.DataF
     if isinstance(inputs, SegmentInputs):
         timing["n_segments"] = int(inputs.counts.sum())
 
-    def stage_log(ev: dict) -> None:
-        vl = f", val loss {ev['val_loss']:.4f}" if ev.get("val_loss") is not None else ""
-        log(f"  {ev['stage']} epoch {ev['epoch']}: loss {ev['loss']:.4f}{vl}, {ev['seconds']:.1f} s"
-            f" ({ev['samples'] / max(ev['seconds'], 1e-9):.1f} utterances/s)")
-        if hook is not None:
-            hook(ev)
+    stage_log = epoch_logger(log, hook, "utterances")
 
     res = train_system(net, inputs, plan.labels, plan.train_rows, plan.val_rows, s, device=device,
                        seed=stage_seed(seed, fold.name, "train"), name=model, checkpoint=ckpt_dir / "model.pt",
