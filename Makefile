@@ -16,9 +16,12 @@ CACHE_OPT := $(if $(CACHE),--cache $(CACHE),)
 DEEP     ?= 1
 SEGMENTS ?= 1,2,3,4,5
 PROFILE  ?= fast
+# DEEP_SPKNORM=on|both adds the deep systems on per-speaker normalized log-mel (-spknorm runs).
+DEEP_SPKNORM ?= off
 # SYSTEMS=all (or a comma list of crnn,crnn-ctc,crnn-mk,dcnn-blstm-att) adds the systems table's models.
 SYSTEMS  ?=
 DEEP_OPT := $(if $(filter 0,$(DEEP)),--no-deep,--deep --segments $(SEGMENTS) --profile $(PROFILE)) \
+            --deep-speaker-norm $(DEEP_SPKNORM) \
             $(if $(SYSTEMS),--systems $(SYSTEMS),)
 # make demo: a small deep run on the demo corpus and the CRNN of the systems table
 # (DEMO_SYSTEMS=all runs all four: a few more minutes).

@@ -16,6 +16,10 @@ from serbench.experiments.grid import OTHER_SYSTEMS, PAPER_FEATURES, paper_grid,
 @click.option("--classifiers", default="svm-linear", show_default=True, help="svm-linear and/or svm-rbf.")
 @click.option("--speaker-norm", "norm", type=click.Choice(["both", "off", "on"]), default="both", show_default=True,
               help="Per-speaker normalization variants of the baselines (off = the paper's protocol).")
+@click.option("--deep-speaker-norm", "deep_norm", type=click.Choice(["off", "on", "both"]), default="off",
+              show_default=True,
+              help="Per-speaker normalized log-mel for the deep systems too (on/both add -spknorm runs; "
+                   "off = the paper's protocol).")
 @click.option("--baselines/--no-baselines", default=True, show_default=True)
 @click.option("--deep/--no-deep", default=True, show_default=True, help="CNN+SRU and its ablations.")
 @click.option("--segments", default="1,2,3,4,5", show_default=True, help="N values for the deep systems.")
@@ -28,20 +32,26 @@ from serbench.experiments.grid import OTHER_SYSTEMS, PAPER_FEATURES, paper_grid,
               help="torchvision-named AlexNet state dict for the CNN (else trained from scratch).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--jobs", default=1, show_default=True, type=int)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads for the deep systems (default: torch's).")
 @click.option("--force", is_flag=True, help="Run every system even if the store has it.")
 @emotions_option
 @cache_option
 @runs_option
-def grid_cmd(corpus, root, features, classifiers, norm, baselines, deep, segments, models, systems, profile, device,
-             pretrained, seed, jobs, force, emotions, cache, runs) -> None:
+def grid_cmd(corpus, root, features, classifiers, norm, deep_norm, baselines, deep, segments, models, systems, profile,
+             device, pretrained, seed, jobs, threads, force, emotions, cache, runs) -> None:
     """Run the systems of the paper's tables that the results store lacks."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         segs = [int(s) for s in split_list(segments) or []]
     except ValueError:
         raise SerbenchError(f"--segments {segments!r}: give integers 1..5 separated by commas") from None
-    variants = {"both": (False, True), "off": (False,), "on": (True,)}[norm]
+    variants = {"both": (False, True), "off": (False,), "on": (True,)}
     items = paper_grid(baselines=baselines, features=split_list(features) or [],
-                       classifiers=split_list(classifiers) or [], speaker_norm=variants,
+                       classifiers=split_list(classifiers) or [], speaker_norm=variants[norm],
+                       deep_speaker_norm=variants[deep_norm],
                        deep=deep, segments=segs, deep_models=split_list(models) or [],
                        systems=OTHER_SYSTEMS if systems.strip() == "all" else split_list(systems) or [])
     outcomes = run_grid(corpus, root, items, cache=cache, runs=runs, jobs=jobs, seed=seed,

@@ -46,11 +46,18 @@ def paper_grid(
     segments: Sequence[int] = PAPER_SEGMENTS,
     deep_models: Sequence[str] = DEEP_MODELS,
     systems: Sequence[str] = (),
+    deep_speaker_norm: Sequence[bool] = (False,),
 ) -> list[GridItem]:
     """The systems behind Tables I-V: SVM baselines (both normalization variants) and
     CNN+SRU with its CNN and SRU ablations at every N in ``segments``; then any of
-    :data:`OTHER_SYSTEMS` named in ``systems`` (the systems table)."""
+    :data:`OTHER_SYSTEMS` named in ``systems`` (the systems table).
+
+    ``deep_speaker_norm`` picks the normalization variants of every deep item: the paper's
+    (``False``, the default) and/or per-speaker z-scored log-mel (``True``, stored with
+    ``-spknorm``). Deep runs cost minutes to hours, so the second variant is opt-in.
+    """
     from serbench.baselines.run import system_name
+    from serbench.deep.run import SPKNORM_SUFFIX
 
     items: list[GridItem] = []
     if baselines:
@@ -65,11 +72,15 @@ def paper_grid(
             raise SerbenchError(f"segments {bad}: the paper's N runs from 1 to 5")
         for model in deep_models:
             for n in segments:
-                items.append(GridItem(f"{model}-N{int(n)}", "deep", {"model": model, "segments": int(n)}))
+                for norm in deep_speaker_norm:
+                    items.append(GridItem(f"{model}-N{int(n)}" + (SPKNORM_SUFFIX if norm else ""), "deep",
+                                          {"model": model, "segments": int(n), "speaker_norm": norm}))
     unknown = [m for m in systems if m not in OTHER_SYSTEMS]
     if unknown:
         raise SerbenchError(f"systems {unknown}: choose from {', '.join(OTHER_SYSTEMS)}")
-    items += [GridItem(m, "deep", {"model": m, "segments": None}) for m in systems]
+    items += [GridItem(m + (SPKNORM_SUFFIX if norm else ""), "deep",
+                       {"model": m, "segments": None, "speaker_norm": norm})
+              for m in systems for norm in deep_speaker_norm]
     return items
 
 
@@ -125,7 +136,8 @@ def run_grid(
 
                 result = run_deep(corpus, root, segments=item.params["segments"], model=item.params["model"],
                                   profile=profile, device=device, pretrained=pretrained, seed=seed,
-                                  cache=cache, runs=runs, jobs=jobs, emotions=emotions)
+                                  cache=cache, runs=runs, jobs=jobs, emotions=emotions,
+                                  speaker_norm=item.params.get("speaker_norm", False))
         except SerbenchError as exc:
             if not keep_going:
                 raise

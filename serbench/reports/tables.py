@@ -237,8 +237,8 @@ def feature_table(col: Collection) -> Table:
         f'"{SPK_NORM}" z-score each speaker\'s features with that speaker\'s own statistics. '
         "They are different protocols: compare the paper only with the first.",
         LEGEND_METRICS, LEGEND_MISSING,
-        f'"{NOT_APPLICABLE}" = not applicable (deep systems have no per-speaker-normalized variant; '
-        "no paper value for that row or corpus).",
+        f'"{NOT_APPLICABLE}" = not applicable (a deep system run only in one normalization variant: '
+        "`--speaker-norm` trains the other; no paper value for that row or corpus).",
         "Deep rows show the N with the best pooled UA on the test folds, as the paper's \"Ours\" row "
         "does (an optimistic choice: N is selected on test speakers).",
         LEGEND_PAPER,

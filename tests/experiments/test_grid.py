@@ -1,4 +1,5 @@
 """The grid runner behind `make tables`: runs what the store lacks, skips what it has."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,30 @@ def test_paper_grid_adds_named_systems_without_segments():
         ("crnn", "crnn", None), ("crnn-mk", "crnn-mk", None)]
     with pytest.raises(SerbenchError, match="crnn, crnn-ctc"):
         paper_grid(systems=("lstm",))
+
+
+def test_paper_grid_deep_speaker_norm_variants_are_opt_in():
+    plain = paper_grid(baselines=False, segments=(3,), deep_models=("cnn-sru",), systems=("crnn",))
+    assert [i.system for i in plain] == ["cnn-sru-N3", "crnn"]
+    assert all(i.params["speaker_norm"] is False for i in plain)
+    both = paper_grid(baselines=False, segments=(3,), deep_models=("cnn-sru",), systems=("crnn",),
+                      deep_speaker_norm=(False, True))
+    assert [(i.system, i.params["speaker_norm"]) for i in both] == [
+        ("cnn-sru-N3", False), ("cnn-sru-N3-spknorm", True), ("crnn", False), ("crnn-spknorm", True)]
+
+
+def test_cli_grid_runs_the_deep_speaker_norm_variant_under_its_own_name(corpus, tmp_path):
+    runs = tmp_path / "runs"
+    args = ["grid", "--corpus", "demo", "--root", str(corpus), "--no-baselines", "--segments", "1",
+            "--models", "cnn", "--deep-speaker-norm", "on", "--profile", "tiny", "--device", "cpu",
+            "--threads", "1", "--cache", str(tmp_path / "cache"), "--runs", str(runs)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert present_systems("demo", runs) == {"cnn-N1-spknorm"}
+    record = json.loads(next((runs / "demo" / "cnn-N1-spknorm").glob("*/run.json")).read_text(encoding="utf-8"))
+    assert record["config"]["speaker_norm"] is True
+    result = CliRunner().invoke(cli, args[:-4] + ["--threads", "0"] + args[-4:])
+    assert result.exit_code != 0 and "--threads" in result.output
 
 
 def test_paper_grid_rejects_bad_segments():
