@@ -12,6 +12,9 @@ from typing import Mapping
 from serbench.errors import SerbenchError
 
 
+CNN_OPTIMIZERS = ("sgd", "adam")
+
+
 class ProfileError(SerbenchError):
     """An unknown profile name, setting name, or a bad setting value."""
 
@@ -26,6 +29,7 @@ class Profile:
     cnn_epochs: int = 400
     cnn_batch: int = 30
     cnn_lr: float = 0.001
+    cnn_optimizer: str = "sgd"      # the paper's SGD, or 'adam' (not in the paper; for training from scratch)
     cnn_momentum: float = 0.9       # not stated in the paper; plain SGD with lr 1e-3 barely moves from scratch
     cnn_weight_decay: float = 0.0
     dropout: float = 0.5
@@ -126,6 +130,8 @@ def _validate(p: Profile) -> None:
         raise ProfileError(f"setting dropout={p.dropout}: must be in [0, 1)")
     if not 0.0 <= p.val_fraction < 0.5:
         raise ProfileError(f"setting val_fraction={p.val_fraction}: must be in [0, 0.5)")
+    if p.cnn_optimizer not in CNN_OPTIMIZERS:
+        raise ProfileError(f"setting cnn_optimizer={p.cnn_optimizer!r}: choose {' or '.join(CNN_OPTIMIZERS)}")
     if p.sru_pool not in ("last", "mean"):
         raise ProfileError(f"setting sru_pool={p.sru_pool!r}: choose 'last' or 'mean'")
 

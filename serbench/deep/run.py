@@ -379,8 +379,7 @@ def _run_fold(fold, inputs: torch.Tensor, y_all: torch.Tensor, y_np: np.ndarray,
             load_pretrained(cnn, pretrained, num_classes=n_classes)
         cnn.to(dev)
         cfg = StageConfig("cnn", prof.cnn_epochs, prof.cnn_batch, seed=s, patience=prof.patience,
-                          optimizer=lambda p: torch.optim.SGD(p, lr=prof.cnn_lr, momentum=prof.cnn_momentum,
-                                                              weight_decay=prof.cnn_weight_decay))
+                          optimizer=lambda p: cnn_optimizer(p, prof))
         ys_fit = y_all[fit].repeat_interleave(n)                           # each segment: its utterance's label
         val_data = (inputs[rows_val.to(inputs.device)], y_all[val].repeat_interleave(n)) if len(val) else None
         res = train_stage(cnn, inputs[rows_fit.to(inputs.device)], ys_fit, cfg, device=dev, transform=norm,
@@ -440,6 +439,13 @@ def _run_fold(fold, inputs: torch.Tensor, y_all: torch.Tensor, y_np: np.ndarray,
         preds[f"score_{lab}"] = probs_np[:, j]
     timing["wall_s"] = time.perf_counter() - t_fold
     return preds, timing
+
+
+def cnn_optimizer(params, prof: Profile) -> torch.optim.Optimizer:
+    """Stage 1's optimizer: the paper's SGD (with ``cnn_momentum``) or Adam (``cnn_optimizer=adam``)."""
+    if prof.cnn_optimizer == "adam":
+        return torch.optim.Adam(params, lr=prof.cnn_lr, weight_decay=prof.cnn_weight_decay)
+    return torch.optim.SGD(params, lr=prof.cnn_lr, momentum=prof.cnn_momentum, weight_decay=prof.cnn_weight_decay)
 
 
 def _train_sru(x_fit, y_fit, x_val, y_val, x_test, input_size, n_classes, prof: Profile, dev, amp, seed: int,

@@ -10,6 +10,7 @@ from serbench.deep import (
     CNNSRU, SRU, AlexNet, PretrainedError, SRUClassifier, cnn_utterance_probs, get_profile, load_pretrained,
 )
 from serbench.deep.profiles import ProfileError, parse_sets
+from serbench.deep.run import cnn_optimizer
 from serbench.deep.train import StageConfig, train_stage
 
 torch.set_num_threads(1)
@@ -180,19 +181,20 @@ def test_alexnet_rejects_too_small_images():
         AlexNet(2, width=0.0625)(torch.randn(1, 3, 40, 40))
 
 
-def test_short_training_run_lowers_loss():
+@pytest.mark.parametrize("optimizer,lr", [("sgd", 0.01), ("adam", 0.001)])
+def test_short_training_run_lowers_loss(optimizer, lr):
     # Two classes whose images differ in mean brightness per channel: learnable in a few steps.
     g = torch.Generator().manual_seed(0)
     y = torch.arange(24) % 2
     X = torch.randn(24, 3, 67, 67, generator=g) + (y.float() * 2 - 1)[:, None, None, None] * 0.8
     torch.manual_seed(0)
     cnn = AlexNet(2, width=0.125, dropout=0.0)
-    cfg = StageConfig("cnn", epochs=6, batch=8, seed=0,
-                      optimizer=lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9))
+    prof = get_profile("tiny", {"cnn_optimizer": optimizer, "cnn_lr": lr})
+    cfg = StageConfig("cnn", epochs=6, batch=8, seed=0, optimizer=lambda p: cnn_optimizer(p, prof))
+    assert type(cfg.optimizer(cnn.parameters())).__name__.lower() == optimizer
     res = train_stage(cnn, X, y, cfg, device=torch.device("cpu"), transform=lambda x: x)
     losses = [h["loss"] for h in res.history]
     assert len(losses) == 6
-    print(losses)
     assert losses[-1] < losses[0] * 0.8, losses
 
 
@@ -208,5 +210,8 @@ def test_profiles_overrides_and_errors():
         get_profile("fast", {"image_size": "32"})
     with pytest.raises(ProfileError, match="--profile"):
         get_profile("huge")
+    assert paper.cnn_optimizer == "sgd" and get_profile("fast", {"cnn_optimizer": "adam"}).cnn_optimizer == "adam"
+    with pytest.raises(ProfileError, match="choose sgd or adam"):
+        get_profile("fast", {"cnn_optimizer": "rmsprop"})
     with pytest.raises(ProfileError, match="key=value"):
         parse_sets(["cnn_epochs"])
