@@ -114,7 +114,7 @@ def runs_cmd(corpus: str | None, runs: str | None) -> None:
     # Plain aligned text, not a rich table: run ids and system names must never be truncated.
     out = pd.DataFrame({
         "corpus": df["corpus"], "system": df["system"], "run_id": df["run_id"],
-        "status": [s if s != "invalid" else f"invalid ({n})" for s, n in zip(df["status"], df["note"])],
+        "status": [f"{s} ({n})" if s in ("invalid", "running") and n else s for s, n in zip(df["status"], df["note"])],
         "WA": [_pct(v) for v in df["wa"]], "UA": [_pct(v) for v in df["ua"]],
         "spk-norm": [{True: "ON", False: "off"}.get(v, "-") if isinstance(v, bool) else "-"
                      for v in df["speaker_norm"]],

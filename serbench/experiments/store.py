@@ -159,6 +159,27 @@ def _close_locks() -> None:
     _HELD_LOCKS.clear()
 
 
+def lock_holder(path: str | Path) -> str | None:
+    """Who is writing the partial run at ``path``: the other process' pid ('' if unknown), else None."""
+    path = Path(path)
+    if str(path.resolve()) in _HELD_LOCKS or not (path / LOCK_FILE).is_file():
+        return None
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        with open(path / LOCK_FILE, encoding="utf-8") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return fh.read().strip()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except OSError:  # the writer finished and removed its lock meanwhile
+        return None
+    return None
+
+
 def _release_lock(path: Path) -> None:
     fh = _HELD_LOCKS.pop(str(Path(path).resolve()), None)
     (Path(path) / LOCK_FILE).unlink(missing_ok=True)
@@ -173,11 +194,12 @@ class RunWriter:
     The writer holds the run's lock until :meth:`finish` (or the process ends).
     """
 
-    def __init__(self, path: Path, record: dict, resumed: bool = False) -> None:
+    def __init__(self, path: Path, record: dict, resumed: bool = False, *, lock: bool = True) -> None:
         self.path = Path(path)
         self.record = record
         self.resumed = resumed
-        _acquire_lock(self.path)
+        if lock:  # readers (lock=False) only look at finished folds, which are written atomically
+            _acquire_lock(self.path)
 
     @property
     def run_id(self) -> str:
@@ -365,8 +387,9 @@ class RunStore:
         """One row per run: corpus, system, run_id, status, wa, ua (fractions), finished, path, ...
 
         WA and UA are recomputed from each complete run's predictions; partial runs show NaN,
-        since a subset of folds is not the system's result. A run folder that cannot be read
-        is listed with status 'invalid' and the reason under ``note``, not skipped.
+        since a subset of folds is not the system's result. A partial run that another process
+        is writing right now has status 'running' (its pid under ``note``). A run folder that
+        cannot be read is listed with status 'invalid' and the reason under ``note``, not skipped.
         """
         rows = []
         for path in self.run_dirs(corpus):
@@ -378,6 +401,9 @@ class RunStore:
                            status=rec.get("status"), finished=rec.get("finished"), kind=rec.get("kind"),
                            speaker_norm=cfg.get("speaker_norm"), n_folds=int(preds["fold"].nunique()))
                 complete = rec.get("status") == "complete"
+                holder = None if complete else lock_holder(path)
+                if holder is not None:
+                    row.update(status="running", note=f"written now by pid {holder or '?'}")
                 row["wa"] = rec["metrics"]["wa"] if complete else np.nan
                 row["ua"] = rec["metrics"]["ua"] if complete else np.nan
             except (StoreError, ValueError, OSError) as exc:
@@ -412,7 +438,7 @@ def load_run(path: str | Path, *, _warn: bool = True) -> tuple[dict, pd.DataFram
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise StoreError(f"{path / PREDICTIONS}: unreadable ({exc})") from exc
     else:
-        preds = RunWriter(path, rec).predictions()
+        preds = RunWriter(path, rec, lock=False).predictions()
     check_predictions(preds, rec["labels"], str(path))
     if preds.empty:
         return rec, preds

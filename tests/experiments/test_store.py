@@ -167,6 +167,10 @@ def test_a_run_another_process_is_writing_is_not_resumed_twice(tmp_path):
         assert holder.stdout.readline().strip() == str(w.path)
         with pytest.raises(StoreError, match=rf"another process \(pid {holder.pid}\).*--no-resume"):
             store.start_run("casia", "IS10-svm-linear", CONFIG, LABELS, "c", fingerprint="f1", resume=True)
+        # Listing and reading the run do not need its lock: it shows as running, with its finished fold.
+        listed = store.list_runs("casia").iloc[0]
+        assert (listed["status"], listed["note"], listed["n_folds"]) == ("running", f"written now by pid {holder.pid}", 1)
+        assert load_run(w.path)[0]["status"] == "partial"
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
@@ -174,5 +178,6 @@ def test_a_run_another_process_is_writing_is_not_resumed_twice(tmp_path):
     # The holder has gone: its lock went with it, and the run resumes here.
     again = store.start_run("casia", "IS10-svm-linear", CONFIG, LABELS, "e", fingerprint="f1", resume=True)
     assert again.path == w.path and again.finished_folds() == ["spk1"]
+    assert store.list_runs("casia").iloc[0]["status"] == "partial"   # ours now: not 'running' elsewhere
     final = again.finish()
     assert not (final / ".lock").exists()
