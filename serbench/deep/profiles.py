@@ -40,6 +40,8 @@ class Profile:
     sru_init_std: float = 0.01      # "the weight and bias are set as 0.01 and 0.1"
     sru_init_bias: float = 0.1
     sru_pool: str = "last"          # 'last' hidden state (the paper's utterance output) or 'mean'
+    sru_crossfit: int = 0           # 0: the paper (SRU on the FC7 of the CNN's own training utterances);
+                                    # K >= 2: cross-fitted over K training-speaker groups (cnn-sru-xfitK)
     val_fraction: float = 0.0       # share of TRAINING utterances held out for early stopping (0 = off)
     patience: int = 20              # epochs without validation improvement before stopping
     amp: bool = True                # mixed precision; only ever used on CUDA
@@ -130,6 +132,8 @@ def _validate(p: Profile) -> None:
         raise ProfileError(f"setting dropout={p.dropout}: must be in [0, 1)")
     if not 0.0 <= p.val_fraction < 0.5:
         raise ProfileError(f"setting val_fraction={p.val_fraction}: must be in [0, 0.5)")
+    if p.sru_crossfit < 0 or p.sru_crossfit == 1:
+        raise ProfileError(f"setting sru_crossfit={p.sru_crossfit}: 0 (off, the paper) or K >= 2 speaker groups")
     if p.cnn_optimizer not in CNN_OPTIMIZERS:
         raise ProfileError(f"setting cnn_optimizer={p.cnn_optimizer!r}: choose {' or '.join(CNN_OPTIMIZERS)}")
     if p.sru_pool not in ("last", "mean"):

@@ -21,6 +21,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.model_selection import GroupKFold
 
 from serbench.deep import data as D
 from serbench.deep.alexnet import load_pretrained
@@ -196,7 +197,11 @@ def run_deep(
     pretrained_label = str(Path(pretrained).expanduser().resolve()) if pretrained else FROM_SCRATCH
     if pretrained and not Path(pretrained).expanduser().is_file():
         raise DeepRunError(f"--pretrained {pretrained}: no such file")
-    system = system_name(model, segments, speaker_norm)
+    if prof.sru_crossfit and model != "cnn-sru":
+        raise DeepRunError(f"setting sru_crossfit={prof.sru_crossfit}: only --model cnn-sru has an SRU on CNN features")
+    # A cross-fitted cascade is a different training method: stored and tabulated under its own name.
+    variant = f"{model}-xfit{prof.sru_crossfit}" if prof.sru_crossfit else model
+    system = system_name(variant, segments, speaker_norm)
 
     t_start = time.perf_counter()
     mels, manifest, excluded = load_inputs(corpus, root, cache=cache, jobs=jobs, emotions=emotions,
@@ -213,12 +218,15 @@ def run_deep(
         log(f"{len(excluded)} utterance(s) without usable features are left out (listed in run.json 'excluded')")
 
     config = {
-        "model": model, "segments": segments, "profile": prof.name, "settings": prof.as_dict(),
+        "model": variant, "segments": segments, "profile": prof.name, "settings": prof.as_dict(),
         "pretrained": pretrained_label, "device": str(dev), "amp": amp, "seed": int(seed),
         "protocol": protocol.name, "features": "melseg", "n_utterances": int(len(manifest)),
         "speaker_norm": bool(speaker_norm),
         "cnn_decision": "mean of segment softmax probabilities" if model == "cnn" else None,
-        "sru_input": {"cnn-sru": "FC7 features of the N segments (CNN frozen)",
+        "sru_input": {"cnn-sru": "FC7 features of the N segments (CNN frozen)" + (
+                          f"; cross-fitted over {prof.sru_crossfit} groups of training speakers: SRU k learns "
+                          f"from group k's FC7 under CNN k, trained on the other groups; test = mean of the "
+                          f"{prof.sru_crossfit} SRUs' probabilities" if prof.sru_crossfit else ""),
                       "sru": "per-segment mean and std of the 3x60 log-mel frames (360-d)"}.get(model),
         "sru_pool": prof.sru_pool if model != "cnn" else None,
         "normalization": "per-channel mean/std of the training fold's inputs",
@@ -369,51 +377,82 @@ def _run_fold(fold, inputs: torch.Tensor, y_all: torch.Tensor, y_np: np.ndarray,
 
     stage_log = epoch_logger(log, hook, "samples")
 
-    if model in ("cnn-sru", "cnn"):
-        rows_fit, rows_val = _segment_rows(fit, n), _segment_rows(val, n)
+    def fit_cnn(utts: np.ndarray, stage: str):
+        """Stage 1 on the segments of ``utts`` (early stopping on ``val``); returns (cnn, norm)."""
+        rows_fit, rows_val = _segment_rows(utts, n), _segment_rows(val, n)
         norm = D.Normalizer.fit(inputs[rows_fit.to(inputs.device)])       # training segments only
-        s = stage_seed(seed, fold.name, "cnn")
+        s = stage_seed(seed, fold.name, stage)
         torch.manual_seed(s)
         cnn = build_cnn(n_classes, prof)
         if pretrained:
             load_pretrained(cnn, pretrained, num_classes=n_classes)
         cnn.to(dev)
-        cfg = StageConfig("cnn", prof.cnn_epochs, prof.cnn_batch, seed=s, patience=prof.patience,
+        cfg = StageConfig(stage, prof.cnn_epochs, prof.cnn_batch, seed=s, patience=prof.patience,
                           optimizer=lambda p: cnn_optimizer(p, prof))
-        ys_fit = y_all[fit].repeat_interleave(n)                           # each segment: its utterance's label
+        ys_fit = y_all[utts].repeat_interleave(n)                          # each segment: its utterance's label
         val_data = (inputs[rows_val.to(inputs.device)], y_all[val].repeat_interleave(n)) if len(val) else None
         res = train_stage(cnn, inputs[rows_fit.to(inputs.device)], ys_fit, cfg, device=dev, transform=norm,
-                          checkpoint=ckpt_dir / "cnn.pt", amp=amp, val=val_data, on_epoch=stage_log)
+                          checkpoint=ckpt_dir / f"{stage}.pt", amp=amp, val=val_data, on_epoch=stage_log)
         collapsed = stuck_at_chance(res.history, n_classes)
         if collapsed:
             log(f"  WARNING: {collapsed}; this fold's CNN predicts (nearly) one class. Lower cnn_lr "
                 f"(--set cnn_lr=...) and re-run with --no-resume")
-        timing.update({"cnn_collapsed": collapsed or None, "cnn_final_loss": res.history[-1]["loss"] if res.history
-                       else None})
-        timing.update({"cnn_epochs": res.epochs_run, "cnn_resumed_from": res.resumed_from,
-                       "cnn_train_s": res.train_s, "cnn_segments": res.samples,
-                       "cnn_segments_per_s": res.samples_per_s if res.samples else None})
+        add = (lambda key, v: timing.__setitem__(key, (timing.get(key) or 0) + v))
+        timing["cnn_collapsed"] = "; ".join(filter(None, [timing.get("cnn_collapsed"), collapsed])) or None
+        timing["cnn_final_loss"] = res.history[-1]["loss"] if res.history else None
+        timing["cnn_resumed_from"] = res.resumed_from
+        add("cnn_epochs", res.epochs_run)
+        add("cnn_train_s", res.train_s)
+        add("cnn_segments", res.samples)
+        timing["cnn_segments_per_s"] = (timing["cnn_segments"] / timing["cnn_train_s"]
+                                        if timing["cnn_segments"] and timing["cnn_train_s"] else None)
+        return cnn, norm
+
+    def stage2(cnn, norm, sru_utts: np.ndarray, stage: str) -> tuple[torch.Tensor, dict]:
+        """Stage 2: CNN frozen; the SRU on the FC7 of ``sru_utts``; test probabilities."""
+        for p in cnn.parameters():
+            p.requires_grad_(False)
+        test = np.asarray(fold.test)
+        utts = np.concatenate([sru_utts, val, test])
+        feats = extract_fc7(cnn, inputs[_segment_rows(utts, n).to(inputs.device)], batch=prof.cnn_batch * 4,
+                            device=dev, transform=norm, amp=amp).reshape(len(utts), n, -1)
+        pos = {int(u): i for i, u in enumerate(utts)}
+        take = (lambda idx: feats[[pos[int(u)] for u in idx]])
+        return _train_sru(take(sru_utts), y_all[sru_utts], take(val) if len(val) else None, y_all[val],
+                          take(test), feats.shape[-1], n_classes, prof, dev, amp,
+                          stage_seed(seed, fold.name, stage), ckpt_dir / f"{stage}.pt", stage_log,
+                          transform=lambda x: x, name=stage)
+
+    if model == "cnn" or (model == "cnn-sru" and prof.sru_crossfit == 0):
+        cnn, norm = fit_cnn(fit, "cnn")
         t0 = time.perf_counter()
-        test_rows = _segment_rows(np.asarray(fold.test), n)
         if model == "cnn":
-            logits = predict_logits(cnn, inputs[test_rows.to(inputs.device)], batch=prof.cnn_batch * 4,
-                                    device=dev, transform=norm, amp=amp)
+            logits = predict_logits(cnn, inputs[_segment_rows(np.asarray(fold.test), n).to(inputs.device)],
+                                    batch=prof.cnn_batch * 4, device=dev, transform=norm, amp=amp)
             probs = cnn_utterance_probs(logits, n)
-        else:
-            # Stage 2: CNN frozen; FC7 of every segment of the fold's utterances.
-            for p in cnn.parameters():
-                p.requires_grad_(False)
-            utts = np.concatenate([fit, val, np.asarray(fold.test)])
-            feats = extract_fc7(cnn, inputs[_segment_rows(utts, n).to(inputs.device)], batch=prof.cnn_batch * 4,
-                                device=dev, transform=norm, amp=amp).reshape(len(utts), n, -1)
-            pos = {int(u): i for i, u in enumerate(utts)}
-            take = (lambda idx: feats[[pos[int(u)] for u in idx]])
-            timing["fc7_s"] = time.perf_counter() - t0
-            probs, sres = _train_sru(take(fit), y_all[fit], take(val) if len(val) else None, y_all[val],
-                                     take(np.asarray(fold.test)), feats.shape[-1], n_classes, prof, dev, amp,
-                                     stage_seed(seed, fold.name, "sru"), ckpt_dir / "sru.pt", stage_log,
-                                     transform=lambda x: x)
+        else:   # the paper: the SRU learns from the FC7 of the same utterances the CNN was trained on
+            probs, sres = stage2(cnn, norm, fit, "sru")
             timing.update(sres)
+        timing["predict_s"] = time.perf_counter() - t0
+    elif model == "cnn-sru":
+        # Cross-fitted stage 2 (not in the paper): K speaker groups of the fit utterances; CNN k
+        # trains on the other groups, SRU k on group k's FC7 from CNN k (features of utterances
+        # that CNN never saw, like the test ones); the test decision averages the K SRUs.
+        speakers = manifest["speaker"].astype(str).to_numpy()[fit]
+        k = prof.sru_crossfit
+        if len(set(speakers)) < k:
+            raise DeepRunError(f"sru_crossfit={k} needs at least {k} training speakers; fold {fold.name} has "
+                               f"{len(set(speakers))} (use --set sru_crossfit=0 or a smaller K)")
+        t0 = time.perf_counter()
+        all_probs = []
+        for i, (cnn_idx, sru_idx) in enumerate(GroupKFold(n_splits=k).split(fit, groups=speakers)):
+            cnn, norm = fit_cnn(fit[cnn_idx], f"cnn{i}")
+            probs_i, sres = stage2(cnn, norm, fit[sru_idx], f"sru{i}")
+            all_probs.append(probs_i)
+            for key in ("sru_epochs", "sru_train_s"):
+                timing[key] = (timing.get(key) or 0) + sres[key]
+        probs = torch.stack(all_probs).mean(0)
+        timing["sru_crossfit"] = k
         timing["predict_s"] = time.perf_counter() - t0
     else:  # 'sru' on low-level sequences (U, N, 360)
         seqs = inputs
@@ -449,11 +488,11 @@ def cnn_optimizer(params, prof: Profile) -> torch.optim.Optimizer:
 
 
 def _train_sru(x_fit, y_fit, x_val, y_val, x_test, input_size, n_classes, prof: Profile, dev, amp, seed: int,
-               ckpt: Path, stage_log, *, transform) -> tuple[torch.Tensor, dict]:
+               ckpt: Path, stage_log, *, transform, name: str = "sru") -> tuple[torch.Tensor, dict]:
     """Stage 2: SRU classifier on ``(U, N, D)`` sequences; returns test probabilities ``(U_test, C)``."""
     torch.manual_seed(seed)
     head = build_sru(input_size, n_classes, prof).to(dev)
-    cfg = StageConfig("sru", prof.sru_epochs, prof.sru_batch, seed=seed, patience=prof.patience,
+    cfg = StageConfig(name, prof.sru_epochs, prof.sru_batch, seed=seed, patience=prof.patience,
                       optimizer=lambda p: torch.optim.Adam(p, lr=prof.sru_lr))
     res = train_stage(head, x_fit, y_fit, cfg, device=dev, transform=transform, checkpoint=ckpt, amp=amp,
                       val=(x_val, y_val) if x_val is not None else None, on_epoch=stage_log)

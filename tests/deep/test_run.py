@@ -109,6 +109,31 @@ def test_ablations_run(corpus, cache, tmp_path, model):
         assert rec["config"]["cnn_decision"].startswith("mean of segment softmax")
 
 
+def test_cross_fitted_cascade_trains_each_sru_on_speakers_its_cnn_never_saw(corpus, cache, tmp_path, monkeypatch):
+    import serbench.deep.run as run_mod
+
+    seen = []
+    real = run_mod.train_stage
+
+    def spy(model, X, y, cfg, **kw):
+        seen.append((cfg.name, int(X.shape[0])))
+        return real(model, X, y, cfg, **kw)
+
+    monkeypatch.setattr(run_mod, "train_stage", spy)
+    res = _run(corpus, cache, tmp_path / "runs", overrides={**TINY, "sru_crossfit": "2"})
+    assert res.system == "cnn-sru-xfit2-N2" and len(res.predictions) == 24
+    rec = json.loads((res.run_dir / "run.json").read_text())
+    assert rec["config"]["model"] == "cnn-sru-xfit2" and "cross-fitted over 2" in rec["config"]["sru_input"]
+    # Each LOSO fold trains on 2 speakers x 8 utterances: CNN k on one speaker's 8 x 2 segments,
+    # SRU k on the other speaker's 8 utterances; the paper's cascade uses all 16 for both stages.
+    assert seen == [("cnn0", 16), ("sru0", 8), ("cnn1", 16), ("sru1", 8)] * 3
+    assert all(f["timings"]["sru_crossfit"] == 2 for f in rec["folds"])
+    with pytest.raises(DeepRunError, match="sru_crossfit=3 needs at least 3 training speakers"):
+        _run(corpus, cache, tmp_path / "runs3", overrides={**TINY, "sru_crossfit": "3"})
+    with pytest.raises(DeepRunError, match="only --model cnn-sru"):
+        _run(corpus, cache, tmp_path / "runs4", model="cnn", overrides={**TINY, "sru_crossfit": "2"})
+
+
 def test_sru_ablation_learns_separable_classes(corpus, cache, tmp_path):
     # Loud/high vs quiet/low is trivial from per-segment log-mel statistics: LOSO WA must be high.
     res = _run(corpus, cache, tmp_path / "runs", model="sru", overrides={"sru_epochs": "30", "sru_lr": "0.01"})
