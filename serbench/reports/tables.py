@@ -395,7 +395,7 @@ def _sig_rows(a_name: str, b_name: str, a: RunResult | None, b: RunResult | None
     rows = []
     for t in compare(a, b):
         rows.append([a.system, b.system, t.level, t.test, str(t.n),
-                     NOT_APPLICABLE if t.mean_diff is None else f"{t.mean_diff:+.1f}",
+                     NOT_APPLICABLE if t.mean_diff is None else f"{round(t.mean_diff, 1) + 0.0:+.1f}",
                      _stat(t), NOT_APPLICABLE if t.df is None else str(t.df), _p(t.p),
                      _folds(t.per_fold_a), _folds(t.per_fold_b), t.note])
     return rows
