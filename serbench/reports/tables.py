@@ -216,7 +216,10 @@ def feature_table(col: Collection) -> Table:
         plain = best_run(deep_runs(col, model, False).values())
         normed = best_run(deep_runs(col, model, True).values())
         chosen = plain or normed
-        label = f"{PAPER_MODELS.get(model, model)} (best N={chosen.spec.segments})"
+        label = f"{PAPER_MODELS.get(model, model)} (best N={chosen.spec.segments}"
+        if plain is not None and normed is not None and normed.spec.segments != plain.spec.segments:
+            label += f"; with speaker norm N={normed.spec.segments}"   # each column picks its own best N
+        label += ")"
         add(label, chosen.system, "Ours" if model == "cnn-sru" else None, plain, normed,
             MISSING if normed is None and plain is None else NOT_APPLICABLE)
     if "cnn-sru" not in deep_models:

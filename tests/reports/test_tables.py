@@ -86,6 +86,16 @@ def test_table5_paper_column_and_other_systems(store):
     deep = _row(frame, "System", "cnn-sru-N5")  # the best N by UA
     assert deep[f"UA % — {NO_NORM}"] == "60.0"
     assert deep["UA % — paper"] == f"{PAPER_REPORTED[('casia', 'V', 'Ours')]['ua']:.1f}"
+    assert deep["Feature / model"] == "CNN+SRU (best N=5)"
+
+
+def test_table5_deep_label_names_each_columns_best_n(store):
+    store.add("cnn-sru-N5", acc=0.6)
+    store.add("cnn-sru-N3-spknorm", acc=0.7, config={"model": "cnn-sru", "segments": 3, "speaker_norm": True})
+    store.add("cnn-sru-N5-spknorm", acc=0.5, config={"model": "cnn-sru", "segments": 5, "speaker_norm": True})
+    deep = _row(feature_table(collect("casia", store.root)).frame, "System", "cnn-sru-N5")
+    assert deep["Feature / model"] == "CNN+SRU (best N=5; with speaker norm N=3)"
+    assert deep[f"UA % — {SPK_NORM}"] == "70.0"
 
 
 def test_mean_sd_over_folds(store):
