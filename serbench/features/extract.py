@@ -27,7 +27,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from serbench.audio import file_hash, load_audio
+from serbench.audio import TARGET_SR, file_hash, load_audio
 from serbench.corpora import get_loader, scan
 from serbench.errors import AudioError
 from serbench.features.cache import FeatureCache, Row
@@ -217,6 +217,23 @@ def _chunks(tasks: list[Task], jobs: int) -> list[list[Task]]:
     return [tasks[i:i + size] for i in range(0, len(tasks), size)]
 
 
+def warm_up(names: Sequence[str]) -> None:
+    """Run each named extractor once, in this process, on a short synthetic signal.
+
+    librosa's numba functions are compiled with ``cache=True``. Worker processes that compile
+    them at the same time can write mismatched cache files (numba issue #10128, a race in
+    GUFunc caching), after which *every* later process that loads them segfaults. Compiling
+    once here, before the workers start, leaves them a complete cache to read.
+    """
+    t = np.arange(TARGET_SR) / TARGET_SR
+    x = (0.1 * np.sin(2 * np.pi * 220.0 * t) + 0.01 * np.random.default_rng(0).standard_normal(t.size))
+    for name in names:
+        try:
+            _extractor(get_feature_set(name))(x.astype(np.float32), TARGET_SR)
+        except Exception:  # a failing extractor reports itself on the real files
+            pass
+
+
 def _run(chunks: list[list[Task]], jobs: int) -> Iterator[list[tuple[str, Result, float]]]:
     if jobs <= 1 or len(chunks) <= 1:
         # In-process: hand over every file as it finishes, so an interrupt loses nothing done.
@@ -225,6 +242,8 @@ def _run(chunks: list[list[Task]], jobs: int) -> Iterator[list[tuple[str, Result
                 yield [_process_one(t)]
         return
     from joblib import Parallel, delayed
+
+    warm_up(sorted({n for c in chunks for t in c for n in t[3]}))
 
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator", pre_dispatch="2*n_jobs")
     yield from parallel(delayed(_process_chunk)(c) for c in chunks)

@@ -53,6 +53,32 @@ def test_jobs2_equals_jobs1(corpus, tmp_path):
         pd.testing.assert_frame_equal(X1, X2)
 
 
+def test_parallel_extraction_compiles_in_this_process_before_workers_start(corpus, tmp_path, monkeypatch):
+    # numba issue #10128: workers compiling librosa's cached gufuncs at once can corrupt the cache.
+    import importlib
+
+    extract_mod = importlib.import_module("serbench.features.extract")
+    order = []
+    real_warm_up = extract_mod.warm_up
+    monkeypatch.setattr(extract_mod, "warm_up", lambda names: (order.append(("warm_up", tuple(names))),
+                                                               real_warm_up(names)))
+    import joblib
+
+    real_parallel = joblib.Parallel
+
+    class Spy(real_parallel):
+        def __init__(self, *a, **kw):
+            order.append(("workers", None))
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(joblib, "Parallel", Spy)
+    extract("demo", corpus, ["melseg", "MFCC"], cache=tmp_path / "c", progress=False, jobs=2)
+    assert order == [("warm_up", ("MFCC", "melseg")), ("workers", None)]
+    order.clear()
+    extract("demo", corpus, ["IS09"], cache=tmp_path / "c1", progress=False, jobs=1)
+    assert order == []     # one process: nothing to race with
+
+
 @pytest.mark.slow  # the first MFCC call pays librosa's lazy imports (~5 s)
 def test_mfcc_through_cache_matches_module(corpus, cache_dir):
     from serbench.features import mfcc
