@@ -377,6 +377,9 @@ def _run_fold(fold, inputs: torch.Tensor, y_all: torch.Tensor, y_np: np.ndarray,
 
     stage_log = epoch_logger(log, hook, "samples")
 
+    def add_timing(key: str, value: float) -> None:
+        timing[key] = (timing.get(key) or 0) + value
+
     def fit_cnn(utts: np.ndarray, stage: str):
         """Stage 1 on the segments of ``utts`` (early stopping on ``val``); returns (cnn, norm)."""
         rows_fit, rows_val = _segment_rows(utts, n), _segment_rows(val, n)
@@ -397,13 +400,11 @@ def _run_fold(fold, inputs: torch.Tensor, y_all: torch.Tensor, y_np: np.ndarray,
         if collapsed:
             log(f"  WARNING: {collapsed}; this fold's CNN predicts (nearly) one class. Lower cnn_lr "
                 f"(--set cnn_lr=...) and re-run with --no-resume")
-        add = (lambda key, v: timing.__setitem__(key, (timing.get(key) or 0) + v))
         timing["cnn_collapsed"] = "; ".join(filter(None, [timing.get("cnn_collapsed"), collapsed])) or None
         timing["cnn_final_loss"] = res.history[-1]["loss"] if res.history else None
         timing["cnn_resumed_from"] = res.resumed_from
-        add("cnn_epochs", res.epochs_run)
-        add("cnn_train_s", res.train_s)
-        add("cnn_segments", res.samples)
+        for key, value in (("cnn_epochs", res.epochs_run), ("cnn_train_s", res.train_s), ("cnn_segments", res.samples)):
+            add_timing(key, value)    # summed over the K CNNs of a cross-fitted fold
         timing["cnn_segments_per_s"] = (timing["cnn_segments"] / timing["cnn_train_s"]
                                         if timing["cnn_segments"] and timing["cnn_train_s"] else None)
         return cnn, norm
@@ -414,8 +415,10 @@ def _run_fold(fold, inputs: torch.Tensor, y_all: torch.Tensor, y_np: np.ndarray,
             p.requires_grad_(False)
         test = np.asarray(fold.test)
         utts = np.concatenate([sru_utts, val, test])
+        t_fc7 = time.perf_counter()
         feats = extract_fc7(cnn, inputs[_segment_rows(utts, n).to(inputs.device)], batch=prof.cnn_batch * 4,
                             device=dev, transform=norm, amp=amp).reshape(len(utts), n, -1)
+        add_timing("fc7_s", time.perf_counter() - t_fc7)
         pos = {int(u): i for i, u in enumerate(utts)}
         take = (lambda idx: feats[[pos[int(u)] for u in idx]])
         return _train_sru(take(sru_utts), y_all[sru_utts], take(val) if len(val) else None, y_all[val],
@@ -450,7 +453,7 @@ def _run_fold(fold, inputs: torch.Tensor, y_all: torch.Tensor, y_np: np.ndarray,
             probs_i, sres = stage2(cnn, norm, fit[sru_idx], f"sru{i}")
             all_probs.append(probs_i)
             for key in ("sru_epochs", "sru_train_s"):
-                timing[key] = (timing.get(key) or 0) + sres[key]
+                add_timing(key, sres[key])
         probs = torch.stack(all_probs).mean(0)
         timing["sru_crossfit"] = k
         timing["predict_s"] = time.perf_counter() - t0

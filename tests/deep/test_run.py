@@ -127,7 +127,8 @@ def test_cross_fitted_cascade_trains_each_sru_on_speakers_its_cnn_never_saw(corp
     # Each LOSO fold trains on 2 speakers x 8 utterances: CNN k on one speaker's 8 x 2 segments,
     # SRU k on the other speaker's 8 utterances; the paper's cascade uses all 16 for both stages.
     assert seen == [("cnn0", 16), ("sru0", 8), ("cnn1", 16), ("sru1", 8)] * 3
-    assert all(f["timings"]["sru_crossfit"] == 2 for f in rec["folds"])
+    assert all(f["timings"]["sru_crossfit"] == 2 and f["timings"]["fc7_s"] > 0 and f["timings"]["cnn_epochs"] == 6
+               for f in rec["folds"])      # timings summed over both CNNs
     with pytest.raises(DeepRunError, match="sru_crossfit=3 needs at least 3 training speakers"):
         _run(corpus, cache, tmp_path / "runs3", overrides={**TINY, "sru_crossfit": "3"})
     with pytest.raises(DeepRunError, match="only --model cnn-sru"):
