@@ -58,6 +58,7 @@ def paper_grid(
     """
     from serbench.baselines.run import system_name
     from serbench.deep.run import SPKNORM_SUFFIX
+    from serbench.deep.run import system_name as deep_system_name
 
     items: list[GridItem] = []
     if baselines:
@@ -73,7 +74,7 @@ def paper_grid(
         for model in deep_models:
             for n in segments:
                 for norm in deep_speaker_norm:
-                    items.append(GridItem(f"{model}-N{int(n)}" + (SPKNORM_SUFFIX if norm else ""), "deep",
+                    items.append(GridItem(deep_system_name(model, int(n), norm), "deep",
                                           {"model": model, "segments": int(n), "speaker_norm": norm}))
     unknown = [m for m in systems if m not in OTHER_SYSTEMS]
     if unknown:
