@@ -6,6 +6,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from serbench.baselines import svm
+from serbench.baselines.kernel_grid import TrainingKernel
 from serbench.baselines.run import run_baseline
 from serbench.corpora import MANIFEST_COLUMNS
 from serbench.experiments.normalize import normalize_per_speaker
@@ -36,17 +37,20 @@ def loader(X, m):
 
 
 class FitRecorder:
-    """Patches StandardScaler.fit and SVC.fit to record which speakers' rows each fit saw.
+    """Patches StandardScaler.fit, TrainingKernel.fit and SVC.fit to record which speakers' rows each fit saw.
 
-    Rows are identified by matching them (the SVC's after undoing the scaler fitted just before
-    it, as Pipeline.fit does) to the rows of the matrix the experiment works on.
+    Rows are identified by matching them (the SVC's and the kernel's after undoing the scaler
+    fitted just before them, as Pipeline.fit and the kernel grid search do) to the rows of the
+    matrix the experiment works on. An SVC on a precomputed kernel saw the rows of the kernel
+    fitted just before it.
     """
 
     def __init__(self, monkeypatch, matrix, speakers):
         self.matrix, self.speakers = np.asarray(matrix, float), np.asarray(speakers)
         self.fits = []  # (step, set of speakers), in call order
         self._last_scaler = None
-        real_scaler_fit, real_svc_fit = StandardScaler.fit, SVC.fit
+        self._last_kernel = None  # (n rows, their speakers)
+        real_scaler_fit, real_svc_fit, real_kernel_fit = StandardScaler.fit, SVC.fit, TrainingKernel.fit
         rec = self
 
         def scaler_fit(this, X, y=None, **kw):
@@ -55,13 +59,25 @@ class FitRecorder:
             rec._last_scaler = this
             return out
 
-        def svc_fit(this, X, y, **kw):
+        def kernel_fit(this, X, y=None):
             s = rec._last_scaler
-            raw = np.asarray(X, float) * s.scale_ + s.mean_
-            rec.fits.append(("svc", rec._speakers_of(raw)))
+            seen = rec._speakers_of(np.asarray(X, float) * s.scale_ + s.mean_)
+            rec.fits.append(("kernel", seen))
+            rec._last_kernel = (len(X), seen)
+            return real_kernel_fit(this, X, y)
+
+        def svc_fit(this, X, y, **kw):
+            if this.kernel == "precomputed":
+                n, seen = rec._last_kernel
+                assert np.shape(X) == (n, n), "a precomputed-kernel SVC was not fitted on the last kernel"
+            else:
+                s = rec._last_scaler
+                seen = rec._speakers_of(np.asarray(X, float) * s.scale_ + s.mean_)
+            rec.fits.append(("svc", seen))
             return real_svc_fit(this, X, y, **kw)
 
         monkeypatch.setattr(StandardScaler, "fit", scaler_fit)
+        monkeypatch.setattr(TrainingKernel, "fit", kernel_fit)
         monkeypatch.setattr(SVC, "fit", svc_fit)
 
     def _speakers_of(self, rows):
@@ -87,8 +103,9 @@ def test_no_fitted_step_sees_the_test_speaker(tmp_path, monkeypatch, speaker_nor
     assert sorted(per_fold) == ["s0", "s1", "s2", "s3"]
     n_grid = len(svm.param_grid("svm-linear")["svc__C"])
     for test_speaker, fits in per_fold.items():
-        # 3 inner splits x grid, plus the refit, each fitting a scaler and an SVC
-        assert len(fits) == 2 * (3 * n_grid + 1)
+        # 3 inner splits x grid, plus the refit; one scaler and one kernel per split and for the refit
+        steps = [step for step, _ in fits]
+        assert steps.count("svc") == 3 * n_grid + 1 and steps.count("scaler") == steps.count("kernel") == 3 + 1
         for step, seen in fits:
             assert test_speaker not in seen, f"{step} of fold {test_speaker} was fitted on its test speaker"
         # the inner CV itself holds out training speakers: some fits see only 2 of the 3
