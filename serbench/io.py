@@ -1,23 +1,73 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Safe file writes: atomic (a reader sees the old file or the new one, never half of one) and
+confined (a path written or deleted must lie inside the folder serbench owns, links followed).
+"""
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
+
+from serbench.errors import SerbenchError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+class OutsideError(SerbenchError):
+    """A path to write or delete leads (through a link) outside the folder serbench owns."""
+
+
+def ensure_inside(path: str | Path, root: str | Path, action: str = "write") -> Path:
+    """``path`` with every link resolved; raise :class:`OutsideError` unless it lies inside ``root``.
+
+    ``root`` is resolved too (a root that is itself a link is the user's choice), and ``root``
+    itself counts as inside. Components that do not exist yet are taken literally, so a path
+    to create is checked through the links that already exist on its way. ``action`` names
+    what was refused in the message ("write", "delete").
+    """
+    real_root = Path(root).expanduser().resolve()
+    real = Path(path).expanduser().resolve()
+    if real != real_root and real_root not in real.parents:
+        raise OutsideError(
+            f"{path}: refusing to {action} it, it leads to {real} (through a link), outside {root}; "
+            "serbench only writes and deletes inside the folder it was given: remove the link or choose "
+            "another folder")
+    return real
+
+
+def unlink_inside(path: str | Path, root: str | Path, missing_ok: bool = True) -> None:
+    """Delete the file ``path`` after :func:`ensure_inside` (a link to outside ``root`` is refused)."""
+    ensure_inside(path, root, "delete")
+    Path(path).unlink(missing_ok=missing_ok)
+
+
+def rmtree_inside(path: str | Path, root: str | Path) -> None:
+    """Delete the folder tree ``path``, which must lie inside ``root`` and must not be a link.
+
+    Links found inside the tree are removed themselves, never followed (``shutil.rmtree``).
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise OutsideError(f"{path}: refusing to delete it, it is a link (to {path.resolve()}), not a folder "
+                           f"of {root}; remove the link yourself if it is no longer needed")
+    ensure_inside(path, root, "delete")
+    shutil.rmtree(path)
+
+
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+def atomic_write(path: str | Path, mode: str = "wb", *, inside: str | Path | None = None) -> Iterator[IO]:
     """Open a temp file beside ``path``; on success fsync and ``os.replace`` it into place.
 
     On any exception (a full disk included) the temp file is removed and ``path`` is untouched.
+    With ``inside``, ``path`` must resolve to a place inside that folder (:func:`ensure_inside`),
+    checked before any folder is created.
     """
     path = Path(path)
+    if inside is not None:
+        ensure_inside(path, inside)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -34,10 +84,10 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_write(path, "wb") as f:
+def atomic_write_bytes(path: str | Path, data: bytes, *, inside: str | Path | None = None) -> None:
+    with atomic_write(path, "wb", inside=inside) as f:
         f.write(data)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, *, inside: str | Path | None = None) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), inside=inside)

@@ -49,7 +49,7 @@ from serbench.audio import TARGET_SR
 from serbench.corpora import espeak
 from serbench.corpora.demo import METADATA
 from serbench.errors import CorpusError
-from serbench.io import atomic_write_bytes, atomic_write_text
+from serbench.io import atomic_write_bytes, atomic_write_text, ensure_inside, unlink_inside
 
 #: Bump when a change to this module changes the audio it writes for the same settings:
 #: a folder made by another synthesis version is then refused unless ``overwrite``.
@@ -264,6 +264,9 @@ def synthesize_demo_corpus(
     header = _header(speakers, sentences, emotions, seed)
     plan = [(spk, emo, tid) for spk in speakers for emo in emotions for tid in sentences]
     planned = {_rel(spk, emo, tid) for spk, emo, tid in plan}
+    # Before anything is written or deleted: a linked speaker or emotion folder must not lead out of root.
+    for rel in sorted(planned) + [METADATA]:
+        ensure_inside(root / rel, root)
 
     old = _read_metadata(root)
     known: dict[str, str] = {}   # relative path -> sha256 recorded by a run with the same settings
@@ -311,7 +314,7 @@ def synthesize_demo_corpus(
                         f"{path}: exists but differs from what these settings synthesize (edited, or made by "
                         "another version); delete it or pass overwrite=True (--overwrite) to replace it")
                 else:
-                    atomic_write_bytes(path, data)
+                    atomic_write_bytes(path, data, inside=root)
                     n_written += 1
                 digest = new_digest
             info = sf.info(str(path))
@@ -324,7 +327,7 @@ def synthesize_demo_corpus(
     meta = dict(header)
     meta["generator"] = _generator_versions()
     meta["files"] = files
-    atomic_write_text(root / METADATA, json.dumps(meta, indent=1, sort_keys=False) + "\n")
+    atomic_write_text(root / METADATA, json.dumps(meta, indent=1, sort_keys=False) + "\n", inside=root)
     return DemoCorpusResult(root=root, n_utterances=len(plan), n_written=n_written, n_skipped_existing=n_skipped,
                             total_duration_s=total_s, removed=tuple(removed))
 
@@ -540,24 +543,32 @@ def _read_metadata(root: Path) -> dict | None:
 
 
 def _remove_stale(root: Path, old: dict, planned: set[str]) -> list[str]:
-    """Delete files the old metadata listed that the new settings do not produce; nothing else."""
-    removed = []
+    """Delete files the old metadata listed that the new settings do not produce; nothing else.
+
+    Every path is checked first (:func:`~serbench.io.ensure_inside`): when one leads out of
+    ``root`` through a link, nothing at all is deleted.
+    """
     listed = old.get("files") if isinstance(old.get("files"), dict) else {}
+    stale = []
     for rel in sorted(listed):
         parts = Path(rel).parts
         # Only paths of our own layout, inside root: a crafted metadata file must not delete elsewhere.
         if rel in planned or len(parts) != 3 or ".." in parts or Path(rel).is_absolute() or not rel.endswith(".wav"):
             continue
+        if (root / rel).is_file():
+            ensure_inside(root / rel, root, "delete")
+            stale.append(rel)
+    removed = []
+    for rel in stale:
         path = root / rel
-        if path.is_file():
-            path.unlink()
-            removed.append(rel)
-            for folder in (path.parent, path.parent.parent):
-                try:
-                    folder.rmdir()  # only when empty
-                except OSError:
-                    break
-    (root / METADATA).unlink(missing_ok=True)
+        unlink_inside(path, root)
+        removed.append(rel)
+        for folder in (path.parent, path.parent.parent):
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                break
+    unlink_inside(root / METADATA, root)
     return removed
 
 

@@ -22,6 +22,7 @@ from serbench.corpora.demo_synth import (
     render_utterance,
     synthesize_demo_corpus,
 )
+from serbench.io import OutsideError
 
 TINY = {"n_speakers": 4, "n_sentences": 2, "emotions": ("angry", "sad")}
 N_TINY = 4 * 2 * 2
@@ -323,3 +324,28 @@ def test_espeak_voice_files_with_long_paths_work(tmp_path):
     again, _ = espeak.synthesize("Hello there.", long_voice, seed=1)
     np.testing.assert_array_equal(samples, again)
     assert np.abs(samples.astype(int)).max() > 1000
+
+
+# --- never write or delete outside the folder given (links are followed, then refused) ----------
+
+def test_a_linked_speaker_folder_is_refused_without_writing_through_it(tmp_path):
+    root, outside = tmp_path / "corpus", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "spk1m").symlink_to(outside)
+    for overwrite in (False, True):
+        with pytest.raises(OutsideError, match=r"spk1m.*outside"):
+            synthesize_demo_corpus(root, overwrite=overwrite, **TINY)
+    assert list(outside.iterdir()) == []
+    assert [p.name for p in root.iterdir()] == ["spk1m"]
+
+
+def test_overwrite_never_deletes_through_a_linked_folder(tiny, tmp_path):
+    root, outside = _copy(tiny[0], tmp_path), tmp_path / "outside"
+    shutil.move(root / "spk1m" / "sad", outside)  # the old corpus listed spk1m/sad/*: now a link to user data
+    (root / "spk1m" / "sad").symlink_to(outside)
+    before = _wavs(root)
+    with pytest.raises(OutsideError, match=r"spk1m/sad/s01\.wav: refusing to delete"):
+        synthesize_demo_corpus(root, n_speakers=4, n_sentences=2, emotions=("angry", "happy"), overwrite=True)
+    assert sorted(p.name for p in outside.iterdir()) == ["s01.wav", "s02.wav"]
+    assert _wavs(root) == before and (root / "demo-corpus.json").is_file()  # nothing deleted at all
