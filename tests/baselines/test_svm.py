@@ -42,9 +42,10 @@ def test_bad_options_are_rejected(kwargs, match):
         make_svm(**kwargs)
 
 
-def test_select_model_uses_speaker_grouped_cv_and_ua_scoring():
+@pytest.mark.parametrize("method", ["kernel", "grid"])
+def test_select_model_uses_speaker_grouped_cv_and_ua_scoring(method):
     X, y, g = _data()
-    search = select_model(X, y, g, classifier="svm-linear")
+    search = select_model(X, y, g, classifier="svm-linear", method=method)
     assert isinstance(search.cv, LeaveOneGroupOut) and search.n_splits_ == 4
     assert search.scoring == "balanced_accuracy"
     assert search.best_params_["svc__C"] in param_grid("svm-linear")["svc__C"]
@@ -58,9 +59,10 @@ def test_select_model_needs_two_classes():
         select_model(X, y, g)
 
 
-def test_decision_scores_columns_follow_labels():
+@pytest.mark.parametrize("method", ["kernel", "grid"])
+def test_decision_scores_columns_follow_labels(method):
     X, y, g = _data()
-    search = select_model(X, y, g)
+    search = select_model(X, y, g, method=method)
     s = decision_scores(search, X[:5], ["c", "b", "a", "z"])
     assert s.shape == (5, 4) and np.isnan(s[:, 3]).all()
     raw = search.decision_function(X[:5])
@@ -69,6 +71,6 @@ def test_decision_scores_columns_follow_labels():
     assert list(np.array(["c", "b", "a"])[np.argmax(s[:, :3], axis=1)]) == list(search.predict(X[:5]))
     # binary: libsvm gives one column; both labels get a score
     keep = y != "c"
-    search2 = select_model(X[keep], y[keep], g[keep])
+    search2 = select_model(X[keep], y[keep], g[keep], method=method)
     s2 = decision_scores(search2, X[:3], ["a", "b"])
     np.testing.assert_allclose(s2[:, 0], -s2[:, 1])
