@@ -7,11 +7,10 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from serbench.corpora import casia, demo, emodb
 from serbench.corpora.base import (
@@ -26,12 +25,23 @@ from serbench.corpora.base import (
 )
 from serbench.errors import CorpusError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 _MODULES: dict[str, ModuleType] = {m.INFO.name: m for m in (casia, emodb, demo)}
+#: What a corpus name may look like: it names folders of the cache and the results store.
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
 def register(module: ModuleType) -> None:
-    """Add a loader module (with ``INFO`` and ``parse(root, **options)``) to the registry."""
-    _MODULES[module.INFO.name] = module
+    """Add a loader module (with ``INFO`` and ``parse(root, **options)``) to the registry.
+
+    ``INFO.name`` must be lower-case letters, digits, ``-`` and ``_`` (it becomes a folder name).
+    """
+    name = module.INFO.name
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise CorpusError(f"corpus name {name!r} of {module.__name__}: use lower-case letters, digits, '-' and '_'")
+    _MODULES[name] = module
 
 
 def _load_optional() -> None:
@@ -54,11 +64,24 @@ def list_corpora() -> list[CorpusInfo]:
     return [m.INFO for _, m in sorted(_MODULES.items())]
 
 
+def check_corpus_name(corpus: object) -> str:
+    """The registered name of ``corpus`` (case-insensitive); :class:`CorpusError` for anything else.
+
+    Use it wherever a corpus name becomes part of a path (cache and results folders): only a
+    known corpus name passes, so a path (``../x``, ``a/b``), a hidden name (``.x``) or an empty
+    one never does. The message lists the known corpora.
+    """
+    if isinstance(corpus, str) and corpus.lower() in _MODULES:
+        return _MODULES[corpus.lower()].INFO.name
+    known = ", ".join(sorted(_MODULES))
+    if isinstance(corpus, str) and (any(c in corpus for c in "/\\") or corpus.startswith(".")):
+        raise CorpusError(f"corpus {corpus!r}: expected a corpus name, not a path; known corpora: {known}")
+    raise CorpusError(f"unknown corpus {corpus!r}; known corpora: {known}")
+
+
 def get_loader(corpus: str) -> ModuleType:
-    try:
-        return _MODULES[corpus.lower()]
-    except KeyError:
-        raise CorpusError(f"unknown corpus {corpus!r}; supported: {', '.join(sorted(_MODULES))}") from None
+    """The loader module of a corpus name (validated by :func:`check_corpus_name`)."""
+    return _MODULES[check_corpus_name(corpus)]
 
 
 def scan(
@@ -102,5 +125,5 @@ def expected_count(corpus: str) -> int | None:
 
 __all__ = [
     "EMOTIONS", "MANIFEST_COLUMNS", "CorpusInfo", "CorpusScan", "Entry", "Skipped",
-    "list_corpora", "get_loader", "scan", "load_manifest", "expected_count", "register",
+    "list_corpora", "get_loader", "check_corpus_name", "scan", "load_manifest", "expected_count", "register",
 ]

@@ -8,15 +8,17 @@ sample rate so that unreadable audio fails here, naming the file.
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from serbench.audio import audio_info
 from serbench.errors import AudioError, CorpusError
+
+if TYPE_CHECKING:  # pandas is imported where a manifest is built: listing corpora stays light
+    import pandas as pd
 
 #: Canonical emotion labels; every corpus maps its own codes onto these.
 EMOTIONS: tuple[str, ...] = (
@@ -40,6 +42,9 @@ MANIFEST_COLUMNS: dict[str, str] = {
 }
 
 AUDIO_SUFFIXES = (".wav", ".flac")
+#: Compressed formats seen in circulating copies of corpora: named as such, with how to convert.
+UNSUPPORTED_AUDIO: dict[str, str] = {".mp3": "MP3", ".ogg": "Ogg", ".oga": "Ogg", ".opus": "Opus", ".m4a": "M4A/AAC",
+                                     ".aac": "AAC", ".wma": "WMA", ".webm": "WebM", ".amr": "AMR"}
 
 
 @dataclass(frozen=True)
@@ -103,12 +108,39 @@ class CorpusScan:
         }
 
 
-def iter_files(root: Path) -> list[Path]:
-    """All regular files under ``root``, sorted, hidden files and folders excluded."""
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+def iter_files(root: Path, skipped: list[Skipped] | None = None, relative_to: Path | None = None) -> list[Path]:
+    """All regular files under ``root``, sorted, hidden files and folders excluded.
+
+    Links to files are followed. Links to folders are not (a corpus is one folder tree), and
+    dangling links lead nowhere: with ``skipped`` given, both are appended to it (paths relative
+    to ``relative_to``, default ``root``) instead of passing unseen.
+    """
+    files = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_file():
+            files.append(p)
+        elif p.is_symlink() and skipped is not None:
+            shown = str(p.relative_to(relative_to or root))
+            if not p.exists():
+                skipped.append(Skipped(shown, f"dangling link (to {os.readlink(p)}, which does not exist)"))
+            elif p.is_dir():
+                skipped.append(Skipped(shown, "link to a folder, not followed; move or copy that folder "
+                                              "into the corpus folder, or link its files one by one"))
+        elif not p.is_dir() and skipped is not None:
+            skipped.append(Skipped(str(p.relative_to(relative_to or root)), "not a regular file"))
+    return files
+
+
+def unsupported_format(path: Path) -> str | None:
+    """Why ``path`` cannot be read when its suffix names a compressed audio format, else None."""
+    kind = UNSUPPORTED_AUDIO.get(path.suffix.lower())
+    if kind is None:
+        return None
+    return (f"{kind} audio is not supported (serbench reads WAV and FLAC); convert it, e.g. "
+            f"`ffmpeg -i {path.name} {path.stem}.wav`")
 
 
 def known_metadata(patterns: Sequence[str], *, dirs: Sequence[str] = (), max_depth: int | None = 1
@@ -134,14 +166,16 @@ def audio_files(root: Path, skipped: list[Skipped], is_metadata: Callable[[Path]
     """``(path, path relative to root)`` of every audio file under ``root``, sorted.
 
     Files ``is_metadata(rel)`` calls documentation are passed over silently; any other
-    non-audio file is appended to ``skipped`` ("not an audio file"), never dropped unseen.
+    non-audio file is appended to ``skipped`` ("not an audio file", or for MP3, Ogg, M4A ...
+    that the format is not supported and how to convert it), never dropped unseen; so are
+    dangling links and links to folders (see :func:`iter_files`).
     """
-    for path in iter_files(root):
+    for path in iter_files(root, skipped):
         rel = path.relative_to(root)
         if is_metadata(rel):
             continue
         if path.suffix.lower() not in AUDIO_SUFFIXES:
-            skipped.append(Skipped(str(rel), "not an audio file"))
+            skipped.append(Skipped(str(rel), unsupported_format(path) or "not an audio file"))
             continue
         yield path, rel
 
@@ -191,6 +225,8 @@ def build_manifest(
         if absent:
             raise CorpusError(f"{corpus} at {root} has no utterances labelled {absent}; it has {sorted(present)}")
         entries = [e for e in entries if e.emotion in set(wanted)]
+
+    import pandas as pd
 
     rows = []
     unreadable: list[AudioError] = []

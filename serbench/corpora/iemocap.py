@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from serbench.corpora.base import AUDIO_SUFFIXES, CorpusInfo, Entry, Skipped, iter_files
+from serbench.corpora.base import AUDIO_SUFFIXES, CorpusInfo, Entry, Skipped, iter_files, unsupported_format
 
 INFO = CorpusInfo(
     name="iemocap",
@@ -69,8 +69,11 @@ def parse(root: Path, *, four_class: bool = False) -> tuple[list[Entry], list[Sk
     codes = FOUR_CLASS if four_class else CODES
     entries: list[Entry] = []
     skipped: list[Skipped] = []
-    for path in iter_files(base):
+    for path in iter_files(base, skipped, relative_to=root):
         if path.suffix.lower() not in AUDIO_SUFFIXES:
+            why = unsupported_format(path)
+            if why:
+                skipped.append(Skipped(str(path.relative_to(root)), why))
             continue  # transcriptions, MOCAP, avi, alignments ...: not audio, part of the release
         rel = path.relative_to(root)
         parts = path.relative_to(base).parts

@@ -63,7 +63,7 @@ CASES: dict[str, Case] = {
             "Actor_02/03-01-01-01-01-01-04.wav": "actor 04 in the name but the file is in Actor_02",
             "Actor_02/03-01-09-01-01-01-02.wav": "unknown emotion code '09'",
             "Actor_02/notes.wav": "name is not MM-VV-EE-II-SS-RR-AA",
-            "Actor_02/take.mp3": "not an audio file",
+            "Actor_02/take.mp3": "MP3 audio is not supported (serbench reads WAV and FLAC); convert it, e.g. `ffmpeg -i take.mp3 take.wav`",
         },
         texts={"README.md": "RAVDESS"},
     ),

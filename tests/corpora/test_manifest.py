@@ -69,7 +69,7 @@ def test_missing_folder(tmp_path):
 
 
 def test_unknown_corpus():
-    with pytest.raises(CorpusError, match="supported: .*casia"):
+    with pytest.raises(CorpusError, match="known corpora: .*casia"):
         corpora.scan("nosuch", ".")
 
 
@@ -131,3 +131,49 @@ def test_several_unreadable_files_are_all_named(casia_tree):
         corpora.scan("casia", casia_tree)
     assert "203.wav" in str(exc.value) and "204.wav" in str(exc.value)
     assert "empty" in str(exc.value) and "unreadable audio" in str(exc.value)
+
+
+def test_compressed_formats_are_named_with_how_to_convert(casia_tree):
+    for ext, kind in ((".mp3", "MP3"), (".ogg", "Ogg"), (".M4A", "M4A/AAC")):
+        (casia_tree / "wangzhe" / "angry" / f"205{ext}").write_bytes(b"\xff\xfb\x90\x00")
+    reasons = {s.path: s.reason for s in corpora.scan("casia", casia_tree).skipped}
+    assert set(reasons) == {f"wangzhe/angry/205{ext}" for ext in (".mp3", ".ogg", ".M4A")}
+    assert reasons["wangzhe/angry/205.mp3"].startswith("MP3 audio is not supported")
+    assert "`ffmpeg -i 205.ogg 205.wav`" in reasons["wangzhe/angry/205.ogg"]
+    assert "M4A/AAC" in reasons["wangzhe/angry/205.M4A"]
+
+
+def test_dangling_links_and_links_to_folders_are_listed(casia_tree, tmp_path, tone):
+    elsewhere = tmp_path / "elsewhere" / "sad"
+    tone(elsewhere / "201.wav")
+    (casia_tree / "wangzhe" / "angry" / "206.wav").symlink_to(tmp_path / "missing.wav")
+    (casia_tree / "zhaoquanyin").mkdir()
+    (casia_tree / "zhaoquanyin" / "sad").symlink_to(elsewhere)
+    (casia_tree / "wangzhe" / "angry" / "207.wav").symlink_to(elsewhere / "201.wav")  # a file link is read
+    scan = corpora.scan("casia", casia_tree)
+    reasons = {s.path: s.reason for s in scan.skipped}
+    assert set(reasons) == {"wangzhe/angry/206.wav", "zhaoquanyin/sad"}
+    assert reasons["wangzhe/angry/206.wav"].startswith("dangling link")
+    assert reasons["zhaoquanyin/sad"].startswith("link to a folder")
+    assert "wangzhe_angry_207" in set(scan.manifest["utterance_id"])
+    result = CliRunner().invoke(cli, ["manifest", "--corpus", "casia", "--root", str(casia_tree)])
+    assert "zhaoquanyin/sad: link to a folder" in result.output and "206.wav: dangling link" in result.output
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "a\\b", ".hidden", "", "nope", None])
+def test_corpus_names_are_validated(name):
+    with pytest.raises(CorpusError, match=r"known corpora: casia, .*demo") as exc:
+        corpora.check_corpus_name(name)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(CorpusError):
+        corpora.get_loader(name)
+
+
+def test_corpus_names_are_case_insensitive():
+    assert corpora.check_corpus_name("CASIA") == "casia"
+    assert corpora.check_corpus_name("iemocap4") == "iemocap4"
+
+
+def test_cli_refuses_a_corpus_path(tmp_path):
+    result = CliRunner().invoke(cli, ["manifest", "--corpus", "../casia", "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "not a path" in result.output and "Traceback" not in result.output
