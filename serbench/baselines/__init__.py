@@ -1,6 +1,9 @@
-"""Feature baselines of the paper's Table V: standardize + SVM under a speaker-independent protocol."""
-from serbench.baselines.run import NAN_POLICY, RunResult, run_baseline, system_name
-from serbench.baselines.svm import CLASSIFIERS, BaselineError, make_svm, param_grid, select_model
+"""Feature baselines of the paper's Table V: standardize + SVM with a speaker-grouped inner CV.
 
-__all__ = ["run_baseline", "RunResult", "system_name", "NAN_POLICY", "make_svm", "param_grid", "select_model",
-           "CLASSIFIERS", "BaselineError"]
+The model selection lives here (:mod:`~serbench.baselines.svm`, :mod:`~serbench.baselines.kernel_grid`);
+the systems that run it under a protocol are ``svm-linear``, ``svm-rbf`` and ``svm-liblinear``
+(:mod:`serbench.systems.builtin.svm`; ``serbench baseline`` or :func:`serbench.systems.run_baseline`).
+"""
+from serbench.baselines.svm import CLASSIFIERS, BaselineError, decision_scores, make_svm, param_grid, select_model
+
+__all__ = ["make_svm", "param_grid", "select_model", "decision_scores", "CLASSIFIERS", "BaselineError"]

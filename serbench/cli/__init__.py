@@ -13,7 +13,7 @@ import click
 from serbench import __version__
 from serbench.errors import SerbenchError
 
-AREAS = ("corpora", "features", "experiments", "deep", "reports", "grid")
+AREAS = ("corpora", "features", "systems", "experiments", "deep", "grid", "reports")
 
 
 class _Group(click.Group):

@@ -18,12 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from serbench.deep.run import DeepRunError, stage_seed
-from serbench.deep.systems.augment import augment_training_set, balanced_indices
-from serbench.deep.systems.crnn import SystemOutput
-from serbench.deep.systems.crnn_ctc import frame_energy_db
-from serbench.deep.systems.dcnn_blstm_att import DCNNBLSTMAtt, stack_segments
-from serbench.deep.systems.settings import SystemSettings
+from serbench.deep.augment import augment_training_set, balanced_indices
+from serbench.deep.crnn import SystemInputError, SystemOutput
+from serbench.deep.crnn_ctc import frame_energy_db
+from serbench.deep.dcnn_blstm_att import DCNNBLSTMAtt, stack_segments
 from serbench.deep.train import autocast
 
 
@@ -35,7 +33,7 @@ def fit_band_stats(mels: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tens
     Sums in float64; a constant band keeps std 1 (no division by zero).
     """
     if not len(mels):
-        raise DeepRunError("no training utterances to fit the input normalization on")
+        raise SystemInputError("no training utterances to fit the input normalization on")
     total = total2 = None
     count = 0
     for m in mels:
@@ -93,42 +91,62 @@ def float_tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a if a.flags.writeable else a.copy())
 
 
-def plan_fold(mels: Sequence[np.ndarray], y: np.ndarray, fit: np.ndarray, val: np.ndarray, test: np.ndarray,
-              settings: SystemSettings, *, seed: int, fold: str,
+@dataclass(frozen=True)
+class Augmentation:
+    """Training-set augmentation of a fold: ``copies`` augmented copies of each fit utterance
+    (time shift <= ``shift`` frames, time mask <= ``time_mask`` frames, frequency mask <=
+    ``freq_mask`` bands) and, with ``balance``, classes oversampled to the largest."""
+
+    copies: int = 0
+    time_mask: int = 10
+    freq_mask: int = 8
+    shift: int = 10
+    balance: bool = False
+
+
+def plan_fold(mels: Sequence[np.ndarray], y: np.ndarray, fit: np.ndarray, val: np.ndarray,
+              aug: Augmentation, *, augment_seed: int, balance_seed: int,
               tensors: Sequence[torch.Tensor] | None = None) -> FoldPlan:
     """Augmentation, balancing and normalization of one fold, from its ``fit`` utterances only.
 
     ``mels[i]`` ``(C, F, T_i)`` and ``y[i]`` (class index) for every corpus utterance;
-    ``fit`` / ``val`` / ``test`` are corpus positions. ``tensors`` (optional) are ``mels``
-    already converted with :func:`float_tensor` (saves a copy per fold).
+    ``fit`` / ``val`` are corpus positions (no test rows: see :func:`predict_plan`).
+    ``tensors`` (optional) are ``mels`` already converted with :func:`float_tensor`.
     """
-    s = settings
-    fit, val, test = (np.asarray(v, dtype=np.int64) for v in (fit, val, test))
+    fit, val = (np.asarray(v, dtype=np.int64) for v in (fit, val))
     fit_mels = [mels[i] for i in fit]
     as_t = (lambda i: tensors[i]) if tensors is not None else (lambda i: float_tensor(mels[i]))
-    if s.aug_copies > 0:
+    if aug.copies > 0:
         arrs, labs, src = augment_training_set(
-            fit_mels, y[fit], copies=s.aug_copies, seed=stage_seed(seed, fold, "augment"),
-            time_mask_width=s.aug_time_mask, freq_mask_width=s.aug_freq_mask, max_shift=s.aug_shift)
+            fit_mels, y[fit], copies=aug.copies, seed=augment_seed,
+            time_mask_width=aug.time_mask, freq_mask_width=aug.freq_mask, max_shift=aug.shift)
         train_src = fit[src]
         train_arrays = [as_t(i) for i in fit] + [float_tensor(a) for a in arrs[len(fit):]]
     else:
         labs, train_src = y[fit], fit
         train_arrays = [as_t(i) for i in fit]
     n_train = len(train_arrays)
-    if s.balance:
-        train_rows = balanced_indices(np.asarray(labs), stage_seed(seed, fold, "balance"),
-                                      index=np.arange(n_train, dtype=np.int64))
+    if aug.balance:
+        train_rows = balanced_indices(np.asarray(labs), balance_seed, index=np.arange(n_train, dtype=np.int64))
     else:
         train_rows = np.arange(n_train, dtype=np.int64)
     mean, std = fit_band_stats(fit_mels)                                    # fit originals only
-    arrays = train_arrays + [as_t(i) for i in val] + [as_t(i) for i in test]
-    labels = torch.as_tensor(np.concatenate([np.asarray(labs), y[val], np.full(len(test), -1)]), dtype=torch.long)
-    n_val = len(val)
+    arrays = train_arrays + [as_t(i) for i in val]
+    labels = torch.as_tensor(np.concatenate([np.asarray(labs), y[val]]), dtype=torch.long)
     return FoldPlan(arrays=arrays, labels=labels, train_rows=train_rows,
-                    val_rows=np.arange(n_train, n_train + n_val, dtype=np.int64),
-                    test_rows=np.arange(n_train + n_val, n_train + n_val + len(test), dtype=np.int64),
-                    norm=BandNorm(mean, std), source=np.concatenate([train_src, val, test]).astype(np.int64))
+                    val_rows=np.arange(n_train, n_train + len(val), dtype=np.int64),
+                    test_rows=np.arange(0, dtype=np.int64),
+                    norm=BandNorm(mean, std), source=np.concatenate([train_src, val]).astype(np.int64))
+
+
+def predict_plan(mels: Sequence[np.ndarray], rows: np.ndarray, norm: BandNorm,
+                 tensors: Sequence[torch.Tensor] | None = None) -> FoldPlan:
+    """The utterances ``rows`` to predict, normalized with a fold's fitted ``norm`` (labels unused: -1)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    as_t = (lambda i: tensors[i]) if tensors is not None else (lambda i: float_tensor(mels[i]))
+    return FoldPlan(arrays=[as_t(i) for i in rows], labels=torch.full((len(rows),), -1, dtype=torch.long),
+                    train_rows=np.arange(0, dtype=np.int64), val_rows=np.arange(0, dtype=np.int64),
+                    test_rows=np.arange(len(rows), dtype=np.int64), norm=norm, source=rows)
 
 
 # ---------------------------------------------------------------- batches

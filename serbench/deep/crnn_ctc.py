@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from serbench.deep.systems.crnn import (
+from serbench.deep.crnn import (
     BLSTM, ConvStack, SystemInputError, SystemOutput, check_batch, check_classes, check_labels, length_mask,
     check_lengths,
 )

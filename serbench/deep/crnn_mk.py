@@ -25,7 +25,7 @@ the ablation can be rerun. Only the first two are stated concretely; the other t
    cross-entropy.
 
 Everything else (masked batch norm, packed BLSTM, padding invariance) is the
-:class:`~serbench.deep.systems.crnn.CRNN` baseline's.
+:class:`~serbench.deep.crnn.CRNN` baseline's.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from serbench.deep.systems.crnn import (
+from serbench.deep.crnn import (
     BLSTM, ConvStack, Summarizer, Summary, SystemInputError, SystemOutput, check_batch, check_classes,
     check_labels, length_mask, mlp_head,
 )

@@ -18,58 +18,6 @@ class DeepDataError(SerbenchError):
     """The corpus gives nothing a deep model can train on."""
 
 
-def load_melseg(corpus: str, root, *, cache=None, jobs: int = 1,
-                emotions: Sequence[str] | None = None) -> tuple[list[np.ndarray], pd.DataFrame, pd.DataFrame]:
-    """The 3-channel log-mel arrays of a corpus via ``serbench.features.load_arrays(..., 'melseg')``.
-
-    Returns ``(mels, manifest_ok, excluded)``: ``mels[i]`` is the ``(3, 60, T_i)`` float32 array
-    of ``manifest_ok.iloc[i]``; utterances whose features are not 'ok' are left out of the
-    experiment and listed in ``excluded`` (utterance_id, status, status_detail) so the run
-    record can say so.
-    """
-    from serbench.features import load_arrays
-
-    arrays, manifest = load_arrays(corpus, "melseg", root=root, cache=cache, jobs=jobs, emotions=emotions)
-    status = manifest["status"] if "status" in manifest else pd.Series("ok", index=manifest.index)
-    ok = (status == "ok") & manifest["utterance_id"].isin(list(arrays))
-    cols = [c for c in ("utterance_id", "status", "status_detail") if c in manifest]
-    excluded = manifest.loc[~ok, cols].reset_index(drop=True)
-    manifest_ok = manifest.loc[ok].reset_index(drop=True)
-    if manifest_ok.empty:
-        raise DeepDataError(f"--corpus {corpus} --root {root}: no utterance has usable melseg features")
-    mels = [np.asarray(arrays[u], dtype=np.float32) for u in manifest_ok["utterance_id"]]
-    return mels, manifest_ok, excluded
-
-
-def speaker_normalize_mels(mels: Sequence[np.ndarray], speakers: Sequence[str]) -> list[np.ndarray]:
-    """Z-score each (channel, mel band) of every utterance with its speaker's own frame statistics.
-
-    ``mels[i]`` is ``(3, n_mels, T_i)``; the statistics of a speaker are the mean and standard
-    deviation over all frames of that speaker's utterances (float64 accumulation), so, as
-    with :class:`serbench.experiments.normalize.SpeakerNormalizer` for the baselines, no label
-    is used and no information crosses speakers: a test speaker is normalized with its own
-    unlabelled audio. A (channel, band) constant within a speaker is centred, not scaled.
-    Returns new float32 arrays in the same order.
-    """
-    speakers = [str(s) for s in speakers]
-    if len(speakers) != len(mels):
-        raise DeepDataError(f"{len(mels)} utterances but {len(speakers)} speaker labels")
-    sums: dict[str, list] = {}
-    for m, spk in zip(mels, speakers):
-        x = np.asarray(m, dtype=np.float64)
-        acc = sums.setdefault(spk, [0.0, 0.0, 0])
-        acc[0] = acc[0] + x.sum(axis=-1)
-        acc[1] = acc[1] + (x * x).sum(axis=-1)
-        acc[2] += x.shape[-1]
-    stats = {}
-    for spk, (s1, s2, n) in sums.items():
-        mean = s1 / n
-        std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
-        stats[spk] = (mean[..., None], np.where(std > 1e-8, std, 1.0)[..., None])
-    return [((np.asarray(m, dtype=np.float64) - stats[spk][0]) / stats[spk][1]).astype(np.float32)
-            for m, spk in zip(mels, speakers)]
-
-
 def segment_tensor(mels: Sequence[np.ndarray], n_segments: int, size: int,
                    device: torch.device | str | None = None, chunk: int = 256,
                    store: torch.device | str | None = None) -> torch.Tensor:

@@ -5,7 +5,7 @@ DCNN pre-trained on ImageNet that yields segment-level features; the features of
 sentence are stacked into an utterance-level sequence; a BLSTM learns high-level
 features for temporal summarization, an attention layer focuses on the emotionally
 relevant ones, and a DNN predicts the emotion (softmax). Data augmentation and class
-balancing of the training data are in :mod:`serbench.deep.systems.augment`.
+balancing of the training data are in :mod:`serbench.deep.augment`.
 
 Here the DCNN is any ``segment_encoder`` module mapping ``(S, 3, H, W)`` segment images
 to ``(S, D)`` features: the AlexNet FC7 extractor of :mod:`serbench.deep` for the paper's
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from serbench.deep.systems.crnn import (
+from serbench.deep.crnn import (
     BLSTM, AttentionPool, SystemInputError, SystemOutput, check_classes, check_labels, check_lengths, length_mask,
 )
 

@@ -18,15 +18,11 @@ import torch
 from torch import nn
 
 from serbench.deep.alexnet import AlexNet
-from serbench.deep.profiles import Profile
 from serbench.deep.sru import SRU
 
-MODELS = ("cnn-sru", "cnn", "sru")
-
-
-def build_cnn(num_classes: int, profile: Profile) -> AlexNet:
-    """The segment CNN of ``profile`` (width, dropout) with an FC8 of ``num_classes``."""
-    return AlexNet(num_classes, dropout=profile.dropout, width=profile.cnn_width)
+def build_cnn(num_classes: int, *, width: float = 1.0, dropout: float = 0.5) -> AlexNet:
+    """The segment CNN (AlexNet of ``width``, ``dropout``) with an FC8 of ``num_classes``."""
+    return AlexNet(num_classes, dropout=dropout, width=width)
 
 
 class SRUClassifier(nn.Module):
@@ -47,15 +43,12 @@ class SRUClassifier(nn.Module):
         return self.out(z)
 
 
-def build_sru(input_size: int, num_classes: int, profile: Profile) -> SRUClassifier:
-    return SRUClassifier(input_size, num_classes, hidden=profile.sru_hidden, pool=profile.sru_pool,
-                         init_std=profile.sru_init_std, init_bias=profile.sru_init_bias)
 
 
 class CNNSRU(nn.Module):
     """The cascade at inference: ``(B, N, 3, S, S)`` segment images -> ``(B, num_classes)`` logits.
 
-    Training is staged (see :mod:`serbench.deep.run`); this module chains the frozen
+    Training is staged (see :mod:`serbench.systems.cnn_sru`); this module chains the frozen
     CNN's FC7 features into the SRU classifier.
     """
 

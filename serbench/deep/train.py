@@ -240,6 +240,27 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
                       on_epoch=on_epoch, extra=extra, lr_hint=f"{cfg.name}_lr")
 
 
+def stuck_at_chance(history: Sequence[dict], n_classes: int, tolerance: float = 0.01) -> str:
+    """A message when a stage's training loss never fell below chance, else ''.
+
+    Chance is ln(n_classes), the cross-entropy of a uniform prediction. A network whose loss
+    sits there for its last half of epochs has collapsed to a constant output (e.g. dead
+    ReLUs after a too-large first step): its fold's accuracy is chance, not a property of
+    the model, and the run record says so.
+    """
+    import math
+
+    losses = [h["loss"] for h in history if h.get("loss") is not None]
+    if len(losses) < 2:
+        return ""
+    chance = math.log(n_classes)
+    tail = losses[len(losses) // 2:]
+    if min(tail) >= chance * (1 - tolerance):
+        return (f"training loss stayed at chance (ln {n_classes} = {chance:.3f}) for epochs "
+                f"{len(losses) - len(tail) + 1}-{len(losses)} (last {losses[-1]:.3f})")
+    return ""
+
+
 def predict_logits(model: nn.Module, X: torch.Tensor, *, batch: int, device: torch.device,
                    transform: Callable[[torch.Tensor], torch.Tensor], amp: bool = False) -> torch.Tensor:
     """``(M, C)`` float32 logits on CPU for ``X`` ``(M, ...)`` in eval mode."""

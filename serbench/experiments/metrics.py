@@ -9,7 +9,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix as _sk_confusion
 
 
 def weighted_accuracy(y_true: Sequence, y_pred: Sequence) -> float:
@@ -33,7 +32,12 @@ def unweighted_accuracy(y_true: Sequence, y_pred: Sequence) -> float:
 
 def confusion(y_true: Sequence, y_pred: Sequence, labels: Sequence[str]) -> pd.DataFrame:
     """Counts, rows = true label, columns = predicted label, in ``labels`` order."""
-    m = _sk_confusion(np.asarray(y_true), np.asarray(y_pred), labels=list(labels))
+    labels = [str(x) for x in labels]
+    index = {lab: i for i, lab in enumerate(labels)}
+    m = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for t, p in zip(np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)):
+        if t in index and p in index:  # pairs outside ``labels`` are not counted, as scikit-learn's
+            m[index[t], index[p]] += 1
     return pd.DataFrame(m, index=pd.Index(labels, name="true"), columns=pd.Index(labels, name="predicted"))
 
 

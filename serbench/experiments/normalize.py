@@ -117,4 +117,33 @@ def normalize_per_speaker(X: np.ndarray, speakers: Sequence, *, min_rows: int = 
     return SpeakerNormalizer(min_rows=min_rows).fit_transform(X, speakers)
 
 
-__all__ = ["SpeakerNormalizer", "NormalizationError", "normalize_per_speaker"]
+def normalize_mels_per_speaker(mels: Sequence[np.ndarray], speakers: Sequence[str]) -> list[np.ndarray]:
+    """Z-score each (channel, mel band) of every utterance with its speaker's own frame statistics.
+
+    ``mels[i]`` is ``(3, n_mels, T_i)``; the statistics of a speaker are the mean and standard
+    deviation over all frames of that speaker's utterances (float64 accumulation), so, as
+    with :class:`SpeakerNormalizer` for feature matrices, no label
+    is used and no information crosses speakers: a test speaker is normalized with its own
+    unlabelled audio. A (channel, band) constant within a speaker is centred, not scaled.
+    Returns new float32 arrays in the same order.
+    """
+    speakers = [str(s) for s in speakers]
+    if len(speakers) != len(mels):
+        raise NormalizationError(f"{len(mels)} utterances but {len(speakers)} speaker labels")
+    sums: dict[str, list] = {}
+    for m, spk in zip(mels, speakers):
+        x = np.asarray(m, dtype=np.float64)
+        acc = sums.setdefault(spk, [0.0, 0.0, 0])
+        acc[0] = acc[0] + x.sum(axis=-1)
+        acc[1] = acc[1] + (x * x).sum(axis=-1)
+        acc[2] += x.shape[-1]
+    stats = {}
+    for spk, (s1, s2, n) in sums.items():
+        mean = s1 / n
+        std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
+        stats[spk] = (mean[..., None], np.where(std > 1e-8, std, 1.0)[..., None])
+    return [((np.asarray(m, dtype=np.float64) - stats[spk][0]) / stats[spk][1]).astype(np.float32)
+            for m, spk in zip(mels, speakers)]
+
+
+__all__ = ["SpeakerNormalizer", "NormalizationError", "normalize_per_speaker", "normalize_mels_per_speaker"]

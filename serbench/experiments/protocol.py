@@ -14,13 +14,15 @@ too, and sees only the training rows of a fold.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
 from serbench.errors import SerbenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
 #: Most inner-CV splits: with more training speakers than this, speakers are grouped into folds.
 MAX_INNER_SPLITS = 5
@@ -81,6 +83,8 @@ class Protocol:
                 f"protocol {self.name!r} needs at least 2 distinct values of {self.column!r} but {where} "
                 f"has {len(distinct)} ({', '.join(map(str, distinct)) or 'none'}); use a corpus with more "
                 f"{self.column}s or another --protocol")
+        from sklearn.model_selection import LeaveOneGroupOut
+
         out = []
         for train, test in LeaveOneGroupOut().split(np.zeros(len(groups)), groups=groups):
             held_out = np.unique(groups[test])
@@ -147,6 +151,8 @@ def inner_cv(groups_train: Sequence, max_splits: int = MAX_INNER_SPLITS) -> Leav
     :class:`GroupKFold` with ``max_splits`` splits keeps every speaker in one split.
     Pass ``groups=groups_train`` to the splitter (or to ``GridSearchCV.fit``).
     """
+    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
+
     n = len(np.unique(np.asarray(groups_train, dtype=str)))
     if n < 2:
         raise ProtocolError(
@@ -157,5 +163,34 @@ def inner_cv(groups_train: Sequence, max_splits: int = MAX_INNER_SPLITS) -> Leav
     return LeaveOneGroupOut() if n <= max_splits else GroupKFold(n_splits=max_splits)
 
 
-__all__ = ["Fold", "Protocol", "ProtocolError", "LeaveOneSpeakerOut", "LeaveOneSessionOut", "PROTOCOLS",
+def stage_seed(seed: int, fold: str, stage: str) -> int:
+    """A stable per-(fold, stage) seed, so a fold's result does not depend on which folds ran before it
+    (nor on the executor that ran it)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}/{fold}/{stage}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def holdout_split(rows: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split a fold's TRAINING rows into (fit, validation), stratified by class; validation is empty at 0.
+
+    ``y`` holds the class of every row of the dataset (``rows`` index it). Used for early
+    stopping: the validation rows come from the training speakers only.
+    """
+    rows = np.asarray(rows)
+    if fraction <= 0:
+        return rows, rows[:0]
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(y[rows]):
+        members = rows[y[rows] == c]
+        k = int(round(fraction * len(members)))
+        if 0 < k < len(members):
+            val.extend(rng.choice(members, size=k, replace=False).tolist())
+    val_arr = np.array(sorted(val), dtype=rows.dtype)
+    return np.setdiff1d(rows, val_arr), val_arr
+
+
+__all__ = ["stage_seed", "holdout_split", "Fold", "Protocol", "ProtocolError", "LeaveOneSpeakerOut", "LeaveOneSessionOut", "PROTOCOLS",
            "get_protocol", "default_protocol", "resolve_protocol", "inner_cv", "MAX_INNER_SPLITS"]

@@ -29,7 +29,9 @@ import math
 import os
 import re
 import secrets
-import warnings
+import shutil
+import warnings as _warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -253,6 +255,13 @@ class RunWriter:
             return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
         return pd.concat([pd.read_parquet(files[k][0]) for k in sorted(files)], ignore_index=True)
 
+    def discard(self) -> None:
+        """Delete this partial run (nothing of it is kept): for a run that failed before any fold."""
+        if not self.path.name.endswith(PARTIAL_SUFFIX):
+            raise StoreError(f"{self.path}: only a partial run can be discarded")
+        _release_lock(self.path)
+        shutil.rmtree(self.path, ignore_errors=True)
+
     # -- completion --------------------------------------------------------------------
     def finish(self, *, timings: dict | None = None, extra: dict | None = None) -> Path:
         """Merge the folds, write predictions.parquet and the complete run.json, rename the folder.
@@ -383,6 +392,23 @@ class RunStore:
             return []
         return sorted(p for p in base.glob(pattern) if p.is_dir() and (p / RUN_JSON).is_file())
 
+    def clean_partials(self, corpus: str | None = None) -> list[Path]:
+        """Delete the partial runs no process is writing (their lock is free); returns what was removed.
+
+        Their finished folds are lost: a later run of the same configuration starts afresh.
+        """
+        removed = []
+        for path in self.run_dirs(corpus):
+            if not path.name.endswith(PARTIAL_SUFFIX) or lock_holder(path) is not None:
+                continue
+            if str(path.resolve()) in _HELD_LOCKS:
+                continue  # this process is writing it
+            if not path.resolve().is_relative_to(self.root.resolve()):
+                continue  # a link leading out of the store: not ours to delete
+            shutil.rmtree(path)
+            removed.append(path)
+        return removed
+
     def list_runs(self, corpus: str | None = None) -> pd.DataFrame:
         """One row per run: corpus, system, run_id, status, wa, ua (fractions), finished, path, ...
 
@@ -395,7 +421,8 @@ class RunStore:
         for path in self.run_dirs(corpus):
             row: dict[str, Any] = {"path": str(path), "note": ""}
             try:
-                rec, preds = load_run(path, _warn=False)
+                run = load_run(path, warnings=[])
+                rec, preds = run.record, run.predictions
                 cfg = rec.get("config") or {}
                 row.update(corpus=rec.get("corpus"), system=rec.get("system"), run_id=rec.get("run_id"),
                            status=rec.get("status"), finished=rec.get("finished"), kind=rec.get("kind"),
@@ -415,13 +442,98 @@ class RunStore:
         return df.sort_values(["corpus", "system", "run_id"], kind="stable").reset_index(drop=True)
 
 
-def load_run(path: str | Path, *, _warn: bool = True) -> tuple[dict, pd.DataFrame]:
-    """Read a run folder (or its run.json): ``(record, predictions)`` with metrics recomputed.
+@dataclass
+class RunResult:
+    """One run read from the store, with metrics recomputed from its predictions.
 
-    ``record["metrics"]``, ``record["per_class_recall"]`` and each ``record["folds"]`` entry's
-    ``wa``/``ua``/``n_test`` are recomputed with :func:`metrics.summarize`; when the stored
-    values disagree a warning names the file. For a partial run the finished folds'
-    predictions are returned (status stays 'partial').
+    ``predictions``: one row per test utterance (CONTRIBUTING's columns); ``metrics``:
+    :func:`serbench.experiments.metrics.summarize` of them (fractions; empty for a partial run
+    without finished folds). ``spec``: what the system name means, attached by the reports.
+    """
+
+    path: Path
+    record: dict
+    predictions: pd.DataFrame
+    metrics: dict
+    spec: Any = None
+
+    @property
+    def run_id(self) -> str:
+        return str(self.record.get("run_id") or self.path.name.removesuffix(PARTIAL_SUFFIX))
+
+    @property
+    def corpus(self) -> str:
+        return str(self.record.get("corpus") or self.path.parent.parent.name)
+
+    @property
+    def system(self) -> str:
+        return str(self.record.get("system") or self.path.parent.name)
+
+    @property
+    def kind(self) -> str:
+        return str(self.record.get("kind") or "")
+
+    @property
+    def config(self) -> dict:
+        return dict(self.record.get("config") or {})
+
+    @property
+    def timings(self) -> dict:
+        return dict(self.record.get("timings") or {})
+
+    @property
+    def status(self) -> str:
+        return str(self.record.get("status"))
+
+    @property
+    def labels(self) -> list[str]:
+        """The run's classes, then any label seen only in the predictions (for figures)."""
+        labels = [str(x) for x in self.record.get("labels") or []]
+        if self.predictions.empty:
+            return labels
+        seen = sorted(set(self.predictions["true"]) | set(self.predictions["predicted"]))
+        return labels + [x for x in seen if x not in labels]
+
+    @property
+    def wa(self) -> float:
+        return float(self.metrics.get("wa", float("nan")))
+
+    @property
+    def ua(self) -> float:
+        return float(self.metrics.get("ua", float("nan")))
+
+    @property
+    def excluded(self) -> list:
+        """Utterances left out of the run (features not usable), as the run record lists them."""
+        exc = self.record.get("excluded")
+        if isinstance(exc, dict):
+            return list(exc.get("utterances") or [])
+        return list(exc or [])
+
+    @property
+    def resumed_folds(self) -> list[str]:
+        return list((self.record.get("timings") or {}).get("folds_resumed") or [])
+
+    def fold_series(self, metric: str = "ua") -> pd.Series:
+        """Per-fold ``metric`` ('wa' or 'ua') as fractions, indexed by fold name (str), sorted."""
+        if metric not in ("wa", "ua"):
+            raise ValueError(f"metric must be 'wa' or 'ua', not {metric!r}")
+        folds = self.metrics.get("folds") or []
+        return pd.Series({f["fold"]: f[metric] for f in folds}, name=self.system, dtype=float).sort_index()
+
+
+#: Stored metrics may be rounded by other writers; a larger difference is reported.
+METRIC_TOLERANCE = 1e-6
+
+
+def load_run(path: str | Path, *, warnings: list[str] | None = None) -> RunResult:
+    """Read a run folder (or its run.json) into a :class:`RunResult`, metrics recomputed.
+
+    The record's ``metrics``, ``per_class_recall`` and each ``folds`` entry's ``wa``/``ua``/
+    ``n_test`` are replaced by :func:`metrics.summarize` of the predictions. Stored metrics
+    that disagree are reported: appended to ``warnings`` when a list is given, else as a
+    Python warning. A complete run must hold predictions; a partial run returns its finished
+    folds (possibly none). Raises :class:`StoreError` naming the file on anything unreadable.
     """
     path = Path(path)
     if path.name == RUN_JSON:
@@ -432,29 +544,41 @@ def load_run(path: str | Path, *, _warn: bool = True) -> tuple[dict, pd.DataFram
             raise StoreError(f"{path / RUN_JSON}: missing key {key!r}; not a serbench run record")
     if rec["status"] == "complete":
         if not (path / PREDICTIONS).is_file():
-            raise StoreError(f"{path}: run.json says complete but {PREDICTIONS} is missing")
+            raise StoreError(f"{path}: run.json says complete but {PREDICTIONS} is missing; re-run the system")
         try:
             preds = pd.read_parquet(path / PREDICTIONS)
         except Exception as exc:  # pyarrow raises several types for damaged files
-            raise StoreError(f"{path / PREDICTIONS}: unreadable ({exc})") from exc
+            raise StoreError(f"{path / PREDICTIONS}: unreadable ({exc}); delete the run folder and re-run it") \
+                from exc
     else:
         preds = RunWriter(path, rec, lock=False).predictions()
     check_predictions(preds, rec["labels"], str(path))
     if preds.empty:
-        return rec, preds
+        if rec["status"] == "complete":
+            raise StoreError(f"{path / PREDICTIONS}: no predictions; delete the run folder and re-run it")
+        return RunResult(path=path, record=rec, predictions=preds, metrics={})
+    preds = preds.copy()
+    # Folds are names (str) by contract; normalizing guards against int folds written by hand.
+    for col in ("fold", "true", "predicted", "utterance_id", "speaker"):
+        preds[col] = preds[col].astype(str)
     summary = metrics.summarize(preds)
     stored = rec.get("metrics") or {}
-    if _warn and rec["status"] == "complete" and any(
-            k in stored and stored[k] is not None and not math.isclose(stored[k], summary[k], abs_tol=1e-9)
-            for k in ("wa", "ua")):
-        warnings.warn(f"{path / RUN_JSON}: stored metrics differ from the predictions; using the recomputed ones",
-                      stacklevel=2)
+    if rec["status"] == "complete":
+        for key in ("wa", "ua"):
+            value = stored.get(key)
+            if isinstance(value, (int, float)) and not math.isclose(value, summary[key], abs_tol=METRIC_TOLERANCE):
+                msg = (f"{path / RUN_JSON}: stored {key}={value:.4f} disagrees with the predictions "
+                       f"({summary[key]:.4f}); using the recomputed value")
+                if warnings is not None:
+                    warnings.append(msg)
+                else:
+                    _warnings.warn(msg, stacklevel=2)
     rec = dict(rec)
     rec["metrics"] = {k: summary[k] for k in METRIC_KEYS}
     rec["per_class_recall"] = summary["per_class_recall"]
     by_fold = {f["fold"]: f for f in rec.get("folds") or []}
     rec["folds"] = [{**by_fold.get(f["fold"], {}), **f} for f in summary["folds"]]
-    return rec, preds
+    return RunResult(path=path, record=rec, predictions=preds, metrics=summary)
 
 
 def versions() -> dict[str, str | None]:
@@ -497,5 +621,5 @@ def fingerprint(*arrays: Iterable) -> str:
     return h.hexdigest()
 
 
-__all__ = ["RunStore", "RunWriter", "StoreError", "load_run", "new_run_id", "fingerprint", "check_predictions",
+__all__ = ["RunStore", "RunWriter", "RunResult", "StoreError", "load_run", "new_run_id", "fingerprint", "check_predictions",
            "jsonable", "versions", "git_commit", "RUN_JSON", "PREDICTIONS", "PREDICTION_COLUMNS"]

@@ -11,23 +11,18 @@ are only compared against them (a disagreement becomes a warning), never shown.
 """
 from __future__ import annotations
 
-import json
-import math
 import re
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from serbench.errors import SerbenchError
-from serbench.experiments.metrics import summarize
+from serbench.experiments.store import RunResult, StoreError
+from serbench.experiments.store import load_run as read_run
 from serbench.settings import runs_root
 
-PREDICTION_COLUMNS = ("utterance_id", "speaker", "fold", "true", "predicted")
 # Folder names under <runs>/<corpus>/ that are not systems: the default output of `serbench tables`.
-RESERVED_DIRS = frozenset({"tables"})
-# run.json metrics are stored as fractions; allow float round-off before calling them different.
-_METRIC_TOLERANCE = 1e-6
+RESERVED_DIRS = frozenset({"tables", "report"})
 
 
 class ReportError(SerbenchError):
@@ -42,7 +37,10 @@ class EmptyStoreError(ReportError):
 class SystemSpec:
     """What a system name means, e.g. ``IS10-svm-linear-spknorm`` or ``cnn-sru-N5``.
 
-    ``kind`` is ``"baseline"``, ``"deep"`` or ``"other"`` (a name that fits neither pattern).
+    ``kind`` is ``"baseline"``, ``"deep"`` or ``"other"`` (a name no registered system
+    claims); ``system`` the registered system; ``model`` a deep system's variant without its
+    N and normalization (``cnn-sru``, ``cnn-sru-xfit3``, ``crnn-mk-nomk``); ``table`` where the
+    reports show it (the registered system's ``table``).
     """
 
     name: str
@@ -52,6 +50,8 @@ class SystemSpec:
     speaker_norm: bool = False
     model: str | None = None
     segments: int | None = None
+    system: str | None = None
+    table: str = ""
 
     @property
     def base(self) -> str:
@@ -59,68 +59,30 @@ class SystemSpec:
         return self.name[: -len("-spknorm")] if self.name.endswith("-spknorm") else self.name
 
 
-_DEEP_RE = re.compile(r"^(?P<model>.+)-N(?P<segments>\d+)$")
-_BASELINE_RE = re.compile(r"^(?P<feature>[^-]+)-(?P<classifier>.+?)(?P<spk>-spknorm)?$")
-
-
 def parse_system(name: str, run: dict | None = None) -> SystemSpec:
-    """Interpret a system name, preferring the fields of ``run.json`` (``kind``, ``config``) when present.
+    """Interpret a stored system name with the registry, preferring what ``run.json`` says.
 
     >>> parse_system("IS10-svm-linear-spknorm").speaker_norm
     True
     >>> parse_system("cnn-sru-N5").segments
     5
     """
-    run = run or {}
-    config = run.get("config") or {}
-    kind = run.get("kind") or config.get("kind")
-    deep = _DEEP_RE.match(name)
-    base = _BASELINE_RE.match(name)
-    if kind is None:
-        kind = "deep" if deep else ("baseline" if base else "other")
-    if kind == "deep":
-        segments = config.get("segments", int(deep["segments"]) if deep else None)
-        return SystemSpec(name=name, kind="deep",
-                          model=config.get("model", deep["model"] if deep else name),
-                          segments=int(segments) if segments is not None else None,
-                          speaker_norm=bool(config.get("speaker_norm", False)))
-    if kind == "baseline":
-        spk = config.get("speaker_norm")
-        if spk is None:
-            spk = bool(base and base["spk"])
-        return SystemSpec(name=name, kind="baseline",
-                          feature=config.get("feature", base["feature"] if base else name),
-                          classifier=config.get("classifier", base["classifier"] if base else None),
-                          speaker_norm=bool(spk))
-    return SystemSpec(name=name, kind=str(kind), speaker_norm=bool(config.get("speaker_norm", False)))
+    from serbench.systems import registry
 
-
-@dataclass
-class RunResult:
-    """One complete run, with metrics recomputed from its predictions.
-
-    ``predictions``: one row per test utterance (columns of CONTRIBUTING's contract).
-    ``metrics``: the dict of :func:`summarize` (fractions), ``labels``: class order for figures.
-    """
-
-    spec: SystemSpec
-    run_id: str
-    path: Path
-    record: dict
-    predictions: pd.DataFrame
-    metrics: dict
-    labels: list[str]
-
-    @property
-    def system(self) -> str:
-        return self.spec.name
-
-    def fold_series(self, metric: str = "ua") -> pd.Series:
-        """Per-fold ``metric`` ('wa' or 'ua') as fractions, indexed by fold name (str), sorted."""
-        if metric not in ("wa", "ua"):
-            raise ValueError(f"metric must be 'wa' or 'ua', not {metric!r}")
-        folds = self.metrics["folds"]
-        return pd.Series({f["fold"]: f[metric] for f in folds}, name=self.system, dtype=float).sort_index()
+    found = registry.identify(name, run)
+    s = found.settings
+    system = found.system
+    if system is None:
+        return SystemSpec(name=name, kind="other", speaker_norm=found.speaker_norm)
+    if system.kind == "baseline":
+        return SystemSpec(name=name, kind="baseline", feature=s.get("feature"), classifier=system.name,
+                          speaker_norm=found.speaker_norm, system=system.name, table=system.table)
+    plain = {**{p.key: s.get(p.key) for p in system.naming.prefix + system.naming.suffix},
+             "segments": None, "speaker_norm": False}
+    segments = s.get("segments")
+    return SystemSpec(name=name, kind="deep", model=system.naming.format(system.name, types.SimpleNamespace(**plain)),
+                      segments=int(segments) if segments is not None else None, speaker_norm=found.speaker_norm,
+                      system=system.name, table=system.table)
 
 
 @dataclass
@@ -167,7 +129,7 @@ def collect(corpus: str, runs: str | Path | None = None) -> Collection:
     ``runs`` defaults to :func:`serbench.settings.runs_root`. A missing corpus folder gives an
     empty :class:`Collection` (callers decide how to report that), not an error.
     """
-    root = runs_root(runs) / corpus
+    root = runs_root(runs) / check_corpus_name(corpus)
     out = Collection(corpus=corpus, root=root)
     if not root.is_dir():
         return out
@@ -214,77 +176,48 @@ def _recency(run: RunResult) -> tuple[str, str, str]:
 
 def load_run(run_dir: str | Path, *, corpus: str | None = None, system: str | None = None,
              warnings: list[str] | None = None) -> RunResult:
-    """Read one run folder and recompute its metrics from ``predictions.parquet``.
+    """Read one complete run folder (:func:`serbench.experiments.store.load_run`) and say what its name means.
 
-    Raises :class:`ReportError` naming the file when the folder breaks the store's contract.
-    Appends to ``warnings`` when run.json's stored metrics disagree with the recomputed ones.
+    Raises :class:`ReportError` naming the file when the folder breaks the store's contract or
+    the run is not complete. Appends to ``warnings`` what a reader of the tables should know:
+    stored metrics that disagree with the predictions, a record that names another corpus or
+    system, a CNN that collapsed to one class, the data warnings of the run.
     """
     run_dir = Path(run_dir)
     system = system or run_dir.parent.name
-    record_path = run_dir / "run.json"
-    pred_path = run_dir / "predictions.parquet"
-    if not record_path.is_file():
-        raise ReportError(f"{record_path}: missing; the run folder is incomplete (re-run the system)")
-    if not pred_path.is_file():
-        raise ReportError(f"{pred_path}: missing; the run folder is incomplete (re-run the system)")
+    notes: list[str] = []
     try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{record_path}: not valid JSON ({exc})") from exc
-    if not isinstance(record, dict):
-        raise ReportError(f"{record_path}: expected a JSON object")
-    status = record.get("status", "complete")
-    if status != "complete":
-        raise ReportError(f"{record_path}: status is {status!r}, not 'complete'")
-    try:
-        predictions = pd.read_parquet(pred_path)
-    except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise ReportError(f"{pred_path}: cannot be read as Parquet ({exc})") from exc
-    missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
-    if missing:
-        raise ReportError(f"{pred_path}: missing column(s) {missing}; expected {list(PREDICTION_COLUMNS)}")
-    if predictions.empty:
-        raise ReportError(f"{pred_path}: no predictions")
-    predictions = predictions.copy()
-    # Folds are names (str) by contract; normalizing guards against int folds written by hand.
-    predictions["fold"] = predictions["fold"].astype(str)
-    for col in ("true", "predicted", "utterance_id"):
-        predictions[col] = predictions[col].astype(str)
-    if predictions["utterance_id"].duplicated().any():
-        dup = predictions.loc[predictions["utterance_id"].duplicated(), "utterance_id"].iloc[0]
-        raise ReportError(f"{pred_path}: utterance {dup!r} predicted more than once")
-    metrics = summarize(predictions)
-    run_id = str(record.get("run_id") or run_dir.name)
+        run = read_run(run_dir, warnings=notes)
+    except StoreError as exc:
+        raise ReportError(str(exc)) from exc
+    if run.status != "complete":
+        raise ReportError(f"{run_dir / 'run.json'}: status is {run.status!r}, not 'complete'")
+    record = run.record
     spec = parse_system(system, record)
+    run.spec = spec
     if warnings is not None:
-        warnings.extend(_compare_stored(record, metrics, f"{system}/{run_id}"))
+        where = f"{system}/{run.run_id}"
+        warnings.extend(f"{where}: {n.split(': ', 1)[-1]}" for n in notes)
         if corpus and record.get("corpus") not in (None, corpus):
-            warnings.append(f"{system}/{run_id}: run.json says corpus {record.get('corpus')!r} "
-                            f"but it lies under {corpus!r}")
+            warnings.append(f"{where}: run.json says corpus {record.get('corpus')!r} but it lies under {corpus!r}")
         if record.get("system") not in (None, system):
-            warnings.append(f"{system}/{run_id}: run.json says system {record.get('system')!r} "
-                            f"but it lies under {system!r}")
+            warnings.append(f"{where}: run.json says system {record.get('system')!r} but it lies under {system!r}")
         collapsed = [str(f.get("fold")) for f in record.get("folds") or []
                      if isinstance(f, dict) and (f.get("timings") or {}).get("cnn_collapsed")]
         if collapsed:
-            warnings.append(f"{system}/{run_id}: the CNN stayed at chance loss (collapsed to one class) in "
-                            f"fold(s) {', '.join(collapsed)}; those folds measure a failed training, not the model")
+            warnings.append(f"{where}: the CNN stayed at chance loss (collapsed to one class) in fold(s) "
+                            f"{', '.join(collapsed)}; those folds measure a failed training, not the model")
+        for w in record.get("warnings") or []:
+            warnings.append(f"{where}: {w}")
         if spec.kind == "baseline" and spec.speaker_norm != system.endswith("-spknorm"):
-            warnings.append(f"{system}/{run_id}: run.json says speaker_norm={spec.speaker_norm} but the system "
-                            "name says otherwise; the tables follow run.json")
-    labels = [str(x) for x in record.get("labels") or []]
-    seen = sorted(set(predictions["true"]) | set(predictions["predicted"]))
-    labels = labels + [x for x in seen if x not in labels]
-    return RunResult(spec=spec, run_id=run_id, path=run_dir, record=record,
-                     predictions=predictions, metrics=metrics, labels=labels)
+            warnings.append(f"{where}: run.json says speaker_norm={spec.speaker_norm} but the system name says "
+                            "otherwise; the tables follow run.json")
+    return run
 
 
-def _compare_stored(record: dict, metrics: dict, where: str) -> list[str]:
-    stored = record.get("metrics") or {}
-    out = []
-    for key in ("wa", "ua"):
-        value = stored.get(key)
-        if isinstance(value, (int, float)) and not math.isclose(value, metrics[key], abs_tol=_METRIC_TOLERANCE):
-            out.append(f"{where}: run.json {key}={value:.4f} disagrees with the predictions "
-                       f"({metrics[key]:.4f}); the tables use the recomputed value")
-    return out
+def check_corpus_name(corpus: str) -> str:
+    """A corpus name as a folder of the store: no path separators, not hidden, not empty."""
+    if not corpus or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", corpus) or ".." in corpus:
+        raise ReportError(f"--corpus {corpus!r}: not a corpus name (letters, digits, '_', '-', '.'; no path); "
+                          "see `serbench corpora`")
+    return corpus

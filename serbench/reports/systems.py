@@ -1,4 +1,4 @@
-"""The systems table (issue 6): the other papers' systems next to CNN+SRU and the best SVM baseline.
+"""The systems table: the other papers' systems next to CNN+SRU and the best SVM baseline.
 
 Every measured number is recomputed from stored predictions. The only literal numbers
 here are what each system's own paper reports, kept in :data:`SYSTEMS_REPORTED` with the
@@ -16,8 +16,13 @@ from serbench.reports.tables import (
     _metric_cells, _metric_columns, _p, _sig_rows, _values_row, best_run, deep_runs, paper_best_segments,
 )
 
-#: The systems of issue 6, in the order their papers build on each other.
-SYSTEM_MODELS = ("crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att")
+
+
+def system_models() -> list[str]:
+    """The registered systems of the systems table, in their registry order (the papers' order)."""
+    from serbench.systems import registry
+
+    return registry.names(table="systems")
 
 # What each paper reports, from the abstracts in ../shared/papers/ (percent; None = not given).
 # "corpus" is where the figure was measured; the abstracts give no per-corpus protocol details.
@@ -53,9 +58,10 @@ def reference_run(col: Collection) -> tuple[RunResult | None, str]:
 
 
 def system_runs(col: Collection) -> list[RunResult]:
-    """Runs of the issue-6 systems and of any other unsegmented deep model, in a stable order."""
-    order = {m: i for i, m in enumerate(SYSTEM_MODELS)}
-    found = [r for r in col.runs.values() if r.spec.kind == "deep" and r.spec.segments is None]
+    """Runs of the systems-table systems and of any other unsegmented deep model, in a stable order."""
+    order = {m: i for i, m in enumerate(system_models())}
+    found = [r for r in col.runs.values()
+             if r.spec.kind == "deep" and (r.spec.table == "systems" or r.spec.segments is None)]
     return sorted(found, key=lambda r: (order.get(r.spec.model or "", len(order)), r.spec.speaker_norm, r.system))
 
 
@@ -111,7 +117,7 @@ def _versus_cells(run: RunResult | None, ref: RunResult | None) -> list[str]:
 
 
 def systems_table(col: Collection) -> Table:
-    """Each issue-6 system, CNN+SRU (reference) and the best SVM baseline, with tests against CNN+SRU."""
+    """Each seed-paper system, CNN+SRU (reference) and the best SVM baseline, with tests against CNN+SRU."""
     corpus = col.corpus
     ref, ref_note = reference_run(col)
     rows: list[list[str]] = []
@@ -124,12 +130,13 @@ def systems_table(col: Collection) -> Table:
 
     add("CNN+SRU (Jiang et al.)", "cnn-sru", ref, ref.system if ref else "cnn-sru-N?")
     present = system_runs(col)
-    for model in SYSTEM_MODELS:          # the papers' order; a system without a run is a 'missing' row
+    models = system_models()
+    for model in models:          # the papers' order; a system without a run is a 'missing' row
         runs = [r for r in present if r.spec.model == model]
         for run in runs or [None]:
             add(model, model, run, run.system if run else model)
     for run in present:
-        if run.spec.model not in SYSTEM_MODELS:
+        if run.spec.model not in models:
             add(run.spec.model or run.system, run.spec.model, run, run.system)
     svm = best_baseline(col)
     add("best SVM baseline (no speaker norm)", None, svm, svm.system if svm else "SVM baseline")
@@ -147,14 +154,14 @@ def systems_table(col: Collection) -> Table:
 
 
 def systems_significance(col: Collection) -> Table:
-    """All paired tests of each issue-6 system against the CNN+SRU reference."""
+    """All paired tests of each seed-paper system against the CNN+SRU reference."""
     ref, ref_note = reference_run(col)
     rows: list[list[str]] = []
     runs = system_runs(col)
     present = {r.spec.model for r in runs}
     for run in runs:
         rows += _sig_rows(run.system, ref.system if ref else "cnn-sru", run, ref)
-    for model in SYSTEM_MODELS:
+    for model in system_models():
         if model not in present:
             rows += _sig_rows(model, ref.system if ref else "cnn-sru", None, ref)
     notes = SIGNIFICANCE_NOTES + [LEGEND_MISSING, f"B = {ref_note}."]

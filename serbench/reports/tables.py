@@ -59,9 +59,11 @@ PAPER_REPORTED: dict[tuple[str, str, str], dict[str, object]] = {
     ("casia", "V", "Ours"): {"wa": 51.3, "ua": 51.3},
 }
 
-PAPER_FEATURES = ("PLP", "MFCC", "HuWSF", "IS09", "IS10")
+from serbench.features.registry import PAPER_SETS as PAPER_FEATURES  # noqa: E402  (the paper's Table V rows)
+
+from serbench.systems.builtin.cnn_sru import PAPER_SEGMENTS  # noqa: E402
+
 DEFAULT_CLASSIFIER = "svm-linear"
-PAPER_SEGMENTS = (1, 2, 3, 4, 5)
 # Our model names for the paper's: the cascade and the two ablations of Table III.
 PAPER_MODELS = {"cnn-sru": "CNN+SRU", "cnn": "CNN", "sru": "SRU"}
 

@@ -1,0 +1,443 @@
+"""CNN+SRU (Jiang et al.) and the two ablations of its Table III: ``cnn`` and ``sru``.
+
+Per fold, on the training speakers only: fit the input normalization, fine-tune the
+segment CNN (stage 1; each segment carries its utterance's label), freeze it and train the
+SRU on the FC7 features of the N segments (stage 2); then predict the held-out speaker.
+Each stage checkpoints every epoch (``<run>.partial/checkpoints/<fold>/``): a killed run,
+re-run with the same command, skips finished folds and continues the interrupted stage,
+bit-identically on CPU.
+
+* ``cnn-sru``: the cascade; stored as ``cnn-sru-N<segments>``. ``--set sru_crossfit=K``
+  (not in the paper) trains K CNNs on K speaker groups of the fold and SRU k on the FC7 of
+  the group CNN k never saw; the test decision averages the K SRUs (``cnn-sru-xfitK-N*``).
+* ``cnn``: stage 1 alone; an utterance's decision is the mean of its segments' softmax.
+* ``sru``: stage 2 alone on low-level features: per segment the mean and standard deviation
+  over time of the 3 x 60 log-mel channels, a ``(N, 360)`` sequence per utterance.
+
+Models and training loops are in :mod:`serbench.deep` (AlexNet, SRU, the epoch loop).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from serbench.systems import deep_runtime as R
+from serbench.systems.base import System, SystemOptionError, checkpoint
+from serbench.systems.naming import Naming, flag, number
+from serbench.systems.registry import register
+from serbench.systems.settings import (
+    AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Interval, Options, Settings, setting,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from serbench.experiments.dataset import Dataset, FoldOutput
+    from serbench.experiments.harness import FoldContext
+
+FROM_SCRATCH = "from scratch"
+#: The paper's segment counts (Tables I and II).
+PAPER_SEGMENTS: tuple[int, ...] = (1, 2, 3, 4, 5)
+CNN_OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class CascadeSettings(Settings):
+    """All settings of CNN+SRU and its ablations. ``cnn_*`` = stage 1 (segment CNN), ``sru_*`` = stage 2."""
+
+    segments: int | None = setting(None, "segments per utterance N (the paper: 1..5)", check=Interval(1, 20),
+                                   flag="--segments")
+    image_size: int = setting(227, "segments resized (bilinear) to image_size x image_size", check=Interval(63, None))
+    cnn_width: float = setting(1.0, "AlexNet width multiplier (1 = AlexNet; ImageNet weights need 1)", check=POSITIVE)
+    cnn_epochs: int = setting(400, "stage 1 epochs (upper bound with early stopping)", check=AT_LEAST_ONE)
+    cnn_batch: int = setting(30, "stage 1 batch size (segments)", check=AT_LEAST_ONE)
+    cnn_lr: float = setting(0.001, "stage 1 learning rate", check=POSITIVE)
+    cnn_optimizer: str = setting("sgd", "the paper's sgd, or adam (not in the paper)", check=Options(*CNN_OPTIMIZERS))
+    cnn_momentum: float = setting(0.9, "sgd momentum (not stated in the paper; plain SGD at 1e-3 barely moves "
+                                       "from scratch)", check=Interval(0, 1, "left"))
+    cnn_weight_decay: float = setting(0.0, "stage 1 weight decay", check=NON_NEGATIVE)
+    dropout: float = setting(0.5, "dropout of FC6/FC7", check=FRACTION)
+    sru_hidden: int = setting(4096, "SRU hidden size", check=AT_LEAST_ONE)
+    sru_epochs: int = setting(100, "stage 2 epochs (upper bound with early stopping)", check=AT_LEAST_ONE)
+    sru_batch: int = setting(30, "stage 2 batch size (utterances)", check=AT_LEAST_ONE)
+    sru_lr: float = setting(0.001, "stage 2 Adam learning rate", check=POSITIVE)
+    sru_init_std: float = setting(0.01, "SRU initial weight std ('the weight and bias are set as 0.01 and 0.1')",
+                                  check=POSITIVE)
+    sru_init_bias: float = setting(0.1, "SRU initial gate bias", check=Interval())
+    sru_pool: str = setting("last", "'last' hidden state (the paper's utterance output) or 'mean'",
+                            check=Options("last", "mean"))
+    sru_crossfit: int = setting(0, "0: the paper (SRU on the FC7 of the CNN's own training utterances); K >= 2: "
+                                   "cross-fitted over K training-speaker groups (cnn-sru only)", check=NON_NEGATIVE)
+    val_fraction: float = setting(0.0, "share of TRAINING utterances held out for early stopping (0 = off)",
+                                  check=Interval(0, 0.5, "left"))
+    patience: int = setting(20, "epochs without validation improvement before stopping", check=AT_LEAST_ONE)
+    amp: bool = setting(True, "mixed precision; only ever used on CUDA")
+
+    PROFILES = {
+        # Jiang et al.: SGD lr 1e-3, dropout 0.5, <= 400 epochs, batch 30, 227x227; SRU Adam lr 1e-3,
+        # hidden 4096, <= 100 epochs, batch 30. "Up to" -> early stopping on 10 % of the training
+        # utterances (training speakers only).
+        "paper": {"val_fraction": 0.1, "patience": 30},
+        # 2-core CPU. A segment holds 60 mel bands x ~20-60 frames, so 64 x 64 keeps about its native
+        # resolution (227 only upsamples); quarter-width AlexNet (FC7 = 1024) is ~5x cheaper per segment
+        # than half width. Fixed epochs, no early stopping. cnn_lr 0.002: 0.005 (with momentum 0.9, from
+        # scratch) collapsed to a constant output on CASIA at N = 4 for two seeds (training loss stuck at
+        # ln 6 from epoch 2), 0.002 and 0.001 did not.
+        "fast": {"image_size": 64, "cnn_width": 0.25, "cnn_epochs": 30, "cnn_lr": 0.002, "sru_hidden": 512,
+                 "sru_epochs": 30, "val_fraction": 0.0},
+        # Seconds per fold; 4 epochs at lr 0.003 is what the demo corpus needs to learn (2 epochs at 0.01
+        # stayed near chance: 34 % UA, one fold collapsed; this: 63 %).
+        "tiny": {"image_size": 67, "cnn_width": 0.125, "cnn_epochs": 4, "cnn_batch": 16, "cnn_lr": 0.003,
+                 "sru_hidden": 32, "sru_epochs": 3, "sru_batch": 16, "val_fraction": 0.0},
+    }
+
+    def check(self) -> None:
+        if self.segments is None:
+            raise self.bad("segments", "give the number of segments N, from 1 to 5 (the paper's range)")
+        if self.sru_crossfit == 1:
+            raise self.bad("sru_crossfit", "0 (off, the paper) or K >= 2 speaker groups")
+
+
+@dataclass(frozen=True)
+class CNNSettings(CascadeSettings):
+    """Settings of the systems with a CNN: ImageNet weights may be given."""
+
+    pretrained: str | None = setting(None, "local torchvision-named AlexNet state dict (ImageNet); none: the CNN "
+                                           "trains from scratch", flag="--pretrained")
+
+    def check(self) -> None:
+        super().check()
+        if self.pretrained is not None:
+            from pathlib import Path
+
+            if not Path(self.pretrained).expanduser().is_file():
+                raise self.bad("pretrained", "no such file; give a local AlexNet state dict or leave it out to "
+                                             "train from scratch")
+
+
+@dataclass
+class CascadeModel:
+    """A fold's fitted stages: K (CNN, normalizer) pairs and their SRU heads (K = 1 but cross-fitted)."""
+
+    cnns: list = field(default_factory=list)
+    heads: list = field(default_factory=list)
+    sru_norm: Any = None
+    info: dict = field(default_factory=dict)
+
+
+class _Cascade(System):
+    """Shared machinery of cnn-sru, cnn and sru."""
+
+    kind = "deep"
+    inputs = "melseg"
+    table = "cnn-sru"
+    settings_class = CascadeSettings
+    naming = Naming(suffix=(number("segments", "N"), flag("speaker_norm", "spknorm")))
+    paper = "Jiang et al., speech emotion recognition with a deep CNN and a Simple Recurrent Unit"
+    uses_cnn = True
+    uses_sru = True
+
+    # ---------------------------------------------------------------- description
+    def describe(self, s: CascadeSettings) -> dict:
+        pretrained = getattr(s, "pretrained", None)
+        return {
+            "model": self.name, "segments": s.segments,
+            "pretrained": (str(_resolve(pretrained)) if pretrained else FROM_SCRATCH) if self.uses_cnn else None,
+            "cnn_decision": "mean of segment softmax probabilities" if self.name == "cnn" else None,
+            "sru_input": self._sru_input(s),
+            "sru_pool": s.sru_pool if self.uses_sru else None,
+            "normalization": "per-channel mean/std of the training fold's inputs",
+            "early_stopping": (f"best validation loss on {s.val_fraction:.0%} of the training utterances, "
+                               f"patience {s.patience}") if s.val_fraction > 0 else "off (fixed epochs)",
+            "note": self.note(s),
+        }
+
+    def _sru_input(self, s: CascadeSettings) -> str | None:
+        return None
+
+    def note(self, s: CascadeSettings) -> str:
+        pretrained = getattr(s, "pretrained", None)
+        if not self.uses_cnn:
+            return "no CNN (SRU on low-level log-mel statistics)"
+        return f"CNN fine-tuned from {_resolve(pretrained)}" if pretrained else "CNN trained from scratch"
+
+    def summarize(self, fold_timings: dict[str, dict]) -> dict:
+        import numpy as np
+
+        rates = [t["cnn_segments_per_s"] for t in fold_timings.values() if t.get("cnn_segments_per_s")]
+        return {"cnn_train_segments_per_s": float(np.mean(rates)) if rates else None,
+                "cnn_collapsed_folds": sorted(k for k, t in fold_timings.items() if t.get("cnn_collapsed"))}
+
+    # ---------------------------------------------------------------- training
+    def fit(self, data: Dataset, rows: np.ndarray, s: CascadeSettings, ctx: FoldContext) -> CascadeModel:
+        from serbench.experiments.protocol import holdout_split, stage_seed
+
+        rt = R.Runtime.of(ctx, s.amp)
+        fit, val = holdout_split(rows, data.y, s.val_fraction, stage_seed(ctx.seed, ctx.fold, "val"))
+        timing: dict = {"n_train": int(len(rows)), "n_fit": int(len(fit)), "n_val": int(len(val))}
+        model = CascadeModel(info={"timings": timing, "curves": {}})
+        self._fit(model, data, fit, val, s, ctx, rt)
+        timing["device"] = str(rt.device)
+        timing["torch_threads"] = rt.threads
+        return model
+
+    def _fit(self, model: CascadeModel, data: Dataset, fit: np.ndarray, val: np.ndarray, s: CascadeSettings,
+             ctx: FoldContext, rt: "R.Runtime") -> None:
+        raise NotImplementedError
+
+    def _fit_cnn(self, model: CascadeModel, data: Dataset, utts: np.ndarray, val: np.ndarray, s: CascadeSettings,
+                 ctx: FoldContext, rt: "R.Runtime", stage: str) -> tuple[Any, Any]:
+        """Stage 1 on the segments of ``utts`` (early stopping on ``val``): (cnn, normalizer)."""
+        import torch
+
+        from serbench.deep import data as D
+        from serbench.deep.alexnet import load_pretrained
+        from serbench.experiments.protocol import stage_seed
+        from serbench.deep.models import build_cnn
+        from serbench.deep.train import StageConfig, epoch_logger, stuck_at_chance, train_stage
+
+        images = R.segment_images(data, s, rt)
+        n = s.segments
+        rows_fit, rows_val = R.segment_rows(utts, n), R.segment_rows(val, n)
+        norm = D.Normalizer.fit(images[rows_fit.to(images.device)])       # training segments only
+        seed = stage_seed(ctx.seed, ctx.fold, stage)
+        torch.manual_seed(seed)
+        cnn = build_cnn(data.n_classes, width=s.cnn_width, dropout=s.dropout)
+        pretrained = getattr(s, "pretrained", None)
+        if pretrained:
+            load_pretrained(cnn, _resolve(pretrained), num_classes=data.n_classes)
+        cnn.to(rt.device)
+        cfg = StageConfig(stage, s.cnn_epochs, s.cnn_batch, seed=seed, patience=s.patience,
+                          optimizer=lambda p: cnn_optimizer(p, s))
+        y = torch.as_tensor(data.y, dtype=torch.long)
+        ys_fit = y[utts].repeat_interleave(n)                          # each segment: its utterance's label
+        val_data = (images[rows_val.to(images.device)], y[val].repeat_interleave(n)) if len(val) else None
+        res = train_stage(cnn, images[rows_fit.to(images.device)], ys_fit, cfg, device=rt.device, transform=norm,
+                          checkpoint=checkpoint(ctx, stage), amp=rt.amp, val=val_data,
+                          on_epoch=epoch_logger(ctx.say, R.hook(ctx), "segments"))
+        timing = model.info["timings"]
+        collapsed = stuck_at_chance(res.history, data.n_classes)
+        if collapsed:
+            ctx.say(f"WARNING: {collapsed}; this fold's CNN predicts (nearly) one class. Lower cnn_lr "
+                    "(--set cnn_lr=...) and re-run with --no-resume")
+        timing["cnn_collapsed"] = "; ".join(filter(None, [timing.get("cnn_collapsed"), collapsed])) or None
+        timing["cnn_final_loss"] = res.history[-1]["loss"] if res.history else None
+        timing["cnn_resumed_from"] = res.resumed_from
+        for key, value in (("cnn_epochs", res.epochs_run), ("cnn_train_s", res.train_s),
+                           ("cnn_segments", res.samples)):
+            timing[key] = (timing.get(key) or 0) + value   # summed over the K CNNs of a cross-fitted fold
+        timing["cnn_segments_per_s"] = (timing["cnn_segments"] / timing["cnn_train_s"]
+                                        if timing["cnn_segments"] and timing["cnn_train_s"] else None)
+        model.info["curves"][stage] = R.curve(res.history)
+        return cnn, norm
+
+    def _fit_head(self, model: CascadeModel, x_fit, y_fit, x_val, y_val, input_size: int, n_classes: int,
+                  s: CascadeSettings, ctx: FoldContext, rt: "R.Runtime", stage: str, transform) -> Any:
+        """Stage 2: an SRU classifier on ``(U, N, D)`` sequences."""
+        import torch
+
+        from serbench.experiments.protocol import stage_seed
+
+        from serbench.deep.models import SRUClassifier
+        from serbench.deep.train import StageConfig, epoch_logger, train_stage
+
+        seed = stage_seed(ctx.seed, ctx.fold, stage)
+        torch.manual_seed(seed)
+        head = SRUClassifier(input_size, n_classes, hidden=s.sru_hidden, pool=s.sru_pool,
+                             init_std=s.sru_init_std, init_bias=s.sru_init_bias).to(rt.device)
+        cfg = StageConfig(stage, s.sru_epochs, s.sru_batch, seed=seed, patience=s.patience,
+                          optimizer=lambda p: torch.optim.Adam(p, lr=s.sru_lr))
+        res = train_stage(head, x_fit, y_fit, cfg, device=rt.device, transform=transform,
+                          checkpoint=checkpoint(ctx, stage), amp=rt.amp,
+                          val=(x_val, y_val) if x_val is not None else None,
+                          on_epoch=epoch_logger(ctx.say, R.hook(ctx), "utterances"))
+        timing = model.info["timings"]
+        timing["sru_epochs"] = (timing.get("sru_epochs") or 0) + res.epochs_run
+        timing["sru_train_s"] = (timing.get("sru_train_s") or 0) + res.train_s
+        timing["sru_resumed_from"] = res.resumed_from
+        model.info["curves"][stage] = R.curve(res.history)
+        return head
+
+    def _fc7(self, model: CascadeModel, cnn, norm, data: Dataset, utts: np.ndarray, s: CascadeSettings,
+             rt: "R.Runtime"):
+        """``(U, N, fc_dim)`` FC7 features of ``utts`` (CNN frozen, eval mode)."""
+        from serbench.deep.train import extract_fc7
+
+        images = R.segment_images(data, s, rt)
+        for p in cnn.parameters():
+            p.requires_grad_(False)
+        t0 = time.perf_counter()
+        feats = extract_fc7(cnn, images[R.segment_rows(utts, s.segments).to(images.device)], batch=s.cnn_batch * 4,
+                            device=rt.device, transform=norm, amp=rt.amp)
+        timing = model.info["timings"]
+        timing["fc7_s"] = (timing.get("fc7_s") or 0) + time.perf_counter() - t0
+        return feats.reshape(len(utts), s.segments, -1)
+
+    def _sru_on_fc7(self, model: CascadeModel, cnn, norm, data: Dataset, utts: np.ndarray, val: np.ndarray,
+                    s: CascadeSettings, ctx: FoldContext, rt: "R.Runtime", stage: str) -> Any:
+        import torch
+
+        y = torch.as_tensor(data.y, dtype=torch.long)
+        x_fit = self._fc7(model, cnn, norm, data, utts, s, rt)
+        x_val = self._fc7(model, cnn, norm, data, val, s, rt) if len(val) else None
+        return self._fit_head(model, x_fit, y[utts], x_val, y[val], x_fit.shape[-1], data.n_classes, s, ctx, rt,
+                              stage, transform=lambda x: x)
+
+    # ---------------------------------------------------------------- prediction
+    def predict(self, model: CascadeModel, data: Dataset, rows: np.ndarray, s: CascadeSettings,
+                ctx: FoldContext) -> FoldOutput:
+        import torch
+
+        from serbench.experiments.dataset import FoldOutput
+
+        rt = R.Runtime.of(ctx, s.amp)
+        probs = []
+        for (cnn, norm), head in zip(model.cnns, model.heads):
+            feats = self._fc7(model, cnn, norm, data, rows, s, rt)
+            probs.append(_softmax(head, feats, s, rt))
+        return FoldOutput(torch.stack(probs).mean(0).double().cpu().numpy())
+
+
+def _softmax(head, x, s: CascadeSettings, rt: "R.Runtime", transform=None):
+    import torch
+
+    from serbench.deep.train import predict_logits
+
+    logits = predict_logits(head, x, batch=s.sru_batch * 4, device=rt.device,
+                            transform=transform or (lambda v: v), amp=rt.amp)
+    return torch.softmax(logits, dim=-1)
+
+
+def cnn_optimizer(params, s: CascadeSettings):
+    """Stage 1's optimizer: the paper's SGD (with ``cnn_momentum``) or Adam (``cnn_optimizer=adam``)."""
+    import torch
+
+    if s.cnn_optimizer == "adam":
+        return torch.optim.Adam(params, lr=s.cnn_lr, weight_decay=s.cnn_weight_decay)
+    return torch.optim.SGD(params, lr=s.cnn_lr, momentum=s.cnn_momentum, weight_decay=s.cnn_weight_decay)
+
+
+def _resolve(path: str):
+    from pathlib import Path
+
+    return Path(path).expanduser().resolve()
+
+
+@register
+class CNNSRU(_Cascade):
+    name = "cnn-sru"
+    order = 20
+    summary = "CNN (AlexNet) on N log-mel segments + SRU over their FC7 features (Jiang et al.)"
+    settings_class = CNNSettings
+    naming = Naming(suffix=(number("sru_crossfit", "xfit", omit=0), number("segments", "N"),
+                            flag("speaker_norm", "spknorm")))
+
+    def _sru_input(self, s: CascadeSettings) -> str:
+        k = s.sru_crossfit
+        return "FC7 features of the N segments (CNN frozen)" + (
+            f"; cross-fitted over {k} groups of training speakers: SRU k learns from group k's FC7 under CNN k, "
+            f"trained on the other groups; test = mean of the {k} SRUs' probabilities" if k else "")
+
+    def check_data(self, data: Dataset, s: CascadeSettings) -> None:
+        import numpy as np
+
+        k = s.sru_crossfit
+        if k:
+            n_spk = len(np.unique(data.speakers))
+            if n_spk - 1 < k:   # a LOSO fold trains on all speakers but one
+                raise SystemOptionError(f"--set sru_crossfit={k} needs at least {k} training speakers per fold; "
+                                        f"{data.corpus} has {n_spk} speakers (use sru_crossfit=0 or a smaller K)")
+
+    def _fit(self, model, data, fit, val, s, ctx, rt) -> None:
+        if not s.sru_crossfit:
+            # The paper: the SRU learns from the FC7 of the same utterances the CNN was trained on.
+            cnn, norm = self._fit_cnn(model, data, fit, val, s, ctx, rt, "cnn")
+            model.cnns.append((cnn, norm))
+            model.heads.append(self._sru_on_fc7(model, cnn, norm, data, fit, val, s, ctx, rt, "sru"))
+            return
+        # Cross-fitted stage 2 (not in the paper): K speaker groups of the fit utterances; CNN k trains on
+        # the other groups, SRU k on group k's FC7 from CNN k (features of utterances that CNN never saw,
+        # like the test ones); the test decision averages the K SRUs.
+        from sklearn.model_selection import GroupKFold
+
+        k = s.sru_crossfit
+        speakers = data.speakers[fit]
+        if len(set(speakers)) < k:
+            raise SystemOptionError(f"--set sru_crossfit={k} needs at least {k} training speakers; fold {ctx.fold} "
+                                    f"has {len(set(speakers))} (use --set sru_crossfit=0 or a smaller K)")
+        for i, (cnn_idx, sru_idx) in enumerate(GroupKFold(n_splits=k).split(fit, groups=speakers)):
+            cnn, norm = self._fit_cnn(model, data, fit[cnn_idx], val, s, ctx, rt, f"cnn{i}")
+            model.cnns.append((cnn, norm))
+            model.heads.append(self._sru_on_fc7(model, cnn, norm, data, fit[sru_idx], val, s, ctx, rt, f"sru{i}"))
+        model.info["timings"]["sru_crossfit"] = k
+
+
+@register
+class CNNOnly(_Cascade):
+    name = "cnn"
+    order = 21
+    summary = "the CNN of CNN+SRU alone: mean of its segments' softmax (Table III ablation)"
+    settings_class = CNNSettings
+    uses_sru = False
+
+    def check_data(self, data: Dataset, s: CascadeSettings) -> None:
+        if s.sru_crossfit:
+            raise SystemOptionError(f"--set sru_crossfit={s.sru_crossfit}: only --model cnn-sru has an SRU on CNN "
+                                    "features")
+
+    def _fit(self, model, data, fit, val, s, ctx, rt) -> None:
+        model.cnns.append(self._fit_cnn(model, data, fit, val, s, ctx, rt, "cnn"))
+
+    def predict(self, model, data, rows, s, ctx) -> FoldOutput:
+        from serbench.deep.models import cnn_utterance_probs
+        from serbench.experiments.dataset import FoldOutput
+        from serbench.deep.train import predict_logits
+
+        rt = R.Runtime.of(ctx, s.amp)
+        images = R.segment_images(data, s, rt)
+        cnn, norm = model.cnns[0]
+        logits = predict_logits(cnn, images[R.segment_rows(rows, s.segments).to(images.device)],
+                                batch=s.cnn_batch * 4, device=rt.device, transform=norm, amp=rt.amp)
+        return FoldOutput(cnn_utterance_probs(logits, s.segments).double().cpu().numpy())
+
+
+@register
+class SRUOnly(_Cascade):
+    name = "sru"
+    order = 22
+    summary = "the SRU of CNN+SRU alone, on per-segment log-mel statistics (Table III ablation)"
+    settings_class = CascadeSettings
+    uses_cnn = False
+
+    def _sru_input(self, s: CascadeSettings) -> str:
+        return "per-segment mean and std of the 3x60 log-mel frames (360-d)"
+
+    def check_data(self, data: Dataset, s: CascadeSettings) -> None:
+        if s.sru_crossfit:
+            raise SystemOptionError(f"--set sru_crossfit={s.sru_crossfit}: only --model cnn-sru has an SRU on CNN "
+                                    "features")
+
+    def _fit(self, model, data, fit, val, s, ctx, rt) -> None:
+        import torch
+
+        from serbench.deep import data as D
+
+        seqs = R.lowlevel(data, s, rt)
+        model.sru_norm = D.Normalizer.fit_last(seqs[torch.as_tensor(fit, device=seqs.device)])
+        y = torch.as_tensor(data.y, dtype=torch.long)
+        sel = (lambda idx: seqs[torch.as_tensor(idx, dtype=torch.long, device=seqs.device)])
+        model.heads.append(self._fit_head(model, sel(fit), y[fit], sel(val) if len(val) else None, y[val],
+                                          seqs.shape[-1], data.n_classes, s, ctx, rt, "sru",
+                                          transform=model.sru_norm))
+
+    def predict(self, model, data, rows, s, ctx) -> FoldOutput:
+        import torch
+
+        from serbench.experiments.dataset import FoldOutput
+
+        rt = R.Runtime.of(ctx, s.amp)
+        seqs = R.lowlevel(data, s, rt)
+        x = seqs[torch.as_tensor(rows, dtype=torch.long, device=seqs.device)]
+        probs = _softmax(model.heads[0], x, s, rt, transform=model.sru_norm)
+        return FoldOutput(probs.double().cpu().numpy())

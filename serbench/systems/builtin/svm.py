@@ -1,0 +1,168 @@
+"""The SVM baselines of the paper's Table V: standardize + SVM on a functional feature set.
+
+Stored as ``<feature>-<classifier>`` (``IS10-svm-linear``), ``-spknorm`` with per-speaker
+normalization, ``-balanced`` with balanced class weights (not the paper's).
+
+Per outer fold, on the training speakers only (:func:`serbench.baselines.svm.select_model`):
+the scaler and every hyper-parameter are chosen by an inner CV that holds out whole
+training speakers, scoring UA; the winner is refit on all training rows; the test
+speaker's rows are only ever passed to ``predict`` / ``decision_function``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from serbench.systems.base import System, SystemOptionError
+from serbench.systems.naming import Naming, flag, text, word
+from serbench.systems.registry import register
+from serbench.systems.settings import Options, Settings, setting
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from serbench.experiments.dataset import Dataset, FoldOutput
+    from serbench.experiments.harness import FoldContext
+
+CLASS_WEIGHTS: tuple[str, ...] = ("none", "balanced")
+
+
+@dataclass(frozen=True)
+class SVMSettings(Settings):
+    """Settings of the SVM baselines (the grids themselves are in :mod:`serbench.baselines.svm`)."""
+
+    feature: str | None = setting(None, "functional feature set the SVM reads", flag="--feature")
+    class_weight: str = setting("none", "'balanced' weights classes by inverse frequency (not the paper's)",
+                                check=Options(*CLASS_WEIGHTS), flag="--class-weight")
+
+    def check(self) -> None:
+        if self.feature == "melseg":
+            raise self.bad("feature", "melseg is the log-mel the deep systems read, not a functional set; "
+                                      "run it with `serbench deep --corpus C --root DIR --model cnn-sru --segments N`")
+
+
+def functional_sets() -> list[str]:
+    """The feature sets an SVM can read: every registered set of one vector per utterance."""
+    from serbench.features.registry import Kind, list_feature_sets
+
+    return [fs.name for fs in list_feature_sets() if fs.kind == Kind.VECTOR]
+
+
+def canonical_feature(feature: str) -> str:
+    """'is10' -> 'IS10': the feature registry's spelling; unknown names pass through unchanged
+    (the feature loader rejects them, naming the known sets)."""
+    from serbench.features.registry import FeatureSetError, get_feature_set
+
+    try:
+        return get_feature_set(feature).name
+    except FeatureSetError:
+        return str(feature)
+
+
+@dataclass
+class FittedSVM:
+    """A fold's fitted model selection (refit on all training rows) and what to record about it."""
+
+    search: Any
+    info: dict
+
+
+class SVMBaseline(System):
+    """Standardize + SVC with hyper-parameters from a speaker-grouped inner CV."""
+
+    kind = "baseline"
+    inputs = "features"
+    table = "features"
+    settings_class = SVMSettings
+    naming = Naming(prefix=(text("feature"),),
+                    suffix=(flag("speaker_norm", "spknorm"), word("class_weight", CLASS_WEIGHTS, omit="none")))
+    paper = "Jiang et al., Table V (SVM on openSMILE and spectral functionals)"
+    classifier = ""
+
+    def settings(self, profile: str | None = None, overrides: dict | None = None) -> Settings:
+        overrides = dict(overrides or {})
+        if overrides.get("feature"):
+            overrides["feature"] = canonical_feature(overrides["feature"])
+        # The SVM has one recipe: a deep --profile given to a whole grid does not apply to it.
+        s = self.settings_class.build(None, overrides, system=self.name)
+        if s.feature is None:
+            raise SystemOptionError(f"{self.name} needs --feature: one of {', '.join(functional_sets())}")
+        return s
+
+    def describe(self, s: Settings) -> dict:
+        from serbench.baselines import svm
+        from serbench.experiments.inputs import NAN_POLICY
+        from serbench.experiments.protocol import MAX_INNER_SPLITS
+
+        return {"param_grid": svm.param_grid(self.name), "scoring": svm.SCORING, "classifier": self.name,
+                "inner_cv": "speaker-grouped over the fold's training speakers: LeaveOneGroupOut with at most "
+                            f"{MAX_INNER_SPLITS} speakers, else GroupKFold({MAX_INNER_SPLITS})",
+                "nan_policy": NAN_POLICY}
+
+    def check_data(self, data: Dataset, s: Settings) -> None:
+        from serbench.experiments.protocol import inner_cv
+
+        inner_cv(data.speakers)  # at least 2 speakers for the inner CV, or a message naming the problem
+
+    def fit(self, data: Dataset, rows: np.ndarray, s: Settings, ctx: FoldContext) -> FittedSVM:
+        import numpy as np
+
+        from serbench.baselines import svm
+
+        X = data.inputs[rows]
+        speakers = data.speakers[rows]
+        t0 = time.perf_counter()
+        search = svm.select_model(X, data.true_labels(rows), speakers, classifier=self.name, seed=int(ctx.seed),
+                                  class_weight=None if s.class_weight == "none" else s.class_weight,
+                                  jobs=int(ctx.threads or 1))
+        fit_s = time.perf_counter() - t0
+        refit_s = float(search.refit_time_)
+        return FittedSVM(search, {
+            "best_params": {str(k): v for k, v in search.best_params_.items()},
+            "inner_cv_ua": float(search.best_score_),
+            "inner_cv": type(search.cv).__name__,
+            "n_inner_splits": int(search.n_splits_),
+            "n_train": int(len(rows)),
+            "n_train_speakers": int(len(np.unique(speakers))),
+            "timings": {"model_selection_s": fit_s - refit_s, "refit_s": refit_s},
+        })
+
+    def predict(self, model: FittedSVM, data: Dataset, rows: np.ndarray, s: Settings,
+                ctx: FoldContext) -> FoldOutput:
+        import numpy as np
+
+        from serbench.baselines import svm
+        from serbench.experiments.dataset import FoldOutput
+
+        X = data.inputs[rows]
+        decided = np.asarray(model.search.predict(X)).astype(str)  # libsvm's one-vs-one vote
+        index = {lab: i for i, lab in enumerate(data.labels)}
+        scores = svm.decision_scores(model.search, X, data.labels)
+        return FoldOutput(scores, np.array([index[d] for d in decided], dtype=np.int64))
+
+    def summarize(self, fold_timings: dict[str, dict]) -> dict:
+        ms = float(sum(t.get("model_selection_s") or 0.0 for t in fold_timings.values()))
+        return {"model_selection_s": ms,
+                "refit_s": float(sum(t.get("refit_s") or 0.0 for t in fold_timings.values()))}
+
+
+@register
+class LinearSVM(SVMBaseline):
+    name = "svm-linear"
+    order = 10
+    summary = "linear SVM on standardized functionals (the paper's Table V)"
+
+
+@register
+class RBFSVM(SVMBaseline):
+    name = "svm-rbf"
+    order = 11
+    summary = "RBF SVM on standardized functionals"
+
+
+@register
+class LiblinearSVM(SVMBaseline):
+    name = "svm-liblinear"
+    order = 12
+    summary = "linear SVM by liblinear, for corpora too large for a kernel matrix (not the paper's solver)"

@@ -1,0 +1,207 @@
+"""Run a registered system on a corpus: build its plan, hand it to the harness, return the result.
+
+>>> from serbench.systems import run_system
+>>> res = run_system("svm-linear", "casia", "/data/casia", overrides={"feature": "IS10"})   # doctest: +SKIP
+>>> res = run_system("cnn-sru", "casia", "/data/casia", profile="fast",
+...                  overrides={"segments": 3}, workers=2)                                   # doctest: +SKIP
+>>> round(res.ua, 3), res.path                                                               # doctest: +SKIP
+
+:func:`prepare` does the client's part: settings (profile + ``--set``), the protocol's folds,
+the data from the feature cache (extracting what is missing), the run record's
+configuration and the warnings about the data; :func:`run_system` runs the plan on an
+executor through :func:`serbench.experiments.harness.run_plans`.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from serbench.executors import Executor, make_executor
+from serbench.experiments.dataset import Dataset
+from serbench.experiments.harness import RunPlan, run_plan
+from serbench.experiments.inputs import excluded_record, feature_dataset, melseg_dataset
+from serbench.experiments.protocol import Fold, Protocol, resolve_protocol
+from serbench.experiments.store import RunResult, RunStore
+from serbench.systems import registry
+from serbench.systems.base import System, SystemOptionError
+
+Log = Callable[[str], None]
+
+#: Options a grid gives every system; a system without such a setting ignores it, and says so.
+SHARED_OPTIONS = {"segments": "reads whole utterances", "pretrained": "has no ImageNet CNN"}
+
+
+class DataCache:
+    """Datasets loaded once per command and reused by every plan that reads the same inputs (a grid)."""
+
+    def __init__(self) -> None:
+        self._data: dict[tuple, tuple[Dataset, pd.DataFrame]] = {}
+
+    def get(self, key: tuple, load: Callable[[], tuple[Dataset, pd.DataFrame]]) -> tuple[Dataset, pd.DataFrame]:
+        if key not in self._data:
+            self._data[key] = load()
+        return self._data[key]
+
+
+def _split_options(system: System, overrides: Mapping[str, Any] | None, log: Log) -> dict:
+    fields = system.settings_class.fields()
+    out = {}
+    for key, value in (overrides or {}).items():
+        if key in SHARED_OPTIONS and key not in fields:
+            if value is not None:
+                log(f"--{key} {value} ignored: {system.name} {SHARED_OPTIONS[key]}")
+            continue
+        out[key] = value
+    return out
+
+
+def data_warnings(data: Dataset, folds: Sequence[Fold]) -> list[str]:
+    """What about the data makes results hard to read: rare classes, classes a fold never trains on, speakers
+    with one emotion. Each a line for the output, the run record and the tables' notes."""
+    out = []
+    counts = np.bincount(data.y, minlength=data.n_classes)
+    rare = [f"{data.labels[i]} ({counts[i]})" for i in range(data.n_classes) if counts[i] < 2]
+    if rare:
+        out.append(f"class(es) with a single utterance: {', '.join(rare)}; their recall is 0 or 1 and moves UA by "
+                   f"{100 / data.n_classes:.0f} points")
+    for fold in folds:
+        present = set(np.unique(data.y[np.asarray(fold.train)]).tolist())
+        missing = [data.labels[i] for i in range(data.n_classes) if i not in present]
+        if missing:
+            out.append(f"fold {fold.name}: class(es) {', '.join(missing)} absent from its training speakers, so "
+                       "they cannot be predicted there")
+    one = []
+    for spk in np.unique(data.speakers):
+        classes = np.unique(data.y[data.speakers == spk])
+        if len(classes) == 1:
+            one.append(f"{spk} ({data.labels[int(classes[0])]})")
+    if one:
+        out.append(f"speaker(s) with a single emotion: {', '.join(one)}; their fold's UA is that class's recall")
+    return out
+
+
+def _folds(protocol: Protocol, data: Dataset, corpus: str) -> list[Fold]:
+    frame = pd.DataFrame({"utterance_id": data.utterance_ids, protocol.column: data.groups})
+    return protocol.folds(frame, corpus)
+
+
+def default_command() -> str:
+    """The command line that started this process (recorded so a run can be reproduced)."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name in ("serbench", "__main__.py"):
+        argv[0] = "serbench"
+    return shlex.join(argv)
+
+
+def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = None,
+            overrides: Mapping[str, Any] | None = None, protocol: str | Protocol | None = None, seed: int = 0,
+            cache: str | Path | None = None, jobs: int = 1, emotions: Sequence[str] | None = None,
+            device: str = "auto", threads: int | None = None, command: str | None = None,
+            log: Log | None = None, data_cache: DataCache | None = None,
+            load_features: Callable | None = None) -> RunPlan:
+    """The :class:`~serbench.experiments.harness.RunPlan` of system ``name`` on ``corpus``.
+
+    ``profile`` picks the deep systems' settings (``paper`` / ``fast`` / ``tiny``; the SVMs have
+    one recipe); ``overrides`` are ``--set`` values and options such as ``feature``, ``segments``,
+    ``speaker_norm``, ``pretrained``. ``device`` ('auto' | 'cpu' | 'cuda') is resolved where a
+    fold runs; ``threads`` caps the CPU threads of each fold task. ``load_features`` replaces
+    :func:`serbench.features.load` (tests).
+    """
+    say = log or (lambda _m: None)
+    system = registry.get(name)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise SystemOptionError(f"--seed {seed!r}: give an integer")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise SystemOptionError(f"--threads {threads!r}: give a positive number of threads")
+    if str(device).lower() not in ("auto", "cpu") and not str(device).lower().startswith("cuda"):
+        raise SystemOptionError(f"--device {device!r}: choose auto, cpu or cuda")
+    s = system.settings(profile if system.kind == "deep" else None, _split_options(system, overrides, say))
+    proto = resolve_protocol(corpus, protocol)
+    emotions = list(emotions) if emotions else None
+    data_cache = data_cache or DataCache()
+    spk = bool(s.speaker_norm)
+    if system.inputs == "features":
+        feature = system.feature_set(s)
+        data, excluded = data_cache.get(
+            ("features", feature, spk, proto.name, tuple(emotions or ())),
+            lambda: feature_dataset(corpus, root, feature, protocol=proto, speaker_norm=spk, cache=cache, jobs=jobs,
+                                    emotions=emotions, load_features=load_features))
+    else:
+        data, excluded = data_cache.get(
+            ("melseg", spk, proto.name, tuple(emotions or ())),
+            lambda: melseg_dataset(corpus, root, protocol=proto, speaker_norm=spk, cache=cache, jobs=jobs,
+                                   emotions=emotions))
+    folds = _folds(proto, data, corpus)
+    system.check_data(data, s)
+    stored = system.stored_name(s)
+    warnings = data_warnings(data, folds)
+    for w in warnings:
+        say(f"WARNING: {w}")
+    if len(excluded):
+        say(f"{len(excluded)} utterance(s) without usable features are left out (listed in run.json 'excluded')")
+    description = system.describe(s)
+    config = {
+        "system_type": system.name, "kind": system.kind, "settings": s.as_dict(), "profile": s.profile,
+        "corpus": corpus, "root": str(root), "protocol": proto.name, "emotions": emotions, "seed": int(seed),
+        "speaker_norm": spk, "device": str(device) if system.kind == "deep" else None,
+        "inputs": {k: v for k, v in data.meta.items() if k != "load_s"}, **description,
+    }
+    if description.get("note"):
+        say(f"{stored} on {corpus}: {len(data)} utterances, {len(folds)} folds ({proto.name}); {description['note']}")
+    return RunPlan(corpus=corpus, system=stored, kind=system.kind, config=config,
+                   command=command or default_command(), seed=int(seed), data=data, folds=folds, task=system,
+                   payload=s, resources=system.resources(s, str(device)),
+                   extra={"excluded": excluded_record(excluded, data.meta.get("n_rows", len(data))),
+                          "warnings": warnings},
+                   device=str(device), threads=threads, summarize=system.summarize,
+                   load_s=float(data.meta.get("load_s") or 0.0))
+
+
+def run_system(name: str, corpus: str, root: str | Path, *, runs: str | Path | None = None, resume: bool = True,
+               executor: Executor | None = None, workers: int | None = None, scheduler: str | None = None,
+               on_epoch: Callable[[dict], None] | None = None, log: Log | None = None,
+               **prepare_kw: Any) -> RunResult:
+    """Run system ``name`` on ``corpus`` under its protocol into the results store; returns the stored result.
+
+    ``executor`` (or ``workers`` / ``scheduler``, see :func:`serbench.executors.make_executor`)
+    runs the folds; ``resume`` continues an interrupted run of the same configuration.
+    Other keywords go to :func:`prepare`.
+    """
+    plan = prepare(name, corpus, root, log=log, **prepare_kw)
+    own = executor is None
+    executor = executor or make_executor(workers, scheduler, threads=prepare_kw.get("threads"))
+    try:
+        return run_plan(plan, store=RunStore(runs), executor=executor, resume=resume, log=log, on_epoch=on_epoch)
+    finally:
+        if own:
+            executor.close()
+
+
+def run_baseline(corpus: str, root: str | Path, feature: str, *, classifier: str = "svm-linear",
+                 speaker_norm: bool = False, class_weight: str | None = None, **kw: Any) -> RunResult:
+    """An SVM baseline (``classifier`` on ``feature``): :func:`run_system` with the baseline's options."""
+    overrides = {"feature": feature, "speaker_norm": speaker_norm, "class_weight": class_weight or "none",
+                 **kw.pop("overrides", {})}
+    return run_system(classifier, corpus, root, overrides=overrides, **kw)
+
+
+def run_deep(corpus: str, root: str | Path, *, model: str = "cnn-sru", segments: int | None = None,
+             profile: str = "fast", pretrained: str | Path | None = None, speaker_norm: bool = False,
+             overrides: Mapping[str, Any] | None = None, **kw: Any) -> RunResult:
+    """A deep system: :func:`run_system` with ``segments``, ``pretrained`` and ``speaker_norm`` as options."""
+    opts: dict[str, Any] = dict(overrides or {})
+    if segments is not None:
+        opts["segments"] = segments
+    if pretrained is not None:
+        opts["pretrained"] = str(pretrained)
+    if speaker_norm:
+        opts["speaker_norm"] = True
+    return run_system(model, corpus, root, profile=profile, overrides=opts, **kw)
+
+
+__all__ = ["prepare", "run_system", "run_baseline", "run_deep", "DataCache", "data_warnings", "default_command"]
