@@ -22,7 +22,7 @@ import time
 from typing import Any, Sequence
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.metrics import balanced_accuracy_score
@@ -199,17 +199,18 @@ def kernel_grid_search(X: np.ndarray, y: Sequence, groups: Sequence, *, cv, kern
     search = KernelGridSearch(cv, scoring, param_grid)
     search.n_splits_ = cv.get_n_splits(X, y, groups)
 
-    with threadpool_limits(limits=int(jobs), user_api="blas"), \
-            Parallel(n_jobs=int(jobs), prefer="threads") as parallel:
+    n_jobs = effective_n_jobs(jobs)  # joblib's reading of jobs (-1: all cores), also for the BLAS threads
+    with threadpool_limits(limits=n_jobs, user_api="blas"), Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
         for s, (tr, val) in enumerate(splits):
             _, (X_tr, X_val) = _standardize(X, tr, val)
             km = TrainingKernel(kernel).fit(X_tr)
             base_tr, base_val = km.base(), km.base(X_val)
             K_tr = np.empty_like(base_tr) if kernel == "rbf" else base_tr
             K_val = np.empty_like(base_val) if kernel == "rbf" else base_val
+            scale = scale_gamma(X_tr) if "scale" in gammas else None
             for gamma in gammas:
                 if kernel == "rbf":
-                    g = scale_gamma(X_tr) if gamma == "scale" else float(gamma)
+                    g = scale if gamma == "scale" else float(gamma)
                     km.finish(base_tr, g, out=K_tr)
                     km.finish(base_val, g, out=K_val)
                 idx = [i for i, p in enumerate(candidates) if p.get("svc__gamma") == gamma]
