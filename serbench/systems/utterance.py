@@ -172,7 +172,7 @@ class UtteranceSystem(System):
                        "train_utterances": res.samples,
                        "train_utterances_per_s": res.samples_per_s if res.samples else None,
                        "epoch_s": [h["seconds"] for h in res.history], "device": str(rt.device),
-                       "torch_threads": rt.threads})
+                       "amp": rt.amp, "torch_threads": rt.threads})
         return UtteranceModel(net, plan.norm, {"timings": timing, "curves": {self.name: R.curve(res.history)}})
 
     def predict(self, model: UtteranceModel, data: Dataset, rows: np.ndarray, s: UtteranceSettings,

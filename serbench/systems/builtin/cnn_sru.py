@@ -179,6 +179,7 @@ class _Cascade(System):
         model = CascadeModel(info={"timings": timing, "curves": {}})
         self._fit(model, data, fit, val, s, ctx, rt)
         timing["device"] = str(rt.device)
+        timing["amp"] = rt.amp             # what ran: the amp setting only applies on CUDA
         timing["torch_threads"] = rt.threads
         return model
 
