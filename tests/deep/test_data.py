@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from serbench.deep.data import DeepDataError, speaker_normalize_mels
+from serbench.experiments.normalize import NormalizationError, normalize_mels_per_speaker
 
 
 def _mels(rng, n, mean, scale, t=(20, 35)):
@@ -13,7 +13,7 @@ def test_each_speaker_has_zero_mean_unit_std_over_its_frames():
     rng = np.random.default_rng(0)
     mels = _mels(rng, 3, 5.0, 2.0) + _mels(rng, 4, -3.0, 0.5)
     speakers = ["a"] * 3 + ["b"] * 4
-    out = speaker_normalize_mels(mels, speakers)
+    out = normalize_mels_per_speaker(mels, speakers)
     for spk in "ab":
         frames = np.concatenate([o for o, s in zip(out, speakers) if s == spk], axis=-1)
         np.testing.assert_allclose(frames.mean(axis=-1), 0.0, atol=1e-5)
@@ -24,19 +24,19 @@ def test_each_speaker_has_zero_mean_unit_std_over_its_frames():
 def test_a_speaker_depends_only_on_its_own_audio():
     rng = np.random.default_rng(1)
     a, b = _mels(rng, 3, 1.0, 1.0), _mels(rng, 3, 0.0, 1.0)
-    together = speaker_normalize_mels(a + b, ["a"] * 3 + ["b"] * 3)
+    together = normalize_mels_per_speaker(a + b, ["a"] * 3 + ["b"] * 3)
     b_changed = [m * 100 + 7 for m in b]        # another speaker's audio changes wildly
-    again = speaker_normalize_mels(a + b_changed, ["a"] * 3 + ["b"] * 3)
+    again = normalize_mels_per_speaker(a + b_changed, ["a"] * 3 + ["b"] * 3)
     for x, y in zip(together[:3], again[:3]):
         np.testing.assert_array_equal(x, y)
 
 
 def test_constant_band_is_centred_not_divided_by_zero():
     m = np.ones((3, 4, 10), dtype=np.float32)
-    out = speaker_normalize_mels([m, m], ["a", "a"])
+    out = normalize_mels_per_speaker([m, m], ["a", "a"])
     assert np.all(np.isfinite(out[0])) and np.all(out[0] == 0)
 
 
 def test_length_mismatch_is_an_error():
-    with pytest.raises(DeepDataError, match="2 utterances but 1 speaker"):
-        speaker_normalize_mels([np.zeros((3, 4, 5))] * 2, ["a"])
+    with pytest.raises(NormalizationError, match="2 utterances but 1 speaker"):
+        normalize_mels_per_speaker([np.zeros((3, 4, 5))] * 2, ["a"])

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from serbench.deep import (
-    CNNSRU, SRU, AlexNet, PretrainedError, SRUClassifier, cnn_utterance_probs, get_profile, load_pretrained,
-)
-from serbench.deep.profiles import ProfileError, parse_sets
-from serbench.deep.run import cnn_optimizer
+from serbench.cli.run_options import parse_sets
+from serbench.deep import CNNSRU, SRU, AlexNet, PretrainedError, SRUClassifier, cnn_utterance_probs, load_pretrained
 from serbench.deep.train import StageConfig, train_stage
+from serbench.errors import SerbenchError
+from serbench.systems import SettingsError
+from serbench.systems.builtin.cnn_sru import CNNSettings, cnn_optimizer
 
 torch.set_num_threads(1)
 
@@ -189,7 +189,7 @@ def test_short_training_run_lowers_loss(optimizer, lr):
     X = torch.randn(24, 3, 67, 67, generator=g) + (y.float() * 2 - 1)[:, None, None, None] * 0.8
     torch.manual_seed(0)
     cnn = AlexNet(2, width=0.125, dropout=0.0)
-    prof = get_profile("tiny", {"cnn_optimizer": optimizer, "cnn_lr": lr})
+    prof = CNNSettings.build("tiny", {"segments": 1, "cnn_optimizer": optimizer, "cnn_lr": lr})
     cfg = StageConfig("cnn", epochs=6, batch=8, seed=0, optimizer=lambda p: cnn_optimizer(p, prof))
     assert type(cfg.optimizer(cnn.parameters())).__name__.lower() == optimizer
     res = train_stage(cnn, X, y, cfg, device=torch.device("cpu"), transform=lambda x: x)
@@ -199,19 +199,33 @@ def test_short_training_run_lowers_loss(optimizer, lr):
 
 
 def test_profiles_overrides_and_errors():
-    p = get_profile("fast", parse_sets(["cnn_epochs=3", "amp=off", "cnn_lr=0.01"]))
+    p = CNNSettings.build("fast", {"segments": 3, **parse_sets(["cnn_epochs=3", "amp=off", "cnn_lr=0.01"])})
     assert (p.cnn_epochs, p.amp, p.cnn_lr) == (3, False, 0.01)
-    paper = get_profile("paper")
+    paper = CNNSettings.build("paper", {"segments": 3})
     assert (paper.cnn_lr, paper.dropout, paper.cnn_epochs, paper.cnn_batch, paper.image_size) == (0.001, 0.5, 400, 30, 227)
     assert (paper.sru_lr, paper.sru_hidden, paper.sru_epochs, paper.sru_batch) == (0.001, 4096, 100, 30)
-    with pytest.raises(ProfileError, match="cnn_epoch"):
-        get_profile("fast", {"cnn_epoch": "3"})
-    with pytest.raises(ProfileError, match="image_size"):
-        get_profile("fast", {"image_size": "32"})
-    with pytest.raises(ProfileError, match="--profile"):
-        get_profile("huge")
-    assert paper.cnn_optimizer == "sgd" and get_profile("fast", {"cnn_optimizer": "adam"}).cnn_optimizer == "adam"
-    with pytest.raises(ProfileError, match="choose sgd or adam"):
-        get_profile("fast", {"cnn_optimizer": "rmsprop"})
-    with pytest.raises(ProfileError, match="key=value"):
+    with pytest.raises(SettingsError, match="--set cnn_epoch: not a setting"):
+        CNNSettings.build("fast", {"segments": 3, "cnn_epoch": "3"})
+    with pytest.raises(SettingsError, match="--set image_size=32: must be >= 63"):
+        CNNSettings.build("fast", {"segments": 3, "image_size": "32"})
+    with pytest.raises(SettingsError, match="--profile"):
+        CNNSettings.build("huge", {"segments": 3})
+    with pytest.raises(SettingsError, match="--segments"):
+        CNNSettings.build("fast")
+    assert paper.cnn_optimizer == "sgd"
+    assert CNNSettings.build("fast", {"segments": 3, "cnn_optimizer": "adam"}).cnn_optimizer == "adam"
+    with pytest.raises(SettingsError, match="--set cnn_optimizer=rmsprop: must be one of sgd, adam"):
+        CNNSettings.build("fast", {"segments": 3, "cnn_optimizer": "rmsprop"})
+    with pytest.raises(SettingsError, match=r"--set cnn_lr=nan: must be a finite number"):
+        CNNSettings.build("fast", {"segments": 3, "cnn_lr": "nan"})
+    with pytest.raises(SerbenchError, match="key=value"):
         parse_sets(["cnn_epochs"])
+
+
+def test_build_cnn_takes_width_and_dropout():
+    from serbench.deep.models import build_cnn
+
+    cnn = build_cnn(5, width=0.125, dropout=0.25)
+    assert cnn.fc_dim == AlexNet(5, width=0.125).fc_dim
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.25 for m in cnn.modules())
+    assert cnn(torch.randn(1, 3, 67, 67)).shape == (1, 5)

@@ -1,4 +1,4 @@
-"""run_deep end to end on a tiny synthesized corpus (CPU, ``tiny`` profile), resume, and the CLI."""
+"""CNN+SRU and its ablations through run_deep on a tiny synthesized corpus (CPU, ``tiny`` profile), resume, CLI."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,9 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from serbench.deep import FROM_SCRATCH, run_deep
-from serbench.deep.run import DeepRunError
+from serbench.experiments.harness import HarnessError
+from serbench.systems import SettingsError, SystemOptionError, run_deep
+from serbench.systems.builtin.cnn_sru import FROM_SCRATCH
 
 torch.set_num_threads(1)
 
@@ -48,24 +49,28 @@ class Interrupt(RuntimeError):
 def test_cnn_sru_end_to_end_and_record(corpus, cache, tmp_path):
     lines = []
     res = _run(corpus, cache, tmp_path / "runs", log=lines.append)
-    assert res.run_dir == tmp_path / "runs" / "demo" / "cnn-sru-N2" / res.run_dir.name
-    assert not res.run_dir.name.endswith(".partial")
-    rec = json.loads((res.run_dir / "run.json").read_text())
+    assert res.path == tmp_path / "runs" / "demo" / "cnn-sru-N2" / res.path.name
+    assert not res.path.name.endswith(".partial")
+    rec = json.loads((res.path / "run.json").read_text())
     assert rec["status"] == "complete" and rec["kind"] == "deep" and rec["system"] == "cnn-sru-N2"
     assert rec["config"]["pretrained"] == FROM_SCRATCH
     assert rec["config"]["profile"] == "tiny" and rec["config"]["settings"]["cnn_epochs"] == 3
-    assert rec["config"]["device"] == "cpu" and rec["config"]["amp"] is False and rec["seed"] == 0
+    assert rec["config"]["device"] == "cpu" and rec["seed"] == 0
+    assert rec["config"]["system_type"] == "cnn-sru" and rec["config"]["settings"]["segments"] == 2
     assert [f["fold"] for f in rec["folds"]] == ["spk1", "spk2", "spk3"]
     assert all(f["timings"]["cnn_segments_per_s"] > 0 for f in rec["folds"])
-    preds = pd.read_parquet(res.run_dir / "predictions.parquet")
+    # The profile asks for mixed precision; it is only ever used on CUDA, and the record says what ran.
+    assert rec["config"]["settings"]["amp"] is True
+    assert all(f["timings"]["device"] == "cpu" and f["timings"]["amp"] is False for f in rec["folds"])
+    preds = pd.read_parquet(res.path / "predictions.parquet")
     assert len(preds) == 24 and set(preds["fold"]) == {"spk1", "spk2", "spk3"}
     assert (preds["speaker"] == preds["fold"]).all()  # LOSO: each fold tests its own speaker only
     scores = preds[["score_angry", "score_sad"]].to_numpy()
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
     assert (preds["predicted"] == np.array(["angry", "sad"])[scores.argmax(1)]).all()
-    assert 0.0 <= res.summary["wa"] <= 1.0
+    assert 0.0 <= res.metrics["wa"] <= 1.0 and res.wa == res.metrics["wa"]
     assert any("trained from scratch" in line for line in lines)
-    assert not any((res.run_dir / "checkpoints").glob("*"))
+    assert not any((res.path / "checkpoints").glob("*"))
 
 
 @pytest.mark.slow
@@ -77,13 +82,15 @@ def test_resume_after_interrupted_fold_equals_uninterrupted(corpus, cache, tmp_p
         if ev["fold"] == "spk2" and ev["stage"] == "cnn" and ev["epoch"] == 2:
             raise Interrupt("simulated kill")
 
-    with pytest.raises(Interrupt):
+    with pytest.raises(HarnessError, match="simulated kill") as killed:
         _run(corpus, cache, tmp_path / "b", on_epoch=hook)
+    assert isinstance(killed.value.__cause__, Interrupt)
     partial = list((tmp_path / "b" / "demo" / "cnn-sru-N2").glob("*.partial"))
     assert len(partial) == 1 and (partial[0] / "checkpoints" / "spk2" / "cnn.pt").is_file()
     events = []
     resumed = _run(corpus, cache, tmp_path / "b", on_epoch=events.append)
-    assert resumed.resumed
+    assert resumed.resumed_folds == ["spk1"] and resumed.path.parent == partial[0].parent
+    assert all(e["system"] == "cnn-sru-N2" for e in events)
     # spk1 was skipped, spk2's CNN continued at epoch 3, spk3 ran whole.
     assert ("spk1", "cnn", 1) not in {(e["fold"], e["stage"], e["epoch"]) for e in events}
     assert [e["epoch"] for e in events if e["fold"] == "spk2" and e["stage"] == "cnn"] == [3]
@@ -100,54 +107,64 @@ def test_ablations_run(corpus, cache, tmp_path, model):
     res = _run(corpus, cache, tmp_path / "runs", model=model, segments=3, log=lines.append, **extra)
     assert res.system == f"{model}-N3"
     assert len(res.predictions) == 24
-    rec = json.loads((res.run_dir / "run.json").read_text())
+    rec = json.loads((res.path / "run.json").read_text())
     if model == "sru":
         assert "360-d" in rec["config"]["sru_input"]
-        assert any("ignored" in line for line in lines)
-        assert rec["config"]["pretrained"] == FROM_SCRATCH
+        assert any("--pretrained" in line and "ignored" in line for line in lines)
+        assert rec["config"]["pretrained"] is None and "pretrained" not in rec["config"]["settings"]
     else:
         assert rec["config"]["cnn_decision"].startswith("mean of segment softmax")
 
 
 def test_cross_fitted_cascade_trains_each_sru_on_speakers_its_cnn_never_saw(corpus, cache, tmp_path, monkeypatch):
-    import serbench.deep.run as run_mod
+    import serbench.deep.train as train_mod
 
     seen = []
-    real = run_mod.train_stage
+    real = train_mod.train_stage
 
     def spy(model, X, y, cfg, **kw):
         seen.append((cfg.name, int(X.shape[0])))
         return real(model, X, y, cfg, **kw)
 
-    monkeypatch.setattr(run_mod, "train_stage", spy)
+    monkeypatch.setattr(train_mod, "train_stage", spy)
     res = _run(corpus, cache, tmp_path / "runs", overrides={**TINY, "sru_crossfit": "2"})
     assert res.system == "cnn-sru-xfit2-N2" and len(res.predictions) == 24
-    rec = json.loads((res.run_dir / "run.json").read_text())
-    assert rec["config"]["model"] == "cnn-sru-xfit2" and "cross-fitted over 2" in rec["config"]["sru_input"]
+    rec = json.loads((res.path / "run.json").read_text())
+    assert rec["config"]["model"] == "cnn-sru" and rec["config"]["settings"]["sru_crossfit"] == 2
+    assert "cross-fitted over 2" in rec["config"]["sru_input"]
     # Each LOSO fold trains on 2 speakers x 8 utterances: CNN k on one speaker's 8 x 2 segments,
     # SRU k on the other speaker's 8 utterances; the paper's cascade uses all 16 for both stages.
     assert seen == [("cnn0", 16), ("sru0", 8), ("cnn1", 16), ("sru1", 8)] * 3
     assert all(f["timings"]["sru_crossfit"] == 2 and f["timings"]["fc7_s"] > 0 and f["timings"]["cnn_epochs"] == 6
                for f in rec["folds"])      # timings summed over both CNNs
-    with pytest.raises(DeepRunError, match="sru_crossfit=3 needs at least 3 training speakers"):
+    with pytest.raises(SystemOptionError, match="--set sru_crossfit=3 needs at least 3 training speakers"):
         _run(corpus, cache, tmp_path / "runs3", overrides={**TINY, "sru_crossfit": "3"})
-    with pytest.raises(DeepRunError, match="only --model cnn-sru"):
+    with pytest.raises(SettingsError, match="--set sru_crossfit=1: 0 .off, the paper. or K >= 2"):
+        _run(corpus, cache, tmp_path / "runs3", overrides={**TINY, "sru_crossfit": "1"})
+    with pytest.raises(SystemOptionError, match="only --model cnn-sru"):
         _run(corpus, cache, tmp_path / "runs4", model="cnn", overrides={**TINY, "sru_crossfit": "2"})
 
 
 def test_sru_ablation_learns_separable_classes(corpus, cache, tmp_path):
     # Loud/high vs quiet/low is trivial from per-segment log-mel statistics: LOSO WA must be high.
     res = _run(corpus, cache, tmp_path / "runs", model="sru", overrides={"sru_epochs": "30", "sru_lr": "0.01"})
-    assert res.summary["wa"] >= 0.9, res.summary
+    assert res.metrics["wa"] >= 0.9, res.metrics
 
 
 def test_bad_options_are_refused(corpus, cache, tmp_path):
-    with pytest.raises(DeepRunError, match="--model"):
+    with pytest.raises(SystemOptionError, match="--model 'lstm': unknown; choose one of cnn-sru, cnn, sru"):
         _run(corpus, cache, tmp_path, model="lstm")
-    with pytest.raises(DeepRunError, match="--segments"):
+    with pytest.raises(SettingsError, match=r"--segments 0: must be in \[1, 20\]"):
         _run(corpus, cache, tmp_path, segments=0)
-    with pytest.raises(DeepRunError, match="--pretrained"):
+    with pytest.raises(SettingsError, match="--segments None: give the number of segments"):
+        _run(corpus, cache, tmp_path, segments=None)
+    with pytest.raises(SettingsError, match="--pretrained .*missing.pth: no such file"):
         _run(corpus, cache, tmp_path, pretrained=tmp_path / "missing.pth")
+    with pytest.raises(SettingsError, match="--set cnn_lr=nan: must be a finite number"):
+        _run(corpus, cache, tmp_path, overrides={"cnn_lr": "nan"})
+    with pytest.raises(SettingsError, match="--set cnn_lr=-1.0: must be a finite number > 0"):
+        _run(corpus, cache, tmp_path, overrides={"cnn_lr": "-1"})
+    assert not (tmp_path / "demo").exists()      # nothing was started
 
 
 def test_cli_deep(corpus, cache, tmp_path):
@@ -173,7 +190,7 @@ def test_early_stopping_uses_training_utterances_only(corpus, cache, tmp_path):
     res = _run(corpus, cache, tmp_path / "runs", segments=1,
                overrides={"cnn_epochs": "2", "sru_epochs": "40", "sru_lr": "0.01", "val_fraction": "0.25",
                           "patience": "2"})
-    rec = json.loads((res.run_dir / "run.json").read_text())
+    rec = json.loads((res.path / "run.json").read_text())
     assert rec["config"]["early_stopping"].startswith("best validation loss on 25%")
     for f in rec["folds"]:
         t = f["timings"]
@@ -193,9 +210,12 @@ def test_utterances_without_features_are_left_out_and_recorded(corpus, tmp_path)
     res = run_deep("demo", root, segments=2, model="sru", profile="tiny", device="cpu", cache=tmp_path / "cache",
                    runs=tmp_path / "runs", log=lines.append)
     assert "spk1_sad_short" not in set(res.predictions["utterance_id"]) and len(res.predictions) == 24
-    rec = json.loads((res.run_dir / "run.json").read_text())
-    assert [e["utterance_id"] for e in rec["excluded"]] == ["spk1_sad_short"]
-    assert rec["excluded"][0]["status"] != "ok"
+    rec = json.loads((res.path / "run.json").read_text())
+    assert rec["excluded"]["n"] == 1 and rec["excluded"]["n_rows"] == 25
+    assert [e["utterance_id"] for e in rec["excluded"]["utterances"]] == ["spk1_sad_short"]
+    assert rec["excluded"]["utterances"][0]["status"] != "ok"
+    assert sum(rec["excluded"]["by_status"].values()) == 1 and "ok" not in rec["excluded"]["by_status"]
+    assert [e["utterance_id"] for e in res.excluded] == ["spk1_sad_short"]
     assert any("left out" in line for line in lines)
 
 
@@ -206,7 +226,7 @@ def test_utterances_without_features_are_left_out_and_recorded(corpus, tmp_path)
     ([1.8], False),                                 # too short to tell
 ])
 def test_stuck_at_chance(losses, flagged):
-    from serbench.deep.run import stuck_at_chance
+    from serbench.deep.train import stuck_at_chance
 
     msg = stuck_at_chance([{"loss": v} for v in losses], 6)
     assert bool(msg) == flagged
@@ -215,7 +235,7 @@ def test_stuck_at_chance(losses, flagged):
 
 
 def test_a_collapsed_cnn_is_flagged_in_the_run_and_the_tables(corpus, cache, tmp_path, monkeypatch):
-    from serbench.deep import run as run_mod
+    from serbench.deep import train as train_mod
     from serbench.reports.collect import collect
 
     # Detection itself is tested above; here a fold whose CNN "collapses" must be carried
@@ -226,7 +246,7 @@ def test_a_collapsed_cnn_is_flagged_in_the_run_and_the_tables(corpus, cache, tmp
         seen.append([h["loss"] for h in history])
         return "training loss stayed at chance (simulated)" if len(seen) == 2 else ""
 
-    monkeypatch.setattr(run_mod, "stuck_at_chance", fake)
+    monkeypatch.setattr(train_mod, "stuck_at_chance", fake)
     res = _run(corpus, cache, tmp_path / "runs", model="cnn", segments=1)
     assert len(seen) == 3 and all(len(h) == 3 for h in seen)          # every fold, every epoch
     assert res.timings["cnn_collapsed_folds"] == ["spk2"]

@@ -9,21 +9,37 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from serbench.deep import data as D
-from serbench.deep import run_deep
+import serbench.deep.alexnet as alexnet_mod
+import serbench.deep.batching as I
+import serbench.experiments.normalize as normalize_mod
+import serbench.features
 from serbench.deep.alexnet import AlexNet
-from serbench.deep.profiles import ProfileError
-from serbench.deep.run import DeepRunError
-from serbench.deep.systems import CRNNMK, DCNNBLSTMAtt, FeatureExtractor
-from serbench.deep.systems import inputs as I
-from serbench.deep.systems import runner as R
-from serbench.deep.systems.settings import SETTINGS, get_settings
+from serbench.deep.crnn_mk import CRNNMK
+from serbench.deep.dcnn_blstm_att import DCNNBLSTMAtt, FeatureExtractor
+from serbench.deep.utterance_trainer import predict_system, train_system
+from serbench.experiments.harness import HarnessError
 from serbench.experiments.protocol import ProtocolError
+from serbench.systems import SettingsError, registry, run_deep
+from serbench.systems.deep_runtime import Runtime
 
 torch.set_num_threads(1)
 
 EMOTIONS = ("angry", "sad")
 SYSTEMS = ("crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att")
+CPU = Runtime(device=torch.device("cpu"), amp=False, threads=1)
+
+
+def get_settings(model, profile, overrides=None):
+    return registry.get(model).settings(profile, overrides)
+
+
+def augmentation(s) -> I.Augmentation:
+    """The fold augmentation a system's settings ask for."""
+    return I.Augmentation(s.aug_copies, s.aug_time_mask, s.aug_freq_mask, s.aug_shift, s.balance)
+
+
+def build(model, s, n_classes, n_mels):
+    return registry.get(model).build(s, n_classes, in_channels=3, n_mels=n_mels)
 
 
 # ---------------------------------------------------------------- data
@@ -41,7 +57,7 @@ def cache(tmp_path_factory):
 
 def synthetic(n_speakers: int = 3, per_class: tuple[int, int] = (3, 2), n_mels: int = 60, seed: int = 0,
               sessions: dict[int, str] | None = None):
-    """``load_melseg``-shaped data without audio: class k has bright mel bands, random lengths 20..90."""
+    """``(mels, manifest)`` without audio: class k has bright mel bands, random lengths 20..90."""
     rng = np.random.default_rng(seed)
     mels, rows = [], []
     for s in range(n_speakers):
@@ -53,16 +69,20 @@ def synthetic(n_speakers: int = 3, per_class: tuple[int, int] = (3, 2), n_mels: 
                 mels.append(m)
                 rows.append({"utterance_id": f"s{s}_{emotion}_{k}", "speaker": f"spk{s}", "emotion": emotion,
                              "session": (sessions or {}).get(s, pd.NA)})
-    return mels, pd.DataFrame(rows), pd.DataFrame(columns=["utterance_id", "status", "status_detail"])
+    manifest = pd.DataFrame(rows)
+    manifest["status"] = "ok"
+    return mels, manifest
 
 
 @pytest.fixture
 def fake_corpus(monkeypatch):
-    """Patch ``load_melseg`` to return :func:`synthetic` data (kwargs of the fixture call go to it)."""
+    """Patch the melseg cache (``serbench.features.load_arrays``) to give :func:`synthetic` data
+    (kwargs of the fixture call go to it); returns ``(mels, manifest)``."""
     def install(**kwargs):
-        data = synthetic(**kwargs)
-        monkeypatch.setattr(D, "load_melseg", lambda *a, **k: data)
-        return data
+        mels, manifest = synthetic(**kwargs)
+        arrays = dict(zip(manifest["utterance_id"], mels))
+        monkeypatch.setattr(serbench.features, "load_arrays", lambda *a, **k: (arrays, manifest.copy()))
+        return mels, manifest
     return install
 
 
@@ -80,24 +100,26 @@ class Interrupt(RuntimeError):
 def test_system_end_to_end_and_record(corpus, cache, tmp_path, model):
     lines = []
     res = _run(corpus, tmp_path / "runs", model, cache=cache, log=lines.append, segments=3)
-    assert res.system == model and res.run_dir.parent == tmp_path / "runs" / "demo" / model
-    assert any("--segments 3 ignored" in line for line in lines)
-    rec = json.loads((res.run_dir / "run.json").read_text())
+    assert res.system == model and res.path.parent == tmp_path / "runs" / "demo" / model
+    assert any(f"--segments 3 ignored: {model} reads whole utterances" in line for line in lines)
+    rec = json.loads((res.path / "run.json").read_text())
     assert rec["status"] == "complete" and rec["kind"] == "deep" and rec["system"] == model
     cfg = rec["config"]
-    assert cfg["model"] == model and cfg["segments"] is None and cfg["profile"] == "tiny"
-    assert cfg["settings"] == json.loads(json.dumps(SETTINGS[model]["tiny"].as_dict()))
-    assert cfg["protocol"] == "loso" and cfg["device"] == "cpu" and cfg["amp"] is False and rec["seed"] == 0
+    assert cfg["model"] == model and cfg["system_type"] == model and cfg.get("segments") is None
+    assert "segments" not in cfg["settings"] and cfg["profile"] == "tiny"
+    assert cfg["settings"] == json.loads(json.dumps(get_settings(model, "tiny").as_dict()))
+    assert cfg["protocol"] == "loso" and cfg["device"] == "cpu" and rec["seed"] == 0
     assert cfg["normalization"].startswith("per-(channel, mel band)")
     assert [f["fold"] for f in rec["folds"]] == ["spk1", "spk2", "spk3"]
     assert all(f["timings"]["epochs"] == 3 and f["timings"]["n_train"] == 12 for f in rec["folds"])
-    preds = pd.read_parquet(res.run_dir / "predictions.parquet")
+    assert all(f["timings"]["device"] == "cpu" and f["timings"]["amp"] is False for f in rec["folds"])
+    preds = pd.read_parquet(res.path / "predictions.parquet")
     assert len(preds) == 18 and (preds["speaker"] == preds["fold"]).all()
     assert set(preds["true"]) == set(EMOTIONS) and set(preds["predicted"]) <= set(EMOTIONS)
     scores = preds[[f"score_{e}" for e in EMOTIONS]].to_numpy()
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-9)
     assert (scores >= 0).all()
-    assert not (res.run_dir / "checkpoints").exists()
+    assert not (res.path / "checkpoints").exists()
     details = cfg["system_details"]
     if model == "crnn-ctc":
         assert "dB" in details["frame_split"] and details["decode"].startswith("posterior")
@@ -120,13 +142,15 @@ def test_resume_after_interrupted_fold_equals_uninterrupted(corpus, cache, tmp_p
         if ev["fold"] == "spk2" and ev["epoch"] == 2:
             raise Interrupt("simulated kill")
 
-    with pytest.raises(Interrupt):
+    with pytest.raises(HarnessError, match="simulated kill") as killed:
         _run(corpus, tmp_path / "b", model, cache=cache, overrides=over, on_epoch=hook)
+    assert isinstance(killed.value.__cause__, Interrupt)
     partial = list((tmp_path / "b" / "demo" / model).glob("*.partial"))
     assert len(partial) == 1 and (partial[0] / "checkpoints" / "spk2" / "model.pt").is_file()
     events = []
     resumed = _run(corpus, tmp_path / "b", model, cache=cache, overrides=over, on_epoch=events.append)
-    assert resumed.resumed
+    assert resumed.resumed_folds == ["spk1"]
+    assert {(e["system"], e["stage"]) for e in events} == {(model, model)}
     assert not [e for e in events if e["fold"] == "spk1"]                           # finished fold skipped
     assert [e["epoch"] for e in events if e["fold"] == "spk2"] == [3, 4]            # continued at epoch 3
     a = full.predictions.sort_values("utterance_id").reset_index(drop=True)
@@ -137,33 +161,35 @@ def test_resume_after_interrupted_fold_equals_uninterrupted(corpus, cache, tmp_p
 # ---------------------------------------------------------------- the fold trainer
 
 @pytest.mark.parametrize("model", SYSTEMS)
-def test_loss_falls_through_the_runner(model):
-    mels, manifest, _ = synthetic(n_speakers=2, per_class=(4, 4), n_mels=24, seed=1)
+def test_loss_falls_through_the_trainer(model):
+    mels, manifest = synthetic(n_speakers=2, per_class=(4, 4), n_mels=24, seed=1)
     y = (manifest["emotion"] == "sad").to_numpy().astype(np.int64)
     s = get_settings(model, "tiny", {"epochs": 12, "lr": 0.01, "dropout": 0.0})
-    plan = I.plan_fold(mels, y, np.arange(len(mels)), np.array([], dtype=np.int64), np.array([], dtype=np.int64),
-                       s, seed=0, fold="all")
+    plan = I.plan_fold(mels, y, np.arange(len(mels)), np.array([], dtype=np.int64), augmentation(s),
+                       augment_seed=0, balance_seed=1)
     torch.manual_seed(0)
-    net = R.build_system(model, s, 2, n_mels=24)
-    inputs = R.make_inputs(model, net, s, plan, device=torch.device("cpu"))
-    res = R.train_system(net, inputs, plan.labels, plan.train_rows, plan.val_rows, s, device=torch.device("cpu"),
-                         seed=0)
+    net = build(model, s, 2, n_mels=24)
+    inputs = registry.get(model).batch_inputs(net, s, plan, CPU)
+    res = train_system(net, inputs, plan.labels, plan.train_rows, plan.val_rows, s, device=torch.device("cpu"),
+                       seed=0)
     losses = [h["loss"] for h in res.history]
     assert len(losses) == 12 and losses[-1] < 0.6 * losses[0], losses
 
 
 @pytest.mark.parametrize("model", ["crnn-mk", "dcnn-blstm-att"])
 def test_padding_and_batch_composition_do_not_change_predictions(model):
-    mels, manifest, _ = synthetic(n_speakers=1, per_class=(4, 3), n_mels=24, seed=2)
+    mels, manifest = synthetic(n_speakers=1, per_class=(4, 3), n_mels=24, seed=2)
     y = (manifest["emotion"] == "sad").to_numpy().astype(np.int64)
     s = get_settings(model, "tiny")
     idx = np.arange(len(mels))
-    plan = I.plan_fold(mels, y, idx[:4], idx[:0], idx, s, seed=0, fold="f")
+    fitted = I.plan_fold(mels, y, idx[:4], idx[:0], augmentation(s), augment_seed=0, balance_seed=1)
+    plan = I.predict_plan(mels, idx, fitted.norm)
+    assert (plan.labels == -1).all()                       # labels of predicted rows never reach the model
     torch.manual_seed(0)
-    net = R.build_system(model, s, 2, n_mels=24)
-    inputs = R.make_inputs(model, net, s, plan, device=torch.device("cpu"))
-    together, _ = R.predict_system(net, inputs, plan.test_rows, batch=64, device=torch.device("cpu"))
-    alone, _ = R.predict_system(net, inputs, plan.test_rows, batch=1, device=torch.device("cpu"))
+    net = build(model, s, 2, n_mels=24)
+    inputs = registry.get(model).batch_inputs(net, s, plan, CPU)
+    together, _ = predict_system(net, inputs, plan.test_rows, batch=64, device=torch.device("cpu"))
+    alone, _ = predict_system(net, inputs, plan.test_rows, batch=1, device=torch.device("cpu"))
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-7)
 
 
@@ -189,18 +215,19 @@ def test_length_batches_group_similar_lengths_and_cover_each_row_once():
 
 
 def test_frozen_alexnet_features_equal_the_image_path():
-    mels, manifest, _ = synthetic(n_speakers=1, per_class=(2, 2), n_mels=24, seed=3)
+    mels, manifest = synthetic(n_speakers=1, per_class=(2, 2), n_mels=24, seed=3)
     y = (manifest["emotion"] == "sad").to_numpy().astype(np.int64)
     s = get_settings("dcnn-blstm-att", "tiny", {"image_size": 63, "aug_copies": 0, "balance": False})
     idx = np.arange(len(mels))
-    plan = I.plan_fold(mels, y, idx, idx[:0], idx, s, seed=0, fold="f")
+    fitted = I.plan_fold(mels, y, idx, idx[:0], augmentation(s), augment_seed=0, balance_seed=1)
+    plan = I.predict_plan(mels, idx, fitted.norm)
     torch.manual_seed(0)
     alex = AlexNet(2, width=0.05)
     net = DCNNBLSTMAtt(FeatureExtractor(alex, "fc7", alex.fc_dim), 2, hidden=4, attn_dim=4, dnn_hidden=4)
     kw = dict(seg_frames=s.seg_frames, seg_hop=s.seg_hop, image_size=63)
     cached = I.FeatureInputs(plan, net, device=torch.device("cpu"), **kw)
-    a, _ = R.predict_system(net, cached, plan.test_rows, batch=4, device=torch.device("cpu"))
-    b, _ = R.predict_system(net, I.SegmentInputs(plan, **kw), plan.test_rows, batch=4, device=torch.device("cpu"))
+    a, _ = predict_system(net, cached, plan.test_rows, batch=4, device=torch.device("cpu"))
+    b, _ = predict_system(net, I.SegmentInputs(plan, **kw), plan.test_rows, batch=4, device=torch.device("cpu"))
     torch.testing.assert_close(a, b)
 
 
@@ -210,16 +237,17 @@ def test_pretrained_dcnn_uses_a_frozen_alexnet(fake_corpus, tmp_path, monkeypatc
     weights.write_bytes(b"stand-in")
     loaded = []
     # A full-width AlexNet (240 MB of weights) is too big for a unit test: a narrow one, fake weights.
-    monkeypatch.setattr(R, "AlexNet", lambda n, width=1.0: AlexNet(n, width=0.05))
-    monkeypatch.setattr(R, "load_pretrained", lambda model, path, num_classes: loaded.append(str(path)))
-    with pytest.raises(DeepRunError, match="image_size"):
+    monkeypatch.setattr(alexnet_mod, "AlexNet", lambda n, width=1.0: AlexNet(n, width=0.05))
+    monkeypatch.setattr(alexnet_mod, "load_pretrained", lambda model, path, num_classes: loaded.append(str(path)))
+    with pytest.raises(SettingsError, match=r"--set image_size=16: AlexNet \(--pretrained\) needs at least 63"):
         _run(tmp_path, tmp_path / "runs", "dcnn-blstm-att", pretrained=weights)
     res = _run(tmp_path, tmp_path / "runs", "dcnn-blstm-att", pretrained=weights, overrides={"image_size": 63})
     assert len(loaded) == 3                                                   # once per fold
     details = res.config["system_details"]
-    assert details["train_encoder"] is False and "frozen" in details["encoder"] and "alexnet.pth" in details["encoder"]
-    assert res.config["pretrained"] == str(weights.resolve())
-    with pytest.raises(DeepRunError, match="train_encoder=false without --pretrained"):
+    assert details["train_encoder"] is False and "frozen" in details["encoder"]
+    assert str(weights.resolve()) in details["encoder"]
+    assert res.config["settings"]["pretrained"] == str(weights)
+    with pytest.raises(SettingsError, match="--set train_encoder=false: .* without --pretrained"):
         _run(tmp_path, tmp_path / "runs", "dcnn-blstm-att", overrides={"train_encoder": "false"})
 
 
@@ -227,7 +255,7 @@ def test_pretrained_dcnn_uses_a_frozen_alexnet(fake_corpus, tmp_path, monkeypatc
 
 @pytest.mark.parametrize("model", ["crnn", "dcnn-blstm-att"])
 def test_normalization_augmentation_and_balancing_see_only_fit_utterances(fake_corpus, tmp_path, monkeypatch, model):
-    mels, manifest, _ = fake_corpus(per_class=(4, 2))          # imbalanced: balancing has work to do
+    mels, manifest = fake_corpus(per_class=(4, 2))          # imbalanced: balancing has work to do
     speaker_of = {id(m): spk for m, spk in zip(mels, manifest["speaker"])}
     calls = {"norm": [], "augment": [], "balance": []}
     real_norm, real_aug, real_bal = I.fit_band_stats, I.augment_training_set, I.balanced_indices
@@ -250,7 +278,7 @@ def test_normalization_augmentation_and_balancing_see_only_fit_utterances(fake_c
     monkeypatch.setattr(I, "balanced_indices", bal)
     over = {"val_fraction": "0.25", "aug_copies": "1", "balance": "true"}
     res = _run(tmp_path, tmp_path / "runs", model, overrides=over)
-    rec = json.loads((res.run_dir / "run.json").read_text())
+    rec = json.loads((res.path / "run.json").read_text())
     folds = [f["fold"] for f in rec["folds"]]
     assert folds == ["spk0", "spk1", "spk2"] and len(calls["norm"]) == 3 == len(calls["augment"])
     for k, fold in enumerate(folds):
@@ -268,13 +296,13 @@ def test_normalization_augmentation_and_balancing_see_only_fit_utterances(fake_c
 # ---------------------------------------------------------------- protocols, names, settings
 
 def test_loso_session_protocol_gives_one_fold_per_session(fake_corpus, tmp_path):
-    _, manifest, _ = fake_corpus(sessions={0: "Ses01", 1: "Ses02", 2: "Ses01"})
+    _, manifest = fake_corpus(sessions={0: "Ses01", 1: "Ses02", 2: "Ses01"})
     res = _run(tmp_path, tmp_path / "runs", "crnn", protocol="loso-session")
     assert res.config["protocol"] == "loso-session"
     preds = res.predictions.merge(manifest[["utterance_id", "session"]], on="utterance_id")
     assert sorted(preds["fold"].unique()) == ["Ses01", "Ses02"] and len(preds) == len(manifest)
     assert (preds["fold"] == preds["session"]).all()
-    with pytest.raises(ProtocolError, match="--protocol 'lopo'"):
+    with pytest.raises(ProtocolError, match="--protocol 'lopo': unknown"):
         _run(tmp_path, tmp_path / "runs", "crnn", protocol="lopo")
     with pytest.raises(ProtocolError, match="--protocol 'lopo'"):
         run_deep("demo", tmp_path, segments=1, model="sru", profile="tiny", device="cpu", runs=tmp_path / "runs",
@@ -287,7 +315,10 @@ def test_mk_ablation_flags_are_settings_and_name_the_system(fake_corpus, tmp_pat
             "mk_effective_training": "off"}
     s = get_settings("crnn-mk", "tiny", over)
     net = CRNNMK(2, multi_kernel=False, summary="last", enhanced_features=False, effective_training=False)
-    assert R.system_name_for("crnn-mk", s) == net.variant == "crnn-mk-nomk-last-noenh-nols"
+    assert registry.get("crnn-mk").stored_name(s) == net.variant == "crnn-mk-nomk-last-noenh-nols"
+    assert registry.identify("crnn-mk-nomk-last-noenh-nols").settings == {
+        "mk_multi_kernel": False, "summary": "last", "mk_enhanced_features": False, "mk_effective_training": False,
+        "speaker_norm": False}
     res = _run(tmp_path, tmp_path / "runs", "crnn-mk", overrides={"mk_multi_kernel": "false", "summary": "mean"})
     assert res.system == "crnn-mk-nomk-mean"
     assert res.config["settings"]["mk_multi_kernel"] is False and res.config["settings"]["summary"] == "mean"
@@ -297,24 +328,26 @@ def test_mk_ablation_flags_are_settings_and_name_the_system(fake_corpus, tmp_pat
 def test_settings_overrides_are_typed_and_checked():
     s = get_settings("crnn", "fast", {"channels": "4, 8", "freq_pools": "2,2", "time_pools": "2,1",
                                       "balance": "true", "lr": 1, "summary": "attention"})
-    assert s.channels == (4, 8) and s.balance is True and s.lr == 1.0 and s.name == "fast"
+    assert s.channels == (4, 8) and s.balance is True and s.lr == 1.0 and s.profile == "fast"
     for profile in ("paper", "fast", "tiny"):
         for model in SYSTEMS:
-            assert get_settings(model, profile).name == profile
-    with pytest.raises(ProfileError, match="--set cnn_epochs: not a setting of --model crnn"):
+            assert get_settings(model, profile).profile == profile
+    with pytest.raises(SettingsError, match="--set cnn_epochs: not a setting of crnn"):
         get_settings("crnn", "tiny", {"cnn_epochs": "2"})
-    with pytest.raises(ProfileError, match=r"--set freq_pools=\(4, 4\): give one pool factor >= 1 per conv block"):
+    with pytest.raises(SettingsError, match=r"--set freq_pools=4,4: give one pool factor >= 1 per conv block"):
         get_settings("crnn", "tiny", {"channels": "4,8,16"})            # the pools still have 2 entries
-    with pytest.raises(ProfileError, match="--set channels="):
+    with pytest.raises(SettingsError, match="--set channels=1,8: the first block needs >= 2 channels"):
         get_settings("crnn-mk", "tiny", {"channels": "1,8"})            # fewer channels than kernel widths
 
-    with pytest.raises(ProfileError, match="--set summary="):
+    with pytest.raises(SettingsError, match="--set summary=max: must be one of mean, last, attention"):
         get_settings("crnn-mk", "tiny", {"summary": "max"})
-    with pytest.raises(ProfileError, match="--set epochs='many'"):
+    with pytest.raises(SettingsError, match="--set epochs=many: expected an int"):
         get_settings("crnn-ctc", "tiny", {"epochs": "many"})
-    with pytest.raises(ProfileError, match="--set decode="):
+    with pytest.raises(SettingsError, match="--set decode=beam: must be one of posterior, best_path"):
         get_settings("crnn-ctc", "tiny", {"decode": "beam"})
-    with pytest.raises(ProfileError, match="--profile 'huge'"):
+    with pytest.raises(SettingsError, match="--set lr=inf: must be a finite number"):
+        get_settings("crnn", "tiny", {"lr": "inf"})
+    with pytest.raises(SettingsError, match="--profile 'huge'"):
         get_settings("crnn", "huge")
 
 
@@ -333,11 +366,13 @@ def test_cli_deep_system(corpus, cache, tmp_path):
     rec = json.loads(next((runs / "demo" / "crnn").glob("*/run.json")).read_text())
     assert rec["config"]["settings"]["epochs"] == 1 and rec["config"]["settings"]["hidden"] == 4
     bad = CliRunner().invoke(cli, base + ["--model", "crnn", "--set", "cnn_epochs=1"])
-    assert bad.exit_code == 2 and "not a setting of --model crnn" in bad.output
+    assert bad.exit_code == 2 and "--set cnn_epochs: not a setting of crnn" in bad.output
     bad = CliRunner().invoke(cli, base + ["--model", "crnn", "--cnn-epochs", "1"])
-    assert bad.exit_code == 2 and "--epochs" in bad.output
+    assert bad.exit_code == 2 and "--cnn-epochs: crnn has no such stage; use --epochs" in bad.output
     bad = CliRunner().invoke(cli, base + ["--model", "cnn-sru"])
-    assert bad.exit_code == 2 and "--segments is required" in bad.output
+    assert bad.exit_code == 2 and "--segments" in bad.output and "give the number of segments" in bad.output
+    bad = CliRunner().invoke(cli, base + ["--model", "lstm"])
+    assert bad.exit_code == 2 and "--model" in bad.output and "lstm" in bad.output
 
 
 # ---------------------------------------------------------------- per-speaker normalization
@@ -345,23 +380,23 @@ def test_cli_deep_system(corpus, cache, tmp_path):
 @pytest.mark.parametrize("model, segments, system", [("sru", 2, "sru-N2-spknorm"), ("crnn", None, "crnn-spknorm")])
 def test_speaker_norm_is_its_own_system_and_normalizes_each_speaker(fake_corpus, monkeypatch, tmp_path,
                                                                      model, segments, system):
-    mels, manifest, _ = fake_corpus()
+    mels, manifest = fake_corpus()
     seen = []
-    real = D.speaker_normalize_mels
+    real = normalize_mod.normalize_mels_per_speaker
 
     def record(arrays, speakers):
         seen.append(list(speakers))
         return real(arrays, speakers)
 
-    monkeypatch.setattr(D, "speaker_normalize_mels", record)
+    monkeypatch.setattr(normalize_mod, "normalize_mels_per_speaker", record)
     res = _run("/c", tmp_path / "runs", model, segments=segments, speaker_norm=True)
-    assert res.system == system and res.run_dir.parent.name == system
-    rec = json.loads((res.run_dir / "run.json").read_text())
+    assert res.system == system and res.path.parent.name == system
+    rec = json.loads((res.path / "run.json").read_text())
     assert rec["config"]["speaker_norm"] is True
     assert seen == [manifest["speaker"].tolist()]       # once, every utterance with its own speaker
     plain = _run("/c", tmp_path / "runs", model, segments=segments)
     assert plain.system == system.replace("-spknorm", "") and len(seen) == 1
-    assert json.loads((plain.run_dir / "run.json").read_text())["config"]["speaker_norm"] is False
+    assert json.loads((plain.path / "run.json").read_text())["config"]["speaker_norm"] is False
 
     from serbench.reports.collect import collect
 
