@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from serbench.deep.systems import CRNN, MaskedBatchNorm2d, Summary, SystemInputError, pad_batch
-from serbench.deep.systems.crnn import AttentionPool, length_mask, masked_mean
+from serbench.deep.crnn import (
+    CRNN, AttentionPool, MaskedBatchNorm2d, Summary, SystemInputError, length_mask, masked_mean, pad_batch,
+)
 
 torch.set_num_threads(1)
 

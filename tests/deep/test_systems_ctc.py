@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
-from serbench.deep.systems import (
-    CRNNCTC, CTCAlignmentError, SystemInputError, ctc_loss, ctc_targets, decode, emotional_frames, frame_energy_db,
-    pool_energy, utterance_log_probs,
+from serbench.deep.crnn import SystemInputError
+from serbench.deep.crnn_ctc import (
+    CRNNCTC, CTCAlignmentError, ctc_loss, ctc_targets, decode, emotional_frames, frame_energy_db, pool_energy,
+    utterance_log_probs,
 )
 
 torch.set_num_threads(1)

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from serbench.deep import AlexNet
-from serbench.deep.systems import (
-    AugmentError, ConvSegmentEncoder, DCNNBLSTMAtt, FeatureExtractor, SystemInputError, augment_training_set,
-    balanced_indices, freq_mask, stack_segments, time_mask, time_shift,
+from serbench.deep.augment import (
+    AugmentError, augment_training_set, balanced_indices, freq_mask, time_mask, time_shift,
 )
+from serbench.deep.crnn import SystemInputError
+from serbench.deep.dcnn_blstm_att import ConvSegmentEncoder, DCNNBLSTMAtt, FeatureExtractor, stack_segments
 
 torch.set_num_threads(1)
 

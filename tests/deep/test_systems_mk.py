@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from serbench.deep.systems import CRNNMK, MultiKernelConv, SystemInputError, SystemOutput, utterance_normalize
-from serbench.deep.systems.crnn import length_mask
+from serbench.deep.crnn import SystemInputError, SystemOutput, length_mask
+from serbench.deep.crnn_mk import CRNNMK, MultiKernelConv, utterance_normalize
 
 torch.set_num_threads(1)
 
