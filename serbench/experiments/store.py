@@ -552,7 +552,8 @@ def load_run(path: str | Path, *, warnings: list[str] | None = None) -> RunResul
                 from exc
     else:
         preds = RunWriter(path, rec, lock=False).predictions()
-    check_predictions(preds, rec["labels"], str(path))
+    # Name the file a complete run's predictions came from (a partial run's are its fold files).
+    check_predictions(preds, rec["labels"], str(path / PREDICTIONS) if rec["status"] == "complete" else str(path))
     if preds.empty:
         if rec["status"] == "complete":
             raise StoreError(f"{path / PREDICTIONS}: no predictions; delete the run folder and re-run it")
