@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from serbench.baselines.run import run_baseline
 from serbench.corpora import expected_count, scan
 from serbench.experiments.protocol import default_protocol
+from serbench.systems import run_baseline
 
 # Pitch per label so a classifier has something to learn; 'fru' is outside the 4 classes.
 PITCH = {"ang": 330.0, "hap": 262.0, "exc": 277.0, "neu": 196.0, "sad": 147.0, "fru": 220.0}
@@ -54,13 +54,14 @@ def test_baseline_on_iemocap4_holds_out_sessions(tmp_path, tone):
     root = make_release(tmp_path / "iemocap", tone)
     res = run_baseline("iemocap4", root, "MFCC", cache=tmp_path / "cache", runs=tmp_path / "runs")
     preds = res.predictions
-    assert res.record["config"]["protocol"] == "loso-session"
+    assert res.record["config"]["protocol"] == "loso-session" and res.system == "MFCC-svm-linear"
+    assert res.path.parent == tmp_path / "runs" / "iemocap4" / "MFCC-svm-linear"
     assert sorted(preds["fold"].unique()) == [f"Session{s}" for s in range(1, 6)]
     # Both speakers of a session are tested in that session's fold, never trained on there.
     for fold, rows in preds.groupby("fold"):
         assert set(rows["speaker"]) == {f"Ses0{fold[-1]}F", f"Ses0{fold[-1]}M"}
     assert set(preds["true"]) == {"angry", "happy", "neutral", "sad"}
-    assert res.summary["ua"] > 0.5     # pitch separates the classes: the pipeline learns
+    assert res.metrics["ua"] > 0.5 and res.ua == res.metrics["ua"]  # pitch separates the classes: it learns
 
     per_speaker = run_baseline("iemocap4", root, "MFCC", protocol="loso", cache=tmp_path / "cache",
                                runs=tmp_path / "runs")

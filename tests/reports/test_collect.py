@@ -81,7 +81,13 @@ def test_tables_output_folder_is_not_a_system(store):
     ("eGeMAPS-svm-rbf", "baseline", "eGeMAPS", "svm-rbf", False, None, None),
     ("cnn-sru-N5", "deep", None, None, False, "cnn-sru", 5),
     ("cnn-N3", "deep", None, None, False, "cnn", 3),
-    ("crnn-N1", "deep", None, None, False, "crnn", 1),
+    ("sru-N2-spknorm", "deep", None, None, True, "sru", 2),
+    ("cnn-sru-xfit3-N5", "deep", None, None, False, "cnn-sru-xfit3", 5),
+    ("crnn", "deep", None, None, False, "crnn", None),
+    ("crnn-mk-nomk-mean-spknorm", "deep", None, None, True, "crnn-mk-nomk-mean", None),
+    # Names no registered system writes are 'other' (crnn reads whole utterances: no N).
+    ("crnn-N1", "other", None, None, False, None, None),
+    ("my-odd-name", "other", None, None, False, None, None),
 ])
 def test_parse_system_names(name, kind, feature, classifier, spk, model, n):
     s = parse_system(name)
@@ -90,11 +96,17 @@ def test_parse_system_names(name, kind, feature, classifier, spk, model, n):
 
 
 def test_parse_system_prefers_run_config():
-    s = parse_system("my-odd-name", {"kind": "baseline",
-                                     "config": {"feature": "IS09", "classifier": "svm-rbf", "speaker_norm": True}})
-    assert (s.feature, s.classifier, s.speaker_norm) == ("IS09", "svm-rbf", True)
-    d = parse_system("whatever", {"kind": "deep", "config": {"model": "cnn-sru", "segments": 4}})
-    assert (d.model, d.segments) == ("cnn-sru", 4)
+    # Runs written now record their system and settings: those win over the folder name.
+    s = parse_system("my-odd-name", {"kind": "baseline", "config": {
+        "system_type": "svm-rbf", "settings": {"feature": "IS09", "speaker_norm": True}}})
+    assert (s.kind, s.feature, s.classifier, s.speaker_norm) == ("baseline", "IS09", "svm-rbf", True)
+    d = parse_system("whatever", {"kind": "deep", "config": {"system_type": "cnn-sru", "settings": {"segments": 4}}})
+    assert (d.kind, d.model, d.segments, d.table) == ("deep", "cnn-sru", 4, "cnn-sru")
+    # Older records keep their settings at the top of config; they win over what the name says.
+    old = parse_system("IS10-svm-linear", {"kind": "baseline", "config": {"feature": "IS09", "speaker_norm": True}})
+    assert (old.feature, old.classifier, old.speaker_norm) == ("IS09", "svm-linear", True)
+    old = parse_system("cnn-sru-N3", {"kind": "deep", "config": {"model": "cnn-sru", "segments": 4}})
+    assert (old.model, old.segments) == ("cnn-sru", 4)
 
 
 def test_int_folds_are_read_as_names(store):

@@ -1,13 +1,16 @@
-"""The systems table: issue-6 systems next to CNN+SRU and the best SVM, tests vs CNN+SRU."""
+"""The systems table: the seed papers' systems next to CNN+SRU and the best SVM, tests vs CNN+SRU."""
 import pytest
 
 from serbench.reports import tables_for
 from serbench.reports.collect import collect
-from serbench.reports.systems import SYSTEM_MODELS, reference_run, systems_significance, systems_table
+from serbench.reports.systems import reference_run, system_models, systems_significance, systems_table
 
 
 def _deep(model: str, segments: int | None = None, **extra) -> dict:
-    return {"model": model, "segments": segments, **extra}
+    """The config of a deep run as run_deep records it (system, settings)."""
+    settings = {"segments": segments} if segments is not None else {}
+    return {"system_type": model, "kind": "deep", "model": model, "settings": settings, "speaker_norm": False,
+            **extra}
 
 
 def _row(frame, system: str):
@@ -19,7 +22,7 @@ def _row(frame, system: str):
 def test_every_system_has_a_row_missing_until_run(store):
     store.add("cnn-sru-N5", acc=0.5, kind="deep", config=_deep("cnn-sru", 5))
     frame = systems_table(collect("casia", store.root)).frame
-    for model in SYSTEM_MODELS:
+    for model in system_models():
         row = _row(frame, model)
         assert row["WA %"] == "missing" and row["UA − ref (points)"] == "missing"
     assert _row(frame, "cnn-sru-N5")["UA − ref (points)"] == "reference"
