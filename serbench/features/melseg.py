@@ -20,19 +20,26 @@ width 9 (+-4 frames) and its default 'interp' edge mode. Utterances with fewer t
 frames use the largest odd width that fits (``T`` or ``T - 1``); with fewer than 3
 frames no regression window fits and the width-3 filter runs in 'nearest' mode
 (edge frames repeated), which gives 0 for a single frame.
+
+Memory: frames are independent (no centre padding), so the mel spectrogram of a long
+utterance is computed :data:`CHUNK_FRAMES` frames at a time and the full-resolution
+intermediates (the float64 STFT above all) never exist for the whole signal. An
+utterance of up to one chunk (60 s) takes exactly the one-call path; longer ones give
+the same values within float32 rounding. Peak memory then grows with the output, about
+0.3 MB per second of audio (a 10-minute file: ~180 MB in :func:`logmel3`).
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import librosa
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from serbench.features.functionals import FeatureInputError, check_signal
 from serbench.features.mfcc import frame_sizes
+
+if TYPE_CHECKING:  # torch and librosa are imported where they are used: keying this set needs neither
+    import torch
 
 VERSION = "1"
 
@@ -62,6 +69,9 @@ MIN_SEGMENT_FRAMES = 16
 
 _LOG_FLOOR = 1e-10
 
+#: Frames of mel spectrogram computed per step for long utterances (6000 x 10 ms = 60 s).
+CHUNK_FRAMES = 6000
+
 
 def delta_width(n_frames: int) -> int:
     """Regression width used for an utterance of ``n_frames`` frames (see module docstring)."""
@@ -82,22 +92,31 @@ def logmel3(signal: np.ndarray, sr: int) -> np.ndarray:
     -------
     ndarray, shape (3, 60, T), float32; ``T = 1 + (n - win) // hop``.
     """
+    import librosa
+
     x = check_signal(signal, sr)
     win, hop = frame_sizes(sr, PARAMS["win_ms"], PARAMS["hop_ms"])
     if x.size < win:
         raise FeatureInputError(
             f"signal has {x.size} samples, shorter than one {PARAMS['win_ms']} ms window ({win} samples)")
-    mel = librosa.feature.melspectrogram(
-        y=x, sr=sr, n_fft=win, hop_length=hop, win_length=win, window=PARAMS["window"],
-        center=PARAMS["center"], power=PARAMS["power"], n_mels=PARAMS["n_mels"], fmin=PARAMS["fmin"],
-        fmax=sr / 2.0, htk=False, norm="slaney")
-    static = np.log(np.maximum(mel, _LOG_FLOOR))
-    n_frames = static.shape[1]
+    n_frames = 1 + (x.size - win) // hop
+    static = np.empty((PARAMS["n_mels"], n_frames), dtype=np.float64)
+    for t0 in range(0, n_frames, CHUNK_FRAMES):
+        t1 = min(n_frames, t0 + CHUNK_FRAMES)
+        # Frames t0 .. t1-1 read samples [t0 * hop, (t1 - 1) * hop + win): exactly those of the whole call.
+        mel = librosa.feature.melspectrogram(
+            y=x[t0 * hop:(t1 - 1) * hop + win], sr=sr, n_fft=win, hop_length=hop, win_length=win,
+            window=PARAMS["window"], center=PARAMS["center"], power=PARAMS["power"], n_mels=PARAMS["n_mels"],
+            fmin=PARAMS["fmin"], fmax=sr / 2.0, htk=False, norm="slaney")
+        static[:, t0:t1] = np.log(np.maximum(mel, _LOG_FLOOR))
+        del mel
     width = delta_width(n_frames)
     mode = "interp" if n_frames >= 3 else "nearest"
-    d1 = librosa.feature.delta(static, width=width, order=1, axis=-1, mode=mode)
-    d2 = librosa.feature.delta(static, width=width, order=2, axis=-1, mode=mode)
-    return np.stack([static, d1, d2]).astype(np.float32)
+    out = np.empty((3, PARAMS["n_mels"], n_frames), dtype=np.float32)
+    out[0] = static
+    out[1] = librosa.feature.delta(static, width=width, order=1, axis=-1, mode=mode)
+    out[2] = librosa.feature.delta(static, width=width, order=2, axis=-1, mode=mode)
+    return out
 
 
 def segment_bounds(n_frames: int, n_segments: int) -> np.ndarray:
@@ -156,6 +175,9 @@ def segment_images(mels: Sequence[np.ndarray | torch.Tensor], n_segments: int, s
         ``n_segments * MIN_SEGMENT_FRAMES`` frames are stretched first (see
         :data:`MIN_SEGMENT_FRAMES`).
     """
+    import torch
+    import torch.nn.functional as F
+
     n_segments = _positive_int(n_segments, "n_segments")
     size = _positive_int(size, "size")
     if device is None:

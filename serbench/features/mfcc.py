@@ -26,9 +26,7 @@ scale. Utterance statistics follow :func:`serbench.features.functionals.paper_st
 """
 from __future__ import annotations
 
-import librosa
 import numpy as np
-import scipy.fft
 
 from serbench.features.functionals import check_signal, paper_statistics, statistic_names
 
@@ -83,6 +81,8 @@ def power_spectrogram(signal: np.ndarray, sr: int) -> np.ndarray:
     -------
     ndarray, shape (win // 2 + 1, T), float64; ``T`` may be 0.
     """
+    import librosa  # here, not at module level: listing or keying the set must not load librosa and numba
+
     x = np.asarray(signal, dtype=np.float64)
     win, hop = frame_sizes(sr)
     if x.size < win:
@@ -108,6 +108,8 @@ def log_mel_energies(power: np.ndarray, sr: int, n_mels: int = PARAMS["n_mels"])
 
 def mel_energies(power: np.ndarray, sr: int, n_mels: int = PARAMS["n_mels"]) -> np.ndarray:
     """Mel filterbank energies (linear power) of a power spectrogram; shape (n_mels, T)."""
+    import librosa
+
     n_fft = 2 * (power.shape[0] - 1)
     fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=PARAMS["fmin"], fmax=sr / 2.0,
                              htk=False, norm="slaney", dtype=np.float64)
@@ -116,6 +118,8 @@ def mel_energies(power: np.ndarray, sr: int, n_mels: int = PARAMS["n_mels"]) -> 
 
 def cepstrum(log_energies: np.ndarray, n_coefficients: int = PARAMS["n_coefficients"]) -> np.ndarray:
     """Orthonormal DCT-II over bands; (n_bands, T) -> (T, n_coefficients), coefficients c0 first."""
+    import scipy.fft
+
     return scipy.fft.dct(log_energies, type=2, norm="ortho", axis=0)[:n_coefficients].T
 
 

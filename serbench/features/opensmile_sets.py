@@ -25,6 +25,15 @@ OPENSMILE_SETS: dict[str, tuple[str, int]] = {
     "eGeMAPS": ("eGeMAPSv02", 88),
     "ComParE": ("ComParE_2016", 6373),
 }
+#: opensmile.FeatureSet member -> its value (the configuration file), part of the cache key.
+#: Written out so that keying a set (e.g. a fully cached extraction) does not import
+#: opensmile; a test checks it against the installed package.
+CONFIGS: dict[str, str] = {
+    "IS09": "is09-13/IS09_emotion",
+    "IS10": "is09-13/IS10_paraling_compat",
+    "eGeMAPSv02": "egemaps/v02/eGeMAPSv02",
+    "ComParE_2016": "compare/ComParE_2016",
+}
 
 #: The wrapper's own version: bump when the way the signal is prepared changes.
 WRAPPER_VERSION = "1"
@@ -35,21 +44,29 @@ class OpenSmileBackend:
     """Registry backend for one openSMILE configuration at the functionals level."""
 
     def __init__(self, name: str) -> None:
-        import opensmile
-
         if name not in OPENSMILE_SETS:
             raise FeatureSetError(f"{name!r} is not an openSMILE set; choose from {', '.join(OPENSMILE_SETS)}")
         self.name = name
-        member, self.n_features = OPENSMILE_SETS[name]
-        self.opensmile_set = opensmile.FeatureSet[member]
+        self.member, self.n_features = OPENSMILE_SETS[name]
         self.version = WRAPPER_VERSION
-        self.params = {"config": self.opensmile_set.value, "level": "functionals", "sample_rate": TARGET_SR}
+        self.params = {"config": CONFIGS[self.member], "level": "functionals", "sample_rate": TARGET_SR}
         self._names: list[str] | None = None
 
-    def libraries(self) -> dict[str, str]:
+    @property
+    def opensmile_set(self) -> object:
+        """The ``opensmile.FeatureSet`` member (imports opensmile)."""
         import opensmile
 
-        return {"opensmile": opensmile.__version__}
+        return opensmile.FeatureSet[self.member]
+
+    def libraries(self) -> dict[str, str]:
+        # The installed distribution's version, read without importing the package.
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return {"opensmile": version("opensmile")}
+        except PackageNotFoundError:
+            raise FeatureSetError(f"{self.name} needs the opensmile package: pip install opensmile") from None
 
     def feature_names(self) -> list[str]:
         if self._names is None:

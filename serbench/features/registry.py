@@ -22,11 +22,12 @@ import json
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
-from typing import Callable, Iterable, Mapping, Protocol, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol, Sequence
 
 from serbench.errors import SerbenchError
+
+if TYPE_CHECKING:  # the registry is read by `serbench --help`: it imports no numerical library
+    import numpy as np
 
 
 class FeatureSetError(SerbenchError):
@@ -42,7 +43,7 @@ class Kind(str, Enum):
 
 #: Extracts one utterance: ``(signal float32 (n,), sample_rate) -> features``.
 #: Vector sets return float64 ``(D,)`` (NaN where undefined); array sets an n-d array.
-Extractor = Callable[[np.ndarray, int], np.ndarray]
+Extractor = Callable[["np.ndarray", int], "np.ndarray"]
 
 
 class Backend(Protocol):

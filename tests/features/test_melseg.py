@@ -39,6 +39,30 @@ def test_logmel3_matches_librosa():
     np.testing.assert_allclose(out[2], librosa.feature.delta(static, width=9, order=2), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 50])
+def test_long_utterances_are_computed_in_chunks_with_the_same_values(monkeypatch, chunk):
+    x = _noise(16000, seed=3)  # 98 frames: several chunks of `chunk` frames, the last one partial
+    whole = melseg.logmel3(x, SR)
+    monkeypatch.setattr(melseg, "CHUNK_FRAMES", chunk)
+    np.testing.assert_array_equal(melseg.logmel3(x, SR), whole)
+
+
+def test_chunks_bound_the_intermediate_arrays(monkeypatch):
+    import librosa as real
+
+    sizes = []
+    original = real.feature.melspectrogram
+
+    def spy(*, y, **kw):
+        sizes.append(y.size)
+        return original(y=y, **kw)
+
+    monkeypatch.setattr(real.feature, "melspectrogram", spy)
+    monkeypatch.setattr(melseg, "CHUNK_FRAMES", 20)
+    assert melseg.logmel3(_noise(16000), SR).shape == (3, 60, 98)
+    assert sizes == [19 * 160 + 400] * 4 + [17 * 160 + 400]  # frames 0-19, 20-39, 40-59, 60-79, 80-97
+
+
 def test_logmel3_silence_uses_the_floor():
     out = melseg.logmel3(np.zeros(4000, dtype=np.float32), SR)
     np.testing.assert_allclose(out[0], np.log(1e-10), rtol=1e-6)

@@ -6,7 +6,7 @@ import opensmile
 import pytest
 
 from serbench.features import get_feature_set, load
-from serbench.features.opensmile_sets import OPENSMILE_SETS, make
+from serbench.features.opensmile_sets import CONFIGS, OPENSMILE_SETS, make
 
 
 @pytest.mark.parametrize("name, member, width", [("IS09", "IS09", 384), ("IS10", "IS10", 1582)])
@@ -59,3 +59,10 @@ def test_resampled_input_is_clipped_not_wrapped():
     over = x * 1.05  # beyond full scale, as a resampler can overshoot
     a, b = ext(np.clip(over, -1, 32767 / 32768), 16000), ext(over, 16000)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", list(OPENSMILE_SETS))
+def test_config_names_match_the_installed_opensmile(name):
+    member = OPENSMILE_SETS[name][0]
+    assert CONFIGS[member] == opensmile.FeatureSet[member].value
+    assert get_feature_set(name).params["config"] == opensmile.FeatureSet[member].value
