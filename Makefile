@@ -54,10 +54,11 @@ tables: $(STAMP)
 	$(SB) tables --corpus $(CORPUS) --runs $(RUNS)
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --out bench-results
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) bench-results .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) bench-results .pytest_cache .import_linter_cache

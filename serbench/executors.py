@@ -42,7 +42,7 @@ from serbench.errors import SerbenchError
 
 SCHEDULER_ENV = "SERBENCH_SCHEDULER"
 #: Seconds to wait for a Dask scheduler before saying it cannot be reached.
-CONNECT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 3.0
 
 
 class ExecutorError(SerbenchError):

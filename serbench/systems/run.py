@@ -103,17 +103,17 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
             cache: str | Path | None = None, jobs: int = 1, emotions: Sequence[str] | None = None,
             device: str = "auto", threads: int | None = None, command: str | None = None,
             log: Log | None = None, data_cache: DataCache | None = None,
-            load_features: Callable | None = None) -> RunPlan:
+            load_features: Callable | None = None, kind: str | None = None) -> RunPlan:
     """The :class:`~serbench.experiments.harness.RunPlan` of system ``name`` on ``corpus``.
 
     ``profile`` picks the deep systems' settings (``paper`` / ``fast`` / ``tiny``; the SVMs have
     one recipe); ``overrides`` are ``--set`` values and options such as ``feature``, ``segments``,
     ``speaker_norm``, ``pretrained``. ``device`` ('auto' | 'cpu' | 'cuda') is resolved where a
     fold runs; ``threads`` caps the CPU threads of each fold task. ``load_features`` replaces
-    :func:`serbench.features.load` (tests).
+    :func:`serbench.features.load` (tests). ``kind`` ('baseline' | 'deep') restricts ``name``.
     """
     say = log or (lambda _m: None)
-    system = registry.get(name)
+    system = registry.get(name, kind=kind)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise SystemOptionError(f"--seed {seed!r}: give an integer")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -185,9 +185,10 @@ def run_system(name: str, corpus: str, root: str | Path, *, runs: str | Path | N
 def run_baseline(corpus: str, root: str | Path, feature: str, *, classifier: str = "svm-linear",
                  speaker_norm: bool = False, class_weight: str | None = None, **kw: Any) -> RunResult:
     """An SVM baseline (``classifier`` on ``feature``): :func:`run_system` with the baseline's options."""
-    overrides = {"feature": feature, "speaker_norm": speaker_norm, "class_weight": class_weight or "none",
-                 **kw.pop("overrides", {})}
-    return run_system(classifier, corpus, root, overrides=overrides, **kw)
+    overrides = {"feature": feature, "speaker_norm": speaker_norm, **kw.pop("overrides", {})}
+    if class_weight not in (None, "none"):   # only the SVMs know class weights; the default is none
+        overrides["class_weight"] = class_weight
+    return run_system(classifier, corpus, root, overrides=overrides, kind="baseline", **kw)
 
 
 def run_deep(corpus: str, root: str | Path, *, model: str = "cnn-sru", segments: int | None = None,
@@ -201,7 +202,7 @@ def run_deep(corpus: str, root: str | Path, *, model: str = "cnn-sru", segments:
         opts["pretrained"] = str(pretrained)
     if speaker_norm:
         opts["speaker_norm"] = True
-    return run_system(model, corpus, root, profile=profile, overrides=opts, **kw)
+    return run_system(model, corpus, root, profile=profile, overrides=opts, kind="deep", **kw)
 
 
 __all__ = ["prepare", "run_system", "run_baseline", "run_deep", "DataCache", "data_warnings", "default_command"]

@@ -7,7 +7,8 @@ from sklearn.svm import SVC
 
 from serbench.baselines import svm
 from serbench.baselines.kernel_grid import TrainingKernel
-from serbench.baselines.run import run_baseline
+from serbench.experiments.harness import FoldContext
+from serbench.systems.run import prepare
 from serbench.corpora import MANIFEST_COLUMNS
 from serbench.experiments.normalize import normalize_per_speaker
 
@@ -91,6 +92,16 @@ class FitRecorder:
         return out
 
 
+def fit_each_fold(X, m, speaker_norm, on_fold):
+    """The svm-linear system's own fold fit (what the harness runs), fold by fold: ``on_fold(fold, search)``."""
+    plan = prepare("svm-linear", "demo", "/c", overrides={"feature": "IS09", "speaker_norm": speaker_norm},
+                   load_features=loader(X, m))
+    for fold in plan.folds:
+        ctx = FoldContext(run_id="t", system=plan.system, fold=fold.name, seed=0)
+        model = plan.task.fit(plan.data, fold.train, plan.payload, ctx)
+        on_fold(fold, model.search)
+
+
 @pytest.mark.parametrize("speaker_norm", [False, True])
 def test_no_fitted_step_sees_the_test_speaker(tmp_path, monkeypatch, speaker_norm):
     X, m = make_data()
@@ -98,8 +109,7 @@ def test_no_fitted_step_sees_the_test_speaker(tmp_path, monkeypatch, speaker_nor
     matrix = normalize_per_speaker(X.to_numpy(), spk) if speaker_norm else X.to_numpy()
     recorder = FitRecorder(monkeypatch, matrix, spk)
     per_fold = {}
-    run_baseline("demo", "/c", "IS09", runs=tmp_path, speaker_norm=speaker_norm, load_features=loader(X, m),
-                 on_fold=lambda fold, search: per_fold.__setitem__(fold.name, recorder.take()))
+    fit_each_fold(X, m, speaker_norm, lambda fold, search: per_fold.__setitem__(fold.name, recorder.take()))
     assert sorted(per_fold) == ["s0", "s1", "s2", "s3"]
     n_grid = len(svm.param_grid("svm-linear")["svc__C"])
     for test_speaker, fits in per_fold.items():
@@ -139,8 +149,7 @@ def test_outliers_in_the_test_speaker_change_nothing_fitted(tmp_path, speaker_no
                               "mean": sc.mean_, "scale": sc.scale_, "sv": svc.support_vectors_,
                               "dual": svc.dual_coef_, "b": svc.intercept_}
 
-        run_baseline("demo", "/c", "IS09", runs=tmp_path, speaker_norm=speaker_norm, load_features=loader(Xd, m),
-                     on_fold=keep)
+        fit_each_fold(Xd, m, speaker_norm, keep)
         return out
 
     clean, dirty = fitted(X), fitted(poisoned)

@@ -5,12 +5,20 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from serbench.baselines import run as run_mod
 from serbench.baselines import svm
-from serbench.baselines.run import NAN_POLICY, run_baseline, system_name
 from serbench.corpora import MANIFEST_COLUMNS
+from serbench.errors import SerbenchError
 from serbench.experiments import metrics
+from serbench.experiments.inputs import NAN_POLICY
 from serbench.experiments.store import PREDICTIONS, RUN_JSON, RunStore, load_run
+from serbench.systems import registry
+from serbench.systems.run import run_baseline
+
+
+def system_name(feature, classifier="svm-linear", speaker_norm=False, class_weight="none"):
+    system = registry.get(classifier)
+    return system.stored_name(system.settings(None, {"feature": feature, "speaker_norm": speaker_norm,
+                                                     "class_weight": class_weight}))
 
 CLASSES = ("angry", "neutral", "sad")
 
@@ -61,13 +69,13 @@ def test_run_writes_the_store_contract(tmp_path):
     assert rec["status"] == "complete" and rec["kind"] == "baseline"
     assert rec["config"]["speaker_norm"] is False and rec["config"]["protocol"] == "loso"
     assert rec["config"]["nan_policy"] == NAN_POLICY and rec["excluded"]["n"] == 0
-    assert rec["command"].startswith("serbench baseline --corpus demo")
+    assert rec["command"]  # the command line that started the run
     assert len(rec["folds"]) == 4
     for f in rec["folds"]:
         assert f["best_params"]["svc__C"] in svm.param_grid("svm-linear")["svc__C"]
         assert f["n_train"] == 45 and f["n_train_speakers"] == 3
     t = rec["timings"]
-    assert 0 <= t["model_selection_s"] <= t["total_s"] and 0 <= t["model_selection_share"] <= 1
+    assert 0 <= t["model_selection_s"] <= t["total_s"] and t["executor"] == "in-process"
     s = metrics.summarize(preds)
     assert rec["metrics"]["ua"] == pytest.approx(s["ua"]) and res.ua == pytest.approx(s["ua"])
     # the predicted class is the arg-max of the stored decision scores
@@ -81,14 +89,14 @@ def test_nan_policy_excludes_and_counts_rows(tmp_path):
     X.loc[bad] = np.nan
     m.loc[m["utterance_id"].isin(bad), "status"] = ["nan", "failed", "nan"]
     res = run_baseline("demo", "/c", "IS09", runs=tmp_path, load_features=loader_for(X, m))
-    assert res.n_excluded == 3 and sorted(res.excluded["utterance_id"]) == sorted(bad)
+    assert len(res.excluded) == 3 and sorted(e["utterance_id"] for e in res.excluded) == sorted(bad)
     assert not set(bad) & set(res.predictions["utterance_id"])
     assert len(res.predictions) == len(m) - 3
     assert res.record["excluded"]["by_status"] == {"nan": 2, "failed": 1}
     # 'ok' rows that hold NaN are a broken cache: an error, never a silent drop
     m.loc[m["utterance_id"] == "spk0_angry_1", "status"] = "ok"
     X.loc["spk0_angry_1"] = np.nan
-    with pytest.raises(svm.BaselineError, match="marked 'ok' but hold NaN"):
+    with pytest.raises(SerbenchError, match="marked 'ok' but hold NaN"):
         run_baseline("demo", "/c", "IS09", runs=tmp_path, load_features=loader_for(X, m))
 
 
@@ -140,7 +148,15 @@ def test_resume_after_interruption_mid_fold_matches_uninterrupted_run(tmp_path, 
 
 def test_changed_data_starts_a_new_run_instead_of_resuming(tmp_path, monkeypatch):
     X, m = make_data()
-    monkeypatch.setattr(svm, "select_model", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    real, calls = svm.select_model, []
+
+    def second_fold_dies(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(svm, "select_model", second_fold_dies)
     with pytest.raises(KeyboardInterrupt):
         run_baseline("demo", "/c", "PLP", runs=tmp_path, load_features=loader_for(X, m))
     monkeypatch.undo()
@@ -148,7 +164,15 @@ def test_changed_data_starts_a_new_run_instead_of_resuming(tmp_path, monkeypatch
     X2.iloc[0, 0] += 1.0
     res = run_baseline("demo", "/c", "PLP", runs=tmp_path, load_features=loader_for(X2, m))
     assert res.resumed_folds == []
-    assert len(list(res.path.parent.glob("*.partial"))) == 1  # the stale partial is left alone
+    assert len(list(res.path.parent.glob("*.partial"))) == 1  # the stale partial (1 fold) is left alone
+
+
+def test_a_run_that_fails_before_any_fold_leaves_no_partial_folder(tmp_path, monkeypatch):
+    X, m = make_data()
+    monkeypatch.setattr(svm, "select_model", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        run_baseline("demo", "/c", "PLP", runs=tmp_path, load_features=loader_for(X, m))
+    assert not list((tmp_path / "demo" / "PLP-svm-linear").glob("*"))
 
 
 def test_emotions_and_protocol_options_reach_the_loader_and_record(tmp_path):
@@ -160,7 +184,7 @@ def test_emotions_and_protocol_options_reach_the_loader_and_record(tmp_path):
     assert load.calls[-1]["emotions"] == ["angry", "sad", "neutral"]
     assert sorted(res.predictions["fold"].unique()) == ["S1", "S2", "S3"]
     assert res.record["config"]["protocol"] == "loso-session"
-    with pytest.raises(svm.BaselineError, match="svm-linear, svm-rbf"):
+    with pytest.raises(SerbenchError, match="--classifier 'knn'.*svm-linear, svm-rbf"):
         run_baseline("demo", "/c", "IS10", classifier="knn", runs=tmp_path, load_features=load)
 
 
@@ -170,18 +194,20 @@ def test_cli_baseline_and_runs(tmp_path, monkeypatch):
     X, m = make_data()
     X.loc["spk1_sad_0"] = np.nan
     m.loc[m["utterance_id"] == "spk1_sad_0", "status"] = "failed"
-    monkeypatch.setattr(run_mod, "_default_loader", lambda: loader_for(X, m))
+    import serbench.features
+
+    monkeypatch.setattr(serbench.features, "load", loader_for(X, m))
     runner = CliRunner()
     out = runner.invoke(cli, ["baseline", "--corpus", "demo", "--root", str(tmp_path), "--feature", "IS10",
                               "--speaker-norm", "--runs", str(tmp_path / "runs")])
     assert out.exit_code == 0, out.output
     text = " ".join(out.output.split())
-    assert "speaker normalization: ON" in text and "IS10-svm-linear-spknorm" in text
-    assert "excluded rows: 1 of 60" in text and "NaN policy" in text
+    assert "speaker normalization ON" in text and "IS10-svm-linear-spknorm" in text
+    assert "excluded utterances: 1 of 60" in text
     assert "pooled: WA" in text and "over folds: WA" in text and "recall per class: angry" in text
     res_path = next((tmp_path / "runs" / "demo" / "IS10-svm-linear-spknorm").iterdir())
-    assert "run written to" in text and res_path.name in text
-    rec, preds = load_run(res_path)
+    assert "run:" in text and res_path.name in text
+    rec = load_run(res_path).record
     assert f"UA {100 * rec['metrics']['ua']:.1f}%" in text
 
     listing = runner.invoke(cli, ["runs", "--runs", str(tmp_path / "runs"), "--corpus", "demo"])

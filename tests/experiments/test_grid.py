@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from serbench.cli import cli
 from serbench.errors import SerbenchError
-from serbench.experiments.grid import paper_grid, present_systems, run_grid
+from serbench.systems.grid import paper_grid, present_systems, run_grid
 
 
 @pytest.fixture
@@ -31,13 +31,12 @@ def corpus(tmp_path: Path) -> Path:
 def test_paper_grid_lists_both_normalization_variants_and_deep_grid():
     items = paper_grid(features=("IS10",), segments=(1, 3), deep_models=("cnn-sru",))
     assert [i.system for i in items] == ["IS10-svm-linear", "IS10-svm-linear-spknorm", "cnn-sru-N1", "cnn-sru-N3"]
-    assert items[1].params["speaker_norm"] is True and items[3].params["segments"] == 3
+    assert items[1].options["speaker_norm"] is True and items[3].options["segments"] == 3
 
 
 def test_paper_grid_adds_named_systems_without_segments():
     items = paper_grid(baselines=False, deep=False, systems=("crnn", "crnn-mk"))
-    assert [(i.system, i.params["model"], i.params["segments"]) for i in items] == [
-        ("crnn", "crnn", None), ("crnn-mk", "crnn-mk", None)]
+    assert [(i.system, i.name) for i in items] == [("crnn", "crnn"), ("crnn-mk", "crnn-mk")]
     with pytest.raises(SerbenchError, match="crnn, crnn-ctc"):
         paper_grid(systems=("lstm",))
 
@@ -45,10 +44,10 @@ def test_paper_grid_adds_named_systems_without_segments():
 def test_paper_grid_deep_speaker_norm_variants_are_opt_in():
     plain = paper_grid(baselines=False, segments=(3,), deep_models=("cnn-sru",), systems=("crnn",))
     assert [i.system for i in plain] == ["cnn-sru-N3", "crnn"]
-    assert all(i.params["speaker_norm"] is False for i in plain)
+    assert all(i.options["speaker_norm"] is False for i in plain)
     both = paper_grid(baselines=False, segments=(3,), deep_models=("cnn-sru",), systems=("crnn",),
                       deep_speaker_norm=(False, True))
-    assert [(i.system, i.params["speaker_norm"]) for i in both] == [
+    assert [(i.system, i.options["speaker_norm"]) for i in both] == [
         ("cnn-sru-N3", False), ("cnn-sru-N3-spknorm", True), ("crnn", False), ("crnn-spknorm", True)]
 
 

@@ -74,8 +74,9 @@ def test_load_run_recomputes_metrics_instead_of_trusting_run_json(tmp_path):
     rec["metrics"]["wa"] = 0.99
     rec["folds"][0]["ua"] = 0.99
     (final / RUN_JSON).write_text(json.dumps(rec))
-    with pytest.warns(UserWarning, match="stored metrics differ"):
-        loaded, preds = load_run(final)
+    with pytest.warns(UserWarning, match="stored wa=0.9900 disagrees with the predictions"):
+        run = load_run(final)
+        loaded, preds = run.record, run.predictions
     assert loaded["metrics"]["wa"] == pytest.approx(4 / 6)
     assert [f["ua"] for f in loaded["folds"]] == pytest.approx([f["ua"] for f in metrics.summarize(preds)["folds"]])
     listed = RunStore(tmp_path).list_runs()
@@ -170,7 +171,7 @@ def test_a_run_another_process_is_writing_is_not_resumed_twice(tmp_path):
         # Listing and reading the run do not need its lock: it shows as running, with its finished fold.
         listed = store.list_runs("casia").iloc[0]
         assert (listed["status"], listed["note"], listed["n_folds"]) == ("running", f"written now by pid {holder.pid}", 1)
-        assert load_run(w.path)[0]["status"] == "partial"
+        assert load_run(w.path).record["status"] == "partial"
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
