@@ -222,8 +222,10 @@ class Settings:
     def bad(self, key: str, what: str) -> SettingsError:
         """The error for field ``key``: ``--set key=value: what`` (or its flag)."""
         value = getattr(self, key)
-        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
         flag = type(self).fields()[key].metadata.get("flag")
+        if value is None:
+            return SettingsError(f"{flag or f'--set {key}'} is required: {what}")
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
         return SettingsError(f"{flag} {shown}: {what}" if flag else f"--set {key}={shown}: {what}")
 
     def check(self) -> None:

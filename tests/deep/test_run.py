@@ -156,7 +156,7 @@ def test_bad_options_are_refused(corpus, cache, tmp_path):
         _run(corpus, cache, tmp_path, model="lstm")
     with pytest.raises(SettingsError, match=r"--segments 0: must be in \[1, 20\]"):
         _run(corpus, cache, tmp_path, segments=0)
-    with pytest.raises(SettingsError, match="--segments None: give the number of segments"):
+    with pytest.raises(SettingsError, match="--segments is required: give the number of segments"):
         _run(corpus, cache, tmp_path, segments=None)
     with pytest.raises(SettingsError, match="--pretrained .*missing.pth: no such file"):
         _run(corpus, cache, tmp_path, pretrained=tmp_path / "missing.pth")
