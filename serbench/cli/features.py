@@ -1,15 +1,21 @@
-"""``serbench extract`` and ``serbench cache info|verify|clear``: thin wrappers over serbench.features."""
+"""``serbench extract`` and ``serbench cache info|verify|clear``: thin wrappers over serbench.features.
+
+Only click and the feature-set registry are imported with this module (``serbench --help``
+stays fast); the cache, the extraction loop and rich are imported inside the commands.
+"""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from serbench.features import cache as cache_mod
-from serbench.features.extract import ExtractReport, extract
 from serbench.features.registry import DEFAULT_SETS, list_feature_sets, resolve_feature_sets
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from serbench.features.extract import ExtractReport
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -24,8 +30,16 @@ def _size(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
+def _check_corpus(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from serbench.corpora import check_corpus_name
+
+    return None if value is None else check_corpus_name(value)
+
+
 def print_report(report: ExtractReport, console: Console) -> None:
-    """The end-of-run summary: one line per set, then every failure (file and reason)."""
+    """The end-of-run summary: one line per set, then every failure (file and reason), then notes."""
+    from rich.table import Table
+
     table = Table(title=f"{report.corpus}: {report.utterances} utterances, jobs={report.jobs}, "
                         f"{report.wall_seconds:.1f} s")
     for col in ("set", "extracted", "cached", "nan", "failed", "seconds"):
@@ -51,10 +65,12 @@ def print_report(report: ExtractReport, console: Console) -> None:
         console.print(f"{len(nan_ids)} utterance(s) with status 'nan' in some set (silent or too-short audio; "
                       f"their features are NaN, experiments say how they treat them): {shown}",
                       highlight=False, soft_wrap=True)
+    for note in getattr(report, "notes", ()):
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
 
 
 @click.command("extract")
-@click.option("--corpus", required=True, help="Corpus name (see `serbench corpora`).")
+@click.option("--corpus", required=True, callback=_check_corpus, help="Corpus name (see `serbench corpora`).")
 @click.option("--root", required=True, type=click.Path(file_okay=False), help="The corpus folder.")
 @click.option("--features", "features", default=None,
               help=f"Comma-separated feature sets (default: {','.join(DEFAULT_SETS)}); "
@@ -73,6 +89,10 @@ def extract_cmd(corpus: str, root: str, features: str | None, jobs: int, cache: 
     Failed files are listed at the end and cached as failed (retried when the file
     changes, or with --retry-failed); the exit status is 0 unless --strict.
     """
+    from rich.console import Console
+
+    from serbench.features.extract import extract
+
     sets = resolve_feature_sets(_split(features))  # fail on a bad name before scanning
     report = extract(corpus, root, sets, cache=cache, jobs=jobs, emotions=_split(emotions),
                      progress=not no_progress, retry_failed=retry_failed)
@@ -88,7 +108,7 @@ def cache_group() -> None:
 
 _cache_opt = click.option("--cache", default=None, type=click.Path(file_okay=False),
                           help="Cache root (default $SERBENCH_CACHE or ~/.cache/serbench).")
-_corpus_opt = click.option("--corpus", default=None, help="Only this corpus.")
+_corpus_opt = click.option("--corpus", default=None, callback=_check_corpus, help="Only this corpus.")
 _features_opt = click.option("--features", default=None, help="Only these comma-separated sets.")
 
 
@@ -98,30 +118,47 @@ _features_opt = click.option("--features", default=None, help="Only these comma-
 @_features_opt
 def cache_info(cache: str | None, corpus: str | None, features: str | None) -> None:
     """Sets, rows per status and size on disk."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from serbench.features import cache as cache_mod
+
     console = Console()
     folders = cache_mod.list_folders(cache, corpus, _split(features))
+    foreign = cache_mod.unrecognized_folders(cache, corpus, _split(features))
     root = cache_mod.cache_root(cache)
     if not folders:
         console.print(f"no cached features under {root}", highlight=False)
-        return
-    console.print(f"feature cache {root}", highlight=False, soft_wrap=True)
-    table = Table()
-    for col in ("corpus", "set", "key", "rows", "ok", "nan", "failed", "parts", "size"):
-        numeric = col in ("rows", "ok", "nan", "failed", "parts", "size")
-        table.add_column(col, justify="right" if numeric else "left", no_wrap=True)
-    total, stale = 0, 0
-    for f in folders:
-        i = cache_mod.folder_info(f)
-        total += int(i["bytes"])  # type: ignore[arg-type]
-        stale += not i["current"]
-        key = f.key if i["current"] else f"{f.key}*"
-        table.add_row(f.corpus, f.name, key, str(i["rows"]), str(i["ok"]), str(i["nan"]), str(i["failed"]),
-                      str(i["parts"]), _size(int(i["bytes"])))  # type: ignore[arg-type]
-    console.print(table)
-    console.print(f"total {_size(total)} in {len(folders)} folder(s)", highlight=False)
-    if stale:
-        console.print(f"* {stale} stale folder(s): written with other parameters or library versions; "
-                      "`serbench cache clear --stale --yes` removes them", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"feature cache {root}", highlight=False, soft_wrap=True)
+        table = Table()
+        for col in ("corpus", "set", "key", "rows", "ok", "nan", "failed", "parts", "size"):
+            numeric = col in ("rows", "ok", "nan", "failed", "parts", "size")
+            table.add_column(col, justify="right" if numeric else "left", no_wrap=True)
+        total, stale, errors = 0, 0, []
+        for f in folders:
+            i = cache_mod.folder_info(f)
+            total += int(i["bytes"])  # type: ignore[arg-type]
+            stale += not i["current"]
+            if i["error"]:
+                errors.append(str(i["error"]))
+            key = f.key if i["current"] else f"{f.key}*"
+            counts = ["?" if i[c] is None else str(i[c]) for c in ("rows", "ok", "nan", "failed")]
+            table.add_row(f.corpus, f.name, key, *counts, str(i["parts"]), _size(int(i["bytes"])))  # type: ignore[arg-type]
+        console.print(table)
+        console.print(f"total {_size(total)} in {len(folders)} folder(s)", highlight=False)
+        if stale:
+            console.print(f"* {stale} stale folder(s): written with other parameters or library versions; "
+                          "`serbench cache clear --stale --yes` removes them", highlight=False, soft_wrap=True)
+        for e in errors:
+            console.print(f"[yellow]damaged:[/] {e}", highlight=False, soft_wrap=True)
+    _print_foreign(console, foreign)
+
+
+def _print_foreign(console: Console, foreign: list) -> None:
+    for path in foreign:
+        console.print(f"[yellow]note:[/] {path} is named like a cache folder but its meta.json does not describe "
+                      "it: not a cache set, serbench leaves it alone", highlight=False, soft_wrap=True)
 
 
 @cache_group.command("verify")
@@ -130,7 +167,11 @@ def cache_info(cache: str | None, corpus: str | None, features: str | None) -> N
 @_features_opt
 @click.option("--rehash", is_flag=True, help="Also re-hash each cached row's audio file.")
 def cache_verify(cache: str | None, corpus: str | None, features: str | None, rehash: bool) -> None:
-    """Check parts are readable, meta consistent, ids unique (and with --rehash, audio unchanged)."""
+    """Check parts are readable (page checksums included), meta consistent, ids unique (and with --rehash, audio unchanged)."""
+    from rich.console import Console
+
+    from serbench.features import cache as cache_mod
+
     console = Console()
     folders = cache_mod.list_folders(cache, corpus, _split(features))
     problems = []
@@ -143,6 +184,7 @@ def cache_verify(cache: str | None, corpus: str | None, features: str | None, re
         console.print(f"  {p}", highlight=False, markup=False)
     if not folders:
         console.print(f"no cached features under {cache_mod.cache_root(cache)}", highlight=False)
+    _print_foreign(console, cache_mod.unrecognized_folders(cache, corpus, _split(features)))
     if problems:
         sys.exit(1)
 
@@ -154,7 +196,9 @@ def cache_verify(cache: str | None, corpus: str | None, features: str | None, re
 @click.option("--stale", is_flag=True, help="Only folders whose key is no longer current.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def cache_clear(cache: str | None, corpus: str | None, features: str | None, stale: bool, yes: bool) -> None:
-    """Delete cached features (all, or one corpus / some sets / stale keys)."""
+    """Delete cached features (all, or one corpus / some sets / stale keys); nothing else is touched."""
+    from serbench.features import cache as cache_mod
+
     folders = cache_mod.list_folders(cache, corpus, _split(features))
     if stale:
         folders = [f for f in folders if not f.current]

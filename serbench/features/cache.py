@@ -23,6 +23,13 @@ file when extracted; for ``cache verify``), then
   (the C-order flattened array, large_list<float32>); float32, not float16, because
   delta channels of log-mel are small differences that float16 would round coarsely.
 
+Parts are written with Parquet page checksums (CRC-32 per data page) and every read
+verifies them, so a flipped bit in stored values is an error naming the part, never a
+silently different feature. A folder is a cache set only when its own ``meta.json``
+names it (set, key and corpus): ``cache info | verify | clear`` leave anything else alone.
+Reading never writes: a complete cache on a read-only disk is simply read, and
+compaction, an optimization, is skipped (with a note) when it cannot write.
+
 Rows with status ``'failed'`` are cached with the file's content hash: an unchanged
 broken file is not re-tried on every run, a fixed (changed) file is re-extracted
 automatically, and ``extract(..., retry_failed=True)`` retries them on demand.
@@ -34,7 +41,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +53,7 @@ import pyarrow.parquet as pq
 
 from serbench.errors import SerbenchError
 from serbench.features.registry import FeatureSet, Kind
-from serbench.io import atomic_write, atomic_write_text
+from serbench.io import OutsideError, atomic_write, atomic_write_text, ensure_inside, rmtree_inside
 from serbench.settings import cache_root
 
 KEY_COLUMNS: tuple[str, ...] = ("utterance_id", "content_hash", "status", "status_detail", "path")
@@ -61,6 +67,8 @@ _PART = re.compile(r"^part-(\d+)-(\d+)-(\d+)(-c)?\.parquet$")
 # Per process, with the pid in the name: two writers never pick the same part name.
 _PART_COUNTER = itertools.count(1)
 _FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_DENIED_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
+_SET_FOLDER = re.compile(r"^(?P<name>.+)-(?P<key>[0-9a-f]{12})$")
 
 
 class CacheError(SerbenchError):
@@ -89,7 +97,9 @@ class FeatureCache:
     """One cache folder: the rows of one feature set (at its key) for one corpus."""
 
     def __init__(self, corpus: str, feature_set: FeatureSet, cache: str | Path | None = None) -> None:
-        self.corpus = corpus
+        from serbench.corpora import check_corpus_name
+
+        self.corpus = check_corpus_name(corpus)  # it names a folder: never a path
         self.feature_set = feature_set
         self.root = cache_root(cache)
         self.path = self.root / corpus / f"{feature_set.name}-{feature_set.key}"
@@ -175,9 +185,13 @@ class FeatureCache:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             if not (self.path / META).is_file():
-                atomic_write_text(self.path / META, json.dumps(self.meta(), indent=1, sort_keys=True) + "\n")
-            with atomic_write(target, "wb") as f:
-                pq.write_table(table, f, compression="zstd", write_statistics=False)
+                atomic_write_text(self.path / META, json.dumps(self.meta(), indent=1, sort_keys=True) + "\n",
+                                  inside=self.root)
+            with atomic_write(target, "wb", inside=self.root) as f:
+                # Dictionary encoding only for the key columns: for float values it finds no repeats,
+                # makes files larger and, for one long utterance's array, needs gigabytes to try.
+                pq.write_table(table, f, compression="zstd", write_statistics=False, write_page_checksum=True,
+                               use_dictionary=list(KEY_COLUMNS))
         except OSError as exc:
             if exc.errno in _FULL_ERRNOS:
                 raise CacheError(
@@ -185,7 +199,37 @@ class FeatureCache:
                     "rows committed before are kept. Free space or point --cache / SERBENCH_CACHE "
                     "at a disk with room, then run again to resume"
                 ) from exc
+            if exc.errno in _DENIED_ERRNOS:
+                raise self._not_writable(exc) from exc
             raise
+
+    def _not_writable(self, exc: OSError) -> CacheError:
+        return CacheError(f"the feature cache folder {self.path} is not writable ({exc.strerror or exc}); "
+                          "make it writable or point --cache / SERBENCH_CACHE at a writable folder")
+
+    def check_writable(self) -> None:
+        """Raise :class:`CacheError` unless parts can be committed here (tried by creating a temp file).
+
+        Called before extracting, so that a read-only cache fails at once, not after the first
+        batch of extracted rows has nowhere to go.
+        """
+        import tempfile
+
+        ensure_inside(self.path, self.root)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-probe-", suffix=".tmp", dir=self.path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            if exc.errno in _FULL_ERRNOS:
+                raise CacheError(f"no space left in the feature cache folder {self.path}; free space or point "
+                                 "--cache / SERBENCH_CACHE at a disk with room") from exc
+            raise self._not_writable(exc) from exc
+
+    def writable(self) -> bool:
+        """Whether this process may write into the folder (no write is attempted)."""
+        return os.access(self.path, os.W_OK | os.X_OK)
 
     # ---- reading --------------------------------------------------------------------
     def _read_parts(self, columns: Sequence[str] | None) -> tuple[pa.Table | None, list[Path]]:
@@ -195,11 +239,11 @@ class FeatureCache:
             tables = []
             try:
                 for p in parts:
-                    tables.append(pq.read_table(p, columns=list(columns) if columns else None))
+                    tables.append(read_part(p, columns))
             except FileNotFoundError:
                 continue
             except (pa.ArrowException, OSError) as exc:
-                raise CacheError(f"cannot read cache part {p}: {exc}; run `serbench cache verify` "
+                raise CacheError(f"cannot read cache part {p}: {_one_line(exc)}; run `serbench cache verify` "
                                  f"or delete {self.path} to re-extract") from exc
             if not tables:
                 return None, []
@@ -234,9 +278,14 @@ class FeatureCache:
         return table.to_pandas().set_index("utterance_id")
 
     def compact(self, min_parts: int | None = None) -> bool:
-        """Merge the parts into one when there are more than ``min_parts``; True if it did."""
+        """Merge the parts into one when there are more than ``min_parts``; True if it did.
+
+        Compaction only speeds up reading, so it never stands in the way: on a folder this
+        process cannot write it does nothing, and when writing the merged part fails (a full
+        disk) the parts stay as they are, still complete, and :class:`CacheError` says so.
+        """
         min_parts = COMPACT_PARTS if min_parts is None else min_parts
-        if len(self.parts()) <= min_parts:
+        if len(self.parts()) <= min_parts or not self.writable():
             return False
         table, parts = self._read_parts(None)
         if table is None or len(parts) <= min_parts:
@@ -246,7 +295,11 @@ class FeatureCache:
         assert newest is not None
         # Named after the newest merged part so it sorts before any part committed meanwhile.
         target = self.path / f"part-{newest.group(1)}-{newest.group(2)}-{newest.group(3)}-c.parquet"
-        self._write(target, merged)
+        try:
+            self._write(target, merged)
+        except (CacheError, OSError) as exc:
+            raise CacheError(f"could not compact {len(parts)} parts in {self.path} ({_one_line(exc)}); they are "
+                             "kept and read as they are, the next extraction tries again") from exc
         for p in parts:
             if p != target:
                 p.unlink(missing_ok=True)
@@ -264,10 +317,20 @@ class FeatureCache:
                 pass
 
 
+def read_part(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """One part file, its page checksums verified (parts written before checksums have none to check)."""
+    return pq.read_table(path, columns=list(columns) if columns else None, page_checksum_verification=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 # ---- whole-cache views (cache info / verify / clear) -----------------------------------
 @dataclass(frozen=True)
 class CacheFolder:
-    """One ``<corpus>/<set>-<key>`` folder found under a cache root."""
+    """One ``<corpus>/<set>-<key>`` folder under a cache root whose ``meta.json`` describes it."""
 
     corpus: str
     name: str
@@ -285,41 +348,88 @@ class CacheFolder:
             return False
 
 
-def list_folders(cache: str | Path | None = None, corpus: str | None = None,
-                 feature_sets: Iterable[str] | None = None) -> list[CacheFolder]:
-    """Cache folders under the root, optionally for one corpus and some set names (case-insensitive)."""
+def folder_meta(path: Path) -> dict | None:
+    """The ``meta.json`` of ``<root>/<corpus>/<set>-<key>`` when it names that set, key and corpus, else None.
+
+    This is what makes a folder a cache set: a name that merely looks like one is not enough.
+    """
+    m = _SET_FOLDER.match(path.name)
+    if m is None:
+        return None
+    try:
+        meta = json.loads((path / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(meta, dict) or meta.get("name") != m["name"] or meta.get("key") != m["key"]
+            or meta.get("corpus") != path.parent.name or not isinstance(meta.get("columns"), list)):
+        return None
+    return meta
+
+
+def _set_folders(cache: str | Path | None, corpus: str | None, feature_sets: Iterable[str] | None
+                 ) -> Iterable[tuple[Path, Path, re.Match]]:
+    """``(corpus folder, set folder, name match)`` of every folder named like a set under the root."""
     root = cache_root(cache)
     wanted = {n.strip().lower() for n in feature_sets} if feature_sets else None
-    out = []
+    if corpus:
+        from serbench.corpora import check_corpus_name
+
+        corpus = check_corpus_name(corpus)
     if not root.is_dir():
-        return out
+        return
     for cdir in sorted(p for p in root.iterdir() if p.is_dir()):
-        if corpus and cdir.name != corpus.lower():
+        if corpus and cdir.name != corpus:
             continue
         for sdir in sorted(p for p in cdir.iterdir() if p.is_dir()):
-            name, sep, key = sdir.name.rpartition("-")
-            if not sep or not re.fullmatch(r"[0-9a-f]{12}", key):
+            m = _SET_FOLDER.match(sdir.name)
+            if m is None or (wanted is not None and m["name"].lower() not in wanted):
                 continue
-            if wanted is not None and name.lower() not in wanted:
-                continue
-            out.append(CacheFolder(cdir.name, name, key, sdir))
-    return out
+            yield cdir, sdir, m
+
+
+def list_folders(cache: str | Path | None = None, corpus: str | None = None,
+                 feature_sets: Iterable[str] | None = None) -> list[CacheFolder]:
+    """Cache sets under the root, optionally for one corpus and some set names (case-insensitive).
+
+    Only folders whose own ``meta.json`` describes them (:func:`folder_meta`) are listed.
+    """
+    return [CacheFolder(cdir.name, m["name"], m["key"], sdir)
+            for cdir, sdir, m in _set_folders(cache, corpus, feature_sets) if folder_meta(sdir) is not None]
+
+
+def unrecognized_folders(cache: str | Path | None = None, corpus: str | None = None,
+                         feature_sets: Iterable[str] | None = None) -> list[Path]:
+    """Folders named like a cache set whose ``meta.json`` is missing or does not describe them (left alone)."""
+    return [sdir for _, sdir, _ in _set_folders(cache, corpus, feature_sets) if folder_meta(sdir) is None]
 
 
 def folder_info(folder: CacheFolder) -> dict[str, object]:
-    """Rows per status, part count and bytes on disk of one folder (reads only key columns)."""
+    """Rows per status, part count and bytes on disk of one folder (reads only key columns).
+
+    An unreadable part does not raise: ``error`` names it and the row counts are None.
+    """
     parts = sorted((p for p in folder.path.iterdir() if _PART.match(p.name)), key=_part_sort_key)
     size = sum(p.stat().st_size for p in folder.path.iterdir() if p.is_file())
-    counts = {s: 0 for s in STATUSES}
-    rows = 0
+    counts: dict[str, int | None] = {s: 0 for s in STATUSES}
+    rows: int | None = 0
+    error = None
     if parts:
-        table = pa.concat_tables([pq.read_table(p, columns=["utterance_id", "status"]) for p in parts])
-        table = FeatureCache._newest(table)
-        rows = table.num_rows
-        for s, n in pd.Series(table.column("status").to_numpy(zero_copy_only=False)).value_counts().items():
-            counts[str(s)] = int(n)
+        tables = []
+        for p in parts:
+            try:
+                tables.append(read_part(p, ["utterance_id", "status"]))
+            except Exception as exc:  # pyarrow raises several types for damaged files
+                error = f"{p}: unreadable part ({_one_line(exc)}); `serbench cache verify` checks the folder"
+                break
+        if error is None:
+            table = FeatureCache._newest(pa.concat_tables(tables))
+            rows = table.num_rows
+            for s, n in pd.Series(table.column("status").to_numpy(zero_copy_only=False)).value_counts().items():
+                counts[str(s)] = int(n)
+        else:
+            rows, counts = None, {s: None for s in STATUSES}
     return {"corpus": folder.corpus, "set": folder.name, "key": folder.key, "current": folder.current,
-            "rows": rows, **counts, "parts": len(parts), "bytes": size, "path": str(folder.path)}
+            "rows": rows, **counts, "parts": len(parts), "bytes": size, "path": str(folder.path), "error": error}
 
 
 def verify_folder(folder: CacheFolder, rehash: bool = False) -> list[str]:
@@ -343,15 +453,19 @@ def verify_folder(folder: CacheFolder, rehash: bool = False) -> list[str]:
         if meta.get("key") != folder.key or meta.get("name") != folder.name:
             problems.append(f"{meta_path}: records {meta.get('name')}-{meta.get('key')}, folder is {folder.path.name}")
     columns = meta.get("columns")
+    expected = _expected_types(meta)
     tables = []
     for p in sorted((p for p in folder.path.iterdir() if _PART.match(p.name)), key=_part_sort_key):
         try:
-            t = pq.read_table(p)
+            t = read_part(p)
         except Exception as exc:  # pyarrow raises several types for damaged files
-            problems.append(f"{p}: unreadable Parquet ({exc})")
+            problems.append(f"{p}: unreadable Parquet ({_one_line(exc)})")
             continue
         if columns is not None and t.column_names != columns:
             problems.append(f"{p}: columns differ from meta.json ({t.num_columns} vs {len(columns)})")
+        elif expected is not None and [f.type for f in t.schema] != expected:
+            wrong = [f.name for f, want in zip(t.schema, expected) if f.type != want]
+            problems.append(f"{p}: column types differ from what the cache writes ({', '.join(wrong[:5])})")
         ids = t.column("utterance_id").to_numpy(zero_copy_only=False) if "utterance_id" in t.column_names else []
         if len(set(ids)) != len(ids):
             problems.append(f"{p}: {len(ids) - len(set(ids))} duplicate utterance id(s) within the part")
@@ -381,13 +495,38 @@ def verify_folder(folder: CacheFolder, rehash: bool = False) -> list[str]:
     return problems
 
 
+def _expected_types(meta: dict) -> list[pa.DataType] | None:
+    """Arrow types of the columns meta.json lists, as :meth:`FeatureCache.schema` writes them."""
+    columns = meta.get("columns")
+    if not isinstance(columns, list) or len(columns) < len(KEY_COLUMNS):
+        return None
+    rest = columns[len(KEY_COLUMNS):]
+    if meta.get("kind") == Kind.ARRAY.value and rest == list(ARRAY_COLUMNS):
+        return [pa.string()] * len(KEY_COLUMNS) + [pa.list_(pa.int32()), pa.int32(), pa.large_list(pa.float32())]
+    if meta.get("kind") == Kind.VECTOR.value:
+        return [pa.string()] * len(KEY_COLUMNS) + [pa.float32()] * len(rest)
+    return None
+
+
 def clear_folders(folders: Iterable[CacheFolder]) -> int:
-    """Delete folders; returns bytes freed."""
+    """Delete cache sets; returns bytes freed.
+
+    Each folder must still be a cache set (:func:`folder_meta`), must not be a link and must
+    lie inside its cache root with links resolved; all are checked before any is deleted.
+    """
+    folders = list(folders)
+    for f in folders:
+        if folder_meta(f.path) is None:
+            raise CacheError(f"{f.path}: not a cache set (its meta.json does not describe it); left alone")
+        if f.path.is_symlink():
+            raise OutsideError(f"{f.path}: refusing to delete it, it is a link (to {f.path.resolve()}); "
+                               "remove the link yourself if it is no longer needed")
+        ensure_inside(f.path, f.path.parent.parent, "delete")
     freed = 0
     for f in folders:
-        freed += sum(p.stat().st_size for p in f.path.rglob("*") if p.is_file())
-        shutil.rmtree(f.path, ignore_errors=False)
+        freed += sum(p.stat().st_size for p in f.path.rglob("*") if p.is_file() and not p.is_symlink())
+        rmtree_inside(f.path, f.path.parent.parent)
         parent = f.path.parent
-        if parent.is_dir() and not any(parent.iterdir()):
+        if parent.is_dir() and not parent.is_symlink() and not any(parent.iterdir()):
             parent.rmdir()
     return freed

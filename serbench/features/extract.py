@@ -30,7 +30,7 @@ import pandas as pd
 from serbench.audio import TARGET_SR, file_hash, load_audio
 from serbench.corpora import get_loader, scan
 from serbench.errors import AudioError
-from serbench.features.cache import FeatureCache, Row
+from serbench.features.cache import CacheError, FeatureCache, Row
 from serbench.features.registry import (
     Extractor,
     FeatureSet,
@@ -96,6 +96,8 @@ class ExtractReport:
     hash_seconds: float = 0.0
     decode_seconds: float = 0.0
     wall_seconds: float = 0.0
+    #: Things the user should know that did not stop the run (e.g. a compaction that could not write).
+    notes: list[str] = field(default_factory=list)
 
     def failures(self) -> list[tuple[str, Failure]]:
         return [(name, f) for name, r in self.sets.items() for f in r.failed]
@@ -104,7 +106,7 @@ class ExtractReport:
         return {
             "corpus": self.corpus, "root": self.root, "utterances": self.utterances, "jobs": self.jobs,
             "hash_seconds": self.hash_seconds, "decode_seconds": self.decode_seconds,
-            "wall_seconds": self.wall_seconds,
+            "wall_seconds": self.wall_seconds, "notes": list(self.notes),
             "sets": {n: {"key": r.key, "extracted": r.extracted, "cached": r.cached, "nan": r.nan,
                          "failed": [f.__dict__ for f in r.failed], "seconds": r.seconds,
                          "cache_path": r.cache_path}
@@ -315,6 +317,9 @@ def extract_manifest(
                 missing[u].append(fs.name)
     path_of = dict(zip(ids, paths))
     tasks: list[Task] = [(u, path_of[u], hashes[u], tuple(n)) for u, n in missing.items() if n]
+    # A cache that cannot take the results fails now, not after the first batch was computed.
+    for name in sorted({n for t in tasks for n in t[3]}):
+        stores[name].check_writable()
 
     committers = {name: _Committer(stores[name]) for name in stores}
     label = f"{corpus}: " + ", ".join(fs.name for fs in sets)
@@ -344,7 +349,10 @@ def extract_manifest(
         for c in pending:
             c.flush()
     for store in stores.values():
-        store.compact()
+        try:
+            store.compact()
+        except CacheError as exc:  # the parts are complete without it
+            report.notes.append(str(exc))
     report.wall_seconds = time.perf_counter() - t_start
     return report, hashes, unreadable
 

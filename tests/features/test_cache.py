@@ -189,6 +189,8 @@ def test_stale_folders_are_marked_and_cleared(corpus, cache_dir, probe):
     current = next(iter(cache_mod.list_folders(cache_dir)))
     stale = current.path.with_name("Probe-0123456789ab")  # as if written by an older version
     shutil.copytree(current.path, stale)
+    meta = json.loads((stale / "meta.json").read_text())
+    (stale / "meta.json").write_text(json.dumps({**meta, "key": "0123456789ab"}))
     folders = {f.key: f for f in cache_mod.list_folders(cache_dir, corpus="demo", feature_sets=["probe"])}
     assert folders[current.key].current and not folders["0123456789ab"].current
     runner = CliRunner()
