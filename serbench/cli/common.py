@@ -1,11 +1,37 @@
-"""Options and helpers shared by the CLI modules."""
+"""Options and helpers shared by the CLI modules.
+
+``console`` and ``err_console`` (rich Consoles for stdout and stderr) are created on first
+use, so that importing the CLI does not import rich: read them as ``common.console`` inside
+a command, or call :func:`get_console`; ``from serbench.cli.common import console`` at
+module level works too but imports rich at that moment.
+"""
 from __future__ import annotations
 
-import click
-from rich.console import Console
+from typing import TYPE_CHECKING
 
-console = Console()
-err_console = Console(stderr=True)
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_CONSOLES: dict[bool, Console] = {}
+
+
+def get_console(stderr: bool = False) -> Console:
+    """The shared rich Console for stdout (or stderr), created on first use."""
+    if stderr not in _CONSOLES:
+        from rich.console import Console
+
+        _CONSOLES[stderr] = Console(stderr=stderr)
+    return _CONSOLES[stderr]
+
+
+def __getattr__(name: str) -> object:
+    if name == "console":
+        return get_console()
+    if name == "err_console":
+        return get_console(stderr=True)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def split_list(value: str | None) -> list[str] | None:

@@ -1,54 +1,66 @@
-"""`serbench corpora | manifest | demo-corpus | fetch`."""
+"""`serbench corpora | manifest | demo-corpus | fetch`.
+
+Only click is imported with this module; the corpora, pandas and rich load inside the commands.
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
-from serbench import corpora
-from serbench.cli.common import console, corpus_option, emotions_option, err_console, root_option, split_list
-from serbench.corpora.base import check_expected_count
+from serbench.cli import common
+from serbench.cli.common import corpus_option, emotions_option, root_option, split_list
 from serbench.errors import SerbenchError
+
+if TYPE_CHECKING:
+    from serbench import corpora
 
 
 @click.command("corpora")
 def corpora_cmd() -> None:
     """List the supported corpora: language, speakers, emotions, layout, where to get them."""
+    from serbench import corpora
+
     for info in corpora.list_corpora():
-        console.print(f"[bold]{info.name}[/bold]  {info.title}")
-        console.print(f"  language: {info.language}   speakers: {info.speakers}")
-        console.print(f"  emotions: {', '.join(info.emotions)}")
-        console.print(f"  layout:   {info.layout}", soft_wrap=True)
-        console.print(f"  obtain:   {info.obtain}", soft_wrap=True)
-        console.print()
+        common.console.print(f"[bold]{info.name}[/bold]  {info.title}")
+        common.console.print(f"  language: {info.language}   speakers: {info.speakers}")
+        common.console.print(f"  emotions: {', '.join(info.emotions)}")
+        common.console.print(f"  layout:   {info.layout}", soft_wrap=True)
+        common.console.print(f"  obtain:   {info.obtain}", soft_wrap=True)
+        common.console.print()
 
 
 def print_summary(scan: corpora.CorpusScan) -> None:
+    from rich.table import Table
+
+    from serbench import corpora
+    from serbench.corpora.base import check_expected_count
+
     s = scan.summary()
-    console.print(f"[bold]{s['corpus']}[/bold] at {s['root']}")
+    common.console.print(f"[bold]{s['corpus']}[/bold] at {s['root']}")
     minutes = s["total_duration_s"] / 60
-    console.print(f"  utterances: {s['utterances']}   speakers: {s['speakers']}   "
+    common.console.print(f"  utterances: {s['utterances']}   speakers: {s['speakers']}   "
                   f"total duration: {minutes:.1f} min   sample rates: {', '.join(map(str, s['sample_rates']))} Hz")
     table = Table(title="emotions", show_header=True)
     table.add_column("emotion")
     table.add_column("utterances", justify="right")
     for emotion, n in s["emotions"].items():
         table.add_row(emotion, str(n))
-    console.print(table)
+    common.console.print(table)
     speakers = scan.manifest.groupby("speaker", sort=True).size()
-    console.print("  per speaker: " + ", ".join(f"{k} {v}" for k, v in speakers.items()))
+    common.console.print("  per speaker: " + ", ".join(f"{k} {v}" for k, v in speakers.items()))
     note = check_expected_count(scan, corpora.expected_count(scan.corpus))
     if note:
-        console.print(f"  [yellow]note:[/yellow] {note}")
+        common.console.print(f"  [yellow]note:[/yellow] {note}")
     if s["skipped"]:
-        console.print(f"  [yellow]skipped {len(s['skipped'])} file(s) that do not fit the layout:[/yellow]")
+        common.console.print(f"  [yellow]skipped {len(s['skipped'])} file(s) that do not fit the layout:[/yellow]")
         for item in s["skipped"][:50]:
-            console.print(f"    {item['path']}: {item['reason']}")
+            common.console.print(f"    {item['path']}: {item['reason']}", markup=False, highlight=False)
         if len(s["skipped"]) > 50:
-            console.print(f"    ... and {len(s['skipped']) - 50} more (use --out to save the manifest)")
+            common.console.print(f"    ... and {len(s['skipped']) - 50} more (use --out to save the manifest)")
     else:
-        console.print("  skipped: none")
+        common.console.print("  skipped: none")
 
 
 def write_manifest(scan: corpora.CorpusScan, out: Path) -> None:
@@ -73,11 +85,13 @@ def write_manifest(scan: corpora.CorpusScan, out: Path) -> None:
 @click.option("--strict", is_flag=True, help="Fail if any file does not fit the layout.")
 def manifest_cmd(corpus: str, root: str, emotions: str | None, out: Path | None, strict: bool) -> None:
     """Parse a corpus folder into the manifest and print its summary."""
+    from serbench import corpora
+
     scan = corpora.scan(corpus, root, emotions=split_list(emotions), strict=strict)
     print_summary(scan)
     if out is not None:
         write_manifest(scan, out)
-        console.print(f"  manifest written to {out}")
+        common.console.print(f"  manifest written to {out}")
 
 
 @click.command("demo-corpus")
@@ -98,11 +112,11 @@ def demo_corpus_cmd(to: Path, n_speakers: int | None, n_sentences: int | None, s
         kwargs["n_speakers"] = n_speakers
     if n_sentences is not None:
         kwargs["n_sentences"] = n_sentences
-    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+    with Progress(console=common.err_console, transient=True, disable=not common.err_console.is_terminal) as bar:
         task = bar.add_task("synthesizing", total=None)
         result = synthesize_demo_corpus(to, progress=lambda done, total: bar.update(task, completed=done, total=total),
                                         **kwargs)
-    console.print(f"demo corpus at {result.root}: {result.n_utterances} utterances "
+    common.console.print(f"demo corpus at {result.root}: {result.n_utterances} utterances "
                   f"({result.n_written} written, {result.n_skipped_existing} already there), "
                   f"{result.total_duration_s / 60:.1f} min of audio")
 
@@ -122,13 +136,13 @@ def fetch_cmd(corpus: str, to: Path, url: str | None, timeout: float, sha256: st
     from serbench.corpora.fetch import fetch
 
     with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
-                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+                  console=common.err_console, transient=True, disable=not common.err_console.is_terminal) as bar:
         task = bar.add_task(f"downloading {corpus}", total=None)
         result = fetch(corpus, to, url=url, sha256=sha256, timeout=timeout,
                        progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(result.message)
+    common.console.print(result.message)
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        common.console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 COMMANDS = [corpora_cmd, manifest_cmd, demo_corpus_cmd, fetch_cmd]
