@@ -255,6 +255,8 @@ def _store_fold(run: _Run, fold: Fold, out: FoldOutput, wall: float, say: Log) -
     k = [f.name for f in plan.folds].index(fold.name) + 1
     say(f"{plan.system} fold {k}/{len(plan.folds)} {fold.name}: n_test={len(fold.test)} UA={ua:.3f} "
         f"({timings['wall_s']:.1f} s)")
+    for w in info.get("warnings") or []:   # collected by the fold task, one line per kind
+        say(f"  WARNING ({fold.name}): {w}")
 
 
 def _conclude(run: _Run, executor: str, t_start: float, say: Log) -> None:

@@ -358,7 +358,11 @@ class RunStore:
                 return RunWriter(found, record, resumed=True)
         run_id = new_run_id()
         path = self.system_dir(corpus, system) / f"{run_id}{PARTIAL_SUFFIX}"
-        path.mkdir(parents=True, exist_ok=False)
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+        except OSError as exc:
+            raise StoreError(f"--runs {self.root}: cannot create a run folder there ({type(exc).__name__}: "
+                             f"{exc.strerror or exc}); give a writable --runs folder (or $SERBENCH_RUNS)") from None
         record = {
             "run_id": run_id, "corpus": corpus, "system": system, "kind": kind, "command": command,
             "config": config, "labels": labels, "seed": seed, "versions": versions(), "git_commit": git_commit(),

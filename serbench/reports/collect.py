@@ -209,6 +209,12 @@ def load_run(run_dir: str | Path, *, corpus: str | None = None, system: str | No
                             f"{', '.join(collapsed)}; those folds measure a failed training, not the model")
         for w in record.get("warnings") or []:
             warnings.append(f"{where}: {w}")
+        fold_warnings: dict[str, list[str]] = {}
+        for f in record.get("folds") or []:
+            for w in (f.get("warnings") or []) if isinstance(f, dict) else []:
+                fold_warnings.setdefault(w, []).append(str(f.get("fold")))
+        for w, folds in fold_warnings.items():
+            warnings.append(f"{where}: {w} (fold(s) {', '.join(folds)})")
         if spec.kind == "baseline" and spec.speaker_norm != system.endswith("-spknorm"):
             warnings.append(f"{where}: run.json says speaker_norm={spec.speaker_norm} but the system name says "
                             "otherwise; the tables follow run.json")

@@ -60,6 +60,27 @@ def canonical_feature(feature: str) -> str:
         return str(feature)
 
 
+class collected_warnings:
+    """Collect the warnings of a block (scikit-learn repeats one per inner fit) into one line per kind:
+    ``ConvergenceWarning x12: Liblinear failed to converge...``."""
+
+    def __enter__(self) -> list[str]:
+        import warnings
+
+        self._ctx = warnings.catch_warnings(record=True)
+        self._seen = self._ctx.__enter__()
+        warnings.simplefilter("always")
+        self.lines: list[str] = []
+        return self.lines
+
+    def __exit__(self, *exc: object) -> None:
+        from collections import Counter
+
+        self._ctx.__exit__(*exc)
+        counts = Counter((w.category.__name__, str(w.message).splitlines()[0]) for w in self._seen)
+        self.lines.extend(f"{cat} x{n}: {msg}" for (cat, msg), n in counts.items())
+
+
 @dataclass
 class FittedSVM:
     """A fold's fitted model selection (refit on all training rows) and what to record about it."""
@@ -113,9 +134,10 @@ class SVMBaseline(System):
         X = data.inputs[rows]
         speakers = data.speakers[rows]
         t0 = time.perf_counter()
-        search = svm.select_model(X, data.true_labels(rows), speakers, classifier=self.name, seed=int(ctx.seed),
-                                  class_weight=None if s.class_weight == "none" else s.class_weight,
-                                  jobs=int(ctx.threads or 1))
+        with collected_warnings() as caught:
+            search = svm.select_model(X, data.true_labels(rows), speakers, classifier=self.name, seed=int(ctx.seed),
+                                      class_weight=None if s.class_weight == "none" else s.class_weight,
+                                      jobs=int(ctx.threads or 1))
         fit_s = time.perf_counter() - t0
         refit_s = float(search.refit_time_)
         return FittedSVM(search, {
@@ -126,6 +148,7 @@ class SVMBaseline(System):
             "n_train": int(len(rows)),
             "n_train_speakers": int(len(np.unique(speakers))),
             "timings": {"model_selection_s": fit_s - refit_s, "refit_s": refit_s},
+            "warnings": caught,
         })
 
     def predict(self, model: FittedSVM, data: Dataset, rows: np.ndarray, s: Settings,
