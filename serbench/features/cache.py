@@ -298,7 +298,9 @@ class FeatureCache:
         try:
             self._write(target, merged)
         except (CacheError, OSError) as exc:
-            raise CacheError(f"could not compact {len(parts)} parts in {self.path} ({_one_line(exc)}); they are "
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+            reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else _one_line(exc)
+            raise CacheError(f"could not compact {len(parts)} parts in {self.path} ({reason}); they are "
                              "kept and read as they are, the next extraction tries again") from exc
         for p in parts:
             if p != target:
