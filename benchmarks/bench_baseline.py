@@ -34,8 +34,8 @@ def run(out: Path, quick: bool = False) -> dict:
                 "note": f"CASIA not found at {root}; set SERBENCH_BENCH_CASIA to its folder"}
 
     from serbench import features
-    from serbench.baselines import run_baseline
     from serbench.settings import cache_root
+    from serbench.systems.run import run_baseline
 
     jobs = int(os.environ.get("SERBENCH_BENCH_JOBS", "2"))
     names = QUICK_FEATURES if quick else FEATURES
@@ -50,14 +50,15 @@ def run(out: Path, quick: bool = False) -> dict:
         for name in names:
             t = time.perf_counter()
             res = run_baseline("casia", root, name, classifier="svm-linear", cache=cache, runs=runs, jobs=jobs,
-                               resume=False)
+                               threads=jobs, resume=False)
             wall = time.perf_counter() - t
             tm = res.record["timings"]
             systems[res.system] = {
                 "seconds": wall, "model_selection_s": tm["model_selection_s"], "refit_s": tm["refit_s"],
-                "predict_s": tm["predict_s"], "load_features_s": tm["load_features_s"],
-                "n_features": res.record["n_features"],
-                "wa": res.wa, "ua": res.ua, "n_excluded": res.n_excluded,
+                "predict_s": sum(f["timings"]["predict_s"] for f in res.record["folds"]),
+                "load_features_s": tm["load_features_s"],
+                "n_features": res.record["config"]["inputs"]["n_features"],
+                "wa": res.wa, "ua": res.ua, "n_excluded": len(res.excluded),
                 "best_params": {f["fold"]: f["best_params"] for f in res.record["folds"]},
             }
     total = sum(s["seconds"] for s in systems.values())

@@ -34,10 +34,10 @@ def _mels(n_utts: int, seed: int = 0) -> list[np.ndarray]:
 def _cnn_rate(profile_name: str, device: torch.device, n_batches: int) -> dict:
     from serbench.deep.data import Normalizer, segment_tensor
     from serbench.deep.models import build_cnn
-    from serbench.deep.profiles import get_profile
     from serbench.deep.train import StageConfig, train_stage
+    from serbench.systems import registry
 
-    prof = get_profile(profile_name)
+    prof = registry.get("cnn-sru").settings(profile_name, {"segments": N_SEGMENTS})
     n_seg = n_batches * prof.cnn_batch
     mels = _mels(-(-n_seg // N_SEGMENTS))
     t0 = time.perf_counter()
@@ -47,13 +47,13 @@ def _cnn_rate(profile_name: str, device: torch.device, n_batches: int) -> dict:
     resize_s = time.perf_counter() - t0
     y = torch.randint(0, N_CLASSES, (n_seg,), generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
-    cnn = build_cnn(N_CLASSES, prof).to(device)
+    cnn = build_cnn(N_CLASSES, width=prof.cnn_width, dropout=prof.dropout).to(device)
     cfg = StageConfig("cnn", epochs=2, batch=prof.cnn_batch, seed=0,
                       optimizer=lambda p: torch.optim.SGD(p, lr=prof.cnn_lr, momentum=prof.cnn_momentum))
     res = train_stage(cnn, images, y, cfg, device=device, transform=Normalizer.fit(images),
                       amp=prof.amp and device.type == "cuda")
     last = res.history[-1]
-    return {"profile": prof.name, "device": str(device), "threads": torch.get_num_threads(),
+    return {"profile": prof.profile, "device": str(device), "threads": torch.get_num_threads(),
             "image_size": prof.image_size, "cnn_width": prof.cnn_width, "batch": prof.cnn_batch,
             "amp": bool(prof.amp and device.type == "cuda"), "segments_timed": last["samples"],
             "cnn_segments_per_s": last["samples"] / last["seconds"],
@@ -61,22 +61,23 @@ def _cnn_rate(profile_name: str, device: torch.device, n_batches: int) -> dict:
 
 
 def _sru_rate(profile_name: str, device: torch.device, n_utts: int) -> dict:
-    from serbench.deep.models import build_sru
-    from serbench.deep.profiles import get_profile
+    from serbench.deep.models import SRUClassifier
     from serbench.deep.train import StageConfig, train_stage
+    from serbench.systems import registry
 
-    prof = get_profile(profile_name)
+    prof = registry.get("cnn-sru").settings(profile_name, {"segments": N_SEGMENTS})
     fc_dim = int(round(4096 * prof.cnn_width))
     g = torch.Generator().manual_seed(0)
     x = torch.relu(torch.randn(n_utts, N_SEGMENTS, fc_dim, generator=g))
     y = torch.randint(0, N_CLASSES, (n_utts,), generator=g)
     torch.manual_seed(0)
-    head = build_sru(fc_dim, N_CLASSES, prof).to(device)
+    head = SRUClassifier(fc_dim, N_CLASSES, hidden=prof.sru_hidden, pool=prof.sru_pool, init_std=prof.sru_init_std,
+                         init_bias=prof.sru_init_bias).to(device)
     cfg = StageConfig("sru", epochs=2, batch=prof.sru_batch, seed=0,
                       optimizer=lambda p: torch.optim.Adam(p, lr=prof.sru_lr))
     res = train_stage(head, x, y, cfg, device=device, transform=lambda t: t, amp=prof.amp and device.type == "cuda")
     last = res.history[-1]
-    return {"profile": prof.name, "device": str(device), "threads": torch.get_num_threads(),
+    return {"profile": prof.profile, "device": str(device), "threads": torch.get_num_threads(),
             "sru_hidden": prof.sru_hidden, "input": fc_dim, "sru_utterances_per_s": last["samples"] / last["seconds"]}
 
 

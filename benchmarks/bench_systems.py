@@ -1,8 +1,8 @@
 """Training throughput of the seed-paper systems (crnn, crnn-ctc, crnn-mk, dcnn-blstm-att).
 
 Synthetic 3 x 60 x T log-mel arrays (T drawn from 100..400 frames, the range of CASIA/EMO-DB
-utterances) go through the real fold pipeline of :mod:`serbench.deep.systems` (``plan_fold``
-with the profile's augmentation and balancing, ``build_system``, ``make_inputs``,
+utterances) go through the real fold pipeline of the registered systems (``plan_fold``
+with the profile's augmentation and balancing, the system's ``build`` and ``batch_inputs``,
 ``train_system``) with the ``fast`` settings for 2 epochs; the second epoch is timed (the
 first warms up allocators). Reported per system: training utterances per second (rows of an
 epoch, augmented copies included) with 1 and 2 torch threads, interleaved, medians of
@@ -22,34 +22,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SYSTEMS = ("crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att")
 N_CLASSES = 6
 CASIA_FIT = 810
 
 
 def _rate(model: str, n_utts: int) -> dict:
-    from serbench.deep.systems.inputs import plan_fold
-    from serbench.deep.systems.runner import build_system, make_inputs, train_system
-    from serbench.deep.systems.settings import get_settings
+    from serbench.deep.batching import Augmentation, plan_fold
+    from serbench.deep.utterance_trainer import train_system
+    from serbench.systems import registry
+    from serbench.systems.deep_runtime import Runtime
 
-    s = get_settings(model, "fast", {"epochs": 2, "val_fraction": 0.0})
+    system = registry.get(model)
+    s = system.settings("fast", {"epochs": 2, "val_fraction": 0.0})
     rng = np.random.default_rng(0)
     mels = [rng.standard_normal((3, 60, int(rng.integers(100, 401)))).astype(np.float32) for _ in range(n_utts)]
     y = np.arange(n_utts) % N_CLASSES
     idx = np.arange(n_utts)
-    plan = plan_fold(mels, y, idx, idx[:0], idx[:0], s, seed=0, fold="bench")
+    aug = Augmentation(s.aug_copies, s.aug_time_mask, s.aug_freq_mask, s.aug_shift, s.balance)
+    plan = plan_fold(mels, y, idx, idx[:0], aug, augment_seed=0, balance_seed=1)
     torch.manual_seed(0)
-    net = build_system(model, s, N_CLASSES)
+    net = system.build(s, N_CLASSES, in_channels=3, n_mels=60)
     cpu = torch.device("cpu")
     t0 = time.perf_counter()
-    inputs = make_inputs(model, net, s, plan, device=cpu)
+    inputs = system.batch_inputs(net, s, plan, Runtime(cpu, False, torch.get_num_threads()))
     inputs_s = time.perf_counter() - t0
     res = train_system(net, inputs, plan.labels, plan.train_rows, plan.val_rows, s, device=cpu, seed=0, name=model)
     last = res.history[-1]
     rows_per_fit = len(plan.train_rows) / n_utts
     rate = last["samples"] / last["seconds"]
     return {"rows_per_s": rate, "rows_per_fit_utterance": rows_per_fit, "inputs_s": inputs_s,
-            "est_casia_epoch_s": CASIA_FIT * rows_per_fit / rate, "epochs_fast": get_settings(model, "fast").epochs}
+            "est_casia_epoch_s": CASIA_FIT * rows_per_fit / rate, "epochs_fast": system.settings("fast").epochs}
 
 
 def run(out: Path, quick: bool = False) -> dict:
@@ -58,8 +60,10 @@ def run(out: Path, quick: bool = False) -> dict:
     repeats = 1 if quick else 3
     before = torch.get_num_threads()
     result: dict = {"utterances": n_utts, "repeats": repeats, "profile": "fast", "systems": {}}
+    from serbench.systems import registry
+
     try:
-        for model in SYSTEMS:
+        for model in registry.names(table="systems"):
             rows: dict[int, list[dict]] = {1: [], 2: []}
             for _ in range(repeats):
                 for threads in (1, 2):      # interleaved so changing machine load hits both alike
