@@ -11,6 +11,7 @@ that the registry (which the CLI reads for its choices and help) stays cheap to 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
@@ -28,6 +29,27 @@ if TYPE_CHECKING:  # the registry stays light: numpy and the experiment types lo
 
 class SystemOptionError(SerbenchError):
     """A system cannot run as asked (bad options for it, data it cannot use)."""
+
+
+@dataclass
+class ModelParts:
+    """A fitted model as data that loads without executing code (:meth:`System.export`).
+
+    * ``tensors``: name -> numeric array (weights, normalization statistics), saved as safetensors;
+    * ``estimators``: name -> scikit-learn estimator, saved with skops and loaded with the
+      system's :attr:`System.trusted_types` allow-list only (never unpickled);
+    * ``meta``: JSON-safe facts :meth:`System.restore` needs besides the settings (sizes, counts);
+    * ``score_kind``: ``"probability"`` (softmax outputs) or ``"decision"`` (e.g. SVM
+      one-vs-rest decision scores, not probabilities);
+    * ``normalization``: JSON-safe input statistics the model standardizes with, recorded in the
+      bundle for the reader (restore reads the tensors/estimators, not this copy).
+    """
+
+    tensors: dict[str, Any] = field(default_factory=dict)
+    estimators: dict[str, Any] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    score_kind: str = "probability"
+    normalization: dict = field(default_factory=dict)
 
 
 class System:
@@ -55,6 +77,9 @@ class System:
     paper: ClassVar[str] = ""
     table: ClassVar[str] = ""
     order: ClassVar[int] = 100
+    #: Types beyond skops' defaults (scikit-learn, numpy, builtins) that this system's saved
+    #: estimators may hold; a saved model holding any other type is refused on load.
+    trusted_types: ClassVar[tuple[str, ...]] = ()
 
     # ---------------------------------------------------------------- settings and names
     def settings(self, profile: str | None = None, overrides: dict | None = None) -> Settings:
@@ -119,6 +144,29 @@ class System:
         """Run-level timings from the folds' timings (e.g. mean training speed)."""
         return {}
 
+    # ---------------------------------------------------------------- saving a fitted model
+    @property
+    def exportable(self) -> bool:
+        """Whether :meth:`export` and :meth:`restore` are implemented (a model bundle can be written)."""
+        return type(self).export is not System.export and type(self).restore is not System.restore
+
+    def export(self, model: Any, s: Settings) -> ModelParts:
+        """``model`` (from :meth:`fit`) as :class:`ModelParts`: arrays, estimators and JSON facts.
+
+        :meth:`restore` of the parts must give a model whose :meth:`predict` returns the same
+        scores (to float rounding). Never include code or pickled objects.
+        """
+        raise SystemOptionError(f"system {self.name} cannot be saved as a model bundle: it implements no "
+                                "export/restore")
+
+    def restore(self, parts: ModelParts, s: Settings, labels: Sequence[str], device: str = "cpu") -> Any:
+        """The fitted model from :meth:`export`'s ``parts``, ready for :meth:`predict` on ``device``.
+
+        ``labels`` are the class labels the model was trained on (score columns, in order).
+        Raise :class:`SystemOptionError` when the parts do not fit the settings.
+        """
+        raise SystemOptionError(f"system {self.name} cannot load a model bundle: it implements no export/restore")
+
     def __call__(self, data: Dataset, s: Settings, fold: Fold, ctx: FoldContext) -> FoldOutput:
         # The harness calls task(data, payload, fold, ctx): the system itself is the task.
         return self.run_fold(data, s, fold, ctx)
@@ -132,4 +180,32 @@ def checkpoint(ctx: FoldContext, stage: str) -> Path | None:
     return None if ctx.checkpoint_dir is None else Path(ctx.checkpoint_dir) / f"{stage}.pt"
 
 
-__all__ = ["System", "SystemOptionError", "checkpoint"]
+def module_tensors(prefix: str, module: Any) -> dict[str, np.ndarray]:
+    """A torch module's state dict as ``{prefix + key: numpy array}`` (CPU copies, C-contiguous, same shapes)."""
+    # .contiguous().numpy().copy(), not np.ascontiguousarray: that makes 0-d tensors (BatchNorm's
+    # num_batches_tracked) 1-d, and the shapes must round-trip exactly.
+    return {prefix + k: v.detach().cpu().contiguous().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def load_module(module: Any, tensors: dict[str, np.ndarray], prefix: str, what: str) -> Any:
+    """Load ``tensors[prefix + key]`` into ``module`` (every key, exact shapes); returns it in eval mode.
+
+    A missing, extra or misshapen tensor raises :class:`SystemOptionError` naming ``what``.
+    """
+    import numpy as np
+    import torch
+
+    own = module.state_dict()
+    given = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    missing = sorted(set(own) - set(given))
+    extra = sorted(set(given) - set(own))
+    wrong = sorted(k for k in set(own) & set(given) if tuple(own[k].shape) != tuple(given[k].shape))
+    if missing or extra or wrong:
+        parts = [f"{label} {keys[:3]}{' ...' if len(keys) > 3 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong)) if keys]
+        raise SystemOptionError(f"the saved {what} does not fit its settings: {'; '.join(parts)}")
+    module.load_state_dict({k: torch.from_numpy(np.array(v, copy=True)) for k, v in given.items()}, strict=True)
+    return module.eval()
+
+
+__all__ = ["System", "SystemOptionError", "ModelParts", "checkpoint", "module_tensors", "load_module"]

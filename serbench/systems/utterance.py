@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from serbench.systems import deep_runtime as R
-from serbench.systems.base import System, checkpoint
+from serbench.systems.base import ModelParts, System, SystemOptionError, checkpoint, load_module, module_tensors
 from serbench.systems.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Interval, Options, Settings, setting
 
 if TYPE_CHECKING:
@@ -187,6 +187,38 @@ class UtteranceSystem(System):
         probs, decided = predict_system(model.net, inputs, plan.test_rows, batch=2 * s.batch, device=rt.device,
                                         amp=rt.amp)
         return FoldOutput(probs.numpy(), decided.numpy())
+
+    # ---------------------------------------------------------------- saving
+    def export(self, model: UtteranceModel, s: UtteranceSettings) -> ModelParts:
+        import numpy as np
+
+        mean = np.ascontiguousarray(model.norm.mean[..., 0].cpu().numpy())    # (C, F)
+        std = np.ascontiguousarray(model.norm.std[..., 0].cpu().numpy())
+        return ModelParts(tensors={**module_tensors("net.", model.net), "norm.mean": mean, "norm.std": std},
+                          meta={"in_channels": int(mean.shape[0]), "n_mels": int(mean.shape[1]),
+                                **self.export_meta(model.net)},
+                          normalization={"per_channel_band": "x -> (x - mean) / std per (channel, mel band)",
+                                         "mean": mean.tolist(), "std": std.tolist()})
+
+    def export_meta(self, net: Any) -> dict:
+        """What :meth:`network` needs to rebuild ``net`` besides the settings (override where it varies)."""
+        return {}
+
+    def network(self, s: Any, n_classes: int, meta: dict) -> Any:
+        """The untrained network a saved model's weights load into (default: :meth:`build`)."""
+        return self.build(s, n_classes, in_channels=int(meta["in_channels"]), n_mels=int(meta["n_mels"]))
+
+    def restore(self, parts: ModelParts, s: UtteranceSettings, labels, device: str = "cpu") -> UtteranceModel:
+        import torch
+
+        from serbench.deep.batching import BandNorm
+
+        t = parts.tensors
+        if "norm.mean" not in t or "norm.std" not in t or "in_channels" not in parts.meta:
+            raise SystemOptionError(f"the saved {self.name} model lacks its input normalization")
+        net = load_module(self.network(s, len(labels), parts.meta), t, "net.", f"{self.name} network").to(device)
+        norm = BandNorm(torch.from_numpy(t["norm.mean"].copy()), torch.from_numpy(t["norm.std"].copy()))
+        return UtteranceModel(net, norm)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from serbench.systems import deep_runtime as R
-from serbench.systems.base import System, SystemOptionError, checkpoint
+from serbench.systems.base import ModelParts, System, SystemOptionError, checkpoint, load_module, module_tensors
 from serbench.systems.naming import Naming, flag, number
 from serbench.systems.registry import register
 from serbench.systems.settings import (
@@ -298,6 +298,57 @@ class _Cascade(System):
             feats = self._fc7(model, cnn, norm, data, rows, s, rt)
             probs.append(_softmax(head, feats, s, rt))
         return FoldOutput(torch.stack(probs).mean(0).double().cpu().numpy())
+
+    # ---------------------------------------------------------------- saving
+    def export(self, model: CascadeModel, s: CascadeSettings) -> ModelParts:
+        tensors: dict = {}
+        stats: dict = {}
+        for i, (cnn, norm) in enumerate(model.cnns):
+            tensors.update(module_tensors(f"cnn{i}.", cnn))
+            tensors[f"cnn{i}_norm.mean"], tensors[f"cnn{i}_norm.std"] = _stats(norm)
+            stats[f"cnn{i}"] = {"mean": norm.mean.tolist(), "std": norm.std.tolist()}
+        for i, head in enumerate(model.heads):
+            tensors.update(module_tensors(f"sru{i}.", head))
+        if model.sru_norm is not None:
+            tensors["sru_norm.mean"], tensors["sru_norm.std"] = _stats(model.sru_norm)
+            stats["sru"] = {"mean": model.sru_norm.mean.tolist(), "std": model.sru_norm.std.tolist()}
+        return ModelParts(tensors=tensors, normalization={"per_channel": "x -> (x - mean) / std", **stats},
+                          meta={"n_cnns": len(model.cnns), "n_heads": len(model.heads),
+                                "head_input": int(model.heads[0].sru.input_size) if model.heads else None})
+
+    def restore(self, parts: ModelParts, s: CascadeSettings, labels, device: str = "cpu") -> CascadeModel:
+        import torch
+
+        from serbench.deep import data as D
+        from serbench.deep.models import SRUClassifier, build_cnn
+
+        t, meta, n_classes = parts.tensors, parts.meta, len(labels)
+        norm = (lambda key: D.Normalizer(torch.from_numpy(t[f"{key}.mean"].copy()),
+                                         torch.from_numpy(t[f"{key}.std"].copy())))
+        model = CascadeModel(info={"timings": {}, "curves": {}})   # predict adds its timings here
+        try:
+            for i in range(int(meta.get("n_cnns") or 0)):
+                cnn = build_cnn(n_classes, width=s.cnn_width, dropout=s.dropout)
+                model.cnns.append((load_module(cnn, t, f"cnn{i}.", f"CNN {i}").to(device), norm(f"cnn{i}_norm")))
+            for i in range(int(meta.get("n_heads") or 0)):
+                head = SRUClassifier(int(meta["head_input"]), n_classes, hidden=s.sru_hidden, pool=s.sru_pool,
+                                     init_std=s.sru_init_std, init_bias=s.sru_init_bias)
+                model.heads.append(load_module(head, t, f"sru{i}.", f"SRU {i}").to(device))
+            if "sru_norm.mean" in t:
+                model.sru_norm = norm("sru_norm")
+        except KeyError as exc:
+            raise SystemOptionError(f"the saved {self.name} model lacks {exc.args[0]}") from None
+        if (self.uses_cnn and not model.cnns) or (self.uses_sru and not model.heads):
+            raise SystemOptionError(f"the saved {self.name} model lacks a stage ({len(model.cnns)} CNN(s), "
+                                    f"{len(model.heads)} SRU(s))")
+        return model
+
+
+def _stats(norm) -> tuple:
+    import numpy as np
+
+    return (np.ascontiguousarray(norm.mean.detach().cpu().numpy()),
+            np.ascontiguousarray(norm.std.detach().cpu().numpy()))
 
 
 def _softmax(head, x, s: CascadeSettings, rt: "R.Runtime", transform=None):

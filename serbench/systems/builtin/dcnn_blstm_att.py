@@ -89,6 +89,24 @@ class DCNNBLSTMAttSystem(UtteranceSystem):
         return DCNNBLSTMAtt(encoder, n_classes, train_encoder=train_enc, hidden=s.hidden, lstm_layers=s.lstm_layers,
                             attn_dim=s.attn_dim, dnn_hidden=s.dnn_hidden, dnn_layers=s.dnn_layers, dropout=s.dropout)
 
+    def export_meta(self, net) -> dict:
+        from serbench.deep.dcnn_blstm_att import FeatureExtractor
+
+        return {"encoder": "alexnet" if isinstance(net.encoder, FeatureExtractor) else "conv",
+                "train_encoder": bool(net.train_encoder)}
+
+    def network(self, s: DCNNSettings, n_classes: int, meta: dict):
+        # The ImageNet weights are part of the saved state: the --pretrained file is not needed again.
+        if meta.get("encoder") != "alexnet":
+            return super().network(s, n_classes, meta)
+        from serbench.deep.alexnet import AlexNet
+        from serbench.deep.dcnn_blstm_att import DCNNBLSTMAtt, FeatureExtractor
+
+        alex = AlexNet(n_classes, width=1.0)
+        return DCNNBLSTMAtt(FeatureExtractor(alex, "fc7", alex.fc_dim), n_classes,
+                            train_encoder=bool(meta.get("train_encoder")), hidden=s.hidden, lstm_layers=s.lstm_layers,
+                            attn_dim=s.attn_dim, dnn_hidden=s.dnn_hidden, dnn_layers=s.dnn_layers, dropout=s.dropout)
+
     def batch_inputs(self, net, s: DCNNSettings, plan, rt):
         from serbench.deep.batching import FeatureInputs, SegmentInputs
 

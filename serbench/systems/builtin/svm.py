@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from serbench.systems.base import System, SystemOptionError
+from serbench.systems.base import ModelParts, System, SystemOptionError
 from serbench.systems.naming import Naming, flag, text, word
 from serbench.systems.registry import register
 from serbench.systems.settings import Options, Settings, setting
@@ -168,6 +168,32 @@ class SVMBaseline(System):
         ms = float(sum(t.get("model_selection_s") or 0.0 for t in fold_timings.values()))
         return {"model_selection_s": ms,
                 "refit_s": float(sum(t.get("refit_s") or 0.0 for t in fold_timings.values()))}
+
+    # The refit pipeline (scaler, [kernel,] SVC) is saved with skops; the precomputed-kernel step
+    # keeps the standardized training rows, which the kernel of a new row is computed against.
+    trusted_types = ("serbench.baselines.kernel_grid.TrainingKernel",)
+
+    def export(self, model: FittedSVM, s: Settings) -> ModelParts:
+        pipe = getattr(model.search, "best_estimator_", model.search)
+        scaler = pipe.named_steps["scaler"]
+        return ModelParts(
+            estimators={"svm": pipe}, score_kind="decision",
+            meta={"n_features": int(scaler.n_features_in_), "classes": [str(c) for c in pipe.classes_],
+                  "best_params": {str(k): v for k, v in (model.info.get("best_params") or {}).items()},
+                  "inner_cv_ua": model.info.get("inner_cv_ua")},
+            normalization={"standardize": "x -> (x - mean) / scale, fitted on every training row",
+                           "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()})
+
+    def restore(self, parts: ModelParts, s: Settings, labels, device: str = "cpu") -> FittedSVM:
+        from sklearn.pipeline import Pipeline
+
+        pipe = parts.estimators.get("svm")
+        if not isinstance(pipe, Pipeline) or "scaler" not in pipe.named_steps:
+            raise SystemOptionError(f"the saved {self.name} model is not a standardize + SVM pipeline")
+        unknown = sorted(set(map(str, pipe.classes_)) - set(map(str, labels)))
+        if unknown:
+            raise SystemOptionError(f"the saved {self.name} model predicts classes {unknown} outside its labels")
+        return FittedSVM(pipe, {"best_params": parts.meta.get("best_params")})
 
 
 @register
