@@ -1,0 +1,150 @@
+"""Fit a registered system on every speaker of a corpus and save it as a model bundle.
+
+>>> from serbench.bundles import train
+>>> model = train("svm-linear", "casia", "/data/casia", "models/casia-is10",
+...               overrides={"feature": "IS10"})                            # doctest: +SKIP
+>>> model.predict(["new.wav"])                                              # doctest: +SKIP
+
+The data and settings are built by :func:`serbench.systems.run.prepare`, exactly as the
+benchmark builds them (same feature cache, profile, ``--set`` overrides, per-speaker
+normalization, emotions); then the system's own ``fit`` runs once on all utterances, so
+everything a benchmark fold fits on its training speakers (scalers, the SVM's
+hyper-parameters by the speaker-grouped inner CV, the CNN's input normalization, early
+stopping on held-out training utterances) is fitted the same way on all speakers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from serbench import __version__
+from serbench.bundles.format import FORMAT, FORMAT_VERSION, BundleError, feature_record, prepare_folder, write_bundle
+from serbench.bundles.model import Model
+
+Log = Callable[[str], None]
+
+SPEAKER_NORM_NOTE = ("each speaker's inputs are z-scored with that speaker's own statistics (label-free) before the "
+                     "model's own normalization; predicting needs the speaker of every input and at least two "
+                     "inputs per speaker")
+
+
+def manifest_hash(utterance_ids: Sequence[str], speakers: Sequence[str], emotions: Sequence[str]) -> str:
+    """SHA-256 over the (utterance_id, speaker, emotion) rows a model was trained on, in order."""
+    h = hashlib.sha256()
+    for row in zip(utterance_ids, speakers, emotions):
+        h.update(("\t".join(map(str, row)) + "\n").encode("utf-8"))
+    return h.hexdigest()
+
+
+def find_benchmark_run(runs: str | Path | None, corpus: str, name: str, settings: dict,
+                       fingerprint: str) -> dict | None:
+    """The latest complete run in the results store of system ``name`` with these settings on the same data.
+
+    Only run.json files are read. Returns ``{"run_id", "path", "wa", "ua", "protocol", "finished"}`` or None.
+    """
+    from serbench.experiments.store import RUN_JSON, RunStore, StoreError
+
+    try:
+        base = RunStore(runs).system_dir(corpus, name)
+    except StoreError:
+        return None
+    if not base.is_dir():
+        return None
+    want = json.loads(json.dumps(settings, default=str))
+    for path in sorted(base.iterdir(), reverse=True):     # run ids sort by time
+        try:
+            rec = json.loads((path / RUN_JSON).read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        cfg = rec.get("config") or {}
+        if (rec.get("status") == "complete" and cfg.get("settings") == want
+                and rec.get("data_fingerprint") == fingerprint):
+            m = rec.get("metrics") or {}
+            return {"run_id": rec.get("run_id"), "path": str(path), "wa": m.get("wa"), "ua": m.get("ua"),
+                    "protocol": cfg.get("protocol"), "finished": rec.get("finished")}
+    return None
+
+
+def train(system: str, corpus: str, root: str | Path, out: str | Path, *, profile: str | None = "fast",
+          overrides: Mapping[str, Any] | None = None, emotions: Sequence[str] | None = None, seed: int = 0,
+          protocol: str | None = None, cache: str | Path | None = None, jobs: int = 1, device: str = "auto",
+          threads: int | None = None, runs: str | Path | None = None, overwrite: bool = False,
+          command: str | None = None, log: Log | None = None) -> Model:
+    """Fit ``system`` on all speakers of ``corpus`` and write the bundle folder ``out``; return the model.
+
+    ``profile`` / ``overrides`` (``--set`` values and options such as ``feature``,
+    ``segments``, ``speaker_norm``, ``class_weight``, ``pretrained``) are those of the
+    benchmark commands; ``runs`` is the results store searched for the benchmark run of the
+    same system, settings and data. ``out`` must be new, empty or (``overwrite``) a bundle;
+    it is checked before training. The returned :class:`~serbench.bundles.model.Model` holds
+    the fitted model itself (not reloaded from disk).
+    """
+    from serbench.experiments.harness import FoldContext
+    from serbench.experiments.store import git_commit, jsonable, utc_now, versions
+    from serbench.systems import registry
+    from serbench.systems.deep_runtime import resolve_device
+    from serbench.systems.run import default_command, prepare
+
+    say = log or (lambda _m: None)
+    sysobj = registry.get(system)
+    if not sysobj.exportable:
+        raise BundleError(f"--system {system}: this system cannot be saved as a model bundle (it implements no "
+                          "export/restore)")
+    out = prepare_folder(out, overwrite)
+    plan = prepare(system, corpus, root, profile=profile, overrides=overrides, protocol=protocol, seed=seed,
+                   cache=cache, jobs=jobs, emotions=emotions, device=device, threads=threads,
+                   command=command, log=say)
+    data, s = plan.data, plan.payload
+    dev = str(resolve_device(device)) if sysobj.kind == "deep" else "cpu"
+    say(f"training {plan.system} on all {len(data)} utterances of {corpus} "
+        f"({len(np.unique(data.speakers))} speakers, {data.n_classes} classes)")
+    ctx = FoldContext(run_id="bundle", system=plan.system, fold="all", seed=int(seed), checkpoint_dir=None,
+                      device=dev, threads=threads, log=say)
+    t0 = time.perf_counter()
+    fitted = sysobj.fit(data, np.arange(len(data)), s, ctx)
+    fit_s = time.perf_counter() - t0
+    parts = sysobj.export(fitted, s)
+    settings = jsonable(s.as_dict())
+    emotions_used = data.true_labels(np.arange(len(data)))
+    counts = {lab: int(c) for lab, c in zip(data.labels, np.bincount(data.y, minlength=data.n_classes))}
+    record = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "serbench_version": __version__,
+        "git_commit": git_commit(), "created": utc_now(), "command": command or default_command(),
+        "system": {"type": sysobj.name, "name": plan.system, "kind": sysobj.kind, "inputs": sysobj.inputs,
+                   "profile": s.profile, "settings": settings},
+        "labels": list(data.labels),
+        "scores": parts.score_kind,
+        "scores_note": ("softmax probabilities" if parts.score_kind == "probability" else
+                        "SVM one-vs-rest decision scores (larger = more likely; not probabilities)"),
+        "feature_set": feature_record(sysobj.feature_set(s)),
+        "normalization": {"speaker_norm": bool(s.speaker_norm),
+                          "speaker_norm_note": SPEAKER_NORM_NOTE if s.speaker_norm else None,
+                          "model": jsonable(parts.normalization)},
+        "training": {
+            "corpus": corpus, "root": str(root), "emotions": list(emotions) if emotions else None,
+            "seed": int(seed), "device": dev, "n_utterances": int(len(data)),
+            "n_speakers": int(len(np.unique(data.speakers))), "speakers": sorted(map(str, np.unique(data.speakers))),
+            "class_counts": counts, "excluded": plan.extra.get("excluded", {}).get("n", 0),
+            "manifest_sha256": manifest_hash(data.utterance_ids, data.speakers, emotions_used),
+            "data_fingerprint": data.fingerprint, "inputs": jsonable(plan.config.get("inputs")),
+            "fit_s": fit_s, "details": jsonable(sysobj.fold_info(fitted)),
+        },
+        "benchmark_run": find_benchmark_run(runs, corpus, plan.system, settings, data.fingerprint),
+        "model": jsonable(parts.meta),
+        "versions": versions(),
+    }
+    full = write_bundle(out, parts, record, overwrite=overwrite)
+    run = full["benchmark_run"]
+    say(f"model bundle written to {out}" + (f"; benchmark run {run['run_id']}: UA {100 * run['ua']:.1f}%"
+                                              if run and run.get("ua") is not None else
+                                              "; no benchmark run of these settings on this data in the store"))
+    return Model(system=sysobj, settings=s, labels=list(data.labels), fitted=fitted, record=full,
+                 score_kind=parts.score_kind, device=dev, path=Path(out))
+
+
+__all__ = ["train", "find_benchmark_run", "manifest_hash"]
