@@ -1,8 +1,10 @@
-"""Reports: the paper's tables, significance tests and confusion figures, from the results store only.
+"""Reports: the paper's tables, significance tests, figures and an HTML page, from the results store only.
 
 >>> from serbench.reports import tables_for
 >>> report = tables_for("casia", runs="runs")  # doctest: +SKIP
 >>> report.frames["table5"]                    # doctest: +SKIP
+>>> from serbench.reports.html import build_report
+>>> build_report(["casia", "emodb"], runs="runs", out="report")  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -13,17 +15,10 @@ import pandas as pd
 
 from serbench.reports.collect import Collection, EmptyStoreError, ReportError, SystemSpec, collect
 from serbench.reports.figures import write_confusion
-from serbench.reports.render import Table, write_table
-from serbench.reports.systems import systems_significance, systems_table
-from serbench.reports.tables import (
-    feature_significance,
-    feature_table,
-    missing_systems,
-    table1,
-    table2,
-    table3,
-    table4,
-)
+from serbench.reports.paper import paper_tables
+from serbench.reports.render import Table, document_latex, document_markdown, write_table
+from serbench.reports.tables import missing_systems
+from serbench.io import atomic_write_text
 from serbench.settings import runs_root
 
 __all__ = ["TablesReport", "tables_for", "build_tables", "produce_command", "ReportError", "EmptyStoreError"]
@@ -33,9 +28,11 @@ __all__ = ["TablesReport", "tables_for", "build_tables", "produce_command", "Rep
 class TablesReport:
     """What ``serbench tables`` produced for one corpus.
 
-    ``tables``: key (file stem) -> :class:`Table`; ``files``: every file written (tables, then
-    figures); ``figures``: system -> PNG path; ``missing``: commands that would produce the runs
-    the tables still lack; ``collection``: the runs used (latest complete per system) and notes.
+    ``tables``: key (file stem) -> :class:`Table` (the paper-shaped tables, then the all-tests
+    tables that exist only as CSV); ``files``: every file written (``tables.md``, ``tables.tex``,
+    per-table files, then figures); ``figures``: system -> PNG path; ``missing``: commands that
+    would produce the runs the tables still lack; ``collection``: the runs used (latest complete
+    per system) and notes.
     """
 
     corpus: str
@@ -57,12 +54,27 @@ class TablesReport:
         """Partial runs ignored, older runs passed over, unreadable folders, metric disagreements."""
         return self.collection.notes()
 
+    @property
+    def shown(self) -> list[Table]:
+        """The paper-shaped tables (what Markdown, LaTeX and the terminal show), in the paper's order."""
+        return [t for t in self.tables.values() if not t.detail_only]
+
 
 def build_tables(col: Collection) -> dict[str, Table]:
-    """All tables from a collection: the paper's order, the feature significance table, then the systems."""
-    tables = [table1(col), table2(col), table3(col), table4(col), feature_table(col), feature_significance(col),
-              systems_table(col), systems_significance(col)]
-    return {t.key: t for t in tables}
+    """All tables from a collection: Tables I-V and the systems table in the paper's shape, then the
+    all-tests tables (feature and systems significance) that are written as CSV only."""
+    return {t.key: t for t in paper_tables(col)}
+
+
+def document_notes(report: "TablesReport") -> list[str]:
+    """What a reader of the whole output needs once: the runs used, what was ignored, what is missing."""
+    used = ", ".join(f"{s}/{r.run_id}" for s, r in sorted(report.collection.runs.items()))
+    lines = [f"Runs used (latest complete per system): {used}."]
+    lines += report.notes
+    if report.missing:
+        lines.append(f"{len(report.missing)} expected run(s) missing; produce them with (ROOT = the corpus "
+                     "folder): " + "; ".join(f"`{c}`" for c in report.missing))
+    return lines
 
 
 def produce_command(spec: SystemSpec, corpus: str, runs: str | Path | None = None) -> str:
@@ -77,7 +89,8 @@ def produce_command(spec: SystemSpec, corpus: str, runs: str | Path | None = Non
 
 
 def tables_for(corpus: str, runs: str | Path | None = None, out: str | Path | None = None) -> TablesReport:
-    """Render Tables I-V, the significance tables and one confusion PNG per system for ``corpus``.
+    """Write Tables I-V and the systems table (``tables.md``, ``tables.tex``, ``<key>.tex``, ``<key>.csv``,
+    ``<key>-details.csv``), the all-tests CSVs and one confusion PNG per system for ``corpus``.
 
     ``runs``: the store root (default :func:`serbench.settings.runs_root`); ``out``: where files go
     (default ``<runs>/<corpus>/tables/``). Raises :class:`EmptyStoreError` when the store has no
@@ -95,6 +108,11 @@ def tables_for(corpus: str, runs: str | Path | None = None, out: str | Path | No
     out_dir = Path(out).expanduser() if out is not None else runs_dir / corpus / "tables"
     report = TablesReport(corpus=corpus, runs_dir=runs_dir, out_dir=out_dir, collection=col, missing=missing)
     report.tables = build_tables(col)
+    notes = document_notes(report)
+    md, tex = out_dir / "tables.md", out_dir / "tables.tex"
+    atomic_write_text(md, document_markdown(report.shown, f"serbench tables — {corpus}", notes))
+    atomic_write_text(tex, document_latex(report.shown, notes))
+    report.files += [md, tex]
     for table in report.tables.values():
         report.files.extend(write_table(table, out_dir))
     for system, run in sorted(col.runs.items()):

@@ -1,8 +1,13 @@
-"""Writers for report tables: Markdown, LaTeX, CSV files and a rich table for the terminal.
+"""Writers for report tables: Markdown, LaTeX, CSV files, HTML and a rich table for the terminal.
 
 A :class:`Table` holds display strings only (numbers already formatted, "missing" spelled
-out), so every format shows exactly the same cells and the CSV reads back equal to
-``Table.frame``.
+out, significance marks as trailing ``*``/``**``), so every format shows exactly the same
+cells and the CSV reads back equal to ``Table.frame``. Emphasis (the best value of a column)
+is kept apart in ``Table.bold`` and drawn by each format in its own way.
+
+Notes come in two kinds: ``Table.notes`` belong to one table (what its marks mean, how a row
+was chosen); ``Table.common`` are legends several tables share. A document of several tables
+(:func:`document_markdown`, :func:`document_latex`) prints each common note once, at the end.
 """
 from __future__ import annotations
 
@@ -31,25 +36,90 @@ class Table:
     frame: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     values: pd.DataFrame = field(default_factory=pd.DataFrame)
+    bold: frozenset[tuple[int, str]] = frozenset()
+    common: list[str] = field(default_factory=list)
+    details: pd.DataFrame | None = None
+    detail_only: bool = False
 
 
-def to_markdown(table: Table) -> str:
-    """GitHub-flavoured Markdown: bold title, pipe table, notes as a bullet list."""
+# A display cell that carries significance marks: the value, then one or two asterisks.
+_MARKED = re.compile(r"^(.*?\S)(\*{1,2})$")
+
+
+def split_marks(cell: object) -> tuple[str, str]:
+    """``"45.2**"`` -> ``("45.2", "**")``; a cell without marks -> ``(cell, "")``."""
+    m = _MARKED.match(str(cell))
+    return (m.group(1), m.group(2)) if m else (str(cell), "")
+
+
+def best_cells(frame: pd.DataFrame, columns: list[str]) -> frozenset[tuple[int, str]]:
+    """(row position, column) of the highest number in each of ``columns`` (ties all kept).
+
+    A cell counts when it starts with a number ("45.2", "45.2*"); "missing" and "n/a" never do.
+    A column with fewer than two numbers has no best.
+    """
+    out: set[tuple[int, str]] = set()
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        nums = {i: _number(v) for i, v in enumerate(frame[col])}
+        nums = {i: v for i, v in nums.items() if v is not None}
+        if len(nums) < 2:
+            continue
+        top = max(nums.values())
+        out |= {(i, col) for i, v in nums.items() if v == top}
+    return frozenset(out)
+
+
+def _number(cell: object) -> float | None:
+    m = re.match(r"^[+-]?\d+(\.\d+)?", split_marks(cell)[0])
+    return float(m.group(0)) if m else None
+
+
+def to_markdown(table: Table, common: bool = True) -> str:
+    """GitHub-flavoured Markdown: bold title, pipe table, notes as a bullet list.
+
+    ``common=False`` leaves out the shared legends (a document prints them once).
+    """
     cols = [str(c) for c in table.frame.columns]
     lines = [f"**{_md_cell(table.title)}**", "",
              "| " + " | ".join(_md_cell(c) for c in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
-    for row in table.frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
-    if table.notes:
+    for i, row in enumerate(table.frame.itertuples(index=False)):
+        lines.append("| " + " | ".join(_md_value(v, (i, c) in table.bold) for v, c in zip(row, cols)) + " |")
+    notes = table.notes + (table.common if common else [])
+    if notes:
         lines.append("")
-        lines.extend(f"- {_md_cell(n)}" for n in table.notes)
+        lines.extend(f"- {_md_cell(n)}" for n in notes)
     return "\n".join(lines) + "\n"
 
 
+def document_markdown(tables: list[Table], title: str, notes: list[str] = ()) -> str:
+    """Several tables in one Markdown document; common legends and ``notes`` once, at the end."""
+    parts = [f"# {_md_cell(title)}\n"] + [to_markdown(t, common=False) for t in tables]
+    shared = unique_notes(tables) + list(notes)
+    if shared:
+        parts.append("**Notes**\n\n" + "\n".join(f"- {_md_cell(n)}" for n in shared) + "\n")
+    return "\n".join(parts)
+
+
+def unique_notes(tables: list[Table]) -> list[str]:
+    """The common notes of ``tables`` in first-seen order, each once."""
+    return list(dict.fromkeys(n for t in tables for n in t.common))
+
+
 def _md_cell(value: object) -> str:
-    # A literal pipe would split the cell; newlines would end the row.
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    # A literal pipe would split the cell; newlines would end the row; a literal asterisk
+    # would start emphasis.
+    return str(value).replace("|", "\\|").replace("\n", " ").replace("*", "\\*")
+
+
+def _md_value(value: object, bold: bool) -> str:
+    text, marks = split_marks(value)
+    text = _md_cell(text)
+    if bold:
+        text = f"**{text}**"
+    return text + _md_cell(marks)
 
 
 _LATEX_SPECIAL = {
@@ -66,8 +136,11 @@ def latex_escape(text: object) -> str:
     return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
 
 
-def to_latex(table: Table) -> str:
-    """A self-contained ``table`` float (plain ``tabular`` with ``\\hline``: no extra packages)."""
+def to_latex(table: Table, common: bool = True) -> str:
+    """A self-contained ``table`` float (plain ``tabular`` with ``\\hline``: no extra packages).
+
+    Best cells are ``\\textbf``, marks superscript; ``common=False`` leaves out the shared legends.
+    """
     cols = [str(c) for c in table.frame.columns]
     lines = [
         "% generated by `serbench tables`; every number is recomputed from the stored predictions",
@@ -77,14 +150,33 @@ def to_latex(table: Table) -> str:
         rf"\begin{{tabular}}{{{'l' * len(cols)}}}", r"\hline",
         " & ".join(latex_escape(c) for c in cols) + r" \\", r"\hline",
     ]
-    for row in table.frame.itertuples(index=False):
-        lines.append(" & ".join(latex_escape(v) for v in row) + r" \\")
+    for i, row in enumerate(table.frame.itertuples(index=False)):
+        lines.append(" & ".join(_latex_value(v, (i, c) in table.bold) for v, c in zip(row, cols)) + r" \\")
     lines += [r"\hline", r"\end{tabular}"]
-    if table.notes:
+    notes = table.notes + (table.common if common else [])
+    if notes:
         lines.append(r"\par\smallskip\footnotesize")
-        lines.append(" \\\\\n".join(latex_escape(n) for n in table.notes))
+        lines.append(" \\\\\n".join(latex_escape(n) for n in notes))
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
+
+
+def _latex_value(value: object, bold: bool) -> str:
+    text, marks = split_marks(value)
+    text = latex_escape(text)
+    if bold:
+        text = rf"\textbf{{{text}}}"
+    return text + (f"$^{{{marks}}}$" if marks else "")
+
+
+def document_latex(tables: list[Table], notes: list[str] = ()) -> str:
+    """Several table floats for ``\\input``; common legends and ``notes`` once, at the end."""
+    parts = ["% generated by `serbench tables`; every number is recomputed from the stored predictions\n"]
+    parts += [to_latex(t, common=False) for t in tables]
+    shared = unique_notes(tables) + list(notes)
+    if shared:
+        parts.append("\\paragraph{Notes}\n" + " \\\\\n".join(latex_escape(n) for n in shared) + "\n")
+    return "\n".join(parts)
 
 
 def to_csv(table: Table) -> str:
@@ -98,26 +190,34 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 
 
 def write_table(table: Table, out_dir: str | Path) -> list[Path]:
-    """Write ``<key>.md``, ``<key>.tex`` and ``<key>.csv`` atomically; return their paths."""
+    """Write ``<key>.tex`` (own notes only) and ``<key>.csv``, and ``<key>-details.csv`` when the
+    table has details, atomically; a detail-only table is just ``<key>.csv``. Returns the paths."""
     out_dir = Path(out_dir)
     paths = []
-    for ext, fn in (("md", to_markdown), ("tex", to_latex), ("csv", to_csv)):
+    writers = [("csv", to_csv)] if table.detail_only else [("tex", lambda t: to_latex(t, common=False)),
+                                                          ("csv", to_csv)]
+    for ext, fn in writers:
         path = out_dir / f"{table.key}.{ext}"
         atomic_write_text(path, fn(table))
+        paths.append(path)
+    if table.details is not None and not table.detail_only:
+        path = out_dir / f"{table.key}-details.csv"
+        atomic_write_text(path, table.details.to_csv(index=False))
         paths.append(path)
     return paths
 
 
-def to_rich(table: Table, hide_prefix: tuple[str, ...] = ()):
-    """A ``rich.table.Table`` for the terminal, notes as its caption.
+def to_rich(table: Table, hide_prefix: tuple[str, ...] = (), common: bool = True):
+    """A ``rich.table.Table`` for the terminal, notes as its caption, best cells bold.
 
     Columns whose header starts with one of ``hide_prefix`` are left out (the caption says so);
-    the files always hold every column.
+    the files always hold every column. ``common=False`` leaves the shared legends out.
     """
     cols = [c for c in table.frame.columns if not str(c).startswith(hide_prefix)] if hide_prefix else \
         list(table.frame.columns)
     hidden = [str(c) for c in table.frame.columns if c not in cols]
-    notes = table.notes + ([f"Not shown here (see the written files): {', '.join(hidden)}."] if hidden else [])
+    notes = table.notes + (table.common if common else [])
+    notes += [f"Not shown here (see the written files): {', '.join(hidden)}."] if hidden else []
     from rich.table import Table as RichTable
     from rich.text import Text
 
@@ -127,15 +227,17 @@ def to_rich(table: Table, hide_prefix: tuple[str, ...] = ()):
                    caption_justify="left", show_lines=False)
     for col in cols:
         rt.add_column(Text(str(col)), overflow="fold")
-    for row in table.frame[cols].itertuples(index=False):
-        rt.add_row(*(_rich_cell(v) for v in row))
+    for i, row in enumerate(table.frame[cols].itertuples(index=False)):
+        rt.add_row(*(_rich_cell(v, (i, c) in table.bold) for v, c in zip(row, cols)))
     return rt
 
 
-def _rich_cell(value: object):
+def _rich_cell(value: object, bold: bool = False):
     from rich.text import Text
 
     text = Text(str(value))
     if str(value) == "missing":
         text.stylize("bold red")
+    elif bold:
+        text.stylize("bold")
     return text

@@ -92,7 +92,7 @@ def test_tables_for_writes_systems_files(store, tmp_path):
     store.add("crnn-ctc", acc=0.6, kind="deep", config=_deep("crnn-ctc"))
     report = tables_for("casia", runs=store.root, out=tmp_path / "out")
     names = {p.name for p in report.files}
-    assert {"systems.md", "systems.csv", "significance-systems.md"} <= names
+    assert {"tables.md", "systems.tex", "systems.csv", "systems-details.csv", "significance-systems.csv"} <= names
 
 
 def test_rows_keep_the_papers_order_whether_run_or_missing(store):

@@ -152,21 +152,29 @@ def test_files_written_and_parseable(store, tmp_path):
     report = tables_for("casia", runs=store.root, out=out)
     assert set(report.tables) == {"table1", "table2", "table3", "table4", "table5", "significance-features",
                                   "systems", "significance-systems"}
+    assert [t.key for t in report.shown] == ["table1", "table2", "table3", "table4", "table5", "systems"]
     for key, table in report.tables.items():
-        csv, md, tex = out / f"{key}.csv", out / f"{key}.md", out / f"{key}.tex"
-        assert csv in report.files and md in report.files and tex in report.files
+        csv = out / f"{key}.csv"
+        assert csv in report.files
         pd.testing.assert_frame_equal(read_csv(csv), table.frame)
+        if table.detail_only:
+            assert not (out / f"{key}.tex").exists()
+            continue
+        pd.testing.assert_frame_equal(read_csv(out / f"{key}-details.csv"), table.details)
         ncol = len(table.frame.columns)
-        md_rows = [ln for ln in md.read_text(encoding="utf-8").splitlines() if ln.startswith("| ")]
-        assert len(md_rows) == len(table.frame) + 1
-        assert all(len(re.findall(r"(?<!\\)\|", ln)) == ncol + 1 for ln in md_rows)
-        text = tex.read_text(encoding="utf-8")
+        text = (out / f"{key}.tex").read_text(encoding="utf-8")
         assert text.count(r"\begin{tabular}") == 1 and text.count(r"\end{tabular}") == 1
         body = text.split(r"\begin{tabular}")[1].split(r"\end{tabular}")[0]
         rows = [ln for ln in body.splitlines() if ln.endswith(r"\\")]
         assert len(rows) == len(table.frame) + 1
         assert all(len(re.findall(r"(?<!\\)&", ln)) == ncol - 1 for ln in rows)
         assert not re.search(r"(?<!\\)[%_#]", body)  # specials are escaped
+    md = (out / "tables.md").read_text(encoding="utf-8")
+    for table in report.shown:
+        assert table.title in md
+        md_rows = [ln for ln in md.split(table.title)[1].split("\n\n")[1].splitlines() if ln.startswith("| ")]
+        assert len(md_rows) == len(table.frame) + 1
+        assert all(len(re.findall(r"(?<!\\)\|", ln)) == len(table.frame.columns) + 1 for ln in md_rows)
     assert report.files[-1].suffix == ".png" and len(report.figures) == 3
 
 
@@ -197,9 +205,9 @@ def test_cli_prints_tables_and_files(store, tmp_path):
     res = CliRunner().invoke(cli, ["tables", "--corpus", "casia", "--runs", str(store.root), "--out", str(out)],
                              terminal_width=200)
     assert res.exit_code == 0, res.output
-    assert "Table V" in res.output and "per-speaker z-norm" in res.output
+    assert "Table V" in res.output and "Systems" in res.output
     assert "1 partial run folder(s) ignored" in res.output
-    assert str(out / "table5.md") in res.output.replace("\n", "")
+    assert str(out / "tables.md") in res.output.replace("\n", "")
     assert "serbench baseline --corpus casia" in res.output
 
 

@@ -1,0 +1,313 @@
+"""The paper-shaped tables: one row per system, our WA/UA next to the paper's, best in bold, marks.
+
+Each table is a :class:`~serbench.reports.render.Table` whose ``frame`` has the paper's
+few columns and whose ``details`` hold the long form of :mod:`serbench.reports.tables` and
+:mod:`serbench.reports.systems` (fold mean ± sd, run ids, fold times), written to
+``<key>-details.csv`` and shown in the HTML report. Significance marks compare a row with
+the table's reference system: ``*`` p < 0.05, ``**`` p < 0.01, two-sided; WA by McNemar's
+exact test on the pooled utterances (it compares accuracy), UA by the paired t-test on
+per-fold UA (the paper's Table IV test). Every number is recomputed from the predictions.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from serbench.reports.collect import Collection, RunResult
+from serbench.reports.render import Table, best_cells
+from serbench.reports.significance import MCNEMAR, T_TEST, PairedTest, compare
+from serbench.reports.systems import (
+    SYSTEMS_REPORTED,
+    best_baseline,
+    reference_run,
+    system_models,
+    system_runs,
+    systems_significance,
+    systems_table,
+)
+from serbench.reports.tables import (
+    DEFAULT_CLASSIFIER,
+    MISSING,
+    NOT_APPLICABLE,
+    PAPER_FEATURES,
+    PAPER_MODELS,
+    PAPER_REPORTED,
+    PAPER_SEGMENTS,
+    _corpus_notes,
+    _p,
+    best_run,
+    deep_runs,
+    feature_significance,
+    feature_table,
+    paper_best_segments,
+    pct,
+    segments_for_ablation,
+    table1,
+    table2,
+    table3,
+    table4,
+)
+
+WA, UA = "WA %", "UA %"
+PAPER_WA, PAPER_UA = "paper WA %", "paper UA %"
+REF = "(ref)"
+
+COMMON_METRICS = ("WA = accuracy, UA = mean per-class recall, in percent, pooled over all test predictions "
+                  "and recomputed from predictions.parquet. Fold mean ± sd, run ids, fold times and every "
+                  "test are in <table>-details.csv and in the HTML report.")
+COMMON_BOLD = "Bold = the best value of a column (ours and the paper's separately; ties all bold)."
+COMMON_MISSING = '"missing" = no complete run of that system in the store (never a number).'
+COMMON_PAPER = ('"paper" columns are the numbers printed in Jiang et al. (the CNN+SRU paper), not ours; "/" = '
+                'the paper does not report it; "n/a" = the paper has no such row for this corpus.')
+def common_tests(col: Collection) -> str:
+    """The one footnote naming the tests behind the marks (with this corpus' number of folds)."""
+    n = max((len(r.metrics.get("folds") or []) for r in col.runs.values()), default=0)
+    return ("Significance marks: * p < 0.05, ** p < 0.01, two-sided, against the table's reference row "
+            f"{REF}: WA by McNemar's exact test on the pooled utterances (it compares accuracy), UA by a paired "
+            f"t-test on per-fold UA over the same folds ({n} folds here, so {max(n - 1, 0)} degrees of freedom; "
+            "few folds give it little power). No mark = not significant at 0.05, or not testable.")
+
+
+def stars(p: float | None) -> str:
+    """``"**"`` for p < 0.01, ``"*"`` for p < 0.05, else ``""`` (also when the test did not run)."""
+    if p is None:
+        return ""
+    return "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def marked_cells(run: RunResult | None, ref: RunResult | None) -> tuple[str, str]:
+    """Our WA and UA cells for ``run``: the numbers with their marks against ``ref``, or "missing"."""
+    if run is None:
+        return MISSING, MISSING
+    wa, ua = pct(run.metrics["wa"]), pct(run.metrics["ua"])
+    if ref is None or run is ref:
+        return wa, ua
+    tests = _tests(run, ref)
+    return wa + stars(tests[MCNEMAR].p), ua + stars(tests[T_TEST].p)
+
+
+def _tests(run: RunResult, ref: RunResult) -> dict[str, PairedTest]:
+    return {t.test: t for t in compare(run, ref)}
+
+
+def _paper(corpus: str, table: str, row: str | None, metric: str) -> str:
+    entry = PAPER_REPORTED.get((corpus.lower(), table, row)) if row else None
+    if entry is None:
+        return NOT_APPLICABLE
+    value = entry.get(metric)
+    if value is None:
+        return "/"
+    return value if isinstance(value, str) else f"{value:.1f}"
+
+
+def _common(corpus: str, *extra: str) -> list[str]:
+    return [COMMON_METRICS, COMMON_BOLD, COMMON_MISSING, *extra, *_corpus_notes(corpus)]
+
+
+def _table(key: str, title: str, rows: list[list[str]], columns: list[str], notes: list[str], common: list[str],
+           detail: Table, bold_columns: list[str]) -> Table:
+    frame = pd.DataFrame(rows, columns=columns, dtype=str)
+    return Table(key, title, frame, notes, detail.values, bold=best_cells(frame, bold_columns), common=common,
+                 details=detail.frame)
+
+
+def _ref_label(label: str, run: RunResult | None, ref: RunResult | None) -> str:
+    return f"{label} {REF}" if run is not None and run is ref else label
+
+
+# ---------------------------------------------------------------- Tables I-III
+
+def paper_table1(col: Collection) -> Table:
+    """Table I: CNN+SRU on the non-segmented utterance (N = 1)."""
+    run = deep_runs(col, "cnn-sru").get(1)
+    rows = [["CNN+SRU", *marked_cells(run, None), _paper(col.corpus, "I", "CNN+SRU N=1", "wa"),
+             _paper(col.corpus, "I", "CNN+SRU N=1", "ua")]]
+    return _table("table1", f"Table I — CNN+SRU on the non-segmented utterance (N = 1), {col.corpus}", rows,
+                  ["Model", WA, UA, PAPER_WA, PAPER_UA], [], _common(col.corpus, COMMON_PAPER), table1(col),
+                  [WA, UA, PAPER_WA, PAPER_UA])
+
+
+def paper_table2(col: Collection) -> Table:
+    """Table II: CNN+SRU for N = 1..5 (and any other N present), marks against the reference N."""
+    runs = deep_runs(col, "cnn-sru")
+    ref, why = reference_run(col)
+    rows = []
+    for n in sorted(set(PAPER_SEGMENTS) | set(runs)):
+        paper = ("I", "CNN+SRU N=1") if n == 1 else ("II", f"N={n}")
+        rows.append([_ref_label(str(n), runs.get(n), ref), *marked_cells(runs.get(n), ref),
+                     _paper(col.corpus, *paper, "wa"), _paper(col.corpus, *paper, "ua")])
+    notes = [f"{REF} = {why}.", "The paper's N = 1 values are its Table I."] if ref else []
+    return _table("table2", f"Table II — CNN+SRU by number of segments N, {col.corpus}", rows,
+                  ["N", WA, UA, PAPER_WA, PAPER_UA], notes, _common(col.corpus, COMMON_PAPER, common_tests(col)),
+                  table2(col), [WA, UA, PAPER_WA, PAPER_UA])
+
+
+def paper_table3(col: Collection) -> Table:
+    """Table III: CNN, SRU and CNN+SRU at each N; marks against CNN+SRU at the same N."""
+    best_n = paper_best_segments(col.corpus)
+    rows = []
+    for n in segments_for_ablation(col):
+        ref = deep_runs(col, "cnn-sru").get(n)
+        for model in ("cnn", "sru", "cnn-sru"):
+            run = deep_runs(col, model).get(n)
+            paper_row = PAPER_MODELS[model] if n == best_n else None
+            rows.append([_ref_label(PAPER_MODELS[model], run, ref), str(n), *marked_cells(run, ref),
+                         _paper(col.corpus, "III", paper_row, "wa"), _paper(col.corpus, "III", paper_row, "ua")])
+    notes = [f"{REF} = CNN+SRU at the same N; marks compare CNN and SRU with it."]
+    if best_n is not None:
+        notes.append(f"The paper does not state N for CNN and SRU alone; its values are shown at N = {best_n}, "
+                     f"the N of its best CNN+SRU on {col.corpus}.")
+    return _table("table3", f"Table III — CNN, SRU and CNN+SRU, {col.corpus}", rows,
+                  ["Model", "N", WA, UA, PAPER_WA, PAPER_UA], notes,
+                  _common(col.corpus, COMMON_PAPER, common_tests(col)), table3(col), [WA, UA, PAPER_WA, PAPER_UA])
+
+
+def paper_table4(col: Collection) -> Table:
+    """Table IV: p of CNN+SRU against CNN and against SRU (t-test as the paper, and McNemar)."""
+    best_n = paper_best_segments(col.corpus)
+    rows = []
+    for n in segments_for_ablation(col):
+        a = deep_runs(col, "cnn-sru").get(n)
+        for other, paper_row in (("cnn", "(CNN+SRU,CNN)"), ("sru", "(CNN+SRU,SRU)")):
+            b = deep_runs(col, other).get(n)
+            paper_p = _paper(col.corpus, "IV", paper_row if n == best_n else None, "p")
+            if a is None or b is None:
+                rows.append([paper_row, str(n), MISSING, MISSING, MISSING, paper_p])
+                continue
+            tests = _tests(a, b)
+            diff = round(100 * (a.metrics["ua"] - b.metrics["ua"]), 1) + 0.0   # + 0.0: no "-0.0"
+            rows.append([paper_row, str(n), f"{diff:+.1f}", _p(tests[T_TEST].p), _p(tests[MCNEMAR].p), paper_p])
+    notes = ["ΔUA = pooled UA of CNN+SRU minus the other model, in points. p: two-sided; t-test = paired t-test "
+             "on per-fold UA (the paper's test), McNemar = exact test on the pooled utterances (accuracy); "
+             "n/a = not testable (see table4-details.csv)."]
+    if best_n is not None:
+        notes.append(f"paper p: its Table IV (a t-test, with neither n, t nor N stated), shown at N = {best_n}.")
+    detail = table4(col)
+    frame = pd.DataFrame(rows, columns=["Pair", "N", "ΔUA (points)", "p t-test", "p McNemar", "paper p"], dtype=str)
+    return Table("table4", f"Table IV — significance of CNN+SRU against CNN and SRU, {col.corpus}", frame, notes,
+                 detail.values, common=_common(col.corpus, COMMON_PAPER), details=detail.frame)
+
+
+# ---------------------------------------------------------------- Table V
+
+def _feature_label(run: RunResult) -> str:
+    s = run.spec
+    base = s.feature if s.classifier == DEFAULT_CLASSIFIER and s.feature else s.base
+    return f"{base} (speaker norm)" if s.speaker_norm else str(base)
+
+
+def paper_table5(col: Collection) -> Table:
+    """Table V: SVM on each feature set, the deep models at their best N, anything else; marks vs CNN+SRU."""
+    corpus = col.corpus
+    cascade = best_run(deep_runs(col, "cnn-sru").values())
+    rows: list[list[str]] = []
+    shown: set[str] = set()
+
+    def add(label: str, run: RunResult | None, paper_row: str | None) -> None:
+        rows.append([_ref_label(label, run, cascade), *marked_cells(run, cascade),
+                     _paper(corpus, "V", paper_row, "wa"), _paper(corpus, "V", paper_row, "ua")])
+        if run is not None:
+            shown.add(run.system)
+
+    baselines = sorted((r for r in col.runs.values() if r.spec.kind == "baseline"),
+                       key=lambda r: (r.spec.speaker_norm, _feature_rank(r.spec.feature), r.spec.classifier != DEFAULT_CLASSIFIER,
+                                      r.system))
+    plain = {(r.spec.feature or "").lower(): r for r in baselines
+             if not r.spec.speaker_norm and r.spec.classifier == DEFAULT_CLASSIFIER}
+    for feature in PAPER_FEATURES:       # the paper's rows, each shown whether run or missing
+        add(feature, plain.get(feature.lower()), feature)
+    for run in baselines:
+        if run.system not in shown and not run.spec.speaker_norm:
+            add(_feature_label(run), run, None)
+    deep_models = sorted({r.spec.model for r in col.runs.values()
+                          if r.spec.kind == "deep" and r.spec.model and r.spec.segments is not None},
+                         key=lambda m: (m != "cnn-sru", m))
+    add(f"CNN+SRU (N={cascade.spec.segments})" if cascade else "CNN+SRU (best N)", cascade, "Ours")
+    for spk in (False, True):            # the paper's protocol first, then per-speaker normalization
+        if spk:
+            for run in baselines:
+                if run.system not in shown:
+                    add(_feature_label(run), run, None)
+        for model in deep_models:
+            run = best_run(deep_runs(col, model, spk).values())
+            if run is not None and run.system not in shown:
+                norm = ", speaker norm" if spk else ""
+                add(f"{PAPER_MODELS.get(model, model)} (N={run.spec.segments}{norm})", run, None)
+    systems_models = set(system_models())
+    for run in sorted(col.runs.values(), key=lambda r: r.system):   # systems no table claims
+        s = run.spec
+        if s.kind == "baseline" or (s.kind == "deep" and s.segments is not None) or s.model in systems_models \
+                or (s.kind == "deep" and s.table == "systems"):
+            continue
+        add(run.system, run, None)
+    notes = [f"{REF} = CNN+SRU at the N with the best pooled UA on the test folds, as the paper's \"Ours\" row "
+             "(optimistic: N is picked on test speakers); other deep rows likewise show their best N.",
+             '"speaker norm" rows z-score each speaker with its own statistics: another protocol than the '
+             "paper's, so no paper value."]
+    return _table("table5", f"Table V — feature sets (SVM) and deep systems, {corpus}", rows,
+                  ["Feature / model", WA, UA, PAPER_WA, PAPER_UA], notes,
+                  _common(corpus, COMMON_PAPER, common_tests(col)), feature_table(col), [WA, UA, PAPER_WA, PAPER_UA])
+
+
+def _feature_rank(feature: str | None) -> int:
+    lower = [f.lower() for f in PAPER_FEATURES]
+    return lower.index(feature.lower()) if feature and feature.lower() in lower else len(lower)
+
+
+# ---------------------------------------------------------------- systems
+
+def _systems_paper(corpus: str, model: str | None, run: RunResult | None) -> str:
+    """What a system's own paper reports for UA: this corpus' figure, else each figure with its corpus."""
+    if model == "cnn-sru":
+        n = run.spec.segments if run is not None else None
+        return _paper(corpus, "I", "CNN+SRU N=1", "ua") if n == 1 else _paper(corpus, "II", f"N={n}", "ua")
+    if run is not None and run.spec.kind == "baseline":
+        return _paper(corpus, "V", run.spec.feature, "ua") if run.spec.classifier == DEFAULT_CLASSIFIER \
+            else NOT_APPLICABLE
+    reports = SYSTEMS_REPORTED.get(model or "", [])
+    same = [r for r in reports if r["corpus"] == corpus.lower()]
+    if same:
+        return "; ".join("/" if r["ua"] is None else f"{r['ua']:.1f}" for r in same)
+    if not reports:
+        return "/"
+    return "; ".join(("/" if r["ua"] is None else f"{r['ua']:.1f}") + f" ({r['corpus'] or 'corpus not stated'})"
+                     for r in reports)
+
+
+def paper_systems(col: Collection) -> Table:
+    """The seed papers' systems next to CNN+SRU (the reference) and the best SVM baseline."""
+    corpus = col.corpus
+    ref, why = reference_run(col)
+    rows: list[list[str]] = []
+    rows.append([_ref_label(f"CNN+SRU (N={ref.spec.segments})" if ref else "CNN+SRU", ref, ref),
+                 *marked_cells(ref, ref), _systems_paper(corpus, "cnn-sru", ref)])
+    present = system_runs(col)
+    models = system_models()
+    for model in models:          # the papers' order; a system without a run is a 'missing' row
+        for run in [r for r in present if r.spec.model == model] or [None]:
+            rows.append([run.system if run else model, *marked_cells(run, ref), _systems_paper(corpus, model, run)])
+    for run in present:
+        if run.spec.model not in models:
+            rows.append([run.system, *marked_cells(run, ref), _systems_paper(corpus, run.spec.model, run)])
+    svm = best_baseline(col)
+    rows.append([f"best SVM: {_feature_label(svm)}" if svm else "best SVM", *marked_cells(svm, ref),
+                 _systems_paper(corpus, None, svm)])
+    notes = [f"{REF} = {why}.",
+             "paper UA = what each system's own paper reports, for this corpus when it has one, else with the "
+             "corpus it was measured on: context, not a target. best SVM = the SVM without speaker norm with the "
+             "highest pooled UA (picked on test results)."]
+    return _table("systems", f"Systems — the seed papers' models against CNN+SRU, {corpus}", rows,
+                  ["System", WA, UA, PAPER_UA], notes, _common(corpus, common_tests(col)), systems_table(col), [WA, UA])
+
+
+def paper_tables(col: Collection) -> list[Table]:
+    """Tables I-V and the systems table in the paper's shape, then the two all-tests tables (details only)."""
+    tables = [paper_table1(col), paper_table2(col), paper_table3(col), paper_table4(col), paper_table5(col),
+              paper_systems(col)]
+    for detail in (feature_significance(col), systems_significance(col)):
+        detail.detail_only = True
+        tables.append(detail)
+    return tables
+
+
+__all__ = ["paper_tables", "paper_table1", "paper_table2", "paper_table3", "paper_table4", "paper_table5",
+           "paper_systems", "stars", "marked_cells"]
