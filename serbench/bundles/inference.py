@@ -494,7 +494,11 @@ def write_table(df: pd.DataFrame, out: str | Path, fmt: str | None = None) -> Pa
     if fmt == "csv":
         data = frame.to_csv(index=False).encode("utf-8")
     elif fmt == "json":
-        data = frame.to_json(orient="records", indent=1, double_precision=15).encode("utf-8")
+        import json
+
+        # json, not DataFrame.to_json: that escapes every '/' of the file paths.
+        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        data = (json.dumps(records, indent=1, allow_nan=False) + "\n").encode("utf-8")
     else:
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
