@@ -79,6 +79,12 @@ def feature_loader(X, manifest):
 
 
 @pytest.fixture
+def make_features():
+    """:func:`synthetic_features` (``make_features(**kw) -> (X, manifest)``)."""
+    return synthetic_features
+
+
+@pytest.fixture
 def features():
     """``features(**kw) -> (X, manifest, loader)``: a synthetic feature matrix and a loader serving it."""
     def make(**kw):

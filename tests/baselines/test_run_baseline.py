@@ -6,7 +6,6 @@ import pytest
 from click.testing import CliRunner
 
 from serbench.baselines import svm
-from serbench.corpora import MANIFEST_COLUMNS
 from serbench.errors import SerbenchError
 from serbench.experiments import metrics
 from serbench.experiments.inputs import NAN_POLICY
@@ -23,26 +22,9 @@ def system_name(feature, classifier="svm-linear", speaker_norm=False, class_weig
 CLASSES = ("angry", "neutral", "sad")
 
 
-def make_data(n_speakers=4, per_class=5, n_features=6, speaker_offset=4.0, seed=0):
-    """Features = class signal + a per-speaker offset + noise, with a manifest as serbench.features returns."""
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(len(CLASSES), n_features)) * 1.5
-    rows, feats = [], []
-    for s in range(n_speakers):
-        offset = rng.normal(size=n_features) * speaker_offset
-        for k, c in enumerate(CLASSES):
-            for i in range(per_class):
-                uid = f"spk{s}_{c}_{i}"
-                rows.append({"utterance_id": uid, "path": f"/nowhere/{uid}.wav", "speaker": f"spk{s}",
-                             "gender": "f", "emotion": c, "label": c[0], "text_id": str(i), "session": pd.NA,
-                             "duration": 1.0, "sample_rate": 16000})
-                feats.append(centers[k] + offset + rng.normal(size=n_features))
-    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)).astype(MANIFEST_COLUMNS)
-    manifest["status"] = "ok"
-    manifest["status_detail"] = ""
-    X = pd.DataFrame(np.vstack(feats), index=pd.Index(manifest["utterance_id"], name="utterance_id"),
-                     columns=[f"f{j}" for j in range(n_features)])
-    return X, manifest
+def make_data(make, **kw):
+    """The shared synthetic features (tests/conftest.py) with a strong per-speaker offset."""
+    return make(**{"speaker_offset": 4.0, **kw})
 
 
 def loader_for(X, manifest):
@@ -56,8 +38,8 @@ def loader_for(X, manifest):
     return load
 
 
-def test_run_writes_the_store_contract(tmp_path):
-    X, m = make_data()
+def test_run_writes_the_store_contract(make_features, tmp_path):
+    X, m = make_data(make_features)
     res = run_baseline("demo", "/corpus", "is10", runs=tmp_path, load_features=loader_for(X, m))
     assert res.system == "IS10-svm-linear" and res.path == tmp_path / "demo" / "IS10-svm-linear" / res.run_id
     preds = pd.read_parquet(res.path / PREDICTIONS)
@@ -83,8 +65,8 @@ def test_run_writes_the_store_contract(tmp_path):
     assert (np.array(CLASSES)[scores.argmax(1)] == preds["predicted"].to_numpy()).all()
 
 
-def test_nan_policy_excludes_and_counts_rows(tmp_path):
-    X, m = make_data()
+def test_nan_policy_excludes_and_counts_rows(make_features, tmp_path):
+    X, m = make_data(make_features)
     bad = ["spk0_angry_0", "spk2_sad_3", "spk3_neutral_1"]
     X.loc[bad] = np.nan
     m.loc[m["utterance_id"].isin(bad), "status"] = ["nan", "failed", "nan"]
@@ -100,8 +82,8 @@ def test_nan_policy_excludes_and_counts_rows(tmp_path):
         run_baseline("demo", "/c", "IS09", runs=tmp_path, load_features=loader_for(X, m))
 
 
-def test_speaker_norm_is_a_separate_recorded_system(tmp_path):
-    X, m = make_data(speaker_offset=6.0)
+def test_speaker_norm_is_a_separate_recorded_system(make_features, tmp_path):
+    X, m = make_data(make_features, speaker_offset=6.0)
     load = loader_for(X, m)
     plain = run_baseline("demo", "/c", "IS10", runs=tmp_path, load_features=load)
     norm = run_baseline("demo", "/c", "IS10", runs=tmp_path, load_features=load, speaker_norm=True)
@@ -114,8 +96,8 @@ def test_speaker_norm_is_a_separate_recorded_system(tmp_path):
                                                                      ("IS10-svm-linear-spknorm", True)]
 
 
-def test_resume_after_interruption_mid_fold_matches_uninterrupted_run(tmp_path, monkeypatch):
-    X, m = make_data(seed=3)
+def test_resume_after_interruption_mid_fold_matches_uninterrupted_run(make_features, tmp_path, monkeypatch):
+    X, m = make_data(make_features, seed=3)
     load = loader_for(X, m)
     reference = run_baseline("demo", "/c", "MFCC", runs=tmp_path / "ref", load_features=load)
 
@@ -146,8 +128,8 @@ def test_resume_after_interruption_mid_fold_matches_uninterrupted_run(tmp_path, 
     assert len(resumed.record["resumed"]) == 1
 
 
-def test_changed_data_starts_a_new_run_instead_of_resuming(tmp_path, monkeypatch):
-    X, m = make_data()
+def test_changed_data_starts_a_new_run_instead_of_resuming(make_features, tmp_path, monkeypatch):
+    X, m = make_data(make_features)
     real, calls = svm.select_model, []
 
     def second_fold_dies(*a, **k):
@@ -167,16 +149,16 @@ def test_changed_data_starts_a_new_run_instead_of_resuming(tmp_path, monkeypatch
     assert len(list(res.path.parent.glob("*.partial"))) == 1  # the stale partial (1 fold) is left alone
 
 
-def test_a_run_that_fails_before_any_fold_leaves_no_partial_folder(tmp_path, monkeypatch):
-    X, m = make_data()
+def test_a_run_that_fails_before_any_fold_leaves_no_partial_folder(make_features, tmp_path, monkeypatch):
+    X, m = make_data(make_features)
     monkeypatch.setattr(svm, "select_model", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         run_baseline("demo", "/c", "PLP", runs=tmp_path, load_features=loader_for(X, m))
     assert not list((tmp_path / "demo" / "PLP-svm-linear").glob("*"))
 
 
-def test_emotions_and_protocol_options_reach_the_loader_and_record(tmp_path):
-    X, m = make_data()
+def test_emotions_and_protocol_options_reach_the_loader_and_record(make_features, tmp_path):
+    X, m = make_data(make_features)
     m["session"] = m["speaker"].map({"spk0": "S1", "spk1": "S1", "spk2": "S2", "spk3": "S3"})
     load = loader_for(X, m)
     res = run_baseline("demo", "/c", "IS10", protocol="loso-session", emotions=["angry", "sad", "neutral"],
@@ -188,10 +170,10 @@ def test_emotions_and_protocol_options_reach_the_loader_and_record(tmp_path):
         run_baseline("demo", "/c", "IS10", classifier="knn", runs=tmp_path, load_features=load)
 
 
-def test_cli_baseline_and_runs(tmp_path, monkeypatch):
+def test_cli_baseline_and_runs(make_features, tmp_path, monkeypatch):
     from serbench.cli import cli
 
-    X, m = make_data()
+    X, m = make_data(make_features)
     X.loc["spk1_sad_0"] = np.nan
     m.loc[m["utterance_id"] == "spk1_sad_0", "status"] = "failed"
     import serbench.features
