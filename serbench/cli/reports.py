@@ -1,4 +1,4 @@
-"""``serbench tables``: render the paper's tables and confusion figures from the results store."""
+"""``serbench tables`` and ``serbench report``: the paper's tables, figures and an HTML page from the results store."""
 from __future__ import annotations
 
 import os
@@ -20,17 +20,18 @@ def tables_cmd(corpus: str, runs: Path | None, out: Path | None) -> None:
     from rich.text import Text
 
     from serbench.reports import tables_for
-    from serbench.reports.render import to_rich
+    from serbench.reports.render import to_rich, unique_notes
 
     report = tables_for(corpus, runs=runs, out=out)
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        # Piped to a file or log: rich would assume 80 columns and fold the wide tables to pieces.
-        console = Console(width=200)
-    for table in report.tables.values():
-        # Table V is the widest; its run ids are listed under "Runs used" below.
-        console.print(to_rich(table, hide_prefix=("run",) if table.key == "table5" else ()))
+        # Piped to a file or log: rich would fold the tables at 80 columns.
+        console = Console(width=160)
+    for table in report.shown:
+        console.print(to_rich(table, common=False))
         console.print()
+    for note in unique_notes(report.shown):   # the legends the tables share, once
+        console.print(Text(f"- {note}"))
     used = ", ".join(f"{s}/{r.run_id}" for s, r in sorted(report.collection.runs.items()))
     console.print(Text(f"Runs used (latest complete per system): {used}"))
     for note in report.notes:
@@ -45,4 +46,26 @@ def tables_cmd(corpus: str, runs: Path | None, out: Path | None) -> None:
         console.print(Text(f"  {path}"))
 
 
-COMMANDS = [tables_cmd]
+@click.command("report")
+@click.option("--corpus", "corpora", required=True, multiple=True,
+              help="Corpus name as stored under the runs folder; repeat for a cross-corpus leaderboard.")
+@click.option("--runs", "runs", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Results store root (default: $SERBENCH_RUNS or ./runs).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for report.html (default: <runs>/<corpus>/report/, or <runs>/report/ "
+                   "with several corpora).")
+def report_cmd(corpora: tuple[str, ...], runs: Path | None, out: Path | None) -> None:
+    """One self-contained HTML page for CORPUS: tables, figures, significance, provenance."""
+    import shlex
+    import sys
+
+    from serbench.reports.html import build_report
+
+    command = "serbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    report = build_report(list(corpora), runs=runs, out=out, command=command)
+    systems = sum(len(s) for s in report.systems.values())
+    click.echo(f"Wrote {report.path} ({report.size / 1e6:.1f} MB, {systems} system runs, "
+               f"{len(report.collections)} corpus/corpora, {report.seconds:.1f} s)")
+
+
+COMMANDS = [tables_cmd, report_cmd]

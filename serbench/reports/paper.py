@@ -86,7 +86,7 @@ def marked_cells(run: RunResult | None, ref: RunResult | None) -> tuple[str, str
 
 
 def _tests(run: RunResult, ref: RunResult) -> dict[str, PairedTest]:
-    return {t.test: t for t in compare(run, ref)}
+    return {t.test: t for t in compare(run, ref, tests=(T_TEST, MCNEMAR))}
 
 
 def _paper(corpus: str, table: str, row: str | None, metric: str) -> str:

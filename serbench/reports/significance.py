@@ -155,8 +155,8 @@ def mcnemar_counts(a_only: int, b_only: int, *, n: int, mean_diff: float | None 
     return res
 
 
-def compare(a: RunResult, b: RunResult) -> list[PairedTest]:
-    """All tests between two runs: t-test and Wilcoxon on per-fold UA, McNemar on utterances.
+def compare(a: RunResult, b: RunResult, tests: tuple[str, ...] = (T_TEST, WILCOXON, MCNEMAR)) -> list[PairedTest]:
+    """The ``tests`` between two runs (default all): t-test and Wilcoxon on per-fold UA, McNemar on utterances.
 
     A pairing problem (different folds or utterances) does not raise: the affected tests come
     back not run, with the reason in ``note``.
@@ -164,16 +164,19 @@ def compare(a: RunResult, b: RunResult) -> list[PairedTest]:
     out: list[PairedTest] = []
     ua_a, ua_b = a.fold_series("ua"), b.fold_series("ua")
     for fn, name in ((t_test, T_TEST), (wilcoxon_test, WILCOXON)):
+        if name not in tests:
+            continue
         try:
             out.append(fn(ua_a, ua_b))
         except FoldMismatchError as exc:
             out.append(PairedTest(test=name, level="fold", a=a.system, b=b.system, n=0,
                                   note=f"skipped: {exc}"))
-    try:
-        out.append(mcnemar_test(a, b))
-    except FoldMismatchError as exc:
-        out.append(PairedTest(test=MCNEMAR, level="utterance", a=a.system, b=b.system, n=0,
-                              note=f"skipped: {exc}"))
+    if MCNEMAR in tests:
+        try:
+            out.append(mcnemar_test(a, b))
+        except FoldMismatchError as exc:
+            out.append(PairedTest(test=MCNEMAR, level="utterance", a=a.system, b=b.system, n=0,
+                                  note=f"skipped: {exc}"))
     return out
 
 

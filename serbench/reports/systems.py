@@ -110,7 +110,7 @@ def _versus_cells(run: RunResult | None, ref: RunResult | None) -> list[str]:
         return [MISSING if run is None else NOT_APPLICABLE] * 3
     if run is ref:
         return ["reference"] * 3
-    tests = {t.test: t for t in compare(run, ref)}
+    tests = {t.test: t for t in compare(run, ref, tests=(T_TEST, MCNEMAR))}
     diff = round(100 * (run.metrics["ua"] - ref.metrics["ua"]), 1) + 0.0   # + 0.0: no "-0.0"
     return [f"{diff:+.1f}", _p(tests[T_TEST].p) if T_TEST in tests else NOT_APPLICABLE,
             _p(tests[MCNEMAR].p) if MCNEMAR in tests else NOT_APPLICABLE]

@@ -1,0 +1,389 @@
+"""The report's figures, each drawn from the results store and returned with the numbers it shows.
+
+Every function returns a :class:`Plot`: the matplotlib figure (object API, Agg canvas, no
+pyplot state), the long-form ``data`` the figure draws (so a reader, and a test, can check
+each number), a caption and an alt text. :func:`png_bytes` renders a figure without the
+PNG's software tag, so an embedded image carries no URL.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from serbench.reports.collect import Collection, RunResult
+from serbench.reports.figures import confusion_table
+from serbench.reports.significance import MCNEMAR, T_TEST, compare
+from serbench.reports.tables import PAPER_MODELS, PAPER_REPORTED, deep_runs, paper_best_segments
+
+DPI = 96
+# Above this many systems the significance cells are too small for their p values.
+MAX_ANNOTATED = 28
+# -log10(p) is capped here: p below 1e-4 all read as "very significant".
+P_CAP = 4.0
+
+
+@dataclass
+class Plot:
+    """A figure and the numbers it draws (``data``: one row per drawn value)."""
+
+    key: str
+    figure: Figure
+    data: pd.DataFrame
+    caption: str
+    alt: str
+    extra: dict = field(default_factory=dict)
+
+
+def new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG, without matplotlib's "Software" tag (it holds a URL)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _fold_ua(run: RunResult) -> pd.Series:
+    return 100 * run.fold_series("ua")
+
+
+# ---------------------------------------------------------------- UA against N (Table II)
+
+def segments_plot(col: Collection) -> Plot | None:
+    """UA against the number of segments N for every segmented deep model, per-fold dots, paper's values.
+
+    Lines join the pooled UA of each model (solid: the paper's protocol, dotted: per-speaker
+    normalized); small dots are the per-fold UA; the paper's CNN+SRU (Tables I-II) is a dashed
+    grey line and its CNN / SRU (Table III, at its best N) hollow markers. None without any run.
+    """
+    models = sorted({(r.spec.model, r.spec.speaker_norm) for r in col.runs.values()
+                     if r.spec.kind == "deep" and r.spec.model and r.spec.segments is not None},
+                    key=lambda m: (m[1], {"cnn-sru": 0, "cnn": 1, "sru": 2}.get(m[0], 3), m[0]))
+    if not models:
+        return None
+    fig = new_figure(7.5, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    colors = _palette(len(models))
+    rows: list[dict] = []
+    offsets = np.linspace(-0.12, 0.12, len(models)) if len(models) > 1 else [0.0]
+    for (model, spk), color, off in zip(models, colors, offsets):
+        runs = deep_runs(col, model, spk)
+        ns = sorted(runs)
+        label = PAPER_MODELS.get(model, model) + (" (speaker norm)" if spk else "")
+        pooled = [100 * runs[n].metrics["ua"] for n in ns]
+        ax.plot(ns, pooled, marker="o", color=color, linestyle=":" if spk else "-", label=label, zorder=3)
+        for n, ua in zip(ns, pooled):
+            rows.append({"model": label, "N": n, "what": "pooled", "fold": "", "ua": ua, "system": runs[n].system})
+            folds = _fold_ua(runs[n])
+            ax.scatter(np.full(len(folds), n + off), folds.to_numpy(), s=12, color=color, alpha=0.45,
+                       linewidths=0, zorder=2)
+            rows += [{"model": label, "N": n, "what": "fold", "fold": f, "ua": v, "system": runs[n].system}
+                     for f, v in folds.items()]
+    paper = _paper_curve(col.corpus)
+    if paper:
+        ns, ua = zip(*paper)
+        ax.plot(ns, ua, linestyle="--", color="0.35", marker="s", markersize=4, label="CNN+SRU, paper")
+        rows += [{"model": "CNN+SRU, paper", "N": n, "what": "paper", "fold": "", "ua": v, "system": ""}
+                 for n, v in paper]
+    best_n = paper_best_segments(col.corpus)
+    for name, marker in (("CNN", "^"), ("SRU", "v")):
+        entry = PAPER_REPORTED.get((col.corpus.lower(), "III", name))
+        if entry and best_n is not None:
+            ax.scatter([best_n], [entry["ua"]], marker=marker, facecolors="none", edgecolors="0.35", s=40,
+                       label=f"{name}, paper (N={best_n})", zorder=4)
+            rows.append({"model": f"{name}, paper", "N": best_n, "what": "paper", "fold": "", "ua": entry["ua"],
+                         "system": ""})
+    data = pd.DataFrame(rows)
+    ax.set_xticks(sorted(set(data["N"])))
+    ax.set_xlabel("number of segments N")
+    ax.set_ylabel("UA %")
+    ax.set_ylim(_ylim(data["ua"]))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.set_title(f"UA against N, {col.corpus}: lines = pooled UA, dots = per fold", fontsize=10)
+    fig.tight_layout()
+    caption = ("UA against the number of segments N (Table II as a plot). Lines join the pooled UA; the small dots "
+               "beside each point are the per-fold UA (the spread over speakers)."
+               + (" Dashed grey: the paper's CNN+SRU (Tables I and II); hollow triangles: its CNN and SRU "
+                  "(Table III)." if paper else " The paper reports nothing for this corpus."))
+    return Plot("segments", fig, data, caption, f"UA against N on {col.corpus} for {len(models)} model(s)")
+
+
+def _paper_curve(corpus: str) -> list[tuple[int, float]]:
+    out = []
+    for (c, table, row), entry in PAPER_REPORTED.items():
+        if c == corpus.lower() and table in ("I", "II"):
+            out.append((1 if table == "I" else int(row.split("=")[1]), float(entry["ua"])))
+    return sorted(out)
+
+
+def _ylim(values: pd.Series) -> tuple[float, float]:
+    lo, hi = float(values.min()), float(values.max())
+    return max(0.0, math.floor(lo / 10) * 10 - 5), min(100.0, math.ceil(hi / 10) * 10 + 5)
+
+
+def _palette(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+# ---------------------------------------------------------------- per-fold UA by speaker
+
+def fold_dots_plot(col: Collection) -> Plot:
+    """Per-fold UA of every system, one dot per fold coloured by speaker; a tick marks the pooled UA.
+
+    Systems run top (best pooled UA) to bottom; speakers are ordered hardest first (lowest mean
+    UA over the systems) in the legend, so a reader sees at once which speakers are hard.
+    """
+    runs = sorted(col.runs.values(), key=lambda r: (-r.metrics["ua"], r.system))
+    rows = [{"system": r.system, "fold": f, "ua": v} for r in runs for f, v in _fold_ua(r).items()]
+    data = pd.DataFrame(rows, columns=["system", "fold", "ua"])
+    difficulty = data.groupby("fold")["ua"].mean().sort_values()
+    folds = list(difficulty.index)
+    height = 1.6 + 0.3 * len(runs)
+    fig = new_figure(9.0, height)
+    ax = fig.add_subplot(1, 1, 1)
+    many = len(folds) > 20
+    if many:
+        from matplotlib import colormaps
+
+        cmap = colormaps["viridis"]
+        colors = {f: cmap(i / max(1, len(folds) - 1)) for i, f in enumerate(folds)}
+    else:
+        colors = dict(zip(folds, _palette(len(folds))))
+    spread = np.linspace(-0.22, 0.22, len(folds)) if len(folds) > 1 else [0.0]
+    y_of = {r.system: len(runs) - 1 - i for i, r in enumerate(runs)}
+    for f, off in zip(folds, spread):
+        sub = data[data["fold"] == f]
+        ax.scatter(sub["ua"], [y_of[s] + off for s in sub["system"]], s=18, color=colors[f], zorder=3,
+                   label=None if many else f"{f} ({difficulty[f]:.0f})")
+    pooled = [100 * r.metrics["ua"] for r in runs]
+    ax.scatter(pooled, [y_of[r.system] for r in runs], marker="|", s=260, color="black", zorder=4,
+               label="pooled UA")
+    ax.set_yticks([y_of[r.system] for r in runs], labels=[r.system for r in runs], fontsize=8)
+    ax.set_ylim(-0.7, len(runs) - 0.3)
+    ax.set_xlabel("UA % of the fold")
+    ax.set_xlim(0, 100)
+    ax.grid(axis="x", alpha=0.3)
+    for y in range(len(runs)):
+        ax.axhline(y + 0.5, color="0.9", linewidth=0.6, zorder=1)
+    title = "fold (mean UA over systems), hardest first"
+    if many:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        sm = ScalarMappable(norm=Normalize(0, len(folds) - 1), cmap=cmap)
+        cb = fig.colorbar(sm, ax=ax, fraction=0.03, pad=0.02)
+        cb.set_label("fold rank, hardest (0) to easiest")
+    else:
+        ax.legend(fontsize=8, title=title, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  frameon=False)
+    fig.tight_layout()
+    hardest = ", ".join(f"{f} ({difficulty[f]:.1f})" for f in folds[:3])
+    caption = (f"Per-fold UA of every system (one dot per fold, a fold being a speaker under LOSO); the black tick "
+               f"is the pooled UA. Systems are ordered by pooled UA. Hardest folds by mean UA over the systems: "
+               f"{hardest}.")
+    return Plot("folds", fig, data, caption, f"per-fold UA of {len(runs)} systems on {col.corpus}",
+                extra={"difficulty": difficulty})
+
+
+# ---------------------------------------------------------------- significance matrix
+
+def significance_matrix(col: Collection) -> pd.DataFrame:
+    """Every pair of systems: paired t-test on per-fold UA and McNemar's exact test on utterances.
+
+    One row per ordered pair (a, b) and test: ``diff`` = a minus b in points (mean per-fold UA for
+    the t-test, WA for McNemar), ``p`` two-sided (NaN when the test could not run: too few folds,
+    zero variance, unpaired folds or utterances; ``note`` says which).
+    """
+    runs = sorted(col.runs.values(), key=lambda r: (-r.metrics["ua"], r.system))
+    rows = []
+    for i, a in enumerate(runs):
+        for b in runs[i + 1:]:
+            for t in compare(a, b, tests=(T_TEST, MCNEMAR)):
+                p = float("nan") if t.p is None else t.p
+                diff = float("nan") if t.mean_diff is None else t.mean_diff
+                rows.append({"a": a.system, "b": b.system, "test": t.test, "diff": diff, "p": p, "note": t.note})
+                rows.append({"a": b.system, "b": a.system, "test": t.test, "diff": -diff, "p": p, "note": t.note})
+    return pd.DataFrame(rows, columns=["a", "b", "test", "diff", "p", "note"])
+
+
+def significance_plot(col: Collection) -> Plot | None:
+    """Heat map of p values between systems: t-test below the diagonal, McNemar above.
+
+    Colour = direction and strength: red when the row system scores higher, blue when the column
+    system does, darker the smaller p (-log10 p, capped at 4); grey = not testable. Cells print p.
+    None with fewer than two systems.
+    """
+    runs = sorted(col.runs.values(), key=lambda r: (-r.metrics["ua"], r.system))
+    if len(runs) < 2:
+        return None
+    data = significance_matrix(col)
+    names = [r.system for r in runs]
+    k = len(names)
+    index = {n: i for i, n in enumerate(names)}
+    strength = np.full((k, k), np.nan)
+    text = [[""] * k for _ in range(k)]
+    for row in data.itertuples(index=False):
+        i, j = index[row.a], index[row.b]
+        lower = i > j
+        if (row.test == T_TEST) != lower:
+            continue      # t-test fills the lower triangle, McNemar the upper
+        if math.isnan(row.p):
+            text[i][j] = "×"
+            continue
+        signed = math.copysign(min(-math.log10(max(row.p, 1e-300)), P_CAP), row.diff) if row.diff else 0.0
+        strength[i, j] = signed
+        text[i][j] = _short_p(row.p)
+    size = max(5.0, 0.46 * k + 2.8)
+    fig = new_figure(size + 1.2, size)
+    ax = fig.add_subplot(1, 1, 1)
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdBu_r"].with_extremes(bad="0.88")
+    im = ax.imshow(np.ma.masked_invalid(strength), cmap=cmap, norm=TwoSlopeNorm(0.0, -P_CAP, P_CAP))
+    ax.set_xticks(range(k), labels=names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(k), labels=names, fontsize=7)
+    ax.plot([-0.5, k - 0.5], [-0.5, k - 0.5], color="0.4", linewidth=0.8)
+    if k <= MAX_ANNOTATED:
+        fs = 7.5 if k <= 14 else 6.5
+        for i in range(k):
+            for j in range(k):
+                if text[i][j]:
+                    dark = not np.isnan(strength[i, j]) and abs(strength[i, j]) > 2.5
+                    ax.text(j, i, text[i][j], ha="center", va="center", fontsize=fs,
+                            color="white" if dark else "black")
+    ticks = [-4, -3, -2, -1.3, 0, 1.3, 2, 3, 4]
+    cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.03, ticks=ticks)
+    cb.ax.set_yticklabels([("≤1e-4" if abs(t) == P_CAP else f"{10 ** -abs(t):.2g}") for t in ticks], fontsize=7)
+    cb.set_label("p (blue: column system higher, red: row system higher)", fontsize=8)
+    ax.set_title("below the diagonal: paired t-test on per-fold UA\n"
+                 "above the diagonal: McNemar's exact test on pooled utterances (WA)", fontsize=9)
+    fig.tight_layout()
+    caption = ("Significance between every pair of systems (ordered by pooled UA). Below the diagonal: paired t-test on "
+               "per-fold UA; above: McNemar's exact test on the pooled utterances (accuracy). Red = the row system "
+               "scores higher, blue = the column system; the darker, the smaller p (numbers are p; × = not testable, "
+               "e.g. identical per-fold differences or different folds). Two-sided, uncorrected for the many "
+               "comparisons.")
+    return Plot("significance", fig, data, caption, f"significance matrix of {k} systems on {col.corpus}")
+
+
+def _short_p(p: float) -> str:
+    if p < 0.001:
+        return "<.001"
+    return f"{p:.3f}".lstrip("0") if p < 0.01 else f"{p:.2f}".lstrip("0")
+
+
+# ---------------------------------------------------------------- confusion matrices
+
+def confusion_plot(run: RunResult) -> Plot:
+    """A small confusion matrix (row percent, counts in the data) for the report's grid."""
+    counts, percent = confusion_table(run)
+    k = len(run.labels)
+    size = max(3.0, 0.45 * k + 1.5)
+    fig = new_figure(size, size)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(np.nan_to_num(percent.to_numpy()), cmap="Blues", vmin=0, vmax=100)
+    ax.set_xticks(range(k), labels=run.labels, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(k), labels=run.labels, fontsize=7)
+    ax.set_xlabel("predicted", fontsize=7)
+    ax.set_ylabel("true", fontsize=7)
+    for i in range(k):
+        for j in range(k):
+            p = percent.iat[i, j]
+            ax.text(j, i, "–" if np.isnan(p) else f"{p:.0f}", ha="center", va="center", fontsize=7 if k <= 6 else 6,
+                    color="white" if not np.isnan(p) and p > 60 else "black")
+    m = run.metrics
+    ax.set_title(f"{run.system}\nWA {100 * m['wa']:.1f}  UA {100 * m['ua']:.1f}", fontsize=8)
+    fig.tight_layout()
+    data = counts.stack().rename("count").reset_index().rename(columns={"true": "true", "predicted": "predicted"})
+    data["percent_of_true"] = percent.stack(future_stack=True).to_numpy()
+    return Plot(f"confusion-{run.system}", fig, data, f"{run.system}: % of each true class (rows)",
+                f"confusion matrix of {run.system}")
+
+
+# ---------------------------------------------------------------- training curves
+
+def curves_data(run: RunResult) -> pd.DataFrame:
+    """The run record's training curves, long form: fold, stage, epoch, metric, value.
+
+    Metrics: ``loss`` and ``val_loss`` as recorded, ``val_ua`` in percent. Empty when the run
+    recorded no curves (baselines, older runs).
+    """
+    rows = []
+    for fold in run.record.get("folds") or []:
+        if not isinstance(fold, dict):
+            continue
+        for stage, points in (fold.get("curves") or {}).items():
+            for pt in points or []:
+                if not isinstance(pt, dict) or "epoch" not in pt:
+                    continue
+                for metric in ("loss", "val_loss", "val_ua"):
+                    v = pt.get(metric)
+                    if isinstance(v, (int, float)) and math.isfinite(v):
+                        rows.append({"fold": str(fold.get("fold")), "stage": str(stage), "epoch": int(pt["epoch"]),
+                                     "metric": metric, "value": 100 * v if metric == "val_ua" else float(v)})
+    return pd.DataFrame(rows, columns=["fold", "stage", "epoch", "metric", "value"])
+
+
+def curves_plot(run: RunResult) -> Plot | None:
+    """Loss by epoch per fold for each training stage (solid: training, dashed: validation), and
+    validation UA where the record has it. None when the run recorded no curves."""
+    data = curves_data(run)
+    if data.empty:
+        return None
+    stages = list(dict.fromkeys(data["stage"]))
+    has_ua = {s: bool((data[(data["stage"] == s)]["metric"] == "val_ua").any()) for s in stages}
+    panels = [(s, "loss") for s in stages] + [(s, "val_ua") for s in stages if has_ua[s]]
+    cols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / cols)
+    fig = new_figure(3.2 * cols + 1.4, 2.5 * nrows + 0.4)
+    folds = sorted(set(data["fold"]))
+    colors = dict(zip(folds, _palette(len(folds))))
+    axes = []
+    for i, (stage, what) in enumerate(panels):
+        ax = fig.add_subplot(nrows, cols, i + 1)
+        axes.append(ax)
+        sub = data[data["stage"] == stage]
+        for fold in folds:
+            fsub = sub[sub["fold"] == fold]
+            metrics = ("loss", "val_loss") if what == "loss" else ("val_ua",)
+            for metric in metrics:
+                m = fsub[fsub["metric"] == metric].sort_values("epoch")
+                if not m.empty:
+                    ax.plot(m["epoch"], m["value"], color=colors[fold], linewidth=1.1,
+                            linestyle="--" if metric == "val_loss" else "-", marker="." if len(m) < 12 else None,
+                            label=fold if i == 0 and metric != "val_loss" else None)
+        ax.set_title(f"{stage}: {'loss' if what == 'loss' else 'validation UA %'}", fontsize=8)
+        ax.set_xlabel("epoch", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=7, title="fold", title_fontsize=7,
+               loc="center right", frameon=False)
+    fig.suptitle(run.system, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1 - 1.3 / (3.2 * cols + 1.4), 1))
+    has_val = bool((data["metric"] == "val_loss").any())
+    caption = (f"{run.system}: training loss by epoch, one line per fold"
+               + ("; dashed = validation loss (validation speakers from the training fold)" if has_val else
+                  "; no validation split was used, so there is no validation loss")
+               + ("." if any(has_ua.values()) else "; the record holds no per-epoch UA."))
+    return Plot(f"curves-{run.system}", fig, data, caption, f"training curves of {run.system}",
+                extra={"panels": len(panels)})
+
+
+__all__ = ["Plot", "png_bytes", "segments_plot", "fold_dots_plot", "significance_matrix", "significance_plot",
+           "confusion_plot", "curves_data", "curves_plot"]
