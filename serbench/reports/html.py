@@ -111,7 +111,7 @@ thead th { border-bottom: 2px solid #9aa3ad; background: #f7f8fa; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .3em; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.missing { color: #b3261e; } td.na { color: #8a9099; }
-td.ref { font-weight: 600; }
+
 sup { font-size: .75em; color: #b3261e; margin-left: 1px; }
 .paper td:nth-child(n+2) { min-width: 4.5em; }
 .footnotes { font-size: .85em; color: #444; margin: .2em 0 .8em; } .footnotes p { margin: .15em 0; }
@@ -189,40 +189,42 @@ def corpus_html(col: Collection) -> str:
     corpus = col.corpus
     tables = paper_tables(col)
     shown = [t for t in tables if not t.detail_only]
+    pre = _anchor(corpus) + "-"
     parts = [f"<section id='{_anchor(corpus)}'><h2>{_e(corpus)}</h2>", _summary_html(col)]
     parts.append("<h3>Tables</h3>")
     seg = segments_plot(col)
     for table in shown:
-        parts.append(table_html(table))
+        parts.append(table_html(table, pre))
         if table.key == "table2" and seg is not None:
-            parts.append(figure_html(seg, _pivot_html(seg.data, "model", "N", "ua", what="pooled")))
+            parts.append(figure_html(seg, _pivot_html(seg.data, "model", "N", "ua", what="pooled"), prefix=pre))
     for table in tables:
         if table.detail_only:
             parts.append(f"<h4>{_e(table.title)}</h4>" + _details_html("every test, all pairs", table.frame))
     parts.append("<h3 id='" + _anchor(corpus, "folds") + "'>Per-fold UA by speaker</h3>")
     dots = fold_dots_plot(col)
-    parts.append(figure_html(dots, _fold_pivot_html(dots)))
+    parts.append(figure_html(dots, _fold_pivot_html(dots), prefix=pre))
     sig = significance_plot(col)
     parts.append("<h3>Significance between systems</h3>")
     if sig is None:
         parts.append("<p class='muted'>One system only: nothing to compare.</p>")
     else:
         one_way = sig.data[sig.data["a"] < sig.data["b"]]
-        parts.append(figure_html(sig, _details_html("the p values and differences (points)", _fmt(one_way))))
+        parts.append(figure_html(sig, _details_html("the p values and differences (points)", _fmt(one_way)),
+                                 prefix=pre))
     parts.append("<h3>Confusion matrices</h3><p class='muted'>Rows: true class, columns: predicted; cells: % of "
                  "the true class, ordered as the systems in the per-fold plot (best pooled UA first).</p>"
                  "<div class='grid'>")
     for run in sorted(col.runs.values(), key=lambda r: (-r.metrics["ua"], r.system)):
         conf = confusion_plot(run)
         counts = conf.data.pivot(index="true", columns="predicted", values="count")
-        parts.append(figure_html(conf, _details_html("counts", counts.reset_index()), caption=False))
+        parts.append(figure_html(conf, _details_html("counts", counts.reset_index()), caption=False, prefix=pre))
     parts.append("</div>")
     curves = [p for p in (curves_plot(r) for _, r in sorted(col.runs.items())) if p is not None]
     parts.append("<h3>Training curves</h3>")
     if curves:
         parts.append("<div class='curves'>")
         parts += [figure_html(p, _details_html("per fold and stage", _curve_summary(p.data)),
-                              css="wide" if p.extra.get("panels", 1) > 1 else "") for p in curves]
+                              css="wide" if p.extra.get("panels", 1) > 1 else "", prefix=pre) for p in curves]
         parts.append("</div>")
     else:
         parts.append("<p class='muted'>No run in this store recorded training curves.</p>")
@@ -245,7 +247,7 @@ def _summary_html(col: Collection) -> str:
 
 # ---------------------------------------------------------------- tables
 
-def table_html(table: Table) -> str:
+def table_html(table: Table, prefix: str = "") -> str:
     """A paper-shaped table: best cells bold, marks superscript, own notes under it, details folded."""
     cols = [str(c) for c in table.frame.columns]
     head = "".join(f"<th>{_e(c)}</th>" for c in cols)
@@ -266,7 +268,7 @@ def table_html(table: Table) -> str:
     details = ""
     if table.details is not None:
         details = _details_html("details: fold mean ± sd, run ids, every column", table.details)
-    return (f"<div class='scroll'><table class='paper' id='{_e(table.key)}'><caption>{_e(table.title)}</caption>"
+    return (f"<div class='scroll'><table class='paper' id='{_e(prefix + table.key)}'><caption>{_e(table.title)}</caption>"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
             f"<div class='footnotes'>{notes}</div>{details}")
 
@@ -278,7 +280,7 @@ def _cell_class(text: str, column: int) -> str:
         return "na num"
     if column > 0 and (text[:1].isdigit() or text[:1] in "+-<"):
         return "num"
-    return "ref" if text.endswith("(ref)") else ""
+    return ""
 
 
 def frame_html(frame: pd.DataFrame) -> str:
@@ -315,12 +317,13 @@ def _fmt(frame: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- figures
 
-def figure_html(plot: Plot, data_html: str = "", caption: bool = True, css: str = "") -> str:
-    """``<figure>`` with the PNG inline (base64), its caption and the numbers it draws."""
+def figure_html(plot: Plot, data_html: str = "", caption: bool = True, css: str = "", prefix: str = "") -> str:
+    """``<figure>`` with the PNG inline (base64), its caption and the numbers it draws; its id is
+    ``<prefix>fig-<key>`` (the prefix keeps ids unique across corpora)."""
     src = "data:image/png;base64," + base64.b64encode(png_bytes(plot.figure)).decode("ascii")
     cls = f" class='{css}'" if css else ""
     text = f"<figcaption>{_e(plot.caption)}</figcaption>" if caption else ""
-    return f"<figure id='fig-{_e(plot.key)}'{cls}><img src='{src}' alt='{_e(plot.alt)}'>{text}{data_html}</figure>"
+    return f"<figure id='{_e(prefix)}fig-{_e(plot.key)}'{cls}><img src='{src}' alt='{_e(plot.alt)}'>{text}{data_html}</figure>"
 
 
 def _pivot_html(data: pd.DataFrame, rows: str, cols: str, values: str, what: str) -> str:

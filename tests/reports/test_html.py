@@ -74,6 +74,7 @@ class _Page(HTMLParser):
         for k, v in attrs:
             self.attrs.append((tag, k, v or ""))
             if k == "id":
+                assert v not in self.ids, f"duplicate id {v!r}"
                 self.ids.add(v)
         if tag not in ("meta", "img", "br"):
             self.open.append(tag)
@@ -180,6 +181,7 @@ def test_each_figure_is_drawn_from_the_store(store, name):
     assert not before_plot.data.equals(after_plot.data)
 
 
+@pytest.mark.slow
 def test_changed_prediction_changes_the_page_numbers(store, tmp_path):
     _fill(store)
     col = collect("casia", store.root)
@@ -197,7 +199,7 @@ def test_changed_prediction_changes_the_page_numbers(store, tmp_path):
 
 def _fold_row(text: str, system: str) -> dict[str, str]:
     """Fold -> UA cell of ``system`` in the numbers under the per-fold figure."""
-    section = text.split("id='fig-folds'")[1].split("</figure>")[0]
+    section = text.split("id='corpus-casia-fig-folds'")[1].split("</figure>")[0]
     header = [c.split("</th>")[0] for c in section.split("<thead>")[1].split("</thead>")[0].split("<th>")[1:]]
     row = section.split(f"<td>{system}</td>")[1].split("</tr>")[0]
     return dict(zip(header[1:], (c.split("</td>")[0] for c in row.split("<td>")[1:])))
@@ -228,6 +230,7 @@ def test_leaderboard_ranks_and_mean_rank(store):
     assert board["mean rank"].tolist() == [1.5, 1.5, 2.0] and board["corpora"].tolist() == [2, 2, 1]
 
 
+@pytest.mark.slow
 def test_several_corpora_open_with_the_leaderboard(store, tmp_path):
     _fill(store)
     _fill(store, corpus="emodb")
