@@ -29,7 +29,6 @@ import math
 import os
 import re
 import secrets
-import shutil
 import warnings as _warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,8 +258,10 @@ class RunWriter:
         """Delete this partial run (nothing of it is kept): for a run that failed before any fold."""
         if not self.path.name.endswith(PARTIAL_SUFFIX):
             raise StoreError(f"{self.path}: only a partial run can be discarded")
+        from serbench.io import rmtree_inside
+
         _release_lock(self.path)
-        shutil.rmtree(self.path, ignore_errors=True)
+        rmtree_inside(self.path, self.path.parent.parent.parent)
 
     # -- completion --------------------------------------------------------------------
     def finish(self, *, timings: dict | None = None, extra: dict | None = None) -> Path:
@@ -315,9 +316,12 @@ class RunStore:
         self.root = runs_root(root)
 
     def system_dir(self, corpus: str, system: str) -> Path:
-        for what, value in (("corpus", corpus), ("system", system)):
-            if not value or "/" in value or "\\" in value or value.startswith("."):
-                raise StoreError(f"invalid {what} name {value!r} for the results store: no slashes, not empty")
+        """``<root>/<corpus>/<system>``; the corpus must be a known corpus name, the system a plain name."""
+        from serbench.corpora import check_corpus_name
+
+        corpus = check_corpus_name(corpus)
+        if not system or "/" in system or "\\" in system or system.startswith(".") or ".." in system:
+            raise StoreError(f"invalid system name {system!r} for the results store: no slashes, not empty")
         return self.root / corpus / system
 
     def start_run(
@@ -390,6 +394,10 @@ class RunStore:
 
     def run_dirs(self, corpus: str | None = None) -> list[Path]:
         """Every run folder (complete or partial) under the store, optionally of one corpus, sorted."""
+        if corpus:
+            from serbench.corpora import check_corpus_name
+
+            corpus = check_corpus_name(corpus)
         base = self.root / corpus if corpus else self.root
         pattern = "*/*" if corpus else "*/*/*"
         if not base.is_dir():
@@ -401,15 +409,17 @@ class RunStore:
 
         Their finished folds are lost: a later run of the same configuration starts afresh.
         """
+        from serbench.io import rmtree_inside
+
         removed = []
         for path in self.run_dirs(corpus):
             if not path.name.endswith(PARTIAL_SUFFIX) or lock_holder(path) is not None:
                 continue
             if str(path.resolve()) in _HELD_LOCKS:
                 continue  # this process is writing it
-            if not path.resolve().is_relative_to(self.root.resolve()):
+            if path.is_symlink() or not path.resolve().is_relative_to(self.root.resolve()):
                 continue  # a link leading out of the store: not ours to delete
-            shutil.rmtree(path)
+            rmtree_inside(path, self.root)
             removed.append(path)
         return removed
 

@@ -11,7 +11,6 @@ are only compared against them (a disagreement becomes a warning), never shown.
 """
 from __future__ import annotations
 
-import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +128,13 @@ def collect(corpus: str, runs: str | Path | None = None) -> Collection:
     ``runs`` defaults to :func:`serbench.settings.runs_root`. A missing corpus folder gives an
     empty :class:`Collection` (callers decide how to report that), not an error.
     """
-    root = runs_root(runs) / check_corpus_name(corpus)
+    from serbench.corpora import check_corpus_name
+
+    try:
+        corpus = check_corpus_name(corpus)
+    except SerbenchError as exc:
+        raise ReportError(f"--corpus: {exc}") from None
+    root = runs_root(runs) / corpus
     out = Collection(corpus=corpus, root=root)
     if not root.is_dir():
         return out
@@ -219,11 +224,3 @@ def load_run(run_dir: str | Path, *, corpus: str | None = None, system: str | No
             warnings.append(f"{where}: run.json says speaker_norm={spec.speaker_norm} but the system name says "
                             "otherwise; the tables follow run.json")
     return run
-
-
-def check_corpus_name(corpus: str) -> str:
-    """A corpus name as a folder of the store: no path separators, not hidden, not empty."""
-    if not corpus or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", corpus) or ".." in corpus:
-        raise ReportError(f"--corpus {corpus!r}: not a corpus name (letters, digits, '_', '-', '.'; no path); "
-                          "see `serbench corpora`")
-    return corpus
