@@ -1,0 +1,117 @@
+"""Fixtures of the model-bundle tests: a tiny synthesized corpus and bundles trained on it (CPU, seconds)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SR = 16000
+EMOTIONS = ("angry", "sad")
+SPEAKERS = (("spk1", 1.0), ("spk2", 1.1), ("spk3", 0.9))
+
+
+def harmonic(seconds: float, emotion: str, shift: float = 1.0, k: int = 0, seed: int = 0) -> np.ndarray:
+    """'angry': loud, high, buzzy; 'sad': quiet, low, smooth (separable from any of the feature sets)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = (260.0 if emotion == "angry" else 110.0) * shift * (1 + 0.03 * k)
+    n_harm = 8 if emotion == "angry" else 2
+    x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, n_harm + 1))
+    x = (0.5 if emotion == "angry" else 0.1) * x / np.max(np.abs(x)) + 0.005 * rng.standard_normal(t.size)
+    return x.astype(np.float32)
+
+
+def write_corpus(root: Path, durations=(0.3, 0.55, 0.8)) -> Path:
+    """Demo layout ``<speaker>/<emotion>/t<k>.wav``: 3 speakers x 2 emotions x len(durations) texts."""
+    for s, (spk, shift) in enumerate(SPEAKERS):
+        for e in EMOTIONS:
+            folder = root / spk / e
+            folder.mkdir(parents=True)
+            for k, seconds in enumerate(durations):
+                sf.write(folder / f"t{k}.wav", harmonic(seconds, e, shift, k, seed=10 * s + k), SR)
+    return root
+
+
+@pytest.fixture(scope="session", name="harmonic")
+def harmonic_fixture():
+    """:func:`harmonic` (``harmonic(seconds, emotion, shift=1.0, k=0, seed=0) -> float32 (n,) at 16 kHz``)."""
+    return harmonic
+
+
+def _benchmark_scores(model, corpus: Path, cache: Path):
+    """``(data, scores (n, C))``: the model's scores on the benchmark's own inputs (the feature cache)."""
+    from serbench.experiments.harness import FoldContext
+    from serbench.systems.run import prepare
+
+    settings = {k: v for k, v in model.settings.as_dict().items() if k != "profile"}
+    plan = prepare(model.system.name, "demo", corpus, profile=model.settings.profile, overrides=settings,
+                   cache=cache)
+    ctx = FoldContext(run_id="t", system=model.name, fold="t", seed=0, device="cpu")
+    out = model.system.predict(model.fitted, plan.data, np.arange(len(plan.data)), model.settings, ctx)
+    return plan.data, np.asarray(out.scores)
+
+
+@pytest.fixture(scope="session")
+def benchmark_scores():
+    """``benchmark_scores(model, corpus, cache) -> (data, scores)``: what a benchmark fold would score."""
+    return _benchmark_scores
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("bundle-corpus"))
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bundle-cache")
+
+
+@pytest.fixture(scope="session")
+def corpus_files(corpus) -> list[str]:
+    return sorted(str(p) for p in corpus.rglob("*.wav"))
+
+
+#: What each trained test bundle is: (system, profile, overrides).
+SPECS = {
+    "svm-linear": ("svm-linear", None, {"feature": "MFCC"}),
+    "svm-spknorm": ("svm-linear", None, {"feature": "MFCC", "speaker_norm": True}),
+    "cnn-sru": ("cnn-sru", "tiny", {"segments": 2}),
+    "crnn": ("crnn", "tiny", {}),
+}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, corpus, cache):
+    """``trained(key) -> Model``: the bundle of :data:`SPECS` ``key``, trained once per session (``model.path``)."""
+    import torch
+
+    from serbench.bundles import train
+
+    torch.set_num_threads(1)
+    made: dict = {}
+    base = tmp_path_factory.mktemp("bundles")
+
+    def get(key: str):
+        if key not in made:
+            system, profile, overrides = SPECS[key]
+            made[key] = train(system, "demo", corpus, base / key, profile=profile, overrides=overrides,
+                              cache=cache, runs=base / "runs", device="cpu", threads=1)
+        return made[key]
+    return get
+
+
+@pytest.fixture
+def bundle_copy(tmp_path, trained):
+    """``bundle_copy(key) -> Path``: a copy of a trained bundle folder that a test may damage."""
+    made = []
+
+    def copy(key: str) -> Path:
+        made.append(key)
+        dst = tmp_path / f"copy{len(made)}-{key}"
+        shutil.copytree(trained(key).path, dst)
+        return dst
+    return copy
