@@ -65,7 +65,7 @@ def pickle_payload(data: bytes) -> str | None:
     """
     if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
         return f"a Python pickle (protocol {data[1]})"
-    if data[:6] == b"\x93NUMPY" and b"'O'" in data[:256]:
+    if data[:6] == b"\x93NUMPY" and re.search(rb"'descr':\s*'[|<>=]?O", data[:512]):
         return "a NumPy object array (stored as a pickle)"
     if data[:4] == b"PK\x03\x04":
         try:

@@ -149,24 +149,23 @@ def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_by_fo
     df = model.predict(inputs, speakers=_speakers(speaker, speaker_by_folder), window=window, hop=hop,
                        threads=threads, batch=batch, progress=True)
     scores = [c for c in df.columns if c.startswith(model.score_prefix)]
-    err = click.get_text_stream("stderr")
     note = ("probabilities" if model.score_kind == "probability"
             else "SVM one-vs-rest decision scores (larger = more likely; not probabilities)")
-    click.echo(f"{model.name}: {note}" + (f"; summary rows: {df.attrs['summary']}" if window else ""), file=err)
+    click.echo(f"{model.name}: {note}" + (f"; summary rows: {df.attrs['summary']}" if window else ""), err=True)
     if out:
         written = write_table(df, out, fmt)
-        click.echo(f"{len(df)} row(s) written to {written}", file=err)
+        click.echo(f"{len(df)} row(s) written to {written}", err=True)
     else:
         _print_table(df, scores)
     for p in df.attrs.get("passed_over") or []:
-        click.echo(f"passed over (not an audio file): {p}", file=err)
+        click.echo(f"passed over (not an audio file): {p}", err=True)
     failed = df[df["status"] == "failed"]
     files = df[df["segment"] != "window"]
     click.echo(f"{len(files)} input(s): {int((files['status'] == 'ok').sum())} predicted, "
-               f"{int((files['status'] == 'failed').sum())} failed", file=err)
+               f"{int((files['status'] == 'failed').sum())} failed", err=True)
     for _, row in failed.iterrows():
         where = f" [{row['start_s']:.2f}-{row['end_s']:.2f} s]" if row["segment"] == "window" else ""
-        click.echo(f"failed: {row['file']}{where}: {row['error']}", file=err)
+        click.echo(f"failed: {row['file']}{where}: {row['error']}", err=True)
     if len(failed):
         raise SystemExit(1)
 
