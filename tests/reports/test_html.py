@@ -263,8 +263,10 @@ def test_cli_writes_and_prints_the_path(store, tmp_path):
     res = CliRunner().invoke(cli, ["report", "--corpus", "casia", "--runs", str(store.root), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert str(out / REPORT_FILE) in res.output and (out / REPORT_FILE).is_file()
-    res = CliRunner().invoke(cli, ["report", "--corpus", "nothing", "--runs", str(store.root)])
-    assert res.exit_code == 2 and "no complete runs for corpus 'nothing'" in res.output
+    res = CliRunner().invoke(cli, ["report", "--corpus", "ravdess", "--runs", str(store.root)])
+    assert res.exit_code == 2 and "no complete runs for corpus 'ravdess'" in res.output
+    res = CliRunner().invoke(cli, ["report", "--corpus", "../casia", "--runs", str(store.root)])
+    assert res.exit_code == 2 and "--corpus" in res.output
 
 
 @pytest.mark.slow
