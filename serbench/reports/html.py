@@ -128,6 +128,7 @@ figcaption { font-size: .88em; color: #333; max-width: 60em; }
           padding: .05em .3em; border-radius: 3px; word-break: break-all; }
 .lb td.best { font-weight: 700; } .lb td.rank { color: #555; }
 .muted { color: #6b7280; font-size: .88em; }
+.legend { background: #f7f8fa; border-left: 3px solid #c5ccd6; padding: .3em .8em; font-size: .88em; }
 """
 
 
@@ -192,6 +193,9 @@ def corpus_html(col: Collection) -> str:
     pre = _anchor(corpus) + "-"
     parts = [f"<section id='{_anchor(corpus)}'><h2>{_e(corpus)}</h2>", _summary_html(col)]
     parts.append("<h3>Tables</h3>")
+    legend = "".join(f"<li>{_e(n)}</li>" for n in unique_notes(shown))
+    parts.append(f"<details class='legend' open><summary>How to read the tables</summary><ul class='notes'>{legend}"
+                 "</ul></details>")
     seg = segments_plot(col)
     for table in shown:
         parts.append(table_html(table, pre))
@@ -228,7 +232,7 @@ def corpus_html(col: Collection) -> str:
         parts.append("</div>")
     else:
         parts.append("<p class='muted'>No run in this store recorded training curves.</p>")
-    parts.append(_notes_html(col, shown))
+    parts.append(_notes_html(col))
     parts.append(runs_html(col))
     parts.append("</section>")
     return "\n".join(parts)
@@ -365,17 +369,20 @@ def _curve_summary(data: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- notes and provenance
 
-def _notes_html(col: Collection, tables: list[Table]) -> str:
+def _notes_html(col: Collection) -> str:
+    """What the store held besides the runs shown: ignored folders, warnings, runs still missing."""
     from serbench.reports import produce_command
 
-    items = [*unique_notes(tables), *col.notes()]
+    items = col.notes()
     missing = [produce_command(s, col.corpus) for s in missing_systems(col)]
     html_items = "".join(f"<li>{_e(n)}</li>" for n in items)
     if missing:
         html_items += (f"<li>{len(missing)} run(s) the paper's tables expect are missing; produce them with "
                        "(ROOT = the corpus folder):<ul>" + "".join(f"<li><code>{_e(c)}</code></li>" for c in missing)
                        + "</ul></li>")
-    return f"<h3>Notes</h3><ul class='notes'>{html_items}</ul>"
+    if not html_items:
+        html_items = "<li>Nothing was ignored and no expected run is missing.</li>"
+    return f"<h3>Notes on the store</h3><ul class='notes'>{html_items}</ul>"
 
 
 def _device(run) -> str:
