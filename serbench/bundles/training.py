@@ -70,6 +70,60 @@ def find_benchmark_run(runs: str | Path | None, corpus: str, name: str, settings
     return None
 
 
+def run_recipe(corpus: str, which: str = "best", runs: str | Path | None = None) -> dict:
+    """The system and settings of a complete benchmark run of ``corpus``, to train the same thing on all speakers.
+
+    ``which``: ``"best"`` (highest pooled UA, recomputed from the predictions, among the
+    complete runs of systems that can be saved; ties go to the first system name), a run id,
+    or a run folder. Returns ``{"system", "profile", "overrides", "emotions", "seed", "run_id",
+    "ua"}`` for :func:`train`.
+    """
+    import math
+
+    from serbench.experiments.store import RunStore
+    from serbench.systems import registry
+
+    store = RunStore(runs)
+    listed = store.list_runs(corpus)
+    listed = listed[listed["status"] == "complete"]
+    if which == "best":
+        def usable(path: str) -> bool:
+            typ = (_run_json(Path(path)).get("config") or {}).get("system_type")
+            return typ in registry.names() and registry.get(typ).exportable
+
+        listed = listed[[usable(p) and not math.isnan(ua) for p, ua in zip(listed["path"], listed["ua"])]]
+        if listed.empty:
+            raise BundleError(f"--from-run best: no complete run of a system that can be saved for corpus {corpus} "
+                              f"under {store.root}; run a benchmark first (serbench baseline / deep / grid) or give "
+                              "--system")
+        row = listed.sort_values(["ua", "system"], ascending=[False, True], kind="stable").iloc[0]
+    else:
+        match = listed[(listed["run_id"] == which) | (listed["path"] == str(Path(which).expanduser()))]
+        if match.empty:
+            raise BundleError(f"--from-run {which}: no complete run with that id or folder for corpus {corpus} under "
+                              f"{store.root} (see `serbench runs --corpus {corpus}`)")
+        row = match.iloc[0]
+    rec = _run_json(Path(row["path"]))
+    cfg = rec.get("config") or {}
+    settings = dict(cfg.get("settings") or {})
+    if not cfg.get("system_type") or not settings:
+        raise BundleError(f"--from-run {which}: run {row['run_id']} records no system settings (written by an older "
+                          "serbench); give --system and its options instead")
+    profile = settings.pop("profile", None)
+    return {"system": cfg["system_type"], "profile": profile, "overrides": settings,
+            "emotions": cfg.get("emotions"), "seed": int(cfg.get("seed") or 0), "run_id": str(row["run_id"]),
+            "ua": float(row["ua"])}
+
+
+def _run_json(path: Path) -> dict:
+    from serbench.experiments.store import RUN_JSON
+
+    try:
+        return json.loads((path / RUN_JSON).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def train(system: str, corpus: str, root: str | Path, out: str | Path, *, profile: str | None = "fast",
           overrides: Mapping[str, Any] | None = None, emotions: Sequence[str] | None = None, seed: int = 0,
           protocol: str | None = None, cache: str | Path | None = None, jobs: int = 1, device: str = "auto",
@@ -147,4 +201,4 @@ def train(system: str, corpus: str, root: str | Path, out: str | Path, *, profil
                  score_kind=parts.score_kind, device=dev, path=Path(out))
 
 
-__all__ = ["train", "find_benchmark_run", "manifest_hash"]
+__all__ = ["train", "run_recipe", "find_benchmark_run", "manifest_hash"]

@@ -40,7 +40,10 @@ def _overrides(system: str, feature: str | None, segments: int | None, speaker_n
 @click.option("--corpus", required=True, help="Corpus name (see `serbench corpora`).")
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str),
               help="The corpus folder, laid out as its official release.")
-@click.option("--system", "system", type=SystemChoice(None), required=True, help="The system to train (below).")
+@click.option("--system", "system", type=SystemChoice(None), default=None, help="The system to train (below).")
+@click.option("--from-run", "from_run", default=None, metavar="best|RUN_ID",
+              help="Train the system and settings of a benchmark run in --runs instead: 'best' (highest UA of the "
+                   "corpus) or a run id.")
 @click.option("--out", required=True, type=click.Path(path_type=str),
               help="Folder of the model bundle (new or empty; an existing bundle needs --overwrite).")
 @click.option("--feature", default=None, help="SVMs: the functional feature set (IS10, IS09, MFCC, ...).")
@@ -65,16 +68,33 @@ def _overrides(system: str, feature: str | None, segments: int | None, speaker_n
 @threads_option
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace the model bundle already in --out.")
-def train_cmd(corpus, root, system, out, feature, segments, profile, speaker_norm, class_weight, pretrained, epochs,
-              sets, protocol, seed, emotions, cache, runs, jobs, threads, device, overwrite) -> None:
+def train_cmd(corpus, root, system, from_run, out, feature, segments, profile, speaker_norm, class_weight, pretrained,
+              epochs, sets, protocol, seed, emotions, cache, runs, jobs, threads, device, overwrite) -> None:
     """Fit a system on ALL speakers of a corpus (hyper-parameters by the benchmark's speaker-grouped inner CV)
     and write a model bundle for `serbench predict`."""
-    from serbench.bundles.training import train
+    from serbench.bundles.training import run_recipe, train
 
-    overrides = _overrides(system, feature, segments, speaker_norm, class_weight, pretrained, epochs, sets)
-    model = train(system, corpus, root, out, profile=profile, overrides=overrides, emotions=split_list(emotions),
+    say = (lambda m: click.echo(f"  {m}", err=True))
+    if from_run is not None:
+        given = [flag for flag, v in (("--system", system), ("--feature", feature), ("--segments", segments),
+                                      ("--speaker-norm", speaker_norm or None), ("--class-weight", class_weight),
+                                      ("--pretrained", pretrained), ("--epochs", epochs), ("--set", sets or None),
+                                      ("--emotions", emotions)) if v is not None]
+        if given:
+            raise SerbenchError(f"--from-run takes the system and its settings from the run; leave out "
+                                f"{', '.join(given)}")
+        recipe = run_recipe(corpus, from_run, runs)
+        say(f"run {recipe['run_id']}: {recipe['system']} (UA {100 * recipe['ua']:.1f}%)")
+        system, profile, overrides = recipe["system"], recipe["profile"], recipe["overrides"]
+        emotions_list, seed = recipe["emotions"], recipe["seed"]
+    elif system is None:
+        raise SerbenchError("give --system NAME (and its options), or --from-run best|RUN_ID")
+    else:
+        overrides = _overrides(system, feature, segments, speaker_norm, class_weight, pretrained, epochs, sets)
+        emotions_list = split_list(emotions)
+    model = train(system, corpus, root, out, profile=profile, overrides=overrides, emotions=emotions_list,
                   seed=seed, protocol=protocol, cache=cache, jobs=jobs, device=device, threads=threads, runs=runs,
-                  overwrite=overwrite, log=lambda m: click.echo(f"  {m}", err=True))
+                  overwrite=overwrite, log=say)
     rec = model.record
     click.echo(f"{model.name} trained on {rec['training']['n_utterances']} utterances of {corpus} "
                f"({rec['training']['n_speakers']} speakers): {', '.join(model.labels)}")

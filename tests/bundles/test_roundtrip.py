@@ -114,3 +114,31 @@ def test_bundle_names_the_benchmark_run_of_the_same_settings_and_data(tmp_path, 
     other = train("svm-linear", "demo", corpus, tmp_path / "b", overrides={"feature": "MFCC", "class_weight": "balanced"},
                   cache=cache, runs=runs)
     assert other.record["benchmark_run"] is None
+
+
+@pytest.mark.slow   # two benchmark runs and two bundles
+def test_train_from_the_best_benchmark_run(tmp_path, corpus, cache):
+    from click.testing import CliRunner
+
+    from serbench.cli import cli
+    from serbench.systems import run_baseline
+
+    runs = tmp_path / "runs"
+    done = [run_baseline("demo", corpus, "MFCC", classifier=c, cache=cache, runs=runs) for c in ("svm-rbf", "svm-linear")]
+    best = sorted(done, key=lambda r: (-r.ua, r.system))[0]
+    args = ["train", "--corpus", "demo", "--root", str(corpus), "--cache", str(cache), "--runs", str(runs),
+            "--out", str(tmp_path / "m")]
+    res = CliRunner().invoke(cli, [*args, "--from-run", "best"])
+    assert res.exit_code == 0, res.output
+    assert f"run {best.run_id}: {best.record['config']['system_type']}" in res.output
+    model = load_model(tmp_path / "m")
+    assert model.name == best.system and model.record["benchmark_run"]["run_id"] == best.run_id
+    other = next(r for r in done if r is not best)
+    res = CliRunner().invoke(cli, [*args, "--from-run", other.run_id, "--overwrite"])
+    assert res.exit_code == 0 and load_model(tmp_path / "m").name == other.system
+    res = CliRunner().invoke(cli, [*args, "--from-run", "best", "--feature", "IS10", "--overwrite"])
+    assert res.exit_code == 2 and "leave out --feature" in res.output
+    res = CliRunner().invoke(cli, [*args, "--from-run", "nope", "--overwrite"])
+    assert res.exit_code == 2 and "--from-run nope: no complete run" in res.output
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and "give --system NAME" in res.output
