@@ -331,7 +331,7 @@ class DaskExecutor(Executor):
             # One single-threaded worker process per slot (tasks use `threads` intra-op threads).
             resources = {"GPU": 1} if _cuda_available() else None
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, resources=resources, silence_logs=40)
+                                         dashboard_address=":0", resources=resources, silence_logs=40)
             self.client = Client(self._cluster)
             self.workers = n
         else:

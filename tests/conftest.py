@@ -73,7 +73,7 @@ def synthetic_features(n_speakers: int = 4, per_class: int = 5, n_features: int 
 
 def feature_loader(X, manifest):
     """A ``load_features`` stand-in returning ``(X, manifest)`` whatever it is asked for."""
-    def load(corpus, feature, *, root, cache=None, jobs=1, emotions=None):
+    def load(corpus, feature, *, root, cache=None, jobs=1, emotions=None, **_):
         return X.copy(), manifest.copy()
     return load
 

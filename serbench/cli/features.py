@@ -75,27 +75,46 @@ def print_report(report: ExtractReport, console: Console) -> None:
 @click.option("--features", "features", default=None,
               help=f"Comma-separated feature sets (default: {','.join(DEFAULT_SETS)}); "
                    f"choices: {','.join(fs.name for fs in list_feature_sets())}.")
-@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Local worker processes.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Extract on a Dask cluster (tcp://HOST:PORT, or local:N; default $SERBENCH_SCHEDULER unless "
+                   "--jobs is given). Workers read the audio at the same paths: the corpus root must be visible to "
+                   "them there; each file's content is checked, and only this process writes the cache.")
 @click.option("--cache", default=None, type=click.Path(file_okay=False),
               help="Cache root (default $SERBENCH_CACHE or ~/.cache/serbench).")
 @click.option("--emotions", default=None, help="Comma-separated subset of canonical emotions.")
 @click.option("--retry-failed", is_flag=True, help="Retry files cached as failed even if unchanged.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any file failed.")
-def extract_cmd(corpus: str, root: str, features: str | None, jobs: int, cache: str | None,
-                emotions: str | None, retry_failed: bool, no_progress: bool, strict: bool) -> None:
+@click.pass_context
+def extract_cmd(ctx: click.Context, corpus: str, root: str, features: str | None, jobs: int, scheduler: str | None,
+                cache: str | None, emotions: str | None, retry_failed: bool, no_progress: bool, strict: bool) -> None:
     """Extract feature sets for every utterance into the Parquet cache (incremental).
 
     Failed files are listed at the end and cached as failed (retried when the file
     changes, or with --retry-failed); the exit status is 0 unless --strict.
     """
+    import os
+
     from rich.console import Console
 
     from serbench.features.extract import extract
 
     sets = resolve_feature_sets(_split(features))  # fail on a bad name before scanning
-    report = extract(corpus, root, sets, cache=cache, jobs=jobs, emotions=_split(emotions),
-                     progress=not no_progress, retry_failed=retry_failed)
+    jobs_given = ctx.get_parameter_source("jobs") is not click.core.ParameterSource.DEFAULT
+    scheduler = scheduler or (None if jobs_given else os.environ.get("SERBENCH_SCHEDULER") or None)
+    executor = None
+    if scheduler:
+        from serbench.executors import make_executor
+
+        executor = make_executor(scheduler=scheduler)
+    try:
+        report = extract(corpus, root, sets, cache=cache, jobs=jobs, emotions=_split(emotions),
+                         progress=not no_progress, retry_failed=retry_failed, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     print_report(report, Console())
     if strict and report.failures():
         sys.exit(1)

@@ -84,16 +84,20 @@ def _groups(used: pd.DataFrame, protocol: Protocol | None, corpus: str) -> np.nd
 
 def feature_dataset(corpus: str, root: str | Path, feature: str, *, protocol: Protocol | None = None,
                     speaker_norm: bool = False, cache=None, jobs: int = 1, emotions: Sequence[str] | None = None,
-                    load_features: FeatureLoader | None = None) -> tuple[Dataset, pd.DataFrame]:
+                    load_features: FeatureLoader | None = None, executor=None) -> tuple[Dataset, pd.DataFrame]:
     """``(dataset, excluded)``: the usable rows of ``feature`` as an ``(n, d)`` float64 matrix.
 
     ``load_features(corpus, feature, *, root, cache, jobs, emotions) -> (X, manifest)`` defaults
-    to :func:`serbench.features.load` (which extracts what the cache lacks).
+    to :func:`serbench.features.load` (which extracts what the cache lacks, on ``executor`` when given).
     """
-    if load_features is None:
-        from serbench.features import load as load_features
     t0 = time.perf_counter()
-    X_df, manifest = load_features(corpus, feature, root=root, cache=cache, jobs=jobs, emotions=emotions)
+    if load_features is None:
+        from serbench.features import load
+
+        X_df, manifest = load(corpus, feature, root=root, cache=cache, jobs=jobs, emotions=emotions,
+                              executor=executor)
+    else:
+        X_df, manifest = load_features(corpus, feature, root=root, cache=cache, jobs=jobs, emotions=emotions)
     values, manifest = _align(X_df, manifest, feature)
     ok, excluded = _status(values, manifest, feature)
     if not ok.any():
@@ -119,7 +123,8 @@ def feature_dataset(corpus: str, root: str | Path, feature: str, *, protocol: Pr
 
 
 def melseg_dataset(corpus: str, root: str | Path, *, protocol: Protocol | None = None, speaker_norm: bool = False,
-                   cache=None, jobs: int = 1, emotions: Sequence[str] | None = None) -> tuple[Dataset, pd.DataFrame]:
+                   cache=None, jobs: int = 1, emotions: Sequence[str] | None = None,
+                   executor=None) -> tuple[Dataset, pd.DataFrame]:
     """``(dataset, excluded)``: the ``(3, 60, T_i)`` float32 log-mel of every usable utterance.
 
     Utterances whose melseg is not 'ok' (e.g. shorter than one 25 ms window) are left out and
@@ -129,7 +134,8 @@ def melseg_dataset(corpus: str, root: str | Path, *, protocol: Protocol | None =
     from serbench.features import load_arrays
 
     t0 = time.perf_counter()
-    arrays, manifest = load_arrays(corpus, "melseg", root=root, cache=cache, jobs=jobs, emotions=emotions)
+    arrays, manifest = load_arrays(corpus, "melseg", root=root, cache=cache, jobs=jobs, emotions=emotions,
+                                   executor=executor)
     status = manifest["status"].astype(str) if "status" in manifest else pd.Series("ok", index=manifest.index)
     ok = ((status == "ok") & manifest["utterance_id"].isin(list(arrays))).to_numpy()
     detail = (manifest["status_detail"].astype(str).to_numpy() if "status_detail" in manifest

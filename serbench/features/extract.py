@@ -3,9 +3,13 @@
 Per run: scan the corpus, hash every audio file (SHA-256 of its bytes), ask each
 set's cache which utterances it holds at that hash, and extract only the rest.
 Each file is decoded once (``serbench.audio.load_audio``) for all the sets it is
-missing in. With ``jobs > 1`` chunks of files go to joblib's loky worker processes;
-each worker builds every extractor (one ``opensmile.Smile`` per set) once and reuses
-it. Results are committed as Parquet parts every :data:`COMMIT_ROWS` rows or
+missing in. With ``jobs > 1`` chunks of files go to that many local worker processes, and
+with an ``executor`` (:mod:`serbench.executors`, e.g. a Dask cluster) to its workers; each
+worker builds every extractor (one ``opensmile.Smile`` per set) once and reuses it. Rows come
+back to this process, which alone writes the cache. Workers read the audio at the same paths,
+so the corpus root must be visible to them; on a Dask worker each file's content hash is
+checked against the one this process read, and a missing or different file is an error
+naming the path (reported, not cached). Results are committed as Parquet parts every :data:`COMMIT_ROWS` rows or
 :data:`COMMIT_SECONDS` seconds, and once more when the run stops for any reason,
 so an interrupted run keeps its work and the next run resumes.
 
@@ -18,6 +22,7 @@ or an extractor raised. One bad file never stops the run; failures are listed in
 from __future__ import annotations
 
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -168,8 +173,30 @@ def _process_one(task: Task) -> tuple[str, Result, float]:
     return uid, out, decode
 
 
-def _process_chunk(tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
+def _process_chunk(_shared: object, tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
     return [_process_one(t) for t in tasks]
+
+
+def _process_chunk_checked(_shared: object, tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
+    """:func:`_process_chunk` on a worker that may see another disk: each file must be there, unchanged."""
+    out = []
+    for task in tasks:
+        uid, path, expected, names = task
+        if not os.path.isfile(path):
+            reason = (f"{path}: not found on worker {os.uname().nodename}; the corpus root must be visible to "
+                      "every worker at the same path")
+        else:
+            try:
+                reason = "" if file_hash(path) == expected else (
+                    f"{path}: worker {os.uname().nodename} reads a different file at this path (content hash "
+                    "differs from the client's); the corpus root must be the same on every worker")
+            except OSError as exc:
+                reason = f"{path}: unreadable on worker {os.uname().nodename} ({exc.strerror or exc})"
+        if reason:  # "error": a fault of the worker's view, not of the file, so it is never cached
+            out.append((uid, {n: ("error", reason, None, 0.0) for n in names}, 0.0))
+        else:
+            out.append(_process_one(task))
+    return out
 
 
 # ---- main side --------------------------------------------------------------------------
@@ -236,19 +263,26 @@ def warm_up(names: Sequence[str]) -> None:
             pass
 
 
-def _run(chunks: list[list[Task]], jobs: int) -> Iterator[list[tuple[str, Result, float]]]:
-    if jobs <= 1 or len(chunks) <= 1:
-        # In-process: hand over every file as it finishes, so an interrupt loses nothing done.
-        for c in chunks:
-            for t in c:
-                yield [_process_one(t)]
+def _run(chunks: list[list[Task]], jobs: int, executor=None) -> Iterator[list[tuple[str, Result, float]]]:
+    from serbench.executors import DaskExecutor, InProcess, LocalProcesses
+
+    if executor is None or isinstance(executor, InProcess):
+        if jobs <= 1 or len(chunks) <= 1:
+            # In-process: hand over every file as it finishes, so an interrupt loses nothing done.
+            for c in chunks:
+                for t in c:
+                    yield [_process_one(t)]
+            return
+        with LocalProcesses(jobs, threads=1) as local:
+            yield from _run(chunks, jobs, local)
         return
-    from joblib import Parallel, delayed
-
     warm_up(sorted({n for c in chunks for t in c for n in t[3]}))
-
-    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator", pre_dispatch="2*n_jobs")
-    yield from parallel(delayed(_process_chunk)(c) for c in chunks)
+    token = executor.share(None)
+    # A Dask worker may run on another machine: it checks that it reads the very file hashed here.
+    fn = _process_chunk_checked if isinstance(executor, DaskExecutor) else _process_chunk
+    futures = [executor.submit(fn, token, c) for c in chunks]
+    for fut in executor.as_completed(futures):
+        yield fut.result()
 
 
 def _progress(enabled: bool):
@@ -271,8 +305,12 @@ def extract_manifest(
     progress: bool = True,
     retry_failed: bool = False,
     root: str | Path = "",
+    executor=None,
 ) -> tuple[ExtractReport, dict[str, str], dict[str, str]]:
     """Extract what the cache lacks for the utterances of ``manifest``.
+
+    ``jobs`` local worker processes, or an ``executor`` (:mod:`serbench.executors`) for the chunks
+    of files; only this process writes the cache.
 
     Returns the report, ``utterance_id -> content hash`` and ``utterance_id -> error``
     for files that could not even be hashed (not cached: the next run tries again).
@@ -326,7 +364,8 @@ def extract_manifest(
     try:
         with _progress(progress) as bar:
             bar_task = bar.add_task(label, total=len(tasks))
-            for results in _run(_chunks(tasks, jobs), jobs):
+            workers = getattr(executor, "workers", 1) if executor is not None else jobs
+            for results in _run(_chunks(tasks, max(jobs, workers)), jobs, executor):
                 for uid, result, decode in results:
                     report.decode_seconds += decode
                     for name, (st, detail, values, seconds) in result.items():
@@ -367,6 +406,7 @@ def extract(
     emotions: Sequence[str] | None = None,
     progress: bool = True,
     retry_failed: bool = False,
+    executor=None,
 ) -> ExtractReport:
     """Extract ``feature_sets`` (default :data:`~serbench.features.registry.DEFAULT_SETS`) for a corpus.
 
@@ -376,7 +416,7 @@ def extract(
     """
     manifest = scan(corpus, root, emotions=emotions).manifest
     report, _, _ = extract_manifest(manifest, corpus, feature_sets, cache=cache, jobs=jobs, progress=progress,
-                                    retry_failed=retry_failed, root=root)
+                                    retry_failed=retry_failed, root=root, executor=executor)
     return report
 
 
@@ -406,6 +446,7 @@ def load(
     jobs: int = 1,
     emotions: Sequence[str] | None = None,
     progress: bool = True,
+    executor=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features of a vector set for a corpus, extracting what is missing.
 
@@ -418,7 +459,8 @@ def load(
         raise FeatureSetError(f"{fs.name} is an array set (per-utterance arrays); use load_arrays(corpus, "
                               f"{fs.name!r}, ...)")
     manifest, hashes, uncached, store, table = _extract_and_read(corpus, root, fs, cache=cache, jobs=jobs,
-                                                                 emotions=emotions, progress=progress)
+                                                                 emotions=emotions, progress=progress,
+                                                                 executor=executor)
     cols = store.feature_columns
     ids = manifest["utterance_id"].astype(str).tolist()
     if table is None:
@@ -433,14 +475,15 @@ def load(
     return X, m
 
 
-def _extract_and_read(corpus: str, root, fs: FeatureSet, *, cache, jobs: int, emotions, progress: bool):
+def _extract_and_read(corpus: str, root, fs: FeatureSet, *, cache, jobs: int, emotions, progress: bool,
+                      executor=None):
     """Extract what the cache lacks for ``corpus``, then read the cache table (shared by load and load_arrays).
 
     Returns ``(manifest, hashes, uncached failures by utterance id, FeatureCache, table or None)``.
     """
     manifest = scan(corpus, root, emotions=emotions).manifest
     report, hashes, _ = extract_manifest(manifest, corpus, [fs], cache=cache, jobs=jobs,
-                                         progress=progress, root=root)
+                                         progress=progress, root=root, executor=executor)
     uncached = {f.utterance_id: f.reason for f in report.sets[fs.name].failed if not f.cached}
     store = FeatureCache(get_loader(corpus).INFO.name, fs, cache)
     return manifest, hashes, uncached, store, store.read()
@@ -455,6 +498,7 @@ def load_arrays(
     jobs: int = 1,
     emotions: Sequence[str] | None = None,
     progress: bool = True,
+    executor=None,
 ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Per-utterance arrays of an array set (``melseg``: float32 (3, 60, T)), extracting what is missing.
 
@@ -466,7 +510,8 @@ def load_arrays(
     if fs.kind is not Kind.ARRAY:
         raise FeatureSetError(f"{fs.name} is a vector set; use load(corpus, {fs.name!r}, ...)")
     manifest, hashes, uncached, store, table = _extract_and_read(corpus, root, fs, cache=cache, jobs=jobs,
-                                                                 emotions=emotions, progress=progress)
+                                                                 emotions=emotions, progress=progress,
+                                                                 executor=executor)
     index_df = None if table is None else table.select(
         ["utterance_id", "content_hash", "status", "status_detail"]).to_pandas().set_index("utterance_id")
     m = _attach_status(manifest, index_df, hashes, uncached, fs)

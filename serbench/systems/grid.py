@@ -118,6 +118,30 @@ def run_grid(corpus: str, root: str | Path, items: Iterable[GridItem], *, cache:
     outcomes: dict[str, GridOutcome] = {}
     plans = []
     data = DataCache()
+    own = executor is None
+    executor = executor or make_executor(workers, scheduler, threads=threads)
+    try:
+        _prepare_all(items, have, plans, outcomes, data, executor, corpus=corpus, root=root, pretrained=pretrained,
+                     profile=profile, seed=seed, cache=cache, jobs=jobs, emotions=emotions, device=device,
+                     threads=threads, keep_going=keep_going, log=log)
+        if plans:
+            for out in run_plans(plans, store=RunStore(runs), executor=executor, keep_going=keep_going, log=log):
+                name = out.plan.system
+                if out.result is None:
+                    outcomes[name] = GridOutcome(name, "failed", str(out.error))
+                else:
+                    outcomes[name] = GridOutcome(name, "ran", f"WA {100 * out.result.wa:.1f} UA "
+                                                              f"{100 * out.result.ua:.1f}")
+    finally:
+        if own:
+            executor.close()
+    return [outcomes[it.system] for it in items if it.system in outcomes]
+
+
+def _prepare_all(items: list[GridItem], have: set[str], plans: list, outcomes: dict, data: DataCache,
+                 executor: Executor, *, corpus: str, root, pretrained, profile: str, seed: int, cache, jobs: int,
+                 emotions, device: str, threads: int | None, keep_going: bool, log: Callable[[str], None]) -> None:
+    """The plans of the items the store lacks (data loaded once per input kind, extraction on ``executor``)."""
     for i, it in enumerate(items, 1):
         if it.system in have:
             outcomes[it.system] = GridOutcome(it.system, "present")
@@ -129,28 +153,13 @@ def run_grid(corpus: str, root: str | Path, items: Iterable[GridItem], *, cache:
         try:
             plans.append(prepare(it.name, corpus, root, profile=profile, overrides=options, seed=seed, cache=cache,
                                  jobs=jobs, emotions=emotions, device=device, threads=threads, log=log,
-                                 data_cache=data))
+                                 data_cache=data, executor=executor))
             log(f"[{i}/{len(items)}] {it.system}: to run")
         except SerbenchError as exc:
             if not keep_going:
                 raise
             outcomes[it.system] = GridOutcome(it.system, "failed", str(exc))
             log(f"[{i}/{len(items)}] {it.system}: failed ({exc})")
-    if plans:
-        own = executor is None
-        executor = executor or make_executor(workers, scheduler, threads=threads)
-        try:
-            for out in run_plans(plans, store=RunStore(runs), executor=executor, keep_going=keep_going, log=log):
-                name = out.plan.system
-                if out.result is None:
-                    outcomes[name] = GridOutcome(name, "failed", str(out.error))
-                else:
-                    outcomes[name] = GridOutcome(name, "ran", f"WA {100 * out.result.wa:.1f} UA "
-                                                              f"{100 * out.result.ua:.1f}")
-        finally:
-            if own:
-                executor.close()
-    return [outcomes[it.system] for it in items if it.system in outcomes]
 
 
 __all__ = ["paper_grid", "run_grid", "present_systems", "GridItem", "GridOutcome", "paper_systems",

@@ -103,7 +103,8 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
             cache: str | Path | None = None, jobs: int = 1, emotions: Sequence[str] | None = None,
             device: str = "auto", threads: int | None = None, command: str | None = None,
             log: Log | None = None, data_cache: DataCache | None = None,
-            load_features: Callable | None = None, kind: str | None = None) -> RunPlan:
+            load_features: Callable | None = None, kind: str | None = None,
+            executor: Executor | None = None) -> RunPlan:
     """The :class:`~serbench.experiments.harness.RunPlan` of system ``name`` on ``corpus``.
 
     ``profile`` picks the deep systems' settings (``paper`` / ``fast`` / ``tiny``; the SVMs have
@@ -111,6 +112,7 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
     ``speaker_norm``, ``pretrained``. ``device`` ('auto' | 'cpu' | 'cuda') is resolved where a
     fold runs; ``threads`` caps the CPU threads of each fold task. ``load_features`` replaces
     :func:`serbench.features.load` (tests). ``kind`` ('baseline' | 'deep') restricts ``name``.
+    ``executor`` extracts what the feature cache lacks (else ``jobs`` local processes).
     """
     say = log or (lambda _m: None)
     system = registry.get(name, kind=kind)
@@ -130,12 +132,12 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
         data, excluded = data_cache.get(
             ("features", feature, spk, proto.name, tuple(emotions or ())),
             lambda: feature_dataset(corpus, root, feature, protocol=proto, speaker_norm=spk, cache=cache, jobs=jobs,
-                                    emotions=emotions, load_features=load_features))
+                                    emotions=emotions, load_features=load_features, executor=executor))
     else:
         data, excluded = data_cache.get(
             ("melseg", spk, proto.name, tuple(emotions or ())),
             lambda: melseg_dataset(corpus, root, protocol=proto, speaker_norm=spk, cache=cache, jobs=jobs,
-                                   emotions=emotions))
+                                   emotions=emotions, executor=executor))
     folds = _folds(proto, data, corpus)
     system.check_data(data, s)
     stored = system.stored_name(s)
@@ -172,10 +174,10 @@ def run_system(name: str, corpus: str, root: str | Path, *, runs: str | Path | N
     runs the folds; ``resume`` continues an interrupted run of the same configuration.
     Other keywords go to :func:`prepare`.
     """
-    plan = prepare(name, corpus, root, log=log, **prepare_kw)
     own = executor is None
     executor = executor or make_executor(workers, scheduler, threads=prepare_kw.get("threads"))
     try:
+        plan = prepare(name, corpus, root, log=log, executor=executor, **prepare_kw)
         return run_plan(plan, store=RunStore(runs), executor=executor, resume=resume, log=log, on_epoch=on_epoch)
     finally:
         if own:

@@ -62,21 +62,47 @@ def test_parallel_extraction_compiles_in_this_process_before_workers_start(corpu
     real_warm_up = extract_mod.warm_up
     monkeypatch.setattr(extract_mod, "warm_up", lambda names: (order.append(("warm_up", tuple(names))),
                                                                real_warm_up(names)))
-    import joblib
+    from serbench.executors import LocalProcesses
 
-    real_parallel = joblib.Parallel
+    real_submit = LocalProcesses.submit
 
-    class Spy(real_parallel):
-        def __init__(self, *a, **kw):
+    def spy(self, *a, **kw):
+        if ("workers", None) not in order:
             order.append(("workers", None))
-            super().__init__(*a, **kw)
+        return real_submit(self, *a, **kw)
 
-    monkeypatch.setattr(joblib, "Parallel", Spy)
+    monkeypatch.setattr(LocalProcesses, "submit", spy)
     extract("demo", corpus, ["melseg", "MFCC"], cache=tmp_path / "c", progress=False, jobs=2)
     assert order == [("warm_up", ("MFCC", "melseg")), ("workers", None)]
     order.clear()
     extract("demo", corpus, ["IS09"], cache=tmp_path / "c1", progress=False, jobs=1)
     assert order == []     # one process: nothing to race with
+
+
+@pytest.mark.slow  # starts worker processes and a LocalCluster
+def test_extraction_on_executors_gives_the_cache_of_one_process(corpus, tmp_path):
+    from serbench.executors import DaskExecutor, LocalProcesses
+
+    ref, _ = load("demo", "MFCC", root=corpus, cache=tmp_path / "one", progress=False)
+    with LocalProcesses(2, threads=1) as ex:
+        local, _ = load("demo", "MFCC", root=corpus, cache=tmp_path / "local", progress=False, executor=ex)
+    with DaskExecutor("local:2", threads=1) as ex:
+        report = extract("demo", corpus, ["MFCC"], cache=tmp_path / "dask", progress=False, executor=ex)
+        dask, _ = load("demo", "MFCC", root=corpus, cache=tmp_path / "dask", progress=False)
+    assert report.sets["MFCC"].extracted == len(ref) and not report.sets["MFCC"].failed
+    pd.testing.assert_frame_equal(ref, local)
+    pd.testing.assert_frame_equal(ref, dask)
+
+
+def test_a_worker_that_sees_another_file_at_the_path_reports_it(corpus, tmp_path):
+    from serbench.features.extract import _process_chunk_checked
+
+    path = str(next(corpus.rglob("*.wav")))
+    (uid, result, _), = _process_chunk_checked(None, [("u1", path, "0" * 64, ("MFCC",))])
+    status, reason, values, _ = result["MFCC"]
+    assert status == "error" and values is None and path in reason and "different file" in reason
+    (uid, result, _), = _process_chunk_checked(None, [("u2", str(tmp_path / "gone.wav"), "0" * 64, ("MFCC",))])
+    assert result["MFCC"][0] == "error" and "must be visible to every worker" in result["MFCC"][1]
 
 
 @pytest.mark.slow  # the first MFCC call pays librosa's lazy imports (~5 s)
