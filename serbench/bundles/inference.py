@@ -119,12 +119,18 @@ def _speaker_of(speakers: Any, i: int, name: str, path: Path | None) -> str | No
     return None if speakers[i] is None else str(speakers[i])
 
 
+def _is_pair(item: Any) -> bool:
+    """``(signal array, sample rate)``."""
+    return (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], np.ndarray)
+            and isinstance(item[1], (int, np.integer)) and not isinstance(item[1], bool))
+
+
 def collect(inputs: Any, speakers: Any = None, sample_rate: int = TARGET_SR) -> tuple[list[Source], list[str]]:
     """``(sources, passed_over)``: the recordings ``inputs`` name, and non-audio files found in folders."""
     passed_over: list[str] = []
     if isinstance(inputs, pd.DataFrame):
         return _from_manifest(inputs, speakers), passed_over
-    if isinstance(inputs, (str, Path, np.ndarray, tuple)):
+    if isinstance(inputs, (str, Path, np.ndarray)) or _is_pair(inputs):
         inputs = [inputs]
     items = list(inputs)
     if not items:
@@ -136,7 +142,7 @@ def collect(inputs: Any, speakers: Any = None, sample_rate: int = TARGET_SR) -> 
                                "(a folder's files share its entry) or one name for all")
     out: list[Source] = []
     for i, item in enumerate(items):
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], np.ndarray):
+        if _is_pair(item):
             arr, rate = item
             name = f"<array {i}>"
             out.append(Source(name, signal=arr, sample_rate=int(rate), speaker=_speaker_of(speakers, i, name, None)))
@@ -195,6 +201,8 @@ def decode(src: Source) -> np.ndarray:
     x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise AudioError(src.name, "signal contains NaN or infinite samples")
+    if src.sample_rate < 1000:
+        raise AudioError(src.name, f"sample rate {src.sample_rate} Hz is not an audio rate; give the signal's rate")
     if src.sample_rate != TARGET_SR:
         x = soxr.resample(x, src.sample_rate, TARGET_SR, quality="HQ").astype(np.float32)
     return np.ascontiguousarray(x)

@@ -225,3 +225,14 @@ def test_import_serbench_and_cli_stay_light():
             "print(sorted(m for m in ('numpy', 'torch', 'sklearn', 'pandas', 'skops', 'safetensors') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_array_inputs_are_checked(trained, harmonic):
+    x = harmonic(0.5, "sad")
+    df = trained("svm-linear").predict([(x, 0), np.zeros((3, 4, 5)), (x, SR)])
+    assert list(df.status) == ["failed", "failed", "ok"]
+    assert "not an audio rate" in df.error.iloc[0] and "(n,) or (n, channels)" in df.error.iloc[1]
+    with pytest.raises(PredictError, match="neither a path, a folder nor an array"):
+        trained("svm-linear").predict([3.5])
+    with pytest.raises(PredictError, match="speakers has 1 entries for 2 inputs"):
+        trained("svm-linear").predict([x, x], speakers=["a"])
