@@ -59,7 +59,7 @@ SUMMARY = "mean of the window scores; emotion = their argmax"
 SPEAKER_NORM_HELP = ("was trained with per-speaker normalization: each speaker's inputs are z-scored with that "
                      "speaker's own statistics, which need several recordings of the same speaker, so single files "
                      "cannot be normalized. Give the speaker of the inputs (--speaker NAME for all of them, "
-                     "--speaker-by-folder, a corpus with --corpus/--root, or speakers= in Python), or --window S "
+                     "--speaker-folder N, a corpus with --corpus/--root, or speakers= in Python), or --window S "
                      "to normalize each file with its own windows")
 
 

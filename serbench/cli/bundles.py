@@ -109,11 +109,16 @@ def train_cmd(corpus, root, system, from_run, out, feature, segments, profile, s
     click.echo(f"model: {out}")
 
 
-def _speakers(speaker: str | None, by_folder: bool):
-    if speaker and by_folder:
-        raise SerbenchError("--speaker and --speaker-by-folder: give one of them")
-    if by_folder:
-        return lambda path: path.parent.name
+def _speakers(speaker: str | None, folder_level: int | None):
+    if speaker and folder_level:
+        raise SerbenchError("--speaker and --speaker-folder: give one of them")
+    if folder_level:
+        def from_folder(path):
+            parents = path.resolve().parents
+            if folder_level > len(parents) - 1:
+                raise SerbenchError(f"--speaker-folder {folder_level}: {path} has fewer folders above it")
+            return parents[folder_level - 1].name
+        return from_folder
     return speaker
 
 
@@ -133,7 +138,9 @@ def _print_table(df, prefix_cols: list[str]) -> None:
 @emotions_option
 @click.option("--speaker", default=None, metavar="NAME",
               help="The speaker of all the inputs (per-speaker normalized bundles need the speakers).")
-@click.option("--speaker-by-folder", is_flag=True, help="Each file's speaker is the name of its folder.")
+@click.option("--speaker-folder", "speaker_folder", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Each file's speaker is the name of the N-th folder above it (1: its own folder, 2: the one "
+                   "above, as in SPEAKER/EMOTION/file.wav).")
 @click.option("--window", type=float, default=None, metavar="S",
               help="One row per window of S seconds (plus a summary row per file).")
 @click.option("--hop", type=float, default=None, metavar="S", help="Step between windows (default: --window).")
@@ -141,10 +148,10 @@ def _print_table(df, prefix_cols: list[str]) -> None:
               help="Write the table here (format from the suffix: .csv, .parquet, .json); default: print it.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]), default=None)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
-@threads_option
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the model (torch).")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="Inputs scored per call of the model.")
-def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_by_folder, window, hop, out, fmt, device,
+def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_folder, window, hop, out, fmt, device,
                 threads, batch) -> None:
     """Label audio files, folders or a corpus with a model bundle: emotion and every class's score per file.
 
@@ -156,7 +163,7 @@ def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_by_fo
         raise SerbenchError("--corpus and --root go together: give both to predict a corpus, or neither")
     if not paths and corpus is None:
         raise SerbenchError("nothing to predict: give audio files or folders, or --corpus C --root DIR")
-    _speakers(speaker, speaker_by_folder)                 # option errors before the model loads
+    _speakers(speaker, speaker_folder)                 # option errors before the model loads
     model = load_model(model_dir, device=device)
     if corpus is not None:
         from serbench.corpora import scan
@@ -166,7 +173,7 @@ def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_by_fo
         inputs = scan(corpus, root, emotions=split_list(emotions)).manifest
     else:
         inputs = list(paths)
-    df = model.predict(inputs, speakers=_speakers(speaker, speaker_by_folder), window=window, hop=hop,
+    df = model.predict(inputs, speakers=_speakers(speaker, speaker_folder), window=window, hop=hop,
                        threads=threads, batch=batch, progress=True)
     scores = [c for c in df.columns if c.startswith(model.score_prefix)]
     note = ("probabilities" if model.score_kind == "probability"

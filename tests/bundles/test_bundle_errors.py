@@ -200,3 +200,19 @@ def test_overwrite_replaces_a_bundle(trained, tmp_path, corpus, cache):
     train("svm-linear", "demo", corpus, out, overrides={"feature": "MFCC", "class_weight": "balanced"}, cache=cache,
           overwrite=True)
     assert load_model(out).name == "MFCC-svm-linear-balanced"
+
+
+def test_settings_from_model_json(tmp_path):
+    from serbench.bundles.format import settings_from_record
+    from serbench.systems import registry
+
+    system = registry.get("cnn-sru")
+    saved = json.loads(json.dumps(system.settings("tiny", {"segments": 2}).as_dict()))
+    s = settings_from_record(system, saved, tmp_path)
+    assert s == system.settings("tiny", {"segments": 2})
+    # The ImageNet file used in training is not needed to load the bundle (its weights are inside).
+    assert settings_from_record(system, {**saved, "pretrained": str(tmp_path / "gone.pth")}, tmp_path).pretrained
+    with pytest.raises(BundleError, match="cnn_lr"):
+        settings_from_record(system, {**saved, "cnn_lr": -1.0}, tmp_path)
+    with pytest.raises(BundleError, match="not settings of cnn-sru"):
+        settings_from_record(system, {**saved, "warp_drive": 9}, tmp_path)

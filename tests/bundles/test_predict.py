@@ -195,11 +195,20 @@ def test_cli_predict_prints_a_table_and_reads_a_corpus(trained, corpus):
 def test_cli_predict_option_errors_are_one_line(trained, corpus):
     model = trained("svm-linear")
     for args, msg in ((["--corpus", "demo"], "--corpus and --root go together"), ([], "nothing to predict"),
-                      ([str(corpus), "--speaker", "a", "--speaker-by-folder"], "give one of them")):
+                      ([str(corpus), "--speaker", "a", "--speaker-folder", "2"], "give one of them")):
         res = CliRunner().invoke(cli, ["predict", "--model", str(model.path), *args])
         assert res.exit_code == 2 and msg in res.output, res.output
     res = CliRunner().invoke(cli, ["predict", "--model", str(corpus), str(corpus)])
     assert res.exit_code == 2 and "no model.json" in res.output
+
+
+def test_cli_predict_speakers_from_folders(trained, corpus):
+    res = CliRunner().invoke(cli, ["predict", "--model", str(trained("svm-spknorm").path), str(corpus / "spk2"),
+                                   str(corpus / "spk3" / "sad"), "--speaker-folder", "2"])
+    assert res.exit_code == 0, res.output
+    assert "spk2" in res.output and "9 input(s): 9 predicted" in res.output
+    res = CliRunner().invoke(cli, ["predict", "--model", str(trained("svm-spknorm").path), str(corpus / "spk2")])
+    assert res.exit_code == 2 and "--speaker-folder N" in res.output
 
 
 def test_cli_train_writes_a_bundle(tmp_path, corpus, cache):
