@@ -47,6 +47,9 @@ demo: $(STAMP)
 	  --runs $(DEMO_DIR)/runs --segments $(DEMO_SEGMENTS) --profile $(DEMO_PROFILE) \
 	  $(if $(DEMO_SYSTEMS),--systems $(DEMO_SYSTEMS),)
 	$(SB) tables --corpus demo --runs $(DEMO_DIR)/runs --out $(DEMO_DIR)/tables
+	$(SB) train --corpus demo --root $(DEMO_DIR)/corpus --cache $(DEMO_DIR)/cache --runs $(DEMO_DIR)/runs \
+	  --jobs $(JOBS) --from-run best --out $(DEMO_DIR)/model --overwrite
+	$(SB) predict --model $(DEMO_DIR)/model --speaker-folder 2 $(DEMO_DIR)/corpus/spk1m/*/s0[12].wav
 
 tables: $(STAMP)
 	$(SB) extract --corpus $(CORPUS) --root $(ROOT) --jobs $(JOBS) $(CACHE_OPT)
