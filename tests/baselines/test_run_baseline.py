@@ -30,7 +30,7 @@ def make_data(make, **kw):
 def loader_for(X, manifest):
     calls = []
 
-    def load(corpus, feature, *, root, cache=None, jobs=1, emotions=None):
+    def load(corpus, feature, *, root, cache=None, jobs=1, emotions=None, **_):
         calls.append({"corpus": corpus, "feature": feature, "emotions": emotions})
         return X.copy(), manifest.copy()
 
