@@ -11,6 +11,7 @@ ROOT     ?= ../shared/corpora/casia
 JOBS     ?= 2
 RUNS     ?= runs
 CACHE    ?=
+CORPORA  ?= $(CORPUS)
 CACHE_OPT := $(if $(CACHE),--cache $(CACHE),)
 # make tables: DEEP=0 skips the deep systems; SEGMENTS and PROFILE pick the deep grid.
 DEEP     ?= 1
@@ -29,7 +30,7 @@ DEMO_SEGMENTS ?= 3
 DEMO_PROFILE  ?= tiny
 DEMO_SYSTEMS  ?= crnn
 
-.PHONY: install demo test bench tables clean
+.PHONY: install demo test bench tables report clean
 
 install: $(STAMP)
 
@@ -47,6 +48,7 @@ demo: $(STAMP)
 	  --runs $(DEMO_DIR)/runs --segments $(DEMO_SEGMENTS) --profile $(DEMO_PROFILE) \
 	  $(if $(DEMO_SYSTEMS),--systems $(DEMO_SYSTEMS),)
 	$(SB) tables --corpus demo --runs $(DEMO_DIR)/runs --out $(DEMO_DIR)/tables
+	$(SB) report --corpus demo --runs $(DEMO_DIR)/runs --out $(DEMO_DIR)/report
 	$(SB) train --corpus demo --root $(DEMO_DIR)/corpus --cache $(DEMO_DIR)/cache --runs $(DEMO_DIR)/runs \
 	  --jobs $(JOBS) --from-run best --out $(DEMO_DIR)/model --overwrite
 	$(SB) predict --model $(DEMO_DIR)/model --speaker-folder 2 $(DEMO_DIR)/corpus/spk1m/*/s0[12].wav
@@ -55,6 +57,11 @@ tables: $(STAMP)
 	$(SB) extract --corpus $(CORPUS) --root $(ROOT) --jobs $(JOBS) $(CACHE_OPT)
 	$(SB) grid --corpus $(CORPUS) --root $(ROOT) --jobs $(JOBS) $(CACHE_OPT) --runs $(RUNS) $(DEEP_OPT)
 	$(SB) tables --corpus $(CORPUS) --runs $(RUNS)
+	$(SB) report --corpus $(CORPUS) --runs $(RUNS)
+
+# make report CORPORA="casia emodb": one page opening with the cross-corpus leaderboard
+report: $(STAMP)
+	$(SB) report $(foreach c,$(CORPORA),--corpus $(c)) --runs $(RUNS)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
