@@ -5,7 +5,8 @@ import click
 
 from serbench.cli.common import cache_option, emotions_option, runs_option, split_list
 from serbench.cli.run_options import (
-    SystemChoice, SystemsCommand, parse_sets, protocol_option, seed_option, sets_option, threads_option,
+    SystemChoice, SystemsCommand, device_option, jobs_option, parse_sets, profile_option, protocol_option,
+    seed_option, sets_option, threads_option,
 )
 from serbench.errors import SerbenchError
 
@@ -48,8 +49,7 @@ def _overrides(system: str, feature: str | None, segments: int | None, speaker_n
               help="Folder of the model bundle (new or empty; an existing bundle needs --overwrite).")
 @click.option("--feature", default=None, help="SVMs: the functional feature set (IS10, IS09, MFCC, ...).")
 @click.option("--segments", "-n", type=int, default=None, help="cnn-sru, cnn, sru: segments per utterance N.")
-@click.option("--profile", type=click.Choice(["paper", "fast", "tiny"]), default="fast", show_default=True,
-              help="Deep systems' settings (as `serbench deep`); the SVMs have one recipe.")
+@profile_option
 @click.option("--speaker-norm", is_flag=True,
               help="Z-score each speaker with its own statistics (predicting then needs each input's speaker).")
 @click.option("--class-weight", type=click.Choice(["none", "balanced"]), default=None, help="SVMs only.")
@@ -63,10 +63,9 @@ def _overrides(system: str, feature: str | None, segments: int | None, speaker_n
 @emotions_option
 @cache_option
 @runs_option
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes for feature extraction (what the cache lacks).")
+@jobs_option
 @threads_option
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option
 @click.option("--overwrite", is_flag=True, help="Replace the model bundle already in --out.")
 def train_cmd(corpus, root, system, from_run, out, feature, segments, profile, speaker_norm, class_weight, pretrained,
               epochs, sets, protocol, seed, emotions, cache, runs, jobs, threads, device, overwrite) -> None:

@@ -5,8 +5,8 @@ import click
 
 from serbench.cli.common import cache_option, corpus_option, emotions_option, root_option, runs_option, split_list
 from serbench.cli.run_options import (
-    SystemChoice, SystemsCommand, parse_sets, print_result, protocol_option, resume_option, scheduler_option,
-    seed_option, sets_option, threads_option, workers_option,
+    SystemChoice, SystemsCommand, device_option, jobs_option, parse_sets, print_result, profile_option,
+    protocol_option, resume_option, scheduler_option, seed_option, sets_option, threads_option, workers_option,
 )
 from serbench.errors import SerbenchError
 
@@ -37,11 +37,8 @@ def epoch_overrides(model: str, epochs: int | None, cnn_epochs: int | None, sru_
               help="Segments per utterance N (the paper: 1..5); required for cnn-sru, cnn and sru. Systems reading "
                    "whole utterances ignore it.")
 @protocol_option
-@click.option("--profile", type=click.Choice(["paper", "fast", "tiny"]), default="fast", show_default=True,
-              help="paper: the paper's settings (GPU); fast: 2-core CPU; tiny: seconds, for demos.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where folds train (auto: cuda when the worker has one). On a Dask cluster, cuda folds need "
-                   "workers started with --resources GPU=1.")
+@profile_option
+@device_option
 @click.option("--pretrained", type=click.Path(dir_okay=False), default=None,
               help="Local torchvision-named AlexNet state dict (ImageNet); without it the CNN trains from scratch.")
 @click.option("--speaker-norm", is_flag=True,
@@ -55,8 +52,7 @@ def epoch_overrides(model: str, epochs: int | None, cnn_epochs: int | None, sru_
 @emotions_option
 @cache_option
 @runs_option
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes for feature extraction (what the cache lacks).")
+@jobs_option
 @threads_option
 @workers_option
 @scheduler_option

@@ -7,8 +7,8 @@ import click
 
 from serbench.cli.common import cache_option, corpus_option, emotions_option, root_option, runs_option, split_list
 from serbench.cli.run_options import (
-    SystemChoice, SystemsCommand, parse_sets, print_result, protocol_option, resume_option, scheduler_option,
-    seed_option, sets_option, threads_option, workers_option,
+    SystemChoice, SystemsCommand, jobs_option, parse_sets, print_result, protocol_option, resume_option,
+    scheduler_option, seed_option, sets_option, threads_option, workers_option,
 )
 
 
@@ -24,8 +24,7 @@ from serbench.cli.run_options import (
               help="'balanced' weights classes by inverse frequency (not the paper's; the system name gains "
                    "-balanced).")
 @seed_option
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes for feature extraction (what the cache lacks).")
+@jobs_option
 @threads_option
 @workers_option
 @scheduler_option

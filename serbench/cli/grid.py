@@ -4,7 +4,9 @@ from __future__ import annotations
 import click
 
 from serbench.cli.common import cache_option, corpus_option, emotions_option, root_option, runs_option, split_list
-from serbench.cli.run_options import scheduler_option, seed_option, threads_option, workers_option
+from serbench.cli.run_options import (
+    device_option, jobs_option, profile_option, scheduler_option, seed_option, threads_option, workers_option,
+)
 from serbench.errors import SerbenchError
 
 
@@ -26,14 +28,12 @@ from serbench.errors import SerbenchError
 @click.option("--models", default=None, help="Deep models of the paper's tables (default: cnn-sru,cnn,sru).")
 @click.option("--systems", default="", show_default=True,
               help="Other registered deep systems for the systems table (comma-separated, or all).")
-@click.option("--profile", type=click.Choice(["paper", "fast", "tiny"]), default="fast", show_default=True,
-              help="Deep training profile.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@profile_option
+@device_option
 @click.option("--pretrained", default=None, type=click.Path(dir_okay=False, exists=True),
               help="torchvision-named AlexNet state dict for the CNN (else trained from scratch).")
 @seed_option
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes for feature extraction.")
+@jobs_option
 @threads_option
 @workers_option
 @scheduler_option

@@ -70,6 +70,18 @@ resume_option = click.option(
     "--resume/--no-resume", default=True, show_default=True,
     help="Continue an interrupted run of the same configuration, keeping its finished folds.")
 seed_option = click.option("--seed", type=int, default=0, show_default=True)
+jobs_option = click.option(
+    "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Worker processes for feature extraction (what the cache lacks; --workers/--scheduler, when given, "
+         "extract too).")
+profile_option = click.option(
+    "--profile", type=click.Choice(["paper", "fast", "tiny"]), default="fast", show_default=True,
+    help="Deep systems' settings: paper (the paper's, GPU), fast (2-core CPU), tiny (seconds, for demos); "
+         "the SVMs have one recipe.")
+device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+    help="Where deep folds train (auto: cuda when the worker has one). On a Dask cluster, cuda folds need "
+         "workers started with --resources GPU=1.")
 protocol_option = click.option(
     "--protocol", type=click.Choice(["loso", "loso-session"]), default=None,
     help="Outer protocol (default: loso; loso-session for iemocap).")
@@ -132,4 +144,4 @@ def print_result(res: Any, echo=click.echo) -> None:
 
 
 __all__ = ["SystemChoice", "SystemsCommand", "workers_option", "scheduler_option", "threads_option", "sets_option",
-           "resume_option", "seed_option", "protocol_option", "parse_sets", "print_result", "positive"]
+           "resume_option", "seed_option", "protocol_option", "jobs_option", "profile_option", "device_option", "parse_sets", "print_result", "positive"]
