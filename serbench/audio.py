@@ -1,9 +1,12 @@
 """Audio loading in one place: any rate and channel count in, 16 kHz mono float32 out."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -41,8 +44,61 @@ class Audio:
         return len(self.signal) / self.sample_rate
 
 
+# Within a :func:`reuse_file_facts` scope: (kind, path) -> (stat signature, value).
+_FACTS: dict[tuple[str, str], tuple[tuple, object]] | None = None
+
+
+@contextlib.contextmanager
+def reuse_file_facts() -> Iterator[None]:
+    """Within this block, a file's header and content hash are read once and reused while its
+    size, modification time and inode are unchanged.
+
+    A command that loads several feature sets of one corpus (a grid) otherwise reads every
+    header and hashes every file once per set. Outside such a block nothing is reused, so a
+    long-lived process always sees a file as it is now.
+    """
+    global _FACTS
+    outer = _FACTS
+    _FACTS = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _FACTS = outer
+
+
+def _remembered(kind: str, path: str | Path, compute: Callable[[], object]) -> object:
+    if _FACTS is None:
+        return compute()
+    try:
+        st = os.stat(path)
+    except OSError:
+        return compute()     # let the reader raise its own error naming the file
+    sig = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+    key = (kind, str(path))
+    hit = _FACTS.get(key)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    value = compute()
+    _FACTS[key] = (sig, value)
+    return value
+
+
+def remembered_in_scope(key: tuple, compute: Callable[[], object]) -> object:
+    """``compute()``, reused for the same ``key`` within a :func:`reuse_file_facts` block (e.g. a corpus scan)."""
+    if _FACTS is None:
+        return compute()
+    full = ("scoped",) + tuple(key)
+    if full not in _FACTS:
+        _FACTS[full] = ((), compute())  # type: ignore[index]
+    return _FACTS[full][1]  # type: ignore[index]
+
+
 def audio_info(path: str | Path) -> AudioInfo:
     """Read the header of ``path``; raise :class:`AudioError` if it is not usable audio."""
+    return _remembered("info", path, lambda: _audio_info(path))  # type: ignore[return-value]
+
+
+def _audio_info(path: str | Path) -> AudioInfo:
     path = Path(path)
     if not path.is_file():
         raise AudioError(path, "file does not exist")
@@ -84,6 +140,10 @@ def load_audio(path: str | Path, sample_rate: int = TARGET_SR) -> Audio:
 
 def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
     """SHA-256 of the file's bytes: the cache's key for "this audio has not changed"."""
+    return _remembered("sha256", path, lambda: _file_hash(path, chunk))  # type: ignore[return-value]
+
+
+def _file_hash(path: str | Path, chunk: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

@@ -15,26 +15,35 @@ corpus, the cache and the results store; tasks receive arrays and return arrays.
 * :class:`InProcess` (the default): tasks run one after another in this process when
   their result is asked for, so a failure surfaces where it happens.
 * :class:`LocalProcesses` (``--workers N``): a pool of N fresh processes
-  (``forkserver``/``spawn``, never ``fork`` after torch has started threads). Shared data
-  goes to each worker once, at start-up. A worker killed mid-task (OOM killer, ``kill -9``)
-  breaks the pool; the executor starts a new pool and resubmits the unfinished tasks, up to
-  ``max_restarts`` times.
+  (``forkserver``/``spawn``, never ``fork`` after torch has started threads), started at once
+  so that they import their libraries while the client loads data. Shared data that can
+  write itself to a folder (a :class:`~serbench.experiments.dataset.Dataset`: ``.npy`` arrays,
+  no pickle) is written once to a private temporary folder and memory-mapped by each worker
+  the first time a task needs it; anything else travels with each task. A worker killed
+  mid-task (OOM killer, ``kill -9``) breaks the pool; the executor starts a new pool and
+  resubmits the unfinished tasks, up to ``max_restarts`` times.
 * :class:`DaskExecutor` (``--scheduler tcp://HOST:PORT``, ``$SERBENCH_SCHEDULER``, or
   ``local:N`` for a :class:`dask.distributed.LocalCluster` of N single-threaded worker
-  processes): shared data is scattered once per worker; tasks may request worker resources
-  (``{"GPU": 1}``); a lost worker's task is rescheduled by Dask itself.
+  processes, started in the background): shared data is scattered once per worker; tasks
+  may request worker resources (``{"GPU": 1}``); a lost worker's task is rescheduled by Dask.
 
 BLAS and torch threads inside a worker are limited to ``threads`` (default: the machine's
 cores divided by the workers), so N workers do not oversubscribe the cores.
 """
 from __future__ import annotations
 
+import importlib
 import itertools
 import multiprocessing
 import os
 import re
+import shutil
 import sys
+import tempfile
+import threading
+from collections import OrderedDict
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
 
@@ -55,8 +64,22 @@ class WorkerLostError(ExecutorError):
 
 # ---------------------------------------------------------------- worker side
 
-# The shared objects this worker process holds, by token (filled once per worker).
-_SHARED: dict[str, Any] = {}
+@dataclass(frozen=True)
+class SharedFolder:
+    """Shared data written to ``path`` by its ``save_shared``; ``loader`` ('module:Class') reads it back."""
+
+    path: str
+    loader: str
+
+    def load(self) -> Any:
+        module, _, qualname = self.loader.partition(":")
+        cls = getattr(importlib.import_module(module), qualname)
+        return cls.load_shared(self.path)
+
+
+# The shared data this worker process has read, by folder (a few at a time: memory-mapped, cheap).
+_SHARED: "OrderedDict[str, Any]" = OrderedDict()
+_SHARED_SIZE = 8
 
 
 def limit_threads(threads: int | None) -> None:
@@ -76,16 +99,34 @@ def limit_threads(threads: int | None) -> None:
             torch.set_num_threads(int(threads))
 
 
-def _init_worker(shared: dict[str, Any], threads: int | None) -> None:
-    _SHARED.clear()
-    _SHARED.update(shared)
+def _init_worker(threads: int | None, preload: tuple[str, ...]) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads or 1))
+    for name in preload:  # import what the tasks will need while the client is still loading data
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
     limit_threads(threads)
 
 
-def _call_shared(fn: Callable, token: str, threads: int | None, args: tuple) -> Any:
+def _warm() -> None:
+    """A no-op task: makes the pool start its processes now."""
+
+
+def _resolve(shared: Any) -> Any:
+    if not isinstance(shared, SharedFolder):
+        return shared
+    if shared.path not in _SHARED:
+        _SHARED[shared.path] = shared.load()
+        while len(_SHARED) > _SHARED_SIZE:
+            _SHARED.popitem(last=False)
+    _SHARED.move_to_end(shared.path)
+    return _SHARED[shared.path]
+
+
+def _call_shared(fn: Callable, shared: Any, threads: int | None, args: tuple) -> Any:
     limit_threads(threads)
-    return fn(_SHARED[token], *args)
+    return fn(_resolve(shared), *args)
 
 
 def _call_dask(fn: Callable, shared: Any, threads: int | None, args: tuple) -> Any:
@@ -192,8 +233,8 @@ class InProcess(Executor):
 class _PoolFuture:
     """A task of :class:`LocalProcesses`: survives pool restarts (it is resubmitted)."""
 
-    def __init__(self, fn: Callable, token: str, args: tuple) -> None:
-        self.fn, self.token, self.args = fn, token, args
+    def __init__(self, fn: Callable, shared: Any, args: tuple) -> None:
+        self.fn, self.shared, self.args = fn, shared, args
         self.inner: Future | None = None
 
     def done(self) -> bool:
@@ -219,54 +260,52 @@ def _mp_context() -> multiprocessing.context.BaseContext:
 
 
 class LocalProcesses(Executor):
-    """``workers`` local processes; shared data reaches each worker once, when the pool starts.
-
-    Shares made after the first submit start a new pool (the old one finishes its tasks first),
-    so share everything a batch of tasks needs before submitting them.
-    """
+    """``workers`` local processes, started at once; shared datasets travel as memory-mapped files."""
 
     name = "local processes"
 
-    def __init__(self, workers: int, *, threads: int | None = None, max_restarts: int = 2) -> None:
+    def __init__(self, workers: int, *, threads: int | None = None, max_restarts: int = 2,
+                 preload: tuple[str, ...] = ()) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ExecutorError(f"--workers {workers!r}: give a positive number of worker processes")
         self.workers = workers
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self.max_restarts = max_restarts
         self.restarts = 0
-        self._shared: dict[str, Any] = {}
+        self.preload = ("serbench.experiments.harness", *preload)
+        self._tmp: str | None = None
         self._ids = itertools.count()
         self._pool: ProcessPoolExecutor | None = None
-        self._pool_tokens: set[str] = set()
-        self._pending: list[_PoolFuture] = []
+        self._start_pool()
 
     def describe(self) -> str:
         return f"local processes ({self.workers} workers, {self.threads} thread(s) each)"
 
-    def share(self, obj: Any) -> str:
-        token = f"shared-{next(self._ids)}"
-        self._shared[token] = obj
-        return token
+    def _start_pool(self) -> None:
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=_mp_context(), initializer=_init_worker,
+                                         initargs=(self.threads, self.preload))
+        for _ in range(self.workers):
+            self._pool.submit(_warm)
 
-    def _ensure_pool(self, token: str) -> ProcessPoolExecutor:
-        if self._pool is None or token not in self._pool_tokens:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=_mp_context(), initializer=_init_worker,
-                                             initargs=(dict(self._shared), self.threads))
-            self._pool_tokens = set(self._shared)
-        return self._pool
+    def share(self, obj: Any) -> Any:
+        if not hasattr(type(obj), "load_shared") or not hasattr(obj, "save_shared"):
+            return obj      # small or opaque: travels with each task
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="serbench-shared-")
+        folder = os.path.join(self._tmp, f"shared-{next(self._ids)}")
+        obj.save_shared(folder)
+        cls = type(obj)
+        return SharedFolder(folder, f"{cls.__module__}:{cls.__qualname__}")
 
     def _start(self, fut: _PoolFuture) -> None:
-        pool = self._ensure_pool(fut.token)
-        fut.inner = pool.submit(_call_shared, fut.fn, fut.token, self.threads, fut.args)
+        if self._pool is None:
+            self._start_pool()
+        assert self._pool is not None
+        fut.inner = self._pool.submit(_call_shared, fut.fn, fut.shared, self.threads, fut.args)
 
-    def submit(self, fn: Callable, token: str, *args: Any, resources: dict | None = None) -> _PoolFuture:
-        if token not in self._shared:
-            raise ExecutorError(f"unknown shared token {token!r}")
+    def submit(self, fn: Callable, token: Any, *args: Any, resources: dict | None = None) -> _PoolFuture:
         fut = _PoolFuture(fn, token, args)
         self._start(fut)
-        self._pending.append(fut)
         return fut
 
     def _restart(self, futures: list[_PoolFuture]) -> None:
@@ -304,6 +343,9 @@ class LocalProcesses(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
 
 class DaskExecutor(Executor):
@@ -328,12 +370,23 @@ class DaskExecutor(Executor):
                 raise ExecutorError(f"--scheduler {scheduler}: give local:N with N >= 1 workers")
             cores = os.cpu_count() or 1
             self.threads = threads or max(1, cores // n)
-            # One single-threaded worker process per slot (tasks use `threads` intra-op threads).
-            resources = {"GPU": 1} if _cuda_available() else None
-            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                         dashboard_address=":0", resources=resources, silence_logs=40)
-            self.client = Client(self._cluster)
             self.workers = n
+            # One single-threaded worker process per slot (tasks use `threads` intra-op threads),
+            # started in the background: the client loads its data meanwhile.
+            resources = {"GPU": 1} if _cuda_available() else None
+            self._started: dict[str, Any] = {}
+
+            def start() -> None:
+                try:
+                    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                           dashboard_address=":0", resources=resources, silence_logs=40)
+                    self._started["cluster"] = cluster
+                    self._started["client"] = Client(cluster)
+                except BaseException as exc:  # re-raised where the cluster is first needed
+                    self._started["error"] = exc
+
+            self._thread: threading.Thread | None = threading.Thread(target=start, daemon=True)
+            self._thread.start()
         else:
             if not re.match(r"^[a-z]+://", scheduler):
                 raise ExecutorError(f"--scheduler {scheduler!r}: give an address like tcp://HOST:8786, or local:N")
@@ -343,19 +396,34 @@ class DaskExecutor(Executor):
                 raise ExecutorError(f"--scheduler {scheduler}: cannot reach the Dask scheduler within {timeout:g} s "
                                     f"({type(exc).__name__}); start it (`dask scheduler`) and its workers, or check "
                                     f"the address / ${SCHEDULER_ENV}") from None
+            self._thread = None
             info = self.client.scheduler_info()
             self.workers = max(1, len(info.get("workers", {})))
             self.threads = threads or 1
 
+    def _ready(self) -> None:
+        """Wait for a LocalCluster started in the background (raising what stopped it)."""
+        if self._thread is None:
+            return
+        self._thread.join()
+        self._thread = None
+        if "error" in self._started:
+            raise ExecutorError(f"--scheduler {self.address}: the local Dask cluster did not start "
+                                f"({type(self._started['error']).__name__}: {self._started['error']})")
+        self._cluster = self._started["cluster"]
+        self.client = self._started["client"]
+
     def describe(self) -> str:
-        where = f"LocalCluster {self.address}" if self._cluster is not None else self.address
+        where = f"LocalCluster {self.address}" if self.address.startswith("local:") else self.address
         return f"dask ({where}, {self.workers} workers)"
 
     def share(self, obj: Any) -> Any:
         # Scattered once; every task that names it reads the worker's copy.
+        self._ready()
         return self.client.scatter(obj, broadcast=True, hash=False)
 
     def submit(self, fn: Callable, token: Any, *args: Any, resources: dict | None = None) -> Any:
+        self._ready()
         if resources and "GPU" in resources:
             have = [w for w in self.client.scheduler_info().get("workers", {}).values()
                     if (w.get("resources") or {}).get("GPU")]
@@ -371,6 +439,10 @@ class DaskExecutor(Executor):
         yield from as_completed(list(futures))
 
     def close(self) -> None:
+        try:
+            self._ready()
+        except ExecutorError:
+            return
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
@@ -385,10 +457,11 @@ def _cuda_available() -> bool:
 
 
 def make_executor(workers: int | None = None, scheduler: str | None = None, *,
-                  threads: int | None = None) -> Executor:
+                  threads: int | None = None, preload: tuple[str, ...] = ()) -> Executor:
     """The executor for ``--workers`` / ``--scheduler`` (``$SERBENCH_SCHEDULER`` when neither is given).
 
-    ``workers`` None and no scheduler: :class:`InProcess`. Giving both is an error.
+    ``workers`` None and no scheduler: :class:`InProcess`. Giving both is an error. ``preload``:
+    modules local worker processes import as they start (the libraries the tasks will need).
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ExecutorError(f"--workers {workers!r}: give a positive number of worker processes")
@@ -400,9 +473,9 @@ def make_executor(workers: int | None = None, scheduler: str | None = None, *,
     if scheduler:
         return DaskExecutor(scheduler, threads=threads)
     if workers:
-        return LocalProcesses(workers, threads=threads)
+        return LocalProcesses(workers, threads=threads, preload=preload)
     return InProcess()
 
 
-__all__ = ["Executor", "InProcess", "LocalProcesses", "DaskExecutor", "ExecutorError", "WorkerLostError",
+__all__ = ["Executor", "InProcess", "LocalProcesses", "DaskExecutor", "ExecutorError", "WorkerLostError", "SharedFolder",
            "make_executor", "limit_threads", "SCHEDULER_ENV"]

@@ -30,17 +30,18 @@ more than :data:`MAX_KERNEL_ROWS` training rows with a :class:`BaselineError`: u
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
 
-from serbench.baselines.kernel_grid import KernelGridSearch, kernel_bytes, kernel_grid_search
 from serbench.errors import SerbenchError
 from serbench.experiments.protocol import inner_cv
+
+if TYPE_CHECKING:  # scikit-learn loads where a model is fitted: a client that only plans folds never needs it
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    from serbench.baselines.kernel_grid import KernelGridSearch
 
 CLASSIFIERS: tuple[str, ...] = ("svm-linear", "svm-rbf", "svm-liblinear")
 CLASS_WEIGHTS: tuple[str, ...] = ("none", "balanced")
@@ -100,17 +101,26 @@ def make_svm(classifier: str = "svm-linear", seed: int = 0, *,
         raise BaselineError(f"seed must be an integer, got {seed!r}")
     if classifier == "svm-liblinear":
         # dual='auto' takes the primal solver when rows outnumber features: linear in the rows.
+        from sklearn.svm import LinearSVC
+
         svc = LinearSVC(class_weight=_class_weight(class_weight), dual="auto", random_state=int(seed),
                         max_iter=10_000)
     else:
+        from sklearn.svm import SVC
+
         svc = SVC(kernel=_KERNELS[classifier], class_weight=_class_weight(class_weight),
                   decision_function_shape="ovr", random_state=int(seed), cache_size=500)
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return Pipeline([("scaler", StandardScaler()), ("svc", svc)]), grid
 
 
 def check_kernel_rows(n_train: int, classifier: str) -> None:
     """Raise :class:`BaselineError` when ``n_train`` rows exceed :data:`MAX_KERNEL_ROWS` for a kernel SVM."""
     if classifier in _KERNELS and n_train > MAX_KERNEL_ROWS:
+        from serbench.baselines.kernel_grid import kernel_bytes
+
         gib = kernel_bytes(n_train, _KERNELS[classifier]) / 2**30
         raise BaselineError(
             f"{classifier} with precomputed kernels needs a {n_train} x {n_train} kernel matrix ({gib:.1f} GiB, "
@@ -148,8 +158,12 @@ def select_model(X: np.ndarray, y: Sequence, speakers: Sequence, *, classifier: 
     cv = inner_cv(groups)
     if method == "kernel" and classifier in _KERNELS:
         check_kernel_rows(len(y), classifier)
+        from serbench.baselines.kernel_grid import kernel_grid_search
+
         return kernel_grid_search(X, y, groups, cv=cv, kernel=_KERNELS[classifier], param_grid=grid,
                                   svc=pipe.named_steps["svc"], scoring=SCORING, jobs=jobs)
+    from sklearn.model_selection import GridSearchCV
+
     search = GridSearchCV(pipe, grid, scoring=SCORING, cv=cv, n_jobs=jobs, refit=True, error_score="raise")
     search.fit(X, y, groups=groups)
     return search

@@ -106,11 +106,21 @@ def scan(
     if unknown:
         accepted = [p for p in params if p != "root"]
         raise CorpusError(f"{loader.INFO.name} takes no option(s) {unknown}; it accepts {accepted or 'none'}")
-    entries, skipped = loader.parse(root, **options)
-    result = build_manifest(loader.INFO.name, root, entries, skipped, layout=loader.INFO.layout,
-                            emotions=emotions, strict=strict, progress=progress)
-    result.subset = bool(emotions) or any(bool(v) for v in options.values())
-    return result
+    def parse() -> CorpusScan:
+        entries, skipped = loader.parse(root, **options)
+        result = build_manifest(loader.INFO.name, root, entries, skipped, layout=loader.INFO.layout,
+                                emotions=emotions, strict=strict, progress=progress)
+        result.subset = bool(emotions) or any(bool(v) for v in options.values())
+        return result
+
+    if progress is not None:
+        return parse()
+    # Within one command that reads several feature sets (audio.reuse_file_facts), the corpus is parsed once.
+    from serbench.audio import remembered_in_scope
+
+    key = ("scan", loader.INFO.name, str(Path(root).resolve()), tuple(emotions or ()), strict,
+           tuple(sorted((k, repr(v)) for k, v in options.items())))
+    return remembered_in_scope(key, parse)  # type: ignore[return-value]
 
 
 def load_manifest(corpus: str, root: str | Path, **kwargs: object) -> pd.DataFrame:

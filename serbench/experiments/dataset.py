@@ -7,7 +7,9 @@ It holds no paths: a worker needs neither the corpus nor the cache.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -61,6 +63,46 @@ class Dataset:
     def true_labels(self, rows: np.ndarray) -> np.ndarray:
         """The emotion names of ``rows``."""
         return np.asarray(self.labels)[self.y[np.asarray(rows, dtype=np.int64)]]
+
+    # ---- sharing with local worker processes (no pickle: .npy files, read memory-mapped) ----
+    def save_shared(self, folder: str | Path) -> None:
+        """Write the dataset into ``folder`` as ``.npy`` arrays and JSON, for :meth:`load_shared`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"y": self.y, "speakers": self.speakers.astype(str), "utterance_ids": self.utterance_ids.astype(str)}
+        if self.groups is not None:
+            arrays["groups"] = np.asarray(self.groups).astype(str)
+        if isinstance(self.inputs, np.ndarray):
+            arrays["inputs"] = self.inputs
+            shapes = None
+        else:  # one array per utterance: stored end to end, with their shapes
+            shapes = [list(np.shape(a)) for a in self.inputs]
+            arrays["inputs"] = (np.concatenate([np.asarray(a).ravel() for a in self.inputs]) if len(self.inputs)
+                                else np.zeros(0, dtype=np.float32))
+        for name, arr in arrays.items():
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+        info = {"corpus": self.corpus, "labels": list(self.labels), "fingerprint": self.fingerprint,
+                "meta": self.meta, "shapes": shapes, "has_groups": self.groups is not None}
+        (folder / "dataset.json").write_text(json.dumps(info, default=str), encoding="utf-8")
+
+    @classmethod
+    def load_shared(cls, folder: str | Path) -> "Dataset":
+        """A dataset written by :meth:`save_shared`; its inputs are memory-mapped (read-only)."""
+        folder = Path(folder)
+        info = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+        load = (lambda name, mmap=None: np.load(folder / f"{name}.npy", mmap_mode=mmap, allow_pickle=False))
+        flat = load("inputs", "r")
+        if info["shapes"] is None:
+            inputs: Any = flat
+        else:
+            inputs, start = [], 0
+            for shape in info["shapes"]:
+                size = int(np.prod(shape))
+                inputs.append(flat[start:start + size].reshape(shape))
+                start += size
+        return cls(corpus=info["corpus"], labels=list(info["labels"]), y=load("y"), speakers=load("speakers"),
+                   utterance_ids=load("utterance_ids"), inputs=inputs, fingerprint=info["fingerprint"],
+                   groups=load("groups") if info["has_groups"] else None, meta=info["meta"])
 
 
 @dataclass

@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -136,7 +136,7 @@ class _Run:
         self.outcome: RunOutcome | None = None
 
 
-def run_plans(plans: Sequence[RunPlan], *, store: RunStore, executor: Executor | None = None,
+def run_plans(plans: Iterable[RunPlan], *, store: RunStore, executor: Executor | None = None,
               resume: bool = True, keep_going: bool = False, log: Log | None = None,
               on_epoch: Callable[[dict], None] | None = None) -> list[RunOutcome]:
     """Run every plan's missing folds on ``executor`` (default: in this process) and finish the runs.
@@ -155,31 +155,15 @@ def run_plans(plans: Sequence[RunPlan], *, store: RunStore, executor: Executor |
     t_start = time.perf_counter()
 
     runs: list[_Run] = []
-    try:
-        for plan in plans:
-            writer = store.start_run(plan.corpus, plan.system, plan.config, plan.data.labels, plan.command,
-                                     kind=plan.kind, seed=plan.seed, fingerprint=plan.data.fingerprint,
-                                     resume=resume, extra=plan.extra)
-            run = _Run(plan, writer)
-            runs.append(run)
-            if run.done_before:
-                say(f"{plan.system}: resuming {writer.path.name} ({len(run.done_before)}/{len(plan.folds)} "
-                    "folds finished)")
-    except BaseException:
-        for run in runs:  # nothing was computed yet: leave no empty partial runs behind
-            _discard_if_empty(run)
-        raise
-
     tokens: dict[int, Any] = {}
     futures: dict[Any, tuple[_Run, Fold]] = {}
-    for run in runs:
-        if not run.todo:
-            continue
-        key = id(run.plan.data)
-        if key not in tokens:
-            tokens[key] = executor.share(run.plan.data)
-    for run in runs:
+
+    def submit(run: _Run) -> None:
         plan = run.plan
+        if not run.todo:
+            return
+        if id(plan.data) not in tokens:
+            tokens[id(plan.data)] = executor.share(plan.data)
         for fold in run.todo:
             ctx = FoldContext(run_id=run.writer.run_id, system=plan.system, fold=fold.name, seed=plan.seed,
                               checkpoint_dir=None if remote else run.writer.path / "checkpoints" / _safe(fold.name),
@@ -191,6 +175,29 @@ def run_plans(plans: Sequence[RunPlan], *, store: RunStore, executor: Executor |
             fut = executor.submit(_run_task, tokens[id(plan.data)], plan.task, plan.payload, fold, ctx,
                                   resources=plan.resources)
             futures[fut] = (run, fold)
+
+    try:
+        # Plans may come from a generator that loads each one's data: a plan's folds are submitted as
+        # soon as it is ready, so worker processes compute while the next plan loads.
+        for plan in plans:
+            writer = store.start_run(plan.corpus, plan.system, plan.config, plan.data.labels, plan.command,
+                                     kind=plan.kind, seed=plan.seed, fingerprint=plan.data.fingerprint,
+                                     resume=resume, extra=plan.extra)
+            run = _Run(plan, writer)
+            runs.append(run)
+            if run.done_before:
+                say(f"{plan.system}: resuming {writer.path.name} ({len(run.done_before)}/{len(plan.folds)} "
+                    "folds finished)")
+            submit(run)
+    except BaseException:
+        for other in futures:
+            try:
+                other.cancel()
+            except Exception:  # best effort: a running task finishes on its own
+                pass
+        for run in runs:  # nothing was stored yet: leave no empty partial runs behind
+            _discard_if_empty(run)
+        raise
     n_tasks = len(futures)
     if n_tasks:
         say(f"{n_tasks} fold task(s) of {sum(bool(r.todo) for r in runs)} run(s) on {executor.describe()}")

@@ -82,22 +82,34 @@ def _groups(used: pd.DataFrame, protocol: Protocol | None, corpus: str) -> np.nd
     return None if protocol is None else protocol.groups(used, corpus)
 
 
+def load_feature_table(corpus: str, root: str | Path, feature: str, *, cache=None, jobs: int = 1,
+                       emotions: Sequence[str] | None = None, load_features: FeatureLoader | None = None,
+                       executor=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(X, manifest)`` of ``feature`` from the cache (extracting what it lacks, on ``executor`` when given).
+
+    ``load_features(corpus, feature, *, root, cache, jobs, emotions) -> (X, manifest)`` replaces
+    :func:`serbench.features.load` (tests).
+    """
+    if load_features is not None:
+        return load_features(corpus, feature, root=root, cache=cache, jobs=jobs, emotions=emotions)
+    from serbench.features import load
+
+    return load(corpus, feature, root=root, cache=cache, jobs=jobs, emotions=emotions, executor=executor)
+
+
 def feature_dataset(corpus: str, root: str | Path, feature: str, *, protocol: Protocol | None = None,
                     speaker_norm: bool = False, cache=None, jobs: int = 1, emotions: Sequence[str] | None = None,
-                    load_features: FeatureLoader | None = None, executor=None) -> tuple[Dataset, pd.DataFrame]:
+                    load_features: FeatureLoader | None = None, executor=None,
+                    table: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[Dataset, pd.DataFrame]:
     """``(dataset, excluded)``: the usable rows of ``feature`` as an ``(n, d)`` float64 matrix.
 
-    ``load_features(corpus, feature, *, root, cache, jobs, emotions) -> (X, manifest)`` defaults
-    to :func:`serbench.features.load` (which extracts what the cache lacks, on ``executor`` when given).
+    ``table``: the ``(X, manifest)`` of :func:`load_feature_table` when the caller has it already
+    (both normalization variants of a grid read one table).
     """
     t0 = time.perf_counter()
-    if load_features is None:
-        from serbench.features import load
-
-        X_df, manifest = load(corpus, feature, root=root, cache=cache, jobs=jobs, emotions=emotions,
-                              executor=executor)
-    else:
-        X_df, manifest = load_features(corpus, feature, root=root, cache=cache, jobs=jobs, emotions=emotions)
+    X_df, manifest = table if table is not None else load_feature_table(
+        corpus, root, feature, cache=cache, jobs=jobs, emotions=emotions, load_features=load_features,
+        executor=executor)
     values, manifest = _align(X_df, manifest, feature)
     ok, excluded = _status(values, manifest, feature)
     if not ok.any():
@@ -123,19 +135,20 @@ def feature_dataset(corpus: str, root: str | Path, feature: str, *, protocol: Pr
 
 
 def melseg_dataset(corpus: str, root: str | Path, *, protocol: Protocol | None = None, speaker_norm: bool = False,
-                   cache=None, jobs: int = 1, emotions: Sequence[str] | None = None,
-                   executor=None) -> tuple[Dataset, pd.DataFrame]:
+                   cache=None, jobs: int = 1, emotions: Sequence[str] | None = None, executor=None,
+                   table: tuple[dict, pd.DataFrame] | None = None) -> tuple[Dataset, pd.DataFrame]:
     """``(dataset, excluded)``: the ``(3, 60, T_i)`` float32 log-mel of every usable utterance.
 
     Utterances whose melseg is not 'ok' (e.g. shorter than one 25 ms window) are left out and
     listed in ``excluded``. With ``speaker_norm`` each (channel, band) is z-scored with the
     speaker's own frame statistics.
     """
-    from serbench.features import load_arrays
-
     t0 = time.perf_counter()
-    arrays, manifest = load_arrays(corpus, "melseg", root=root, cache=cache, jobs=jobs, emotions=emotions,
-                                   executor=executor)
+    if table is None:
+        from serbench.features import load_arrays
+
+        table = load_arrays(corpus, "melseg", root=root, cache=cache, jobs=jobs, emotions=emotions, executor=executor)
+    arrays, manifest = table
     status = manifest["status"].astype(str) if "status" in manifest else pd.Series("ok", index=manifest.index)
     ok = ((status == "ok") & manifest["utterance_id"].isin(list(arrays))).to_numpy()
     detail = (manifest["status_detail"].astype(str).to_numpy() if "status_detail" in manifest
@@ -177,4 +190,4 @@ def excluded_record(excluded: pd.DataFrame, n_rows: int) -> dict:
             "utterances": records}
 
 
-__all__ = ["feature_dataset", "melseg_dataset", "excluded_record", "NAN_POLICY", "InputError", "FeatureLoader"]
+__all__ = ["load_feature_table", "feature_dataset", "melseg_dataset", "excluded_record", "NAN_POLICY", "InputError", "FeatureLoader"]

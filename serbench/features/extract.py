@@ -424,16 +424,24 @@ def _attach_status(manifest: pd.DataFrame, table: pd.DataFrame | None, hashes: d
                    uncached: dict[str, str], fs: FeatureSet) -> pd.DataFrame:
     """Add ``status``/``status_detail``: from the cached row, else from this run's uncached failure."""
     m = manifest.copy()
-    status, detail = [], []
-    for u in m["utterance_id"].astype(str):
-        if u in uncached:
-            status.append("failed"), detail.append(uncached[u])
-        elif table is not None and u in table.index and table.at[u, "content_hash"] == hashes.get(u):
-            status.append(str(table.at[u, "status"])), detail.append(str(table.at[u, "status_detail"] or ""))
-        else:  # cannot happen after a complete extraction; say so rather than guess
-            status.append("failed"), detail.append(f"{fs.name}: no cached row at the file's current content")
-    m["status"] = pd.array(status, dtype="string")
-    m["status_detail"] = pd.array(detail, dtype="string")
+    ids = m["utterance_id"].astype(str)
+    missing = f"{fs.name}: no cached row at the file's current content"
+    if table is None:
+        cached = pd.DataFrame(index=ids, columns=["content_hash", "status", "status_detail"], dtype=object)
+    else:
+        cached = table[["content_hash", "status", "status_detail"]].reindex(ids)
+    current = ids.map(hashes)
+    matches = (cached["content_hash"].to_numpy() == current.to_numpy()) & current.notna().to_numpy()
+    # Cannot happen after a complete extraction; say so rather than guess.
+    status = np.where(matches, cached["status"].astype(object).to_numpy(), "failed")
+    detail = np.where(matches, cached["status_detail"].astype(object).where(cached["status_detail"].notna(), "")
+                      .astype(str).to_numpy(), missing)
+    failed_now = np.array([uncached.get(u) for u in ids], dtype=object)
+    now = np.array([u in uncached for u in ids], dtype=bool)
+    status = np.where(now, "failed", status)
+    detail = np.where(now, failed_now, detail)
+    m["status"] = pd.array(status.astype(str), dtype="string")
+    m["status_detail"] = pd.array(detail.astype(str), dtype="string")
     return m
 
 
@@ -461,7 +469,12 @@ def load(
     manifest, hashes, uncached, store, table = _extract_and_read(corpus, root, fs, cache=cache, jobs=jobs,
                                                                  emotions=emotions, progress=progress,
                                                                  executor=executor)
-    cols = store.feature_columns
+    # The stored parts name their columns (their schema is checked when read): no need to build an
+    # extractor (openSMILE) just to learn the names.
+    from serbench.features.cache import KEY_COLUMNS
+
+    cols = ([c for c in table.column_names if c not in KEY_COLUMNS] if table is not None
+            else store.feature_columns)
     ids = manifest["utterance_id"].astype(str).tolist()
     if table is None:
         df = pd.DataFrame(columns=["content_hash", "status", "status_detail", *cols]).set_index(

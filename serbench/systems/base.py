@@ -65,7 +65,8 @@ class System:
     * ``summary``: one line for ``--help``; ``paper``: the reference it reproduces;
     * ``table``: where the reports show it: ``"features"`` (Table V rows), ``"cnn-sru"``
       (Tables I-IV), ``"systems"`` (the systems table) or ``""`` (only in overviews);
-    * ``order``: where it sits in lists and tables (lower first).
+    * ``order``: where it sits in lists and tables (lower first);
+    * ``preload``: modules worker processes import as they start (the heavy libraries of ``fit``).
     """
 
     name: ClassVar[str] = ""
@@ -77,6 +78,8 @@ class System:
     paper: ClassVar[str] = ""
     table: ClassVar[str] = ""
     order: ClassVar[int] = 100
+    #: Modules worker processes import as they start, while the client loads data.
+    preload: ClassVar[tuple[str, ...]] = ()
     #: Types beyond skops' defaults (scikit-learn, numpy, builtins) that this system's saved
     #: estimators may hold; a saved model holding any other type is refused on load.
     trusted_types: ClassVar[tuple[str, ...]] = ()

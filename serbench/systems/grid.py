@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from serbench.errors import SerbenchError
 from serbench.executors import Executor, make_executor
-from serbench.experiments.harness import run_plans
+from serbench.audio import reuse_file_facts
+from serbench.experiments.harness import RunPlan, run_plans
 from serbench.experiments.store import RunStore
 from serbench.systems import registry
 from serbench.systems.builtin.cnn_sru import PAPER_SEGMENTS
@@ -116,15 +117,16 @@ def run_grid(corpus: str, root: str | Path, items: Iterable[GridItem], *, cache:
     items = list(items)
     have = set() if force else present_systems(corpus, runs)
     outcomes: dict[str, GridOutcome] = {}
-    plans = []
-    data = DataCache()
+    todo = [it for it in items if it.system not in have]
     own = executor is None
-    executor = executor or make_executor(workers, scheduler, threads=threads)
+    if own and todo:
+        executor = make_executor(workers, scheduler, threads=threads,
+                                 preload=tuple({m for it in todo for m in registry.get(it.name).preload}))
     try:
-        _prepare_all(items, have, plans, outcomes, data, executor, corpus=corpus, root=root, pretrained=pretrained,
-                     profile=profile, seed=seed, cache=cache, jobs=jobs, emotions=emotions, device=device,
-                     threads=threads, keep_going=keep_going, log=log)
-        if plans:
+        with reuse_file_facts():
+            plans = _plans(items, have, outcomes, DataCache(), executor, corpus=corpus, root=root,
+                           pretrained=pretrained, profile=profile, seed=seed, cache=cache, jobs=jobs,
+                           emotions=emotions, device=device, threads=threads, keep_going=keep_going, log=log)
             for out in run_plans(plans, store=RunStore(runs), executor=executor, keep_going=keep_going, log=log):
                 name = out.plan.system
                 if out.result is None:
@@ -133,15 +135,15 @@ def run_grid(corpus: str, root: str | Path, items: Iterable[GridItem], *, cache:
                     outcomes[name] = GridOutcome(name, "ran", f"WA {100 * out.result.wa:.1f} UA "
                                                               f"{100 * out.result.ua:.1f}")
     finally:
-        if own:
+        if own and executor is not None:
             executor.close()
     return [outcomes[it.system] for it in items if it.system in outcomes]
 
 
-def _prepare_all(items: list[GridItem], have: set[str], plans: list, outcomes: dict, data: DataCache,
-                 executor: Executor, *, corpus: str, root, pretrained, profile: str, seed: int, cache, jobs: int,
-                 emotions, device: str, threads: int | None, keep_going: bool, log: Callable[[str], None]) -> None:
-    """The plans of the items the store lacks (data loaded once per input kind, extraction on ``executor``)."""
+def _plans(items: list[GridItem], have: set[str], outcomes: dict, data: DataCache, executor: Executor | None, *,
+           corpus: str, root, pretrained, profile: str, seed: int, cache, jobs: int, emotions, device: str,
+           threads: int | None, keep_going: bool, log: Callable[[str], None]) -> Iterator[RunPlan]:
+    """The plans of the items the store lacks, one at a time (the harness submits each as it comes)."""
     for i, it in enumerate(items, 1):
         if it.system in have:
             outcomes[it.system] = GridOutcome(it.system, "present")
@@ -151,15 +153,17 @@ def _prepare_all(items: list[GridItem], have: set[str], plans: list, outcomes: d
         if pretrained is not None:
             options["pretrained"] = str(pretrained)
         try:
-            plans.append(prepare(it.name, corpus, root, profile=profile, overrides=options, seed=seed, cache=cache,
-                                 jobs=jobs, emotions=emotions, device=device, threads=threads, log=log,
-                                 data_cache=data, executor=executor))
-            log(f"[{i}/{len(items)}] {it.system}: to run")
+            plan = prepare(it.name, corpus, root, profile=profile, overrides=options, seed=seed, cache=cache, jobs=jobs,
+                           emotions=emotions, device=device, threads=threads, log=log, data_cache=data,
+                           executor=executor)
         except SerbenchError as exc:
             if not keep_going:
                 raise
             outcomes[it.system] = GridOutcome(it.system, "failed", str(exc))
             log(f"[{i}/{len(items)}] {it.system}: failed ({exc})")
+            continue
+        log(f"[{i}/{len(items)}] {it.system}: submitted")
+        yield plan
 
 
 __all__ = ["paper_grid", "run_grid", "present_systems", "GridItem", "GridOutcome", "paper_systems",

@@ -21,10 +21,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from serbench.audio import reuse_file_facts
 from serbench.executors import Executor, make_executor
 from serbench.experiments.dataset import Dataset
 from serbench.experiments.harness import RunPlan, run_plan
-from serbench.experiments.inputs import excluded_record, feature_dataset, melseg_dataset
+from serbench.experiments.inputs import excluded_record, feature_dataset, load_feature_table, melseg_dataset
 from serbench.experiments.protocol import Fold, Protocol, resolve_protocol
 from serbench.experiments.store import RunResult, RunStore
 from serbench.systems import registry
@@ -37,12 +38,12 @@ SHARED_OPTIONS = {"segments": "reads whole utterances", "pretrained": "has no Im
 
 
 class DataCache:
-    """Datasets loaded once per command and reused by every plan that reads the same inputs (a grid)."""
+    """Feature tables and datasets loaded once per command and reused by every plan that reads them (a grid)."""
 
     def __init__(self) -> None:
-        self._data: dict[tuple, tuple[Dataset, pd.DataFrame]] = {}
+        self._data: dict[tuple, Any] = {}
 
-    def get(self, key: tuple, load: Callable[[], tuple[Dataset, pd.DataFrame]]) -> tuple[Dataset, pd.DataFrame]:
+    def get(self, key: tuple, load: Callable[[], Any]) -> Any:
         if key not in self._data:
             self._data[key] = load()
         return self._data[key]
@@ -127,17 +128,24 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
     emotions = list(emotions) if emotions else None
     data_cache = data_cache or DataCache()
     spk = bool(s.speaker_norm)
+    subset = tuple(emotions or ())
     if system.inputs == "features":
         feature = system.feature_set(s)
+        # One read of the cache per feature set; each normalization variant is derived from it.
+        table = data_cache.get(("table", feature, subset), lambda: load_feature_table(
+            corpus, root, feature, cache=cache, jobs=jobs, emotions=emotions, load_features=load_features,
+            executor=executor))
         data, excluded = data_cache.get(
-            ("features", feature, spk, proto.name, tuple(emotions or ())),
-            lambda: feature_dataset(corpus, root, feature, protocol=proto, speaker_norm=spk, cache=cache, jobs=jobs,
-                                    emotions=emotions, load_features=load_features, executor=executor))
+            ("features", feature, spk, proto.name, subset),
+            lambda: feature_dataset(corpus, root, feature, protocol=proto, speaker_norm=spk, table=table))
     else:
+        from serbench.features import load_arrays
+
+        table = data_cache.get(("table", "melseg", subset), lambda: load_arrays(
+            corpus, "melseg", root=root, cache=cache, jobs=jobs, emotions=emotions, executor=executor))
         data, excluded = data_cache.get(
-            ("melseg", spk, proto.name, tuple(emotions or ())),
-            lambda: melseg_dataset(corpus, root, protocol=proto, speaker_norm=spk, cache=cache, jobs=jobs,
-                                   emotions=emotions, executor=executor))
+            ("melseg", spk, proto.name, subset),
+            lambda: melseg_dataset(corpus, root, protocol=proto, speaker_norm=spk, table=table))
     folds = _folds(proto, data, corpus)
     system.check_data(data, s)
     stored = system.stored_name(s)
@@ -175,9 +183,11 @@ def run_system(name: str, corpus: str, root: str | Path, *, runs: str | Path | N
     Other keywords go to :func:`prepare`.
     """
     own = executor is None
-    executor = executor or make_executor(workers, scheduler, threads=prepare_kw.get("threads"))
+    executor = executor or make_executor(workers, scheduler, threads=prepare_kw.get("threads"),
+                                         preload=registry.get(name, kind=prepare_kw.get("kind")).preload)
     try:
-        plan = prepare(name, corpus, root, log=log, executor=executor, **prepare_kw)
+        with reuse_file_facts():
+            plan = prepare(name, corpus, root, log=log, executor=executor, **prepare_kw)
         return run_plan(plan, store=RunStore(runs), executor=executor, resume=resume, log=log, on_epoch=on_epoch)
     finally:
         if own:

@@ -80,6 +80,7 @@ class UtteranceSystem(System):
     kind = "deep"
     inputs = "melseg"
     table = "systems"
+    preload = ("torch", "serbench.deep.utterance_trainer")
 
     def build(self, s: Any, n_classes: int, *, in_channels: int, n_mels: int) -> Any:
         """The ``nn.Module`` for settings ``s``."""

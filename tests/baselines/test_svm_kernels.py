@@ -154,7 +154,7 @@ def test_memory_guard_names_the_alternative(monkeypatch):
     X, y, g = corpus()
     monkeypatch.setattr(svm, "MAX_KERNEL_ROWS", len(X) - 1)
     called = []
-    monkeypatch.setattr(svm, "kernel_grid_search", lambda *a, **k: called.append(1))
+    monkeypatch.setattr(kernel_grid, "kernel_grid_search", lambda *a, **k: called.append(1))
     with pytest.raises(BaselineError, match=f"{len(X)} training rows, above the limit of {len(X) - 1} rows"):
         select_model(X, y, g)
     assert not called  # refused before any kernel is computed

@@ -137,6 +137,7 @@ class _Cascade(System):
     paper = "Jiang et al., speech emotion recognition with a deep CNN and a Simple Recurrent Unit"
     uses_cnn = True
     uses_sru = True
+    preload = ("torch", "serbench.deep.train")
 
     # ---------------------------------------------------------------- description
     def describe(self, s: CascadeSettings) -> dict:

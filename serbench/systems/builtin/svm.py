@@ -99,7 +99,7 @@ class SVMBaseline(System):
     naming = Naming(prefix=(text("feature"),),
                     suffix=(flag("speaker_norm", "spknorm"), word("class_weight", CLASS_WEIGHTS, omit="none")))
     paper = "Jiang et al., Table V (SVM on openSMILE and spectral functionals)"
-    classifier = ""
+    preload = ("serbench.baselines.svm",)
 
     def settings(self, profile: str | None = None, overrides: dict | None = None) -> Settings:
         overrides = dict(overrides or {})
@@ -122,9 +122,12 @@ class SVMBaseline(System):
                 "nan_policy": NAN_POLICY}
 
     def check_data(self, data: Dataset, s: Settings) -> None:
-        from serbench.experiments.protocol import inner_cv
+        import numpy as np
 
-        inner_cv(data.speakers)  # at least 2 speakers for the inner CV, or a message naming the problem
+        n = len(np.unique(data.speakers))
+        if n < 3:  # each fold's inner CV needs 2 training speakers
+            raise SystemOptionError(f"{self.name}: the inner model-selection CV needs at least 2 training speakers "
+                                    f"per fold, so at least 3 speakers; {data.corpus} has {n}")
 
     def fit(self, data: Dataset, rows: np.ndarray, s: Settings, ctx: FoldContext) -> FittedSVM:
         import numpy as np
