@@ -354,7 +354,7 @@ class DaskExecutor(Executor):
     name = "dask"
 
     def __init__(self, scheduler: str, *, threads: int | None = None, timeout: float = CONNECT_TIMEOUT_S,
-                 retries: int = 2) -> None:
+                 retries: int = 2, preload: tuple[str, ...] = ()) -> None:
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - dask is an install requirement
@@ -379,7 +379,8 @@ class DaskExecutor(Executor):
             def start() -> None:
                 try:
                     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0", resources=resources, silence_logs=40)
+                                           dashboard_address=":0", resources=resources, silence_logs=40,
+                                           preload=list(preload))
                     self._started["cluster"] = cluster
                     self._started["client"] = Client(cluster)
                 except BaseException as exc:  # re-raised where the cluster is first needed
@@ -471,7 +472,7 @@ def make_executor(workers: int | None = None, scheduler: str | None = None, *,
     if workers is not None and scheduler:
         raise ExecutorError("give either --workers N (local processes) or --scheduler ADDRESS (Dask), not both")
     if scheduler:
-        return DaskExecutor(scheduler, threads=threads)
+        return DaskExecutor(scheduler, threads=threads, preload=preload)
     if workers:
         return LocalProcesses(workers, threads=threads, preload=preload)
     return InProcess()

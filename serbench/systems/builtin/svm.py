@@ -99,7 +99,7 @@ class SVMBaseline(System):
     naming = Naming(prefix=(text("feature"),),
                     suffix=(flag("speaker_norm", "spknorm"), word("class_weight", CLASS_WEIGHTS, omit="none")))
     paper = "Jiang et al., Table V (SVM on openSMILE and spectral functionals)"
-    preload = ("serbench.baselines.svm",)
+    preload = ("serbench.baselines.kernel_grid", "sklearn.model_selection")
 
     def settings(self, profile: str | None = None, overrides: dict | None = None) -> Settings:
         overrides = dict(overrides or {})
