@@ -15,6 +15,41 @@ length; training batches group utterances of similar length (padding is masked b
 models and never changes a result); training utterances longer than ``max_frames`` are
 randomly cropped each time they are drawn; validation and test utterances are whole.
 Checkpoints every epoch; a killed run resumes exactly (:mod:`serbench.deep.train`).
+
+Where the values come from. The three papers are available to us as abstracts only
+(``shared/papers``), which name the topologies but no hyper-parameter, so every
+number below is **our choice** unless it says otherwise:
+
+=====================  =================================  ==========================  ================
+setting                paper profile                      fast (2-core CPU)           source
+=====================  =================================  ==========================  ================
+optimizer, lr          Adam 1e-3                          Adam 2e-3                   our choice
+batch                  32                                 32                          our choice
+epochs / stopping      <= 100, best val loss, patience 15 <= 25, val 10 %, patience 6  our choice
+val_fraction           10 % of the TRAINING utterances    10 %                        as CNN+SRU's paper profile
+grad_clip              5 (global L2 norm)                 5                           our choice (BLSTM)
+max_frames (crnn*)     800 (8 s random crop in training)  300 (3 s)                   our choice
+CRNN conv channels     16, 32, 64                         8, 16, 32                   our choice
+CRNN-MK conv channels  32, 32, 64                         16, 16, 32                  our choice
+BLSTM hidden           128 per direction                  64                          our choice
+FC hidden, dropout     64, 0.3                            64, 0.3                     our choice
+CRNN summary           mean                               mean                        our choice
+CTC drop_db, decode    25 dB, posterior                   same                        our reading (crnn_ctc.py)
+MK flags               all on, attention, smoothing 0.1   same                        Meyer et al. (named
+                                                                                      in the abstract)
+MK kernel widths       3, 7, 11, 15 frames                same                        our choice
+DCNN image_size        227 (AlexNet input)                64                          AlexNet / ours
+DCNN seg_frames, hop   64, 30 frames (0.64 s, 0.3 s)      same                        our choice (the
+                                                                                      abstract gives none)
+DCNN encoder           AlexNet FC7, frozen (--pretrained) ConvSegmentEncoder 16, 32   Zhang et al. /
+                       else ConvSegmentEncoder, joint     -> 128, joint               ours
+DCNN BLSTM, DNN        128, 2 x 256, dropout 0.3          64, 2 x 64                  our choice
+DCNN augmentation      1 augmented copy, balanced classes same                        Zhang et al. name
+                                                                                      both; methods ours
+=====================  =================================  ==========================  ================
+
+``tiny`` shrinks everything to seconds-long runs for tests and demos. ``serbench systems NAME``
+prints every setting of a system with its value in each profile.
 """
 from __future__ import annotations
 
