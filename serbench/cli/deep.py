@@ -69,6 +69,11 @@ def deep_cmd(corpus, root, model, segments, protocol, profile, device, pretraine
                    overrides=overrides, jobs=jobs, threads=threads, workers=workers, scheduler=scheduler,
                    emotions=split_list(emotions), resume=resume, protocol=protocol, log=click.echo)
     print_result(res)
+    from serbench.reports.plots import write_curves
+
+    curves = write_curves(res)
+    if curves is not None:
+        click.echo(f"  training curves (loss and UA by epoch, per fold): {curves}")
 
 
 COMMANDS = [deep_cmd]

@@ -8,6 +8,10 @@ written from the AlexNet paper's architecture, not copied.
 
 ``width`` scales every conv and FC width (1.0 = the original network); it exists for
 the CPU ``fast`` profile. Pretrained weights need ``width == 1``.
+
+``batchnorm=True`` (training from scratch only) puts a ``BatchNorm2d`` before each conv
+ReLU: the ReLU at ``features.{1,4,7,9,11}`` becomes ``Sequential(BatchNorm2d, ReLU)``, so
+the conv and FC parameter names stay torchvision's and only ``features.<k>.0.*`` is added.
 """
 from __future__ import annotations
 
@@ -39,26 +43,34 @@ class AlexNet(nn.Module):
     the segment feature the CNN+SRU model feeds to the SRU.
     """
 
-    def __init__(self, num_classes: int = 1000, *, dropout: float = 0.5, width: float = 1.0) -> None:
+    def __init__(self, num_classes: int = 1000, *, dropout: float = 0.5, width: float = 1.0,
+                 batchnorm: bool = False) -> None:
         super().__init__()
         if width <= 0:
             raise SerbenchError(f"cnn_width must be > 0, got {width}")
         c1, c2, c3, c4, c5 = (_w(n, width) for n in (64, 192, 384, 256, 256))
         self.width = float(width)
+        self.batchnorm = bool(batchnorm)
+
+        def act(channels: int) -> nn.Module:
+            # At the index of torchvision's ReLU, so the conv indices (0, 3, 6, 8, 10) do not move.
+            if not batchnorm:
+                return nn.ReLU(inplace=True)
+            return nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
         self.fc_dim = _w(4096, width)
         self.features = nn.Sequential(
             nn.Conv2d(3, c1, kernel_size=11, stride=4, padding=2),   # features.0
-            nn.ReLU(inplace=True),
+            act(c1),
             nn.MaxPool2d(kernel_size=3, stride=2),
             nn.Conv2d(c1, c2, kernel_size=5, padding=2),              # features.3
-            nn.ReLU(inplace=True),
+            act(c2),
             nn.MaxPool2d(kernel_size=3, stride=2),
             nn.Conv2d(c2, c3, kernel_size=3, padding=1),              # features.6
-            nn.ReLU(inplace=True),
+            act(c3),
             nn.Conv2d(c3, c4, kernel_size=3, padding=1),              # features.8
-            nn.ReLU(inplace=True),
+            act(c4),
             nn.Conv2d(c4, c5, kernel_size=3, padding=1),              # features.10
-            nn.ReLU(inplace=True),
+            act(c5),
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
         # Adaptive pooling keeps FC6's input at c5*6*6 whatever the image size,
@@ -131,6 +143,9 @@ def load_pretrained(model: AlexNet, path: str | os.PathLike, *, num_classes: int
     if not path.is_file():
         raise PretrainedError(f"--pretrained {path}: no such file; give a local AlexNet state-dict file"
                               " (e.g. torchvision's alexnet-owt-7be5be79.pth) or leave it out to train from scratch")
+    if model.batchnorm:
+        raise PretrainedError(f"--pretrained {path}: ImageNet AlexNet has no batch normalization; build the"
+                              " model with cnn_batchnorm=false (a run turns it off itself with --pretrained)")
     if model.width != 1.0:
         raise PretrainedError(f"--pretrained {path}: ImageNet weights need cnn_width=1 (the profile has"
                               f" cnn_width={model.width}); use --set cnn_width=1 or the paper profile")

@@ -20,29 +20,28 @@ from torch import nn
 from serbench.deep.alexnet import AlexNet
 from serbench.deep.sru import SRU
 
-def build_cnn(num_classes: int, *, width: float = 1.0, dropout: float = 0.5) -> AlexNet:
-    """The segment CNN (AlexNet of ``width``, ``dropout``) with an FC8 of ``num_classes``."""
-    return AlexNet(num_classes, dropout=dropout, width=width)
+def build_cnn(num_classes: int, *, width: float = 1.0, dropout: float = 0.5, batchnorm: bool = False) -> AlexNet:
+    """The segment CNN (AlexNet of ``width``, ``dropout``, ``batchnorm``) with an FC8 of ``num_classes``."""
+    return AlexNet(num_classes, dropout=dropout, width=width, batchnorm=batchnorm)
 
 
 class SRUClassifier(nn.Module):
     """``(B, N, D)`` sequences -> ``(B, num_classes)`` logits: SRU, pool, linear (softmax in the loss)."""
 
     def __init__(self, input_size: int, num_classes: int, *, hidden: int, pool: str = "last",
-                 init_std: float = 0.01, init_bias: float = 0.1) -> None:
+                 init_std: float = 0.01, init_bias: float = 0.1, input_dropout: float = 0.0) -> None:
         super().__init__()
         if pool not in ("last", "mean"):
             raise ValueError(f"pool must be 'last' or 'mean', got {pool!r}")
         self.pool = pool
+        self.drop = nn.Dropout(input_dropout)                    # no parameters: saved models are unchanged
         self.sru = SRU(input_size, hidden, init_std=init_std, init_bias=init_bias)
         self.out = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, _ = self.sru(x)                                       # (B, N, H)
+        h, _ = self.sru(self.drop(x))                            # (B, N, H)
         z = h[:, -1] if self.pool == "last" else h.mean(dim=1)   # (B, H)
         return self.out(z)
-
-
 
 
 class CNNSRU(nn.Module):

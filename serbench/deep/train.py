@@ -8,6 +8,7 @@ exactly as if it had not stopped (bit-identical on CPU).
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,44 @@ class StageConfig:
     optimizer: Callable[[list], torch.optim.Optimizer]
     patience: int = 20
     seed: int = 0
+    schedule: str = "constant"     # learning-rate factor per optimizer step: see lr_factor
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0       # > 0: mixup of training batches, lambda ~ Beta(alpha, alpha)
+    # Applied to each normalized training batch (never to validation or test inputs).
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    early_stop: bool = True        # with ``val``: keep the best epoch and stop; False: only record it
+
+
+SCHEDULES = ("constant", "cosine", "onecycle")
+
+
+def lr_factor(kind: str, step: int, total: int) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` (0-based) of ``total``.
+
+    'constant': 1. 'cosine': linear warm-up over the first 5 % of the steps, then half a
+    cosine to 0. 'onecycle': linear warm-up from 1/25 to 1 over the first 30 %, then half a
+    cosine down to 1/2500 (the usual one-cycle shape).
+    """
+    if kind == "constant" or total <= 0:
+        return 1.0
+    t = min(max(step, 0), total) / total
+    if kind == "cosine":
+        warm = 0.05
+        if t < warm:
+            return (step + 1) / (warm * total + 1)
+        return 0.5 * (1.0 + math.cos(math.pi * (t - warm) / (1 - warm)))
+    if kind == "onecycle":
+        warm, start, end = 0.3, 1 / 25, 1 / 2500
+        if t < warm:
+            return start + (1 - start) * t / warm
+        return end + (1 - end) * 0.5 * (1.0 + math.cos(math.pi * (t - warm) / (1 - warm)))
+    raise ValueError(f"unknown schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+def unweighted_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
+    """Mean per-class recall over the classes present in ``y_true`` (UA)."""
+    recalls = [float((y_pred[y_true == c] == c).float().mean()) for c in torch.unique(y_true)]
+    return float(sum(recalls) / len(recalls)) if recalls else float("nan")
 
 
 @dataclass
@@ -94,24 +133,28 @@ def load_checkpoint(path: Path) -> dict:
                               " restart this fold from scratch") from None
 
 
-def evaluate_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, batch: int, device: torch.device,
-                  transform: Callable[[torch.Tensor], torch.Tensor], amp: bool) -> float:
-    """Mean cross-entropy of ``model`` on ``(X, y)`` in eval mode."""
+def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, batch: int, device: torch.device,
+             transform: Callable[[torch.Tensor], torch.Tensor], amp: bool) -> dict:
+    """``{"loss": mean cross-entropy, "ua": unweighted accuracy}`` of ``model`` on ``(X, y)`` in eval mode."""
     model.eval()
-    total = 0.0
+    total, preds = 0.0, []
     with torch.no_grad():
         for i in range(0, len(X), batch):
             xb = transform(X[i:i + batch].to(device, non_blocking=True))
             with autocast(device, amp):
-                out = model(xb)
-            total += float(nn.functional.cross_entropy(out.float(), y[i:i + batch].to(device), reduction="sum"))
-    return total / max(1, len(X))
+                out = model(xb).float()
+            total += float(nn.functional.cross_entropy(out, y[i:i + batch].to(device), reduction="sum"))
+            preds.append(out.argmax(dim=-1).cpu())
+    ua = unweighted_accuracy(y.cpu(), torch.cat(preds)) if preds else float("nan")
+    return {"loss": total / max(1, len(X)), "ua": ua}
 
 
 def epoch_logger(log: Callable[[str], None], hook: EpochHook | None, unit: str = "samples") -> EpochHook:
     """An ``on_epoch`` that logs one line per epoch (loss, validation loss, time, ``unit``/s), then calls ``hook``."""
     def on_epoch(ev: dict) -> None:
         vl = f", val loss {ev['val_loss']:.4f}" if ev.get("val_loss") is not None else ""
+        if ev.get("val_ua") is not None:
+            vl += f", val UA {100 * ev['val_ua']:.1f}"
         log(f"  {ev['stage']} epoch {ev['epoch']}: loss {ev['loss']:.4f}{vl}, {ev['seconds']:.1f} s"
             f" ({ev['samples'] / max(ev['seconds'], 1e-9):.1f} {unit}/s)")
         if hook is not None:
@@ -122,15 +165,21 @@ def epoch_logger(log: Callable[[str], None], hook: EpochHook | None, unit: str =
 def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epochs: int, patience: int, seed: int,
                device: torch.device, epoch_batches: Callable[[torch.Generator], Iterable[object]],
                batch_loss: Callable[[object], tuple[torch.Tensor, int]],
-               val_loss: Callable[[], float] | None = None, checkpoint: Path | None = None, amp: bool = False,
-               on_epoch: EpochHook | None = None, grad_clip: float = 0.0, extra: dict | None = None,
-               lr_hint: str = "lr") -> StageResult:
+               val_loss: Callable[[], float | dict] | None = None, checkpoint: Path | None = None,
+               amp: bool = False, on_epoch: EpochHook | None = None, grad_clip: float = 0.0,
+               extra: dict | None = None, lr_hint: str = "lr",
+               scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+               early_stop: bool = True) -> StageResult:
     """The epoch loop shared by every trainer: checkpoints, exact resume, early stopping.
 
     ``epoch_batches(gen)`` yields one epoch's batches (all randomness from ``gen``, whose state
     is checkpointed); ``batch_loss(batch)`` returns ``(loss, n_samples)`` in train mode, run under
-    float16 autocast on CUDA when ``amp``. With ``val_loss`` the best-validation-loss weights
-    are kept and training stops after ``patience`` epochs without improvement.
+    float16 autocast on CUDA when ``amp``, or ``(loss, n_samples, (labels, predicted))`` to
+    record the epoch's training UA. With ``val_loss`` (a float, or a dict with "loss" and
+    "ua") the best-validation-loss weights are kept and training stops after ``patience``
+    epochs without improvement; with ``early_stop=False`` the validation figures are only
+    recorded (a training curve) and the last epoch's weights are kept. ``scheduler`` steps
+    after every optimizer step; its state is checkpointed.
     ``checkpoint`` is written after every epoch (``done=True`` after the last, with the final
     weights); if it exists on entry training resumes from it, or, when done, only loads the
     final weights. ``on_epoch`` gets ``{"stage": name, "epoch", "loss", "val_loss", "seconds",
@@ -154,6 +203,8 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
         opt.load_state_dict(ck["optimizer"])
         if ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
+        if scheduler is not None and ck.get("scheduler"):
+            scheduler.load_state_dict(ck["scheduler"])
         _set_rng_state(ck["rng"], gen, device)
         start, history = int(ck["epoch"]), list(ck.get("history", []))
         best_loss, bad = float(ck.get("best_loss", float("inf"))), int(ck.get("bad_epochs", 0))
@@ -163,11 +214,14 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        total, seen = 0.0, 0
+        total, seen, truth, guess = 0.0, 0, [], []
         for batch in epoch_batches(gen):
             opt.zero_grad(set_to_none=True)
             with autocast(device, use_amp):
-                loss, n = batch_loss(batch)
+                loss, n, *pred = batch_loss(batch)
+            if pred:
+                truth.append(pred[0][0].detach().cpu())
+                guess.append(pred[0][1].detach().cpu())
             if not torch.isfinite(loss):
                 raise SerbenchError(f"{name} stage: the loss became {float(loss)} at epoch {epoch};"
                                     f" lower the learning rate (--set {lr_hint}=...)")
@@ -177,6 +231,8 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
                 nn.utils.clip_grad_norm_(params, grad_clip)
             scaler.step(opt)
             scaler.update()
+            if scheduler is not None:
+                scheduler.step()
             total += float(loss.detach()) * n
             seen += n
         if device.type == "cuda":
@@ -184,10 +240,18 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
         epoch_s = time.perf_counter() - t0
         train_s += epoch_s
         samples += seen
-        rec = {"epoch": epoch, "loss": total / max(1, seen), "val_loss": None, "seconds": epoch_s, "samples": seen}
+        rec = {"epoch": epoch, "loss": total / max(1, seen), "val_loss": None, "seconds": epoch_s, "samples": seen,
+               "lr": float(opt.param_groups[0]["lr"])}
+        if truth:
+            rec["ua"] = unweighted_accuracy(torch.cat(truth), torch.cat(guess))
         stopped = False
         if val_loss is not None:
-            rec["val_loss"] = val_loss()
+            got = val_loss()
+            if isinstance(got, dict):
+                rec["val_loss"], rec["val_ua"] = float(got["loss"]), float(got["ua"])
+            else:
+                rec["val_loss"] = float(got)
+        if val_loss is not None and early_stop:
             if rec["val_loss"] < best_loss - 1e-6:
                 best_loss, best_state, bad = rec["val_loss"], _clone_state(model), 0
             else:
@@ -202,6 +266,7 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
         if checkpoint is not None:
             save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "epoch": epoch, "done": done, "rng": _rng_state(gen, device), "history": history,
                 "best_loss": best_loss, "bad_epochs": bad, "best_state": best_state, "extra": extra or {}})
         if on_epoch is not None:
@@ -221,23 +286,46 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
 
     ``transform`` maps a raw batch to the model input (normalization); batches of
     ``cfg.batch`` rows in a seeded random order. ``val = (X_val, y_val)`` turns on early
-    stopping (``cfg.patience``). Checkpoints, resume and ``on_epoch``: see :func:`run_epochs`.
+    stopping (``cfg.patience``), or with ``cfg.early_stop=False`` is only evaluated each epoch
+    (validation loss and UA in the history). ``cfg.augment``, ``cfg.mixup_alpha`` and
+    ``cfg.label_smoothing`` change the training batches and loss only; ``cfg.schedule`` sets
+    the per-step learning rate. Checkpoints, resume and ``on_epoch``: see :func:`run_epochs`.
     """
     opt = cfg.optimizer([p for p in model.parameters() if p.requires_grad])
+    steps = cfg.epochs * -(-len(X) // cfg.batch)
+    scheduler = None
+    if cfg.schedule != "constant":
+        lr_factor(cfg.schedule, 0, 1)          # an unknown schedule fails here, before any training
+        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(cfg.schedule, step, steps))
 
-    def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def batch_loss(idx: torch.Tensor):
         xb = transform(X[idx].to(device, non_blocking=True))
         yb = y[idx].to(device, non_blocking=True)
-        return nn.functional.cross_entropy(model(xb).float(), yb), len(idx)
+        if cfg.augment is not None:
+            xb = cfg.augment(xb)
+        lam, perm = 1.0, None
+        if cfg.mixup_alpha > 0 and len(idx) > 1:
+            # Global torch RNG: its state is checkpointed, so a resumed stage draws the same mixes.
+            lam = float(torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample())
+            perm = torch.randperm(len(idx)).to(device)
+            xb = lam * xb + (1 - lam) * xb[perm]
+        out = model(xb).float()
+        loss = nn.functional.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
+        if perm is not None:
+            loss = lam * loss + (1 - lam) * nn.functional.cross_entropy(out, yb[perm],
+                                                                          label_smoothing=cfg.label_smoothing)
+        # Training UA against each segment's own label (under mixup: the unpermuted one).
+        return loss, len(idx), (yb, out.argmax(dim=-1))
 
     val_loss = None
     if val is not None:
-        val_loss = (lambda: evaluate_loss(model, val[0], val[1], batch=cfg.batch * 4, device=device,
-                                          transform=transform, amp=amp and device.type == "cuda"))
+        val_loss = (lambda: evaluate(model, val[0], val[1], batch=cfg.batch * 4, device=device,
+                                     transform=transform, amp=amp and device.type == "cuda"))
     return run_epochs(model, opt, name=cfg.name, epochs=cfg.epochs, patience=cfg.patience, seed=cfg.seed,
                       device=device, epoch_batches=lambda gen: _batches(len(X), cfg.batch, gen),
                       batch_loss=batch_loss, val_loss=val_loss, checkpoint=checkpoint, amp=amp,
-                      on_epoch=on_epoch, extra=extra, lr_hint=f"{cfg.name}_lr")
+                      on_epoch=on_epoch, extra=extra, lr_hint=f"{cfg.name}_lr", scheduler=scheduler,
+                      early_stop=cfg.early_stop)
 
 
 def stuck_at_chance(history: Sequence[dict], n_classes: int, tolerance: float = 0.01) -> str:

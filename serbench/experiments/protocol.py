@@ -192,5 +192,23 @@ def holdout_split(rows: np.ndarray, y: np.ndarray, fraction: float, seed: int) -
     return np.setdiff1d(rows, val_arr), val_arr
 
 
-__all__ = ["stage_seed", "holdout_split", "Fold", "Protocol", "ProtocolError", "LeaveOneSpeakerOut", "LeaveOneSessionOut", "PROTOCOLS",
+def speaker_holdout(rows: np.ndarray, speakers: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split a fold's TRAINING rows into (fit, validation) by speaker: ``k`` of the training
+    speakers, drawn with ``seed``, are the validation set, so it looks like an unseen test speaker.
+
+    ``speakers`` holds the speaker of every row of the dataset (``rows`` index it).
+    """
+    rows = np.asarray(rows)
+    names = sorted(set(np.asarray(speakers)[rows].astype(str).tolist()))
+    if k <= 0:
+        return rows, rows[:0]
+    if k >= len(names):
+        raise ProtocolError(f"--set val_speakers={k}: a fold has only {len(names)} training speakers; hold out "
+                            f"fewer (at most {len(names) - 1}) or use 0")
+    held = set(np.random.default_rng(seed).choice(names, size=k, replace=False).tolist())
+    mask = np.isin(np.asarray(speakers)[rows].astype(str), list(held))
+    return rows[~mask], rows[mask]
+
+
+__all__ = ["stage_seed", "holdout_split", "speaker_holdout", "Fold", "Protocol", "ProtocolError", "LeaveOneSpeakerOut", "LeaveOneSessionOut", "PROTOCOLS",
            "get_protocol", "default_protocol", "resolve_protocol", "inner_cv", "MAX_INNER_SPLITS"]

@@ -30,7 +30,8 @@ class TablesReport:
 
     ``tables``: key (file stem) -> :class:`Table` (the paper-shaped tables, then the all-tests
     tables that exist only as CSV); ``files``: every file written (``tables.md``, ``tables.tex``,
-    per-table files, then figures); ``figures``: system -> PNG path; ``missing``: commands that
+    per-table files, then figures); ``figures``: system -> confusion PNG; ``curves``: system -> training-curves
+    PNG (runs that recorded curves); ``missing``: commands that
     would produce the runs the tables still lack; ``collection``: the runs used (latest complete
     per system) and notes.
     """
@@ -42,6 +43,7 @@ class TablesReport:
     tables: dict[str, Table] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)
+    curves: dict[str, Path] = field(default_factory=dict)   # system -> training-curves PNG (deep runs)
     missing: list[str] = field(default_factory=list)
 
     @property
@@ -96,6 +98,8 @@ def tables_for(corpus: str, runs: str | Path | None = None, out: str | Path | No
     (default ``<runs>/<corpus>/tables/``). Raises :class:`EmptyStoreError` when the store has no
     complete run for the corpus; its message lists the commands that would produce them.
     """
+    from serbench.reports.plots import write_curves
+
     col = collect(corpus, runs)
     runs_dir = runs_root(runs)
     missing = [produce_command(s, corpus, runs) for s in missing_systems(col)]
@@ -108,15 +112,23 @@ def tables_for(corpus: str, runs: str | Path | None = None, out: str | Path | No
     out_dir = Path(out).expanduser() if out is not None else runs_dir / corpus / "tables"
     report = TablesReport(corpus=corpus, runs_dir=runs_dir, out_dir=out_dir, collection=col, missing=missing)
     report.tables = build_tables(col)
+    figures = []
+    for system, run in sorted(col.runs.items()):
+        report.figures[system] = write_confusion(run, corpus, out_dir)
+        figures.append(report.figures[system])
+        curves = write_curves(run, out_dir)
+        if curves is not None:
+            report.curves[system] = curves
+            figures.append(curves)
     notes = document_notes(report)
+    if report.curves:
+        notes.append("Training curves (loss and UA by epoch, one line per fold): " + ", ".join(
+            f"[{system}]({path.name})" for system, path in sorted(report.curves.items())) + ".")
     md, tex = out_dir / "tables.md", out_dir / "tables.tex"
     atomic_write_text(md, document_markdown(report.shown, f"serbench tables — {corpus}", notes))
     atomic_write_text(tex, document_latex(report.shown, notes))
     report.files += [md, tex]
     for table in report.tables.values():
         report.files.extend(write_table(table, out_dir))
-    for system, run in sorted(col.runs.items()):
-        path = write_confusion(run, corpus, out_dir)
-        report.figures[system] = path
-        report.files.append(path)
+    report.files += figures
     return report

@@ -320,7 +320,7 @@ def confusion_plot(run: RunResult) -> Plot:
 def curves_data(run: RunResult) -> pd.DataFrame:
     """The run record's training curves, long form: fold, stage, epoch, metric, value.
 
-    Metrics: ``loss`` and ``val_loss`` as recorded, ``val_ua`` in percent. Empty when the run
+    Metrics: ``loss`` and ``val_loss`` as recorded, ``ua`` (training) and ``val_ua`` in percent. Empty when the run
     recorded no curves (baselines, older runs).
     """
     rows = []
@@ -331,23 +331,23 @@ def curves_data(run: RunResult) -> pd.DataFrame:
             for pt in points or []:
                 if not isinstance(pt, dict) or "epoch" not in pt:
                     continue
-                for metric in ("loss", "val_loss", "val_ua"):
+                for metric in ("loss", "val_loss", "ua", "val_ua"):
                     v = pt.get(metric)
                     if isinstance(v, (int, float)) and math.isfinite(v):
                         rows.append({"fold": str(fold.get("fold")), "stage": str(stage), "epoch": int(pt["epoch"]),
-                                     "metric": metric, "value": 100 * v if metric == "val_ua" else float(v)})
+                                     "metric": metric, "value": 100 * v if metric.endswith("ua") else float(v)})
     return pd.DataFrame(rows, columns=["fold", "stage", "epoch", "metric", "value"])
 
 
 def curves_plot(run: RunResult) -> Plot | None:
-    """Loss by epoch per fold for each training stage (solid: training, dashed: validation), and
-    validation UA where the record has it. None when the run recorded no curves."""
+    """Loss and UA by epoch per fold for each training stage (solid: training, dashed: validation),
+    UA where the record has it. None when the run recorded no curves."""
     data = curves_data(run)
     if data.empty:
         return None
     stages = list(dict.fromkeys(data["stage"]))
-    has_ua = {s: bool((data[(data["stage"] == s)]["metric"] == "val_ua").any()) for s in stages}
-    panels = [(s, "loss") for s in stages] + [(s, "val_ua") for s in stages if has_ua[s]]
+    has_ua = {s: bool(data[(data["stage"] == s)]["metric"].isin(["ua", "val_ua"]).any()) for s in stages}
+    panels = [(s, "loss") for s in stages] + [(s, "ua") for s in stages if has_ua[s]]
     cols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / cols)
     fig = new_figure(3.2 * cols + 1.4, 2.5 * nrows + 0.4)
@@ -360,14 +360,15 @@ def curves_plot(run: RunResult) -> Plot | None:
         sub = data[data["stage"] == stage]
         for fold in folds:
             fsub = sub[sub["fold"] == fold]
-            metrics = ("loss", "val_loss") if what == "loss" else ("val_ua",)
+            metrics = ("loss", "val_loss") if what == "loss" else ("ua", "val_ua")
             for metric in metrics:
                 m = fsub[fsub["metric"] == metric].sort_values("epoch")
                 if not m.empty:
                     ax.plot(m["epoch"], m["value"], color=colors[fold], linewidth=1.1,
-                            linestyle="--" if metric == "val_loss" else "-", marker="." if len(m) < 12 else None,
-                            label=fold if i == 0 and metric != "val_loss" else None)
-        ax.set_title(f"{stage}: {'loss' if what == 'loss' else 'validation UA %'}", fontsize=8)
+                            linestyle="--" if metric.startswith("val_") else "-",
+                            marker="." if len(m) < 12 else None,
+                            label=fold if i == 0 and not metric.startswith("val_") else None)
+        ax.set_title(f"{stage}: {'loss' if what == 'loss' else 'UA %'}", fontsize=8)
         ax.set_xlabel("epoch", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -377,13 +378,33 @@ def curves_plot(run: RunResult) -> Plot | None:
     fig.suptitle(run.system, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1 - 1.3 / (3.2 * cols + 1.4), 1))
     has_val = bool((data["metric"] == "val_loss").any())
-    caption = (f"{run.system}: training loss by epoch, one line per fold"
-               + ("; dashed = validation loss (validation speakers from the training fold)" if has_val else
-                  "; no validation split was used, so there is no validation loss")
+    caption = (f"{run.system}: training loss{' and UA' if any(has_ua.values()) else ''} by epoch, one line per fold"
+               + ("; dashed = validation (held out from the training fold, never the test speaker)" if has_val else
+                  "; no validation split was used, so there is no validation curve")
                + ("." if any(has_ua.values()) else "; the record holds no per-epoch UA."))
     return Plot(f"curves-{run.system}", fig, data, caption, f"training curves of {run.system}",
                 extra={"panels": len(panels)})
 
 
-__all__ = ["Plot", "png_bytes", "segments_plot", "fold_dots_plot", "significance_matrix", "significance_plot",
+CURVES_FILE = "curves.png"
+
+
+def write_curves(run: RunResult, out_dir=None):
+    """Write the run's training curves as PNG: ``<out_dir>/curves-<system>.png``, or beside the run
+    (``<run>/curves.png``) when ``out_dir`` is None. Returns the path, or None for a run without curves."""
+    import re
+    from pathlib import Path
+
+    from serbench.io import atomic_write_bytes
+
+    plot = curves_plot(run)
+    if plot is None:
+        return None
+    path = (Path(run.path) / CURVES_FILE if out_dir is None
+            else Path(out_dir) / f"curves-{re.sub(r'[^A-Za-z0-9._+-]', '_', run.system)}.png")
+    atomic_write_bytes(path, png_bytes(plot.figure))
+    return path
+
+
+__all__ = ["Plot", "png_bytes", "write_curves", "CURVES_FILE", "segments_plot", "fold_dots_plot", "significance_matrix", "significance_plot",
            "confusion_plot", "curves_data", "curves_plot"]

@@ -121,8 +121,9 @@ def hook(ctx: FoldContext) -> Callable[[dict], None] | None:
 
 
 def curve(history: list[dict]) -> list[dict]:
-    """A stage's training curve for the run record: epoch, loss, validation loss (and UA when measured)."""
-    keep = ("epoch", "loss", "val_loss", "val_ua", "lr")
+    """A stage's training curve for the run record: epoch, training loss and UA, validation loss and UA
+    (when the fold held out validation data), learning rate."""
+    keep = ("epoch", "loss", "ua", "val_loss", "val_ua", "lr")
     return [{k: h[k] for k in keep if k in h and h[k] is not None} for h in history]
 
 

@@ -181,6 +181,9 @@ def test_cli_deep(corpus, cache, tmp_path):
     assert "cnn-N1" in result.output
     rec = json.loads(next((runs / "demo" / "cnn-N1").glob("*/run.json")).read_text())
     assert rec["config"]["settings"]["cnn_epochs"] == 1 and rec["config"]["settings"]["image_size"] == 63
+    run_dir = next((runs / "demo" / "cnn-N1").glob("*/run.json")).parent
+    assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"        # the training curves, beside the run
+    assert f"training curves (loss and UA by epoch, per fold): {run_dir / 'curves.png'}" in result.output
     bad = CliRunner().invoke(cli, ["deep", "--corpus", "demo", "--root", str(corpus), "--segments", "1",
                                    "--set", "nonsense=1", "--cache", str(cache), "--runs", str(runs)])
     assert bad.exit_code == 2 and "nonsense" in bad.output

@@ -217,6 +217,29 @@ def test_curves_from_the_run_record(store):
     assert curves_plot(collect("casia", store.root).get("cnn-N5")) is None   # no curves recorded
 
 
+def test_training_curves_written_beside_the_run_and_linked_from_the_tables(store, tmp_path):
+    from serbench.reports import tables_for
+    from serbench.reports.plots import CURVES_FILE, write_curves
+
+    _fill(store)
+    run = collect("casia", store.root).get("crnn")
+    record = json.loads((run.path / "run.json").read_text())
+    for fold in record["folds"]:                              # training UA as the trainers record it
+        for pt in fold["curves"]["crnn"]:
+            pt["ua"] = 0.25 * pt["epoch"]
+    (run.path / "run.json").write_text(json.dumps(record))
+    run = collect("casia", store.root).get("crnn")
+    assert set(curves_data(run)["metric"]) == {"loss", "val_loss", "ua"}
+    assert len(curves_plot(run).figure.axes) == 2            # loss panel and UA panel
+    beside = write_curves(run)
+    assert beside == run.path / CURVES_FILE and beside.read_bytes()[:4] == b"\x89PNG"
+    assert write_curves(collect("casia", store.root).get("cnn-N5")) is None
+    report = tables_for("casia", runs=store.root, out=tmp_path / "t")
+    assert set(report.curves) == {"crnn", "cnn-sru-N5"}
+    md = (tmp_path / "t" / "tables.md").read_text(encoding="utf-8")
+    assert "[crnn](curves-crnn.png)" in md and (tmp_path / "t" / "curves-crnn.png").is_file()
+
+
 def test_leaderboard_ranks_and_mean_rank(store):
     store.add("A", acc=0.8, kind="other")
     store.add("B", acc=0.6, kind="other")

@@ -1,0 +1,224 @@
+"""The CNN+SRU training recipe beyond the paper: step budget, batch norm, AdamW and schedules,
+label smoothing, mixup, SpecAugment masks, speaker-held-out validation, training curves."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from serbench.deep.alexnet import AlexNet, PretrainedError, load_pretrained
+from serbench.deep.models import SRUClassifier
+from serbench.deep.specaugment import mask_augmenter, spec_masks
+from serbench.deep.train import StageConfig, lr_factor, train_stage, unweighted_accuracy
+from serbench.experiments.protocol import ProtocolError, speaker_holdout
+from serbench.systems import SettingsError, run_deep
+from serbench.systems import get as get_system
+from serbench.systems.builtin.cnn_sru import cnn_epochs
+
+torch.set_num_threads(1)
+
+
+def settings(profile="fast", system="cnn-sru", **over):
+    return get_system(system).settings(profile, {k: str(v) for k, v in over.items()})
+
+
+# --- batch normalization --------------------------------------------------------------------
+
+def test_batchnorm_keeps_torchvision_names_for_conv_and_fc():
+    plain, bn = AlexNet(4, width=0.125), AlexNet(4, width=0.125, batchnorm=True)
+    assert set(plain.state_dict()) < set(bn.state_dict())
+    assert all(bn.state_dict()[k].shape == v.shape for k, v in plain.state_dict().items())
+    assert {k.split(".")[1] for k in set(bn.state_dict()) - set(plain.state_dict())} == {"1", "4", "7", "9", "11"}
+    assert bn(torch.randn(3, 3, 64, 64)).shape == (3, 4)
+
+
+def test_batchnorm_refuses_imagenet_weights_and_is_off_with_pretrained(tmp_path):
+    path = tmp_path / "w.pth"
+    torch.save(AlexNet(4).state_dict(), path)
+    with pytest.raises(PretrainedError, match="batch normalization"):
+        load_pretrained(AlexNet(4, batchnorm=True), path)
+    s = settings("paper", segments=3, cnn_batchnorm="true", pretrained=str(path))
+    desc = get_system("cnn-sru").describe(s)
+    assert desc["cnn_batchnorm"] is False
+    assert get_system("cnn-sru").describe(settings("fast", segments=3))["cnn_batchnorm"] is True
+
+
+# --- budget and schedules -----------------------------------------------------------------------
+
+def test_budget_gives_every_n_the_same_segments_seen():
+    seen = [cnn_epochs(settings(segments=n)) * n for n in range(1, 6)]
+    assert seen[0] == seen[2] == seen[4] == settings(segments=1).cnn_budget
+    assert max(seen) - min(seen) <= 2                       # N = 2 and 4: rounding only
+    assert cnn_epochs(settings("paper", segments=1)) == cnn_epochs(settings("paper", segments=5)) == 400
+
+
+@pytest.mark.parametrize("kind", ["cosine", "onecycle"])
+def test_lr_schedules_warm_up_then_only_fall(kind):
+    total = 1000
+    f = [lr_factor(kind, s, total) for s in range(total)]
+    peak = int(np.argmax(f))
+    assert f[-1] < 0.01 and max(f) == pytest.approx(1.0, abs=0.01)
+    assert all(a <= b + 1e-12 for a, b in zip(f[:peak], f[1:peak + 1]))
+    assert all(a >= b - 1e-12 for a, b in zip(f[peak:], f[peak + 1:]))
+    if kind == "onecycle":
+        assert f[0] == pytest.approx(1 / 25) and 0.25 * total <= peak <= 0.31 * total
+    assert lr_factor("constant", 5, 10) == 1.0
+    with pytest.raises(ValueError):
+        lr_factor("linear", 0, 10)
+
+
+def test_unweighted_accuracy_is_mean_recall():
+    assert unweighted_accuracy(torch.tensor([0, 0, 0, 1]), torch.tensor([0, 0, 1, 0])) == pytest.approx(1 / 3)
+
+
+def _toy(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, 64, 64, generator=g)
+    return x, (x[:, 0, :32].mean((1, 2)) > x[:, 0, 32:].mean((1, 2))).long()
+
+
+def _cfg(epochs=4, **kw):
+    base = dict(seed=3, optimizer=lambda p: torch.optim.AdamW(p, lr=1e-3), schedule="onecycle",
+                label_smoothing=0.1, mixup_alpha=0.4, augment=mask_augmenter(2, 0.2, 2, 0.2), early_stop=False)
+    base.update(kw)
+    return StageConfig("cnn", epochs, 16, **base)
+
+
+def test_schedule_masks_and_mixup_resume_bit_identically(tmp_path):
+    """A stage killed after epoch 2 and resumed equals an uninterrupted one (scheduler state and
+    mask and mixup draws included); the history has the learning rate and both UAs."""
+    x, y = _toy()
+
+    def train(ckpt, on_epoch=None):
+        torch.manual_seed(0)
+        model = AlexNet(2, width=0.125, batchnorm=True)
+        res = train_stage(model, x, y, _cfg(), device=torch.device("cpu"), transform=lambda t: t,
+                          checkpoint=ckpt, val=(x[:16], y[:16]), on_epoch=on_epoch)
+        return model, res
+
+    full, res = train(tmp_path / "a.pt")
+    assert [h["epoch"] for h in res.history] == [1, 2, 3, 4]
+    assert all(0 <= h["val_ua"] <= 1 and 0 <= h["ua"] <= 1 and h["lr"] > 0 for h in res.history)
+    assert res.history[0]["lr"] > res.history[-1]["lr"]
+
+    def kill(ev):
+        if ev["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "b.pt", on_epoch=kill)
+    resumed, res2 = train(tmp_path / "b.pt")
+    assert res2.resumed_from == 2
+    for k, v in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_label_smoothing_and_mixup_change_the_loss_only_in_training():
+    x, y = _toy()
+    losses = {}
+    for name, kw in {"plain": {"label_smoothing": 0.0, "mixup_alpha": 0.0, "augment": None},
+                     "smooth": {"label_smoothing": 0.3, "mixup_alpha": 0.0, "augment": None}}.items():
+        torch.manual_seed(0)
+        model = AlexNet(2, width=0.125)
+        res = train_stage(model, x, y, _cfg(epochs=1, optimizer=lambda p: torch.optim.SGD(p, lr=0.0), **kw),
+                          device=torch.device("cpu"), transform=lambda t: t, val=(x, y))
+        losses[name] = (res.history[0]["loss"], res.history[0]["val_loss"])
+    assert losses["smooth"][0] != pytest.approx(losses["plain"][0])      # smoothing changes the training loss
+    assert losses["smooth"][1] == pytest.approx(losses["plain"][1])      # validation: plain cross-entropy
+
+
+def test_recorded_validation_does_not_stop_or_rewind():
+    x, y = _toy()
+    torch.manual_seed(0)
+    cfg = StageConfig("cnn", 3, 16, seed=0, optimizer=lambda p: torch.optim.SGD(p, lr=0.0), patience=1,
+                      early_stop=False)
+    res = train_stage(AlexNet(2, width=0.125), x, y, cfg, device=torch.device("cpu"), transform=lambda t: t,
+                      val=(x, y))
+    assert res.epochs_run == 3          # a validation loss that never improves stops at patience 1 otherwise
+
+
+def test_spec_masks_zero_whole_bands_and_spans_within_width():
+    torch.manual_seed(0)
+    x = torch.ones(64, 3, 20, 40)
+    out = spec_masks(x, freq_masks=1, freq_width=0.25)
+    assert torch.equal(x, torch.ones_like(x))                                   # input untouched
+    rows = (out == 0).all(dim=3).all(dim=1)
+    assert torch.equal(out == 0, rows[:, None, :, None].expand_as(out))        # whole rows, all channels
+    assert 0 < int(rows.sum(dim=1).max()) <= 5
+    for r in rows:
+        idx = torch.nonzero(r).flatten()
+        assert len(idx) == 0 or int(idx[-1] - idx[0] + 1) == len(idx)
+    cols = spec_masks(x, time_masks=2, time_width=0.1)
+    assert ((cols == 0).all(dim=2).all(dim=1).sum(dim=1) <= 8).all()
+    assert mask_augmenter(0, 0.2, 0, 0.2) is None and mask_augmenter(1, 0.0, 0, 0.0) is None
+
+
+def test_sru_input_dropout_adds_no_parameters():
+    a = SRUClassifier(8, 3, hidden=4)
+    b = SRUClassifier(8, 3, hidden=4, input_dropout=0.5)
+    assert list(a.state_dict()) == list(b.state_dict())
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key,value", [
+    ("cnn_schedule", "step"), ("spec_time_width", "0.8"), ("cnn_label_smoothing", "1.0"), ("cnn_budget", "-1"),
+    ("cnn_mixup", "nan"), ("cnn_optimizer", "lamb"), ("val_speakers", "-1"), ("spec_freq_masks", "11"),
+])
+def test_bad_recipe_settings_name_themselves(key, value):
+    with pytest.raises(SettingsError, match=key):
+        settings(segments=3, **{key: value})
+
+
+def test_speaker_and_utterance_holdout_are_exclusive():
+    with pytest.raises(SettingsError, match="val_speakers"):
+        settings("paper", segments=3, val_speakers=1)           # paper holds out 10 % of utterances
+    assert settings("paper", segments=3, val_speakers=1, val_fraction=0).val_speakers == 1
+
+
+def test_paper_profile_keeps_the_papers_recipe():
+    s = settings("paper", segments=3)
+    assert (s.cnn_optimizer, s.cnn_lr, s.dropout, s.cnn_epochs, s.cnn_batch, s.image_size) == ("sgd", 0.001, 0.5,
+                                                                                            400, 30, 227)
+    assert (s.sru_hidden, s.sru_lr, s.sru_epochs, s.sru_batch) == (4096, 0.001, 100, 30)
+    assert (s.cnn_budget, s.cnn_batchnorm, s.cnn_schedule, s.cnn_label_smoothing, s.cnn_mixup, s.spec_freq_masks,
+            s.spec_time_masks, s.val_speakers, s.sru_crossfit) == (0, False, "constant", 0, 0, 0, 0, 0, 0)
+
+
+def test_speaker_holdout_is_speaker_disjoint():
+    speakers = np.array(["a"] * 4 + ["b"] * 4 + ["c"] * 4)
+    rows = np.arange(12)
+    fit, val = speaker_holdout(rows, speakers, 1, seed=1)
+    assert len(set(speakers[val])) == 1 and not set(speakers[val]) & set(speakers[fit])
+    assert sorted(np.concatenate([fit, val])) == list(rows)
+    assert speaker_holdout(rows, speakers, 1, seed=1)[1].tolist() == val.tolist()
+    with pytest.raises(ProtocolError, match="val_speakers=3"):
+        speaker_holdout(rows, speakers, 3, seed=0)
+
+
+# --- end to end: budget, held-out speakers and curves in the run record ---------------------------
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, emotion_corpus):
+    return emotion_corpus(tmp_path_factory.mktemp("recipecorpus"), [0.5] * 4)
+
+
+@pytest.mark.slow
+def test_run_record_holds_curves_budget_and_speaker_validation(corpus, tmp_path):
+    over = {"cnn_budget": "8", "sru_epochs": "2", "cnn_batchnorm": "true", "cnn_optimizer": "adamw",
+            "cnn_schedule": "cosine", "val_speakers": "1", "patience": "5", "spec_time_masks": "1",
+            "spec_time_width": "0.2", "cnn_mixup": "0.2", "cnn_label_smoothing": "0.1"}
+    res = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, cache=tmp_path / "c",
+                   runs=tmp_path / "runs", overrides=over)
+    rec = json.loads((res.path / "run.json").read_text())
+    assert rec["config"]["cnn_epochs"] == 4 and rec["config"]["cnn_batchnorm"] is True
+    assert "held-out training speaker" in rec["config"]["early_stopping"]
+    for f in rec["folds"]:
+        curves = f["curves"]
+        assert 1 <= len(curves["cnn"]) <= 4 and 1 <= len(curves["sru"]) <= 2
+        for pt in curves["cnn"] + curves["sru"]:
+            assert math.isfinite(pt["loss"]) and 0 <= pt["val_ua"] <= 1 and 0 <= pt["ua"] <= 1
+        assert f["timings"]["n_val"] == 8 and f["timings"]["n_fit"] == 8      # 1 of 2 training speakers
