@@ -362,12 +362,29 @@ def predict_logits(model: nn.Module, X: torch.Tensor, *, batch: int, device: tor
 
 
 def extract_fc7(cnn: nn.Module, X: torch.Tensor, *, batch: int, device: torch.device,
-                transform: Callable[[torch.Tensor], torch.Tensor], amp: bool = False) -> torch.Tensor:
-    """``(M, fc_dim)`` float32 FC7 features (CNN in eval mode: no dropout), kept on ``device``."""
+                transform: Callable[[torch.Tensor], torch.Tensor], amp: bool = False, dropout: bool = False,
+                augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """``(M, fc_dim)`` float32 FC7 features, kept on ``device``.
+
+    By default the CNN is in eval mode (no dropout). ``dropout=True`` and ``augment`` (a batch
+    transform after normalization) give a noisy training view: dropout active, batch norm
+    still on its running statistics, so features vary as an unseen utterance's would rather
+    than with the batch's composition. Randomness comes from the global torch RNG.
+    """
     cnn.eval()
+    if dropout:
+        for m in cnn.modules():
+            if isinstance(m, nn.Dropout):
+                m.train()
     outs = []
-    with torch.no_grad():
-        for i in range(0, len(X), batch):
-            with autocast(device, amp):
-                outs.append(cnn.fc7(transform(X[i:i + batch].to(device))).float())
+    try:
+        with torch.no_grad():
+            for i in range(0, len(X), batch):
+                xb = transform(X[i:i + batch].to(device))
+                if augment is not None:
+                    xb = augment(xb)
+                with autocast(device, amp):
+                    outs.append(cnn.fc7(xb).float())
+    finally:
+        cnn.eval()
     return torch.cat(outs)

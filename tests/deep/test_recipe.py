@@ -222,3 +222,35 @@ def test_run_record_holds_curves_budget_and_speaker_validation(corpus, tmp_path)
         for pt in curves["cnn"] + curves["sru"]:
             assert math.isfinite(pt["loss"]) and 0 <= pt["val_ua"] <= 1 and 0 <= pt["ua"] <= 1
         assert f["timings"]["n_val"] == 8 and f["timings"]["n_fit"] == 8      # 1 of 2 training speakers
+
+
+def test_fc7_views_are_noisy_but_keep_batchnorm_statistics_and_eval_mode():
+    from serbench.deep.train import extract_fc7
+
+    torch.manual_seed(0)
+    cnn = AlexNet(3, width=0.125, batchnorm=True)
+    cnn.train()
+    cnn(torch.randn(8, 3, 64, 64))                     # some running statistics
+    stats = {k: v.clone() for k, v in cnn.state_dict().items() if "running" in k}
+    x = torch.randn(6, 3, 64, 64)
+    kw = dict(batch=4, device=torch.device("cpu"), transform=lambda t: t)
+    clean = extract_fc7(cnn, x, **kw)
+    assert torch.equal(clean, extract_fc7(cnn, x, **kw))                       # eval mode: deterministic
+    a = extract_fc7(cnn, x, dropout=True, augment=mask_augmenter(1, 0.2, 1, 0.2), **kw)
+    b = extract_fc7(cnn, x, dropout=True, augment=mask_augmenter(1, 0.2, 1, 0.2), **kw)
+    assert not torch.equal(a, b) and not torch.equal(a, clean)
+    assert not cnn.training and not any(m.training for m in cnn.modules())
+    assert all(torch.equal(cnn.state_dict()[k], v) for k, v in stats.items())
+
+
+@pytest.mark.slow
+def test_sru_on_fc7_views_is_reproducible(corpus, tmp_path):
+    over = {"cnn_epochs": "2", "sru_epochs": "2", "sru_fc7_views": "2", "sru_input_dropout": "0.3",
+            "sru_weight_decay": "0.01", "spec_freq_masks": "1", "spec_freq_width": "0.2"}
+    preds = []
+    for i in range(2):
+        res = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, cache=tmp_path / "c",
+                       runs=tmp_path / f"runs{i}", overrides=over)
+        preds.append(res.predictions.sort_values("utterance_id").reset_index(drop=True))
+    assert preds[0].equals(preds[1])
+    assert res.record["config"]["settings"]["sru_fc7_views"] == 2

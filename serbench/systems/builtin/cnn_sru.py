@@ -83,6 +83,12 @@ class CascadeSettings(Settings):
     sru_init_std: float = setting(0.01, "SRU initial weight std ('the weight and bias are set as 0.01 and 0.1')",
                                   check=POSITIVE)
     sru_init_bias: float = setting(0.1, "SRU initial gate bias", check=Interval())
+    sru_input_dropout: float = setting(0.0, "dropout on the SRU's input features while it trains", check=FRACTION)
+    sru_weight_decay: float = setting(0.0, "stage 2 (Adam) weight decay", check=NON_NEGATIVE)
+    sru_fc7_views: int = setting(0, "0: the SRU learns from the FC7 of the clean training segments (the paper); "
+                                    "k >= 1: from k noisy views of each (CNN dropout on, the SpecAugment masks "
+                                    "drawn afresh), closer to what an unseen speaker's segments give",
+                                 check=Interval(0, 8))
     sru_pool: str = setting("last", "'last' hidden state (the paper's utterance output) or 'mean'",
                             check=Options("last", "mean"))
     sru_crossfit: int = setting(0, "0: the paper (SRU on the FC7 of the CNN's own training utterances); K >= 2: "
@@ -287,9 +293,10 @@ class _Cascade(System):
         seed = stage_seed(ctx.seed, ctx.fold, stage)
         torch.manual_seed(seed)
         head = SRUClassifier(input_size, n_classes, hidden=s.sru_hidden, pool=s.sru_pool,
-                             init_std=s.sru_init_std, init_bias=s.sru_init_bias).to(rt.device)
+                             init_std=s.sru_init_std, init_bias=s.sru_init_bias,
+                             input_dropout=s.sru_input_dropout).to(rt.device)
         cfg = StageConfig(stage, s.sru_epochs, s.sru_batch, seed=seed, patience=s.patience,
-                          optimizer=lambda p: torch.optim.Adam(p, lr=s.sru_lr))
+                          optimizer=lambda p: torch.optim.Adam(p, lr=s.sru_lr, weight_decay=s.sru_weight_decay))
         res = train_stage(head, x_fit, y_fit, cfg, device=rt.device, transform=transform,
                           checkpoint=checkpoint(ctx, stage), amp=rt.amp,
                           val=(x_val, y_val) if x_val is not None else None,
@@ -302,28 +309,42 @@ class _Cascade(System):
         return head
 
     def _fc7(self, model: CascadeModel, cnn, norm, data: Dataset, utts: np.ndarray, s: CascadeSettings,
-             rt: "R.Runtime"):
-        """``(U, N, fc_dim)`` FC7 features of ``utts`` (CNN frozen, eval mode)."""
+             rt: "R.Runtime", views: int = 0):
+        """``(U, N, fc_dim)`` FC7 features of ``utts`` (CNN frozen, eval mode); with ``views`` >= 1,
+        ``(views * U, N, fc_dim)`` noisy training views (:func:`serbench.deep.train.extract_fc7`)."""
+        import torch
+
+        from serbench.deep.specaugment import mask_augmenter
         from serbench.deep.train import extract_fc7
 
         images = R.segment_images(data, s, rt)
         for p in cnn.parameters():
             p.requires_grad_(False)
         t0 = time.perf_counter()
-        feats = extract_fc7(cnn, images[R.segment_rows(utts, s.segments).to(images.device)], batch=s.cnn_batch * 4,
-                            device=rt.device, transform=norm, amp=rt.amp)
+        x = images[R.segment_rows(utts, s.segments).to(images.device)]
+        if views:
+            noise = mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks, s.spec_time_width)
+            feats = torch.cat([extract_fc7(cnn, x, batch=s.cnn_batch * 4, device=rt.device, transform=norm,
+                                           amp=rt.amp, dropout=True, augment=noise) for _ in range(views)])
+        else:
+            feats = extract_fc7(cnn, x, batch=s.cnn_batch * 4, device=rt.device, transform=norm, amp=rt.amp)
         timing = model.info["timings"]
         timing["fc7_s"] = (timing.get("fc7_s") or 0) + time.perf_counter() - t0
-        return feats.reshape(len(utts), s.segments, -1)
+        return feats.reshape(-1, s.segments, feats.shape[-1])
 
     def _sru_on_fc7(self, model: CascadeModel, cnn, norm, data: Dataset, utts: np.ndarray, val: np.ndarray,
                     s: CascadeSettings, ctx: FoldContext, rt: "R.Runtime", stage: str) -> Any:
         import torch
 
+        from serbench.experiments.protocol import stage_seed
+
         y = torch.as_tensor(data.y, dtype=torch.long)
-        x_fit = self._fc7(model, cnn, norm, data, utts, s, rt)
+        # Its own seed: a fold resumed after stage 1 draws the same views as an uninterrupted one.
+        torch.manual_seed(stage_seed(ctx.seed, ctx.fold, f"{stage}-views"))
+        x_fit = self._fc7(model, cnn, norm, data, utts, s, rt, views=s.sru_fc7_views)
+        y_fit = y[utts].repeat(max(1, s.sru_fc7_views))              # views are stacked view-major
         x_val = self._fc7(model, cnn, norm, data, val, s, rt) if len(val) else None
-        return self._fit_head(model, x_fit, y[utts], x_val, y[val], x_fit.shape[-1], data.n_classes, s, ctx, rt,
+        return self._fit_head(model, x_fit, y_fit, x_val, y[val], x_fit.shape[-1], data.n_classes, s, ctx, rt,
                               stage, transform=lambda x: x)
 
     # ---------------------------------------------------------------- prediction
