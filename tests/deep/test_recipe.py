@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -254,3 +255,25 @@ def test_sru_on_fc7_views_is_reproducible(corpus, tmp_path):
         preds.append(res.predictions.sort_values("utterance_id").reset_index(drop=True))
     assert preds[0].equals(preds[1])
     assert res.record["config"]["settings"]["sru_fc7_views"] == 2
+
+
+def test_recipe_experiments_split_training_speakers_only(corpus, tmp_path):
+    """The nested recipe driver: inner validation speakers come from the fold's training speakers,
+    fixed per corpus/fold, and the outer test speaker is only predicted."""
+    from benchmarks.recipe_levers import VAL, TEST, inner_split, lever_table, run
+
+    speakers = np.array([f"s{i}" for i in range(10) for _ in range(3)])
+    train = np.flatnonzero(speakers != "s0")
+    fit, val = inner_split(train, speakers, "x/s0")
+    assert len(set(speakers[val])) == 2 and "s0" not in set(speakers[fit]) | set(speakers[val])
+    assert not set(speakers[val]) & set(speakers[fit])
+    assert inner_split(train, speakers, "x/s0")[1].tolist() == val.tolist()
+    folder = run("t", "cnn-sru", "demo", str(corpus), segments=2, sets={"cnn_epochs": "1", "sru_epochs": "1"},
+                 out=tmp_path, profile="tiny", max_folds=1, cache=str(tmp_path / "c"), log=lambda m: None)
+    preds = pd.read_parquet(folder / "demo.parquet")
+    fold = preds["fold"].iloc[0]
+    assert set(preds.loc[preds["role"] == TEST, "speaker"]) == {fold}
+    assert fold not in set(preds.loc[preds["role"] == VAL, "speaker"])
+    assert set(preds["system"]) == {"cnn-sru", "cnn"}
+    table = lever_table(tmp_path)
+    assert {"cnn-sru:val", "cnn-sru:test", "cnn:val", "cnn:test"} <= set(table.columns)

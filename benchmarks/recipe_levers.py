@@ -1,0 +1,184 @@
+"""Choose deep training settings without the test speaker: nested speaker-grouped recipe experiments.
+
+For every outer leave-one-speaker-out fold, ``round(0.2 x training speakers)`` (at least 1) of
+the fold's TRAINING speakers form an inner validation group (CASIA: 1 of 3, EMO-DB: 2 of 9),
+drawn from a hash of corpus and fold, so every recipe sees the same split. The system trains on
+the remaining training speakers with its real fold code (``System.fit``) and predicts the inner
+validation speakers (``val``: what a setting is chosen on) and the outer test speaker (``test``:
+reported, never used for a choice). For ``cnn-sru`` the CNN ablation of the same CNN(s) is
+scored too (mean of segment softmaxes, averaged over the CNNs of a cross-fitted cascade).
+
+    python -m benchmarks.recipe_levers run --name opt --system cnn-sru --corpus emodb \\
+        --root ../shared/corpora/emodb-2s --segments 3 [--set cnn_mixup=0.2 ...] [--max-folds 5]
+    python -m benchmarks.recipe_levers table                  # the lever table (UA %, pooled)
+
+Results: ``<out>/<name>/<corpus>.parquet`` (predictions with ``system`` and ``role``) and
+``<name>/<corpus>-folds.jsonl`` (settings, timings, curves). A killed run resumes at the next
+fold it has not stored. Default ``--out``: ``recipe-results/``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_OUT = Path("recipe-results")
+VAL, TEST = "val", "test"
+
+
+def inner_split(train: np.ndarray, speakers: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(inner_train, inner_val)`` rows: ``max(1, round(0.2 k))`` of the fold's ``k`` training speakers,
+    drawn with a seed from ``key`` only, are the inner validation group."""
+    train = np.asarray(train)
+    names = sorted(set(speakers[train].astype(str).tolist()))
+    k = max(1, int(round(0.2 * len(names))))
+    if k >= len(names):
+        raise SystemExit(f"fold {key}: {len(names)} training speaker(s) cannot be split into inner train and val")
+    seed = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:4], "little")
+    held = set(np.random.default_rng(seed).choice(names, size=k, replace=False).tolist())
+    is_val = np.isin(speakers[train].astype(str), list(held))
+    return train[~is_val], train[is_val]
+
+
+def pick_folds(folds: list, most: int | None) -> list:
+    """``most`` folds spread evenly over the list (all when None or >= len)."""
+    if not most or most >= len(folds):
+        return list(folds)
+    idx = np.unique(np.round(np.linspace(0, len(folds) - 1, most)).astype(int))
+    return [folds[i] for i in idx]
+
+
+def _frame(data, rows: np.ndarray, scores: np.ndarray, fold: str, system: str, n_val: int) -> pd.DataFrame:
+    scores = np.asarray(scores, dtype=float)
+    out = pd.DataFrame({"fold": fold, "system": system, "utterance_id": data.utterance_ids[rows].astype(str),
+                        "speaker": data.speakers[rows].astype(str),
+                        "true": np.asarray(data.labels)[data.y[rows]],
+                        "predicted": np.asarray(data.labels)[np.nanargmax(scores, axis=1)],
+                        "role": np.where(np.arange(len(rows)) < n_val, VAL, TEST)})
+    return out
+
+
+def run(name: str, system: str, corpus: str, root: str, *, segments: int | None, sets: dict, out: Path,
+        profile: str = "fast", seed: int = 0, max_folds: int | None = None, threads: int = 1,
+        cache: str | None = None, log=print) -> Path:
+    import torch
+
+    from serbench.experiments.harness import FoldContext
+    from serbench.systems import registry
+    from serbench.systems.run import prepare
+
+    torch.set_num_threads(threads)
+    overrides = dict(sets)
+    if segments is not None:
+        overrides["segments"] = segments
+    plan = prepare(system, corpus, root, profile=profile, overrides=overrides, seed=seed, cache=cache,
+                   device="cpu", threads=threads, log=log, kind="deep")
+    sysobj, s, data = registry.get(system), plan.payload, plan.data
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"system": system, "profile": profile, "settings": s.as_dict() if hasattr(s, "as_dict") else vars(s),
+              "sets": sets, "seed": seed, "segments": segments}
+    cfg_path = folder / "config.json"
+    if cfg_path.is_file() and json.loads(cfg_path.read_text()).get("settings") != config["settings"]:
+        raise SystemExit(f"{folder}: holds a recipe with other settings; use another --name")
+    cfg_path.write_text(json.dumps(config, indent=1, default=str))
+    preds_path, folds_path = folder / f"{corpus}.parquet", folder / f"{corpus}-folds.jsonl"
+    done = set(pd.read_parquet(preds_path)["fold"]) if preds_path.is_file() else set()
+    for fold in pick_folds(plan.folds, max_folds):
+        if fold.name in done:
+            continue
+        t0 = time.perf_counter()
+        inner_train, inner_val = inner_split(np.asarray(fold.train), data.speakers, f"{corpus}/{fold.name}")
+        rows = np.concatenate([inner_val, np.asarray(fold.test)])
+        ctx = FoldContext(run_id=name, system=plan.system, fold=fold.name, seed=seed, device="cpu",
+                          threads=threads, log=lambda m: None)
+        model = sysobj.fit(data, inner_train, s, ctx)
+        frames = [_frame(data, rows, sysobj.predict(model, data, rows, s, ctx).scores, fold.name, system,
+                         len(inner_val))]
+        if system == "cnn-sru":
+            cnn = registry.get("cnn")
+            probs = np.mean([cnn.predict(type(model)(cnns=[pair]), data, rows, s, ctx).scores
+                             for pair in model.cnns], axis=0)
+            frames.append(_frame(data, rows, probs, fold.name, "cnn", len(inner_val)))
+        new = pd.concat(frames, ignore_index=True)
+        old = pd.read_parquet(preds_path) if preds_path.is_file() else None
+        (pd.concat([old, new], ignore_index=True) if old is not None else new).to_parquet(preds_path)
+        with folds_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"fold": fold.name, "seconds": time.perf_counter() - t0,
+                                "info": sysobj.fold_info(model)}, default=str) + "\n")
+        summary = summarize(new).set_index(["system", "role"])["ua"]
+        log(f"{name} {corpus} fold {fold.name}: " + ", ".join(f"{sys_}/{role} {100 * v:.1f}"
+                                                             for (sys_, role), v in summary.items())
+            + f" ({time.perf_counter() - t0:.0f} s)")
+    return folder
+
+
+def summarize(preds: pd.DataFrame) -> pd.DataFrame:
+    """UA per (system, role), pooled over folds (fractions)."""
+    from serbench.experiments.metrics import unweighted_accuracy
+
+    rows = [{"system": system, "role": role, "folds": g["fold"].nunique(),
+             "ua": unweighted_accuracy(g["true"], g["predicted"])}
+            for (system, role), g in preds.groupby(["system", "role"], sort=True)]
+    return pd.DataFrame(rows)
+
+
+def lever_table(out: Path) -> pd.DataFrame:
+    """One row per (recipe, corpus): pooled UA % of each system on val and test, folds, minutes per fold."""
+    rows = []
+    for folder in sorted(p for p in out.iterdir() if (p / "config.json").is_file()):
+        for path in sorted(folder.glob("*.parquet")):
+            corpus = path.stem
+            preds = pd.read_parquet(path)
+            row = {"recipe": folder.name, "corpus": corpus, "folds": preds["fold"].nunique()}
+            for r in summarize(preds).itertuples():
+                row[f"{r.system}:{r.role}"] = round(100 * r.ua, 1)
+            folds = [json.loads(line) for line in (folder / f"{corpus}-folds.jsonl").read_text().splitlines()
+                     if line.strip()]
+            row["min/fold"] = round(np.mean([f["seconds"] for f in folds]) / 60, 1) if folds else None
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--name", required=True)
+    r.add_argument("--system", default="cnn-sru")
+    r.add_argument("--corpus", required=True)
+    r.add_argument("--root", required=True)
+    r.add_argument("--segments", type=int)
+    r.add_argument("--set", action="append", default=[], dest="sets", help="KEY=VALUE setting override")
+    r.add_argument("--profile", default="fast")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--max-folds", type=int)
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--cache")
+    r.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    t = sub.add_parser("table")
+    t.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    a = p.parse_args(argv)
+    if a.cmd == "table":
+        with pd.option_context("display.width", 200, "display.max_columns", 30):
+            print(lever_table(a.out).to_string(index=False))
+        return
+    sets = {}
+    for item in a.sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        sets[key.strip()] = value.strip()
+    run(a.name, a.system, a.corpus, a.root, segments=a.segments, sets=sets, out=a.out, profile=a.profile,
+        seed=a.seed, max_folds=a.max_folds, threads=a.threads, cache=a.cache,
+        log=lambda m: print(m, flush=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
