@@ -277,3 +277,10 @@ def test_recipe_experiments_split_training_speakers_only(corpus, tmp_path):
     assert set(preds["system"]) == {"cnn-sru", "cnn"}
     table = lever_table(tmp_path)
     assert {"cnn-sru:val", "cnn-sru:test", "cnn:val", "cnn:test"} <= set(table.columns)
+
+
+def test_explicit_cnn_epochs_replace_the_profiles_budget():
+    assert cnn_epochs(settings(segments=3)) == 50                         # fast: budget 150 / N = 3
+    s = settings(segments=3, cnn_epochs=7)
+    assert s.cnn_budget == 0 and cnn_epochs(s) == 7
+    assert cnn_epochs(settings(segments=3, cnn_epochs=7, cnn_budget=30)) == 10

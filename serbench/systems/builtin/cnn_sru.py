@@ -122,6 +122,15 @@ class CascadeSettings(Settings):
                  "sru_hidden": 32, "sru_epochs": 3, "sru_batch": 16, "val_fraction": 0.0},
     }
 
+    @classmethod
+    def build(cls, profile=None, overrides=None, *, system: str = ""):
+        s = super().build(profile, overrides, system=system)
+        given = overrides or {}
+        if "cnn_epochs" in given and "cnn_budget" not in given and s.cnn_budget:
+            # An explicit epoch count means epochs: it replaces the profile's budget.
+            s = s.replace(cnn_budget=0.0)
+        return s
+
     def check(self) -> None:
         if self.segments is None:
             raise self.bad("segments", "give the number of segments N, from 1 to 5 (the paper's range)")
