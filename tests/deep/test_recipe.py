@@ -284,3 +284,26 @@ def test_explicit_cnn_epochs_replace_the_profiles_budget():
     s = settings(segments=3, cnn_epochs=7)
     assert s.cnn_budget == 0 and cnn_epochs(s) == 7
     assert cnn_epochs(settings(segments=3, cnn_epochs=7, cnn_budget=30)) == 10
+
+
+@pytest.mark.slow
+def test_joint_cascade_trains_end_to_end_and_is_stored_under_its_own_name(corpus, tmp_path):
+    over = {"sru_joint": "true", "cnn_budget": "6", "cnn_batchnorm": "true", "cnn_mixup": "0.2",
+            "spec_time_masks": "1", "spec_time_width": "0.2", "val_speakers": "1"}
+    res = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, cache=tmp_path / "c",
+                   runs=tmp_path / "runs", overrides=over)
+    assert res.system == "cnn-sru-joint-N2"
+    rec = json.loads((res.path / "run.json").read_text())
+    assert "end to end" in rec["config"]["sru_input"]
+    for f in rec["folds"]:
+        assert set(f["curves"]) == {"joint"} and 1 <= len(f["curves"]["joint"]) <= 3    # budget 6 / N 2
+        assert all(0 <= pt["ua"] <= 1 and 0 <= pt["val_ua"] <= 1 for pt in f["curves"]["joint"])
+    again = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, cache=tmp_path / "c",
+                     runs=tmp_path / "runs2", overrides=over)
+    assert again.predictions.equals(res.predictions)
+    with pytest.raises(SettingsError, match="sru_joint"):
+        settings(segments=2, sru_joint="true", sru_crossfit=2)
+    from serbench.systems import SystemOptionError
+    with pytest.raises(SystemOptionError, match="sru_joint"):
+        run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", model="cnn", cache=tmp_path / "c",
+                 runs=tmp_path / "runs3", overrides={"sru_joint": "true"})

@@ -93,6 +93,8 @@ class CascadeSettings(Settings):
                             check=Options("last", "mean"))
     sru_crossfit: int = setting(0, "0: the paper (SRU on the FC7 of the CNN's own training utterances); K >= 2: "
                                    "cross-fitted over K training-speaker groups (cnn-sru only)", check=NON_NEGATIVE)
+    sru_joint: bool = setting(False, "train the CNN and the SRU together, end to end on whole utterances, from the "
+                                     "start (not in the paper, whose SRU learns after the CNN; cnn-sru only)")
     val_fraction: float = setting(0.0, "share of TRAINING utterances held out for early stopping (0 = off)",
                                   check=Interval(0, 0.5, "left"))
     val_speakers: int = setting(0, "> 0: hold out this many TRAINING speakers instead (early stopping on speakers "
@@ -137,6 +139,8 @@ class CascadeSettings(Settings):
             raise self.bad("segments", "give the number of segments N, from 1 to 5 (the paper's range)")
         if self.val_speakers and self.val_fraction:
             raise self.bad("val_speakers", "hold out speakers or utterances, not both: set val_fraction=0")
+        if self.sru_joint and self.sru_crossfit:
+            raise self.bad("sru_joint", "a jointly trained cascade has one CNN; use sru_crossfit=0")
         if self.sru_crossfit == 1:
             raise self.bad("sru_crossfit", "0 (off, the paper) or K >= 2 speaker groups")
 
@@ -469,10 +473,12 @@ class CNNSRU(_Cascade):
     order = 20
     summary = "CNN (AlexNet) on N log-mel segments + SRU over their FC7 features (Jiang et al.)"
     settings_class = CNNSettings
-    naming = Naming(suffix=(number("sru_crossfit", "xfit", omit=0), number("segments", "N"),
-                            flag("speaker_norm", "spknorm")))
+    naming = Naming(suffix=(number("sru_crossfit", "xfit", omit=0), flag("sru_joint", "joint"),
+                            number("segments", "N"), flag("speaker_norm", "spknorm")))
 
     def _sru_input(self, s: CascadeSettings) -> str:
+        if s.sru_joint:
+            return "FC7 features of the N segments; CNN and SRU trained together end to end on utterances"
         k = s.sru_crossfit
         return "FC7 features of the N segments (CNN frozen)" + (
             f"; cross-fitted over {k} groups of training speakers: SRU k learns from group k's FC7 under CNN k, "
@@ -489,6 +495,9 @@ class CNNSRU(_Cascade):
                                         f"{data.corpus} has {n_spk} speakers (use sru_crossfit=0 or a smaller K)")
 
     def _fit(self, model, data, fit, val, s, ctx, rt) -> None:
+        if s.sru_joint:
+            self._fit_joint(model, data, fit, val, s, ctx, rt)
+            return
         if not s.sru_crossfit:
             # The paper: the SRU learns from the FC7 of the same utterances the CNN was trained on.
             cnn, norm = self._fit_cnn(model, data, fit, val, s, ctx, rt, "cnn")
@@ -512,6 +521,60 @@ class CNNSRU(_Cascade):
         model.info["timings"]["sru_crossfit"] = k
 
 
+    def _fit_joint(self, model, data, fit, val, s, ctx, rt) -> None:
+        """CNN and SRU as one network on ``(U, N, 3, S, S)`` utterances, one loss (the utterance's)."""
+        import torch
+
+        from serbench.deep import data as D
+        from serbench.deep.alexnet import load_pretrained
+        from serbench.deep.models import CNNSRU as Cascade, SRUClassifier, build_cnn
+        from serbench.deep.specaugment import mask_augmenter
+        from serbench.deep.train import StageConfig, epoch_logger, stuck_at_chance, train_stage
+        from serbench.experiments.protocol import stage_seed
+
+        images = R.segment_images(data, s, rt)
+        n = s.segments
+        norm = D.Normalizer.fit(images[R.segment_rows(fit, n).to(images.device)])   # training segments only
+        seed = stage_seed(ctx.seed, ctx.fold, "joint")
+        torch.manual_seed(seed)
+        cnn = build_cnn(data.n_classes, width=s.cnn_width, dropout=s.dropout, batchnorm=_batchnorm(s))
+        pretrained = getattr(s, "pretrained", None)
+        if pretrained:
+            load_pretrained(cnn, _resolve(pretrained), num_classes=data.n_classes)
+        head = SRUClassifier(cnn.fc_dim, data.n_classes, hidden=s.sru_hidden, pool=s.sru_pool,
+                             init_std=s.sru_init_std, init_bias=s.sru_init_bias, input_dropout=s.sru_input_dropout)
+        net = Cascade(cnn, head).to(rt.device)
+
+        def utterances(utts):                                   # (U, N, 3, S, S)
+            return images[R.segment_rows(utts, n).to(images.device)].reshape(len(utts), n, *images.shape[1:])
+
+        def per_segment(f):                                     # a 4-D batch transform on 5-D utterance batches
+            return lambda x: f(x.reshape(-1, *x.shape[2:])).reshape(x.shape)
+
+        masks = mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks, s.spec_time_width)
+        # The same segments per optimizer step as stage 1 of the two-stage cascade.
+        cfg = StageConfig("joint", cnn_epochs(s), max(1, round(s.cnn_batch / n)), seed=seed, patience=s.patience,
+                          optimizer=lambda p: cnn_optimizer(p, s), schedule=s.cnn_schedule,
+                          label_smoothing=s.cnn_label_smoothing, mixup_alpha=s.cnn_mixup,
+                          augment=per_segment(masks) if masks else None)
+        y = torch.as_tensor(data.y, dtype=torch.long)
+        res = train_stage(net, utterances(fit), y[fit], cfg, device=rt.device, transform=per_segment(norm),
+                          checkpoint=checkpoint(ctx, "joint"), amp=rt.amp,
+                          val=(utterances(val), y[val]) if len(val) else None,
+                          on_epoch=epoch_logger(ctx.say, R.hook(ctx), "utterances"))
+        timing = model.info["timings"]
+        collapsed = stuck_at_chance(res.history, data.n_classes)
+        if collapsed:
+            ctx.say(f"WARNING: {collapsed}; lower cnn_lr (--set cnn_lr=...) and re-run with --no-resume")
+        timing.update({"cnn_collapsed": collapsed or None, "cnn_final_loss": res.history[-1]["loss"] if res.history
+                       else None, "cnn_resumed_from": res.resumed_from, "cnn_epochs": res.epochs_run,
+                       "cnn_train_s": res.train_s, "cnn_segments": res.samples * n,
+                       "cnn_segments_per_s": res.samples * n / res.train_s if res.train_s else None})
+        model.info["curves"]["joint"] = R.curve(res.history)
+        model.cnns.append((cnn, norm))
+        model.heads.append(head)
+
+
 @register
 class CNNOnly(_Cascade):
     name = "cnn"
@@ -521,8 +584,9 @@ class CNNOnly(_Cascade):
     uses_sru = False
 
     def check_data(self, data: Dataset, s: CascadeSettings) -> None:
-        if s.sru_crossfit:
-            raise SystemOptionError(f"--set sru_crossfit={s.sru_crossfit}: only --model cnn-sru has an SRU on CNN "
+        if s.sru_crossfit or s.sru_joint:
+            key = "sru_crossfit" if s.sru_crossfit else "sru_joint"
+            raise SystemOptionError(f"--set {key}={getattr(s, key)}: only --model cnn-sru has an SRU on CNN "
                                     "features")
 
     def _fit(self, model, data, fit, val, s, ctx, rt) -> None:
@@ -553,8 +617,9 @@ class SRUOnly(_Cascade):
         return "per-segment mean and std of the 3x60 log-mel frames (360-d)"
 
     def check_data(self, data: Dataset, s: CascadeSettings) -> None:
-        if s.sru_crossfit:
-            raise SystemOptionError(f"--set sru_crossfit={s.sru_crossfit}: only --model cnn-sru has an SRU on CNN "
+        if s.sru_crossfit or s.sru_joint:
+            key = "sru_crossfit" if s.sru_crossfit else "sru_joint"
+            raise SystemOptionError(f"--set {key}={getattr(s, key)}: only --model cnn-sru has an SRU on CNN "
                                     "features")
 
     def _fit(self, model, data, fit, val, s, ctx, rt) -> None:
