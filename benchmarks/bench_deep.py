@@ -36,6 +36,7 @@ def _cnn_rate(profile_name: str, device: torch.device, n_batches: int) -> dict:
     from serbench.deep.models import build_cnn
     from serbench.deep.train import StageConfig, train_stage
     from serbench.systems import registry
+    from serbench.systems.builtin.cnn_sru import cnn_optimizer
 
     prof = registry.get("cnn-sru").settings(profile_name, {"segments": N_SEGMENTS})
     n_seg = n_batches * prof.cnn_batch
@@ -47,14 +48,15 @@ def _cnn_rate(profile_name: str, device: torch.device, n_batches: int) -> dict:
     resize_s = time.perf_counter() - t0
     y = torch.randint(0, N_CLASSES, (n_seg,), generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
-    cnn = build_cnn(N_CLASSES, width=prof.cnn_width, dropout=prof.dropout).to(device)
-    cfg = StageConfig("cnn", epochs=2, batch=prof.cnn_batch, seed=0,
-                      optimizer=lambda p: torch.optim.SGD(p, lr=prof.cnn_lr, momentum=prof.cnn_momentum))
+    cnn = build_cnn(N_CLASSES, width=prof.cnn_width, dropout=prof.dropout, batchnorm=prof.cnn_batchnorm).to(device)
+    cfg = StageConfig("cnn", epochs=2, batch=prof.cnn_batch, seed=0, optimizer=lambda p: cnn_optimizer(p, prof),
+                      schedule=prof.cnn_schedule)
     res = train_stage(cnn, images, y, cfg, device=device, transform=Normalizer.fit(images),
                       amp=prof.amp and device.type == "cuda")
     last = res.history[-1]
     return {"profile": prof.profile, "device": str(device), "threads": torch.get_num_threads(),
             "image_size": prof.image_size, "cnn_width": prof.cnn_width, "batch": prof.cnn_batch,
+            "batchnorm": prof.cnn_batchnorm, "optimizer": prof.cnn_optimizer,
             "amp": bool(prof.amp and device.type == "cuda"), "segments_timed": last["samples"],
             "cnn_segments_per_s": last["samples"] / last["seconds"],
             "resize_segments_per_s": len(images) / resize_s}
