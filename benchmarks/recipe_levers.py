@@ -54,14 +54,11 @@ def pick_folds(folds: list, most: int | None) -> list:
     return [folds[i] for i in idx]
 
 
-def _frame(data, rows: np.ndarray, scores: np.ndarray, fold: str, system: str, n_val: int) -> pd.DataFrame:
-    scores = np.asarray(scores, dtype=float)
-    out = pd.DataFrame({"fold": fold, "system": system, "utterance_id": data.utterance_ids[rows].astype(str),
-                        "speaker": data.speakers[rows].astype(str),
-                        "true": np.asarray(data.labels)[data.y[rows]],
-                        "predicted": np.asarray(data.labels)[np.nanargmax(scores, axis=1)],
-                        "role": np.where(np.arange(len(rows)) < n_val, VAL, TEST)})
-    return out
+def _frame(data, rows: np.ndarray, out, fold: str, system: str, n_val: int) -> pd.DataFrame:
+    from serbench.experiments.dataset import predictions_frame
+
+    return predictions_frame(data, fold, rows, out).assign(
+        system=system, role=np.where(np.arange(len(rows)) < n_val, VAL, TEST))
 
 
 def run(name: str, system: str, corpus: str, root: str, *, segments: int | None, sets: dict, out: Path,
@@ -99,13 +96,15 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
         ctx = FoldContext(run_id=name, system=plan.system, fold=fold.name, seed=seed, device="cpu",
                           threads=threads, log=lambda m: None)
         model = sysobj.fit(data, inner_train, s, ctx)
-        frames = [_frame(data, rows, sysobj.predict(model, data, rows, s, ctx).scores, fold.name, system,
+        frames = [_frame(data, rows, sysobj.predict(model, data, rows, s, ctx), fold.name, system,
                          len(inner_val))]
         if system == "cnn-sru":
+            from serbench.experiments.dataset import FoldOutput
+
             cnn = registry.get("cnn")
             probs = np.mean([cnn.predict(type(model)(cnns=[pair]), data, rows, s, ctx).scores
                              for pair in model.cnns], axis=0)
-            frames.append(_frame(data, rows, probs, fold.name, "cnn", len(inner_val)))
+            frames.append(_frame(data, rows, FoldOutput(probs), fold.name, "cnn", len(inner_val)))
         new = pd.concat(frames, ignore_index=True)
         old = pd.read_parquet(preds_path) if preds_path.is_file() else None
         (pd.concat([old, new], ignore_index=True) if old is not None else new).to_parquet(preds_path)

@@ -42,7 +42,6 @@ class StageConfig:
     mixup_alpha: float = 0.0       # > 0: mixup of training batches, lambda ~ Beta(alpha, alpha)
     # Applied to each normalized training batch (never to validation or test inputs).
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
-    early_stop: bool = True        # with ``val``: keep the best epoch and stop; False: only record it
 
 
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -168,17 +167,15 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
                val_loss: Callable[[], float | dict] | None = None, checkpoint: Path | None = None,
                amp: bool = False, on_epoch: EpochHook | None = None, grad_clip: float = 0.0,
                extra: dict | None = None, lr_hint: str = "lr",
-               scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-               early_stop: bool = True) -> StageResult:
+               scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> StageResult:
     """The epoch loop shared by every trainer: checkpoints, exact resume, early stopping.
 
     ``epoch_batches(gen)`` yields one epoch's batches (all randomness from ``gen``, whose state
     is checkpointed); ``batch_loss(batch)`` returns ``(loss, n_samples)`` in train mode, run under
     float16 autocast on CUDA when ``amp``, or ``(loss, n_samples, (labels, predicted))`` to
     record the epoch's training UA. With ``val_loss`` (a float, or a dict with "loss" and
-    "ua") the best-validation-loss weights are kept and training stops after ``patience``
-    epochs without improvement; with ``early_stop=False`` the validation figures are only
-    recorded (a training curve) and the last epoch's weights are kept. ``scheduler`` steps
+    "ua", both recorded in the history) the best-validation-loss weights are kept and training
+    stops after ``patience`` epochs without improvement. ``scheduler`` steps
     after every optimizer step; its state is checkpointed.
     ``checkpoint`` is written after every epoch (``done=True`` after the last, with the final
     weights); if it exists on entry training resumes from it, or, when done, only loads the
@@ -251,7 +248,6 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
                 rec["val_loss"], rec["val_ua"] = float(got["loss"]), float(got["ua"])
             else:
                 rec["val_loss"] = float(got)
-        if val_loss is not None and early_stop:
             if rec["val_loss"] < best_loss - 1e-6:
                 best_loss, best_state, bad = rec["val_loss"], _clone_state(model), 0
             else:
@@ -286,8 +282,7 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
 
     ``transform`` maps a raw batch to the model input (normalization); batches of
     ``cfg.batch`` rows in a seeded random order. ``val = (X_val, y_val)`` turns on early
-    stopping (``cfg.patience``), or with ``cfg.early_stop=False`` is only evaluated each epoch
-    (validation loss and UA in the history). ``cfg.augment``, ``cfg.mixup_alpha`` and
+    stopping (``cfg.patience``; validation loss and UA in the history). ``cfg.augment``, ``cfg.mixup_alpha`` and
     ``cfg.label_smoothing`` change the training batches and loss only; ``cfg.schedule`` sets
     the per-step learning rate. Checkpoints, resume and ``on_epoch``: see :func:`run_epochs`.
     """
@@ -324,8 +319,7 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
     return run_epochs(model, opt, name=cfg.name, epochs=cfg.epochs, patience=cfg.patience, seed=cfg.seed,
                       device=device, epoch_batches=lambda gen: _batches(len(X), cfg.batch, gen),
                       batch_loss=batch_loss, val_loss=val_loss, checkpoint=checkpoint, amp=amp,
-                      on_epoch=on_epoch, extra=extra, lr_hint=f"{cfg.name}_lr", scheduler=scheduler,
-                      early_stop=cfg.early_stop)
+                      on_epoch=on_epoch, extra=extra, lr_hint=f"{cfg.name}_lr", scheduler=scheduler)
 
 
 def stuck_at_chance(history: Sequence[dict], n_classes: int, tolerance: float = 0.01) -> str:

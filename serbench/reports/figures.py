@@ -61,9 +61,9 @@ def confusion_figure(run: RunResult, corpus: str) -> Figure:
     return fig
 
 
-def figure_path(out_dir: str | Path, system: str) -> Path:
-    """``<out>/confusion-<system>.png``, the system name made filename-safe."""
-    return Path(out_dir) / f"confusion-{re.sub(r'[^A-Za-z0-9._+-]', '_', system)}.png"
+def figure_path(out_dir: str | Path, system: str, kind: str = "confusion") -> Path:
+    """``<out>/<kind>-<system>.png``, the system name made filename-safe."""
+    return Path(out_dir) / f"{kind}-{re.sub(r'[^A-Za-z0-9._+-]', '_', system)}.png"
 
 
 def write_confusion(run: RunResult, corpus: str, out_dir: str | Path) -> Path:

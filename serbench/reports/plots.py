@@ -18,7 +18,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from serbench.reports.collect import Collection, RunResult
-from serbench.reports.figures import confusion_table
+from serbench.reports.figures import confusion_table, figure_path
 from serbench.reports.significance import MCNEMAR, T_TEST, compare
 from serbench.reports.tables import PAPER_MODELS, PAPER_REPORTED, deep_runs, paper_best_segments
 
@@ -392,7 +392,6 @@ CURVES_FILE = "curves.png"
 def write_curves(run: RunResult, out_dir=None):
     """Write the run's training curves as PNG: ``<out_dir>/curves-<system>.png``, or beside the run
     (``<run>/curves.png``) when ``out_dir`` is None. Returns the path, or None for a run without curves."""
-    import re
     from pathlib import Path
 
     from serbench.io import atomic_write_bytes
@@ -400,8 +399,7 @@ def write_curves(run: RunResult, out_dir=None):
     plot = curves_plot(run)
     if plot is None:
         return None
-    path = (Path(run.path) / CURVES_FILE if out_dir is None
-            else Path(out_dir) / f"curves-{re.sub(r'[^A-Za-z0-9._+-]', '_', run.system)}.png")
+    path = Path(run.path) / CURVES_FILE if out_dir is None else figure_path(out_dir, run.system, "curves")
     atomic_write_bytes(path, png_bytes(plot.figure))
     return path
 

@@ -83,7 +83,7 @@ def _toy(n=48, seed=0):
 
 def _cfg(epochs=4, **kw):
     base = dict(seed=3, optimizer=lambda p: torch.optim.AdamW(p, lr=1e-3), schedule="onecycle",
-                label_smoothing=0.1, mixup_alpha=0.4, augment=mask_augmenter(2, 0.2, 2, 0.2), early_stop=False)
+                label_smoothing=0.1, mixup_alpha=0.4, augment=mask_augmenter(2, 0.2, 2, 0.2))
     base.update(kw)
     return StageConfig("cnn", epochs, 16, **base)
 
@@ -129,16 +129,6 @@ def test_label_smoothing_and_mixup_change_the_loss_only_in_training():
         losses[name] = (res.history[0]["loss"], res.history[0]["val_loss"])
     assert losses["smooth"][0] != pytest.approx(losses["plain"][0])      # smoothing changes the training loss
     assert losses["smooth"][1] == pytest.approx(losses["plain"][1])      # validation: plain cross-entropy
-
-
-def test_recorded_validation_does_not_stop_or_rewind():
-    x, y = _toy()
-    torch.manual_seed(0)
-    cfg = StageConfig("cnn", 3, 16, seed=0, optimizer=lambda p: torch.optim.SGD(p, lr=0.0), patience=1,
-                      early_stop=False)
-    res = train_stage(AlexNet(2, width=0.125), x, y, cfg, device=torch.device("cpu"), transform=lambda t: t,
-                      val=(x, y))
-    assert res.epochs_run == 3          # a validation loss that never improves stops at patience 1 otherwise
 
 
 def test_spec_masks_zero_whole_bands_and_spans_within_width():

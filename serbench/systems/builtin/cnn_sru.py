@@ -192,6 +192,13 @@ class _Cascade(System):
     uses_sru = True
     preload = ("torch", "serbench.deep.train")
 
+    def check_data(self, data: Dataset, s: CascadeSettings) -> None:
+        # The ablations have no SRU on CNN features; cnn-sru overrides this.
+        for key in ("sru_crossfit", "sru_joint"):
+            if getattr(s, key):
+                raise SystemOptionError(f"--set {key}={getattr(s, key)}: only --model cnn-sru has an SRU on CNN "
+                                        "features")
+
     # ---------------------------------------------------------------- description
     def describe(self, s: CascadeSettings) -> dict:
         pretrained = getattr(s, "pretrained", None)
@@ -250,48 +257,21 @@ class _Cascade(System):
         import torch
 
         from serbench.deep import data as D
-        from serbench.deep.alexnet import load_pretrained
-        from serbench.experiments.protocol import stage_seed
-        from serbench.deep.models import build_cnn
-        from serbench.deep.specaugment import mask_augmenter
-        from serbench.deep.train import StageConfig, epoch_logger, stuck_at_chance, train_stage
+        from serbench.deep.train import epoch_logger, train_stage
 
         images = R.segment_images(data, s, rt)
         n = s.segments
         rows_fit, rows_val = R.segment_rows(utts, n), R.segment_rows(val, n)
         norm = D.Normalizer.fit(images[rows_fit.to(images.device)])       # training segments only
-        seed = stage_seed(ctx.seed, ctx.fold, stage)
-        torch.manual_seed(seed)
-        cnn = build_cnn(data.n_classes, width=s.cnn_width, dropout=s.dropout, batchnorm=_batchnorm(s))
-        pretrained = getattr(s, "pretrained", None)
-        if pretrained:
-            load_pretrained(cnn, _resolve(pretrained), num_classes=data.n_classes)
+        cnn, cfg = _stage1(data, s, ctx, stage, batch=s.cnn_batch)
         cnn.to(rt.device)
-        cfg = StageConfig(stage, cnn_epochs(s), s.cnn_batch, seed=seed, patience=s.patience,
-                          optimizer=lambda p: cnn_optimizer(p, s), schedule=s.cnn_schedule,
-                          label_smoothing=s.cnn_label_smoothing, mixup_alpha=s.cnn_mixup,
-                          augment=mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks,
-                                                 s.spec_time_width))
         y = torch.as_tensor(data.y, dtype=torch.long)
         ys_fit = y[utts].repeat_interleave(n)                          # each segment: its utterance's label
         val_data = (images[rows_val.to(images.device)], y[val].repeat_interleave(n)) if len(val) else None
         res = train_stage(cnn, images[rows_fit.to(images.device)], ys_fit, cfg, device=rt.device, transform=norm,
                           checkpoint=checkpoint(ctx, stage), amp=rt.amp, val=val_data,
                           on_epoch=epoch_logger(ctx.say, R.hook(ctx), "segments"))
-        timing = model.info["timings"]
-        collapsed = stuck_at_chance(res.history, data.n_classes)
-        if collapsed:
-            ctx.say(f"WARNING: {collapsed}; this fold's CNN predicts (nearly) one class. Lower cnn_lr "
-                    "(--set cnn_lr=...) and re-run with --no-resume")
-        timing["cnn_collapsed"] = "; ".join(filter(None, [timing.get("cnn_collapsed"), collapsed])) or None
-        timing["cnn_final_loss"] = res.history[-1]["loss"] if res.history else None
-        timing["cnn_resumed_from"] = res.resumed_from
-        for key, value in (("cnn_epochs", res.epochs_run), ("cnn_train_s", res.train_s),
-                           ("cnn_segments", res.samples)):
-            timing[key] = (timing.get(key) or 0) + value   # summed over the K CNNs of a cross-fitted fold
-        timing["cnn_segments_per_s"] = (timing["cnn_segments"] / timing["cnn_train_s"]
-                                        if timing["cnn_segments"] and timing["cnn_train_s"] else None)
-        model.info["curves"][stage] = R.curve(res.history)
+        _record_cnn(model, res, stage, data.n_classes, ctx, segments_per_sample=1)
         return cnn, norm
 
     def _fit_head(self, model: CascadeModel, x_fit, y_fit, x_val, y_val, input_size: int, n_classes: int,
@@ -353,8 +333,9 @@ class _Cascade(System):
         from serbench.experiments.protocol import stage_seed
 
         y = torch.as_tensor(data.y, dtype=torch.long)
-        # Its own seed: a fold resumed after stage 1 draws the same views as an uninterrupted one.
-        torch.manual_seed(stage_seed(ctx.seed, ctx.fold, f"{stage}-views"))
+        if s.sru_fc7_views:
+            # Its own seed: a fold resumed after stage 1 draws the same views as an uninterrupted one.
+            torch.manual_seed(stage_seed(ctx.seed, ctx.fold, f"{stage}-views"))
         x_fit = self._fc7(model, cnn, norm, data, utts, s, rt, views=s.sru_fc7_views)
         y_fit = y[utts].repeat(max(1, s.sru_fc7_views))              # views are stacked view-major
         x_val = self._fc7(model, cnn, norm, data, val, s, rt) if len(val) else None
@@ -418,6 +399,52 @@ class _Cascade(System):
             raise SystemOptionError(f"the saved {self.name} model lacks a stage ({len(model.cnns)} CNN(s), "
                                     f"{len(model.heads)} SRU(s))")
         return model
+
+
+def _stage1(data: Dataset, s: CascadeSettings, ctx: FoldContext, stage: str, *, batch: int) -> tuple[Any, Any]:
+    """A fresh segment CNN (seeded; ImageNet weights with ``--pretrained``) and its training config."""
+    import torch
+
+    from serbench.deep.alexnet import load_pretrained
+    from serbench.deep.models import build_cnn
+    from serbench.deep.specaugment import mask_augmenter
+    from serbench.deep.train import StageConfig
+    from serbench.experiments.protocol import stage_seed
+
+    seed = stage_seed(ctx.seed, ctx.fold, stage)
+    torch.manual_seed(seed)
+    cnn = build_cnn(data.n_classes, width=s.cnn_width, dropout=s.dropout, batchnorm=_batchnorm(s))
+    pretrained = getattr(s, "pretrained", None)
+    if pretrained:
+        load_pretrained(cnn, _resolve(pretrained), num_classes=data.n_classes)
+    cfg = StageConfig(stage, cnn_epochs(s), batch, seed=seed, patience=s.patience,
+                      optimizer=lambda p: cnn_optimizer(p, s), schedule=s.cnn_schedule,
+                      label_smoothing=s.cnn_label_smoothing, mixup_alpha=s.cnn_mixup,
+                      augment=mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks,
+                                             s.spec_time_width))
+    return cnn, cfg
+
+
+def _record_cnn(model: CascadeModel, res, stage: str, n_classes: int, ctx: FoldContext, *,
+                segments_per_sample: int) -> None:
+    """A trained CNN stage's timings, collapse warning and curve in the fold record (summed over the K CNNs of
+    a cross-fitted fold)."""
+    from serbench.deep.train import stuck_at_chance
+
+    timing = model.info["timings"]
+    collapsed = stuck_at_chance(res.history, n_classes)
+    if collapsed:
+        ctx.say(f"WARNING: {collapsed}; this fold's CNN predicts (nearly) one class. Lower cnn_lr "
+                "(--set cnn_lr=...) and re-run with --no-resume")
+    timing["cnn_collapsed"] = "; ".join(filter(None, [timing.get("cnn_collapsed"), collapsed])) or None
+    timing["cnn_final_loss"] = res.history[-1]["loss"] if res.history else None
+    timing["cnn_resumed_from"] = res.resumed_from
+    for key, value in (("cnn_epochs", res.epochs_run), ("cnn_train_s", res.train_s),
+                       ("cnn_segments", res.samples * segments_per_sample)):
+        timing[key] = (timing.get(key) or 0) + value
+    timing["cnn_segments_per_s"] = (timing["cnn_segments"] / timing["cnn_train_s"]
+                                    if timing["cnn_segments"] and timing["cnn_train_s"] else None)
+    model.info["curves"][stage] = R.curve(res.history)
 
 
 def _batchnorm(s: CascadeSettings) -> bool:
@@ -523,24 +550,19 @@ class CNNSRU(_Cascade):
 
     def _fit_joint(self, model, data, fit, val, s, ctx, rt) -> None:
         """CNN and SRU as one network on ``(U, N, 3, S, S)`` utterances, one loss (the utterance's)."""
+        import dataclasses
+
         import torch
 
         from serbench.deep import data as D
-        from serbench.deep.alexnet import load_pretrained
-        from serbench.deep.models import CNNSRU as Cascade, SRUClassifier, build_cnn
-        from serbench.deep.specaugment import mask_augmenter
-        from serbench.deep.train import StageConfig, epoch_logger, stuck_at_chance, train_stage
-        from serbench.experiments.protocol import stage_seed
+        from serbench.deep.models import CNNSRU as Cascade, SRUClassifier
+        from serbench.deep.train import epoch_logger, train_stage
 
         images = R.segment_images(data, s, rt)
         n = s.segments
         norm = D.Normalizer.fit(images[R.segment_rows(fit, n).to(images.device)])   # training segments only
-        seed = stage_seed(ctx.seed, ctx.fold, "joint")
-        torch.manual_seed(seed)
-        cnn = build_cnn(data.n_classes, width=s.cnn_width, dropout=s.dropout, batchnorm=_batchnorm(s))
-        pretrained = getattr(s, "pretrained", None)
-        if pretrained:
-            load_pretrained(cnn, _resolve(pretrained), num_classes=data.n_classes)
+        # The same segments per optimizer step as stage 1 of the two-stage cascade.
+        cnn, cfg = _stage1(data, s, ctx, "joint", batch=max(1, round(s.cnn_batch / n)))
         head = SRUClassifier(cnn.fc_dim, data.n_classes, hidden=s.sru_hidden, pool=s.sru_pool,
                              init_std=s.sru_init_std, init_bias=s.sru_init_bias, input_dropout=s.sru_input_dropout)
         net = Cascade(cnn, head).to(rt.device)
@@ -551,26 +573,14 @@ class CNNSRU(_Cascade):
         def per_segment(f):                                     # a 4-D batch transform on 5-D utterance batches
             return lambda x: f(x.reshape(-1, *x.shape[2:])).reshape(x.shape)
 
-        masks = mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks, s.spec_time_width)
-        # The same segments per optimizer step as stage 1 of the two-stage cascade.
-        cfg = StageConfig("joint", cnn_epochs(s), max(1, round(s.cnn_batch / n)), seed=seed, patience=s.patience,
-                          optimizer=lambda p: cnn_optimizer(p, s), schedule=s.cnn_schedule,
-                          label_smoothing=s.cnn_label_smoothing, mixup_alpha=s.cnn_mixup,
-                          augment=per_segment(masks) if masks else None)
+        if cfg.augment is not None:
+            cfg = dataclasses.replace(cfg, augment=per_segment(cfg.augment))
         y = torch.as_tensor(data.y, dtype=torch.long)
         res = train_stage(net, utterances(fit), y[fit], cfg, device=rt.device, transform=per_segment(norm),
                           checkpoint=checkpoint(ctx, "joint"), amp=rt.amp,
                           val=(utterances(val), y[val]) if len(val) else None,
                           on_epoch=epoch_logger(ctx.say, R.hook(ctx), "utterances"))
-        timing = model.info["timings"]
-        collapsed = stuck_at_chance(res.history, data.n_classes)
-        if collapsed:
-            ctx.say(f"WARNING: {collapsed}; lower cnn_lr (--set cnn_lr=...) and re-run with --no-resume")
-        timing.update({"cnn_collapsed": collapsed or None, "cnn_final_loss": res.history[-1]["loss"] if res.history
-                       else None, "cnn_resumed_from": res.resumed_from, "cnn_epochs": res.epochs_run,
-                       "cnn_train_s": res.train_s, "cnn_segments": res.samples * n,
-                       "cnn_segments_per_s": res.samples * n / res.train_s if res.train_s else None})
-        model.info["curves"]["joint"] = R.curve(res.history)
+        _record_cnn(model, res, "joint", data.n_classes, ctx, segments_per_sample=n)
         model.cnns.append((cnn, norm))
         model.heads.append(head)
 
@@ -582,12 +592,6 @@ class CNNOnly(_Cascade):
     summary = "the CNN of CNN+SRU alone: mean of its segments' softmax (Table III ablation)"
     settings_class = CNNSettings
     uses_sru = False
-
-    def check_data(self, data: Dataset, s: CascadeSettings) -> None:
-        if s.sru_crossfit or s.sru_joint:
-            key = "sru_crossfit" if s.sru_crossfit else "sru_joint"
-            raise SystemOptionError(f"--set {key}={getattr(s, key)}: only --model cnn-sru has an SRU on CNN "
-                                    "features")
 
     def _fit(self, model, data, fit, val, s, ctx, rt) -> None:
         model.cnns.append(self._fit_cnn(model, data, fit, val, s, ctx, rt, "cnn"))
@@ -615,12 +619,6 @@ class SRUOnly(_Cascade):
 
     def _sru_input(self, s: CascadeSettings) -> str:
         return "per-segment mean and std of the 3x60 log-mel frames (360-d)"
-
-    def check_data(self, data: Dataset, s: CascadeSettings) -> None:
-        if s.sru_crossfit or s.sru_joint:
-            key = "sru_crossfit" if s.sru_crossfit else "sru_joint"
-            raise SystemOptionError(f"--set {key}={getattr(s, key)}: only --model cnn-sru has an SRU on CNN "
-                                    "features")
 
     def _fit(self, model, data, fit, val, s, ctx, rt) -> None:
         import torch
