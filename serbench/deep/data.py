@@ -20,8 +20,9 @@ class DeepDataError(SerbenchError):
 
 def segment_tensor(mels: Sequence[np.ndarray], n_segments: int, size: int,
                    device: torch.device | str | None = None, chunk: int = 256,
-                   store: torch.device | str | None = None) -> torch.Tensor:
-    """``(U*N, 3, size, size)`` raw log-mel segment images, utterance-major, on ``store`` (default ``device``).
+                   store: torch.device | str | None = None, context: int = 0) -> torch.Tensor:
+    """``(U*N, 3, size, size + 2 * context)`` raw log-mel segment images, utterance-major, on ``store``
+    (default ``device``); ``context``: pixels of neighbouring frames on each side (``segment_images``).
 
     Resizing runs on ``device`` (``segment_images(device=...)``), in chunks of utterances so
     the intermediate tensors stay small; each chunk then moves to ``store``.
@@ -29,10 +30,11 @@ def segment_tensor(mels: Sequence[np.ndarray], n_segments: int, size: int,
     from serbench.features.melseg import segment_images
 
     store = device if store is None else store
-    parts = [segment_images(list(mels[i:i + chunk]), n_segments, size=size, device=device).to(store)
+    parts = [segment_images(list(mels[i:i + chunk]), n_segments, size=size, device=device,
+                            context=context).to(store)
              for i in range(0, len(mels), chunk)]
     out = torch.cat(parts).float()
-    expect = (len(mels) * n_segments, 3, size, size)
+    expect = (len(mels) * n_segments, 3, size, size + 2 * context)
     if tuple(out.shape) != expect:
         raise DeepDataError(f"segment_images returned {tuple(out.shape)}, expected {expect}")
     return out

@@ -45,3 +45,40 @@ def mask_augmenter(freq_masks: int, freq_width: float, time_masks: int,
         return None
     return lambda x: spec_masks(x, freq_masks=freq_masks, freq_width=freq_width, time_masks=time_masks,
                                 time_width=time_width)
+
+
+def time_crop(x: torch.Tensor, width: int, offset: int | None = None) -> torch.Tensor:
+    """Columns ``[offset, offset + width)`` of ``(B, C, F, T)`` images; ``offset`` None: the centre.
+
+    Images already ``width`` wide come back as they are.
+    """
+    t = x.shape[-1]
+    if t == width:
+        return x
+    if not 0 < width <= t:
+        raise ValueError(f"cannot crop {width} columns from images {t} wide")
+    start = (t - width) // 2 if offset is None else int(offset)
+    if not 0 <= start <= t - width:
+        raise ValueError(f"crop offset {offset} outside 0..{t - width}")
+    return x[..., start:start + width]
+
+
+def random_time_crop(x: torch.Tensor, width: int) -> torch.Tensor:
+    """A ``width``-column crop of each ``(B, C, F, T)`` image at its own uniform random offset.
+
+    With context images (:func:`serbench.features.melseg.segment_images`) this shifts each
+    training segment in time over real neighbouring frames. Global torch RNG (checkpointed).
+    """
+    b, c, f, t = x.shape
+    if t == width:
+        return x
+    start = torch.randint(0, t - width + 1, (b,))
+    idx = (start[:, None] + torch.arange(width)[None, :]).to(x.device)           # (B, width)
+    return x.gather(3, idx[:, None, None, :].expand(b, c, f, width))
+
+
+def crop_offsets(context: int, crops: int) -> list[int]:
+    """``crops`` column offsets evenly spread over ``0..2 * context`` (one crop: the centre, ``context``)."""
+    if crops <= 1 or context == 0:
+        return [context]
+    return [int(round(i * 2 * context / (crops - 1))) for i in range(crops)]

@@ -42,6 +42,8 @@ class StageConfig:
     mixup_alpha: float = 0.0       # > 0: mixup of training batches, lambda ~ Beta(alpha, alpha)
     # Applied to each normalized training batch (never to validation or test inputs).
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    # Applied to each raw training batch before ``transform`` (a random crop of wider inputs).
+    crop: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -282,9 +284,9 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
 
     ``transform`` maps a raw batch to the model input (normalization); batches of
     ``cfg.batch`` rows in a seeded random order. ``val = (X_val, y_val)`` turns on early
-    stopping (``cfg.patience``; validation loss and UA in the history). ``cfg.augment``, ``cfg.mixup_alpha`` and
-    ``cfg.label_smoothing`` change the training batches and loss only; ``cfg.schedule`` sets
-    the per-step learning rate. Checkpoints, resume and ``on_epoch``: see :func:`run_epochs`.
+    stopping (``cfg.patience``; validation loss and UA in the history). ``cfg.crop``, ``cfg.augment``,
+    ``cfg.mixup_alpha`` and ``cfg.label_smoothing`` change the training batches and loss only;
+    ``cfg.schedule`` sets the per-step learning rate. Checkpoints, resume and ``on_epoch``: see :func:`run_epochs`.
     """
     opt = cfg.optimizer([p for p in model.parameters() if p.requires_grad])
     steps = cfg.epochs * -(-len(X) // cfg.batch)
@@ -294,7 +296,10 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
         scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(cfg.schedule, step, steps))
 
     def batch_loss(idx: torch.Tensor):
-        xb = transform(X[idx].to(device, non_blocking=True))
+        xb = X[idx].to(device, non_blocking=True)
+        if cfg.crop is not None:
+            xb = cfg.crop(xb)
+        xb = transform(xb)
         yb = y[idx].to(device, non_blocking=True)
         if cfg.augment is not None:
             xb = cfg.augment(xb)

@@ -152,7 +152,7 @@ def stretch_frames(n_frames: int, n_segments: int) -> np.ndarray | None:
 
 
 def segment_images(mels: Sequence[np.ndarray | torch.Tensor], n_segments: int, size: int = 227,
-                   device: str | torch.device | None = None) -> torch.Tensor:
+                   device: str | torch.device | None = None, context: int = 0) -> torch.Tensor:
     """Split each utterance into ``n_segments`` time segments and resize each to ``size x size``.
 
     Parameters
@@ -174,15 +174,27 @@ def segment_images(mels: Sequence[np.ndarray | torch.Tensor], n_segments: int, s
         (``align_corners=False``, no antialiasing), not normalised. Utterances shorter than
         ``n_segments * MIN_SEGMENT_FRAMES`` frames are stretched first (see
         :data:`MIN_SEGMENT_FRAMES`).
+    context : int >= 0
+        Pixels of real neighbouring frames added on each side of every segment, at the
+        segment's own time scale: the result is ``(U*N, 3, size, size + 2 * context)``, and
+        its centre ``size`` columns are the segment (so a random ``size``-wide crop is the
+        segment shifted in time). Time is then interpolated linearly between frames at
+        the exact positions ``align_corners=False`` gives the segment's pixels, continued
+        past its edges into the neighbouring frames; positions beyond the utterance take
+        its first or last frame.
     """
     import torch
     import torch.nn.functional as F
 
     n_segments = _positive_int(n_segments, "n_segments")
     size = _positive_int(size, "size")
+    if isinstance(context, bool) or int(context) != context or context < 0:
+        raise FeatureInputError(f"context must be a non-negative integer, got {context!r}")
     if device is None:
         device = next((m.device for m in mels if isinstance(m, torch.Tensor)), torch.device("cpu"))
     device = torch.device(device)
+    if context:
+        return _context_images(mels, n_segments, size, int(context), device)
     out = torch.empty((len(mels) * n_segments, 3, size, size), dtype=torch.float32, device=device)
     # Segments of equal (n_mels, width) share one interpolate call: a batched resize is far
     # cheaper than thousands of small ones, above all on a GPU.
@@ -205,6 +217,44 @@ def segment_images(mels: Sequence[np.ndarray | torch.Tensor], n_segments: int, s
         rows = torch.as_tensor([row for row, _ in members], device=device)
         batch = torch.stack([seg for _, seg in members])
         out[rows] = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False)
+    return out
+
+
+def _context_images(mels, n_segments: int, size: int, context: int, device) -> "torch.Tensor":
+    """:func:`segment_images` with ``context`` pixels of neighbouring frames on each side.
+
+    Bilinear resizing is separable: the mel axis is resized once per utterance (the time
+    axis at scale 1 is left exactly as it is), then each output column is the linear
+    interpolation between the two frames around its source position
+    ``a + (j + 0.5) * w / size - 0.5`` for segment ``[a, a + w)`` and column ``j`` in
+    ``[-context, size + context)``, clamped to the utterance.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    width = size + 2 * context
+    out = torch.empty((len(mels) * n_segments, 3, size, width), dtype=torch.float32, device=device)
+    cols = torch.arange(-context, size + context, dtype=torch.float64, device=device) + 0.5
+    for i, mel in enumerate(mels):
+        if isinstance(mel, torch.Tensor):
+            t = mel.to(device=device, dtype=torch.float32)
+        else:
+            t = torch.tensor(np.asarray(mel, dtype=np.float32), device=device)
+        if t.ndim != 3 or t.shape[0] != 3 or t.shape[1] == 0 or t.shape[2] == 0:
+            raise FeatureInputError(f"utterance {i}: expected a (3, n_mels, T > 0) log-mel array, got {tuple(t.shape)}")
+        stretch = stretch_frames(t.shape[2], n_segments)
+        if stretch is not None:
+            t = t[:, :, torch.as_tensor(stretch, device=device)]
+        n_frames = t.shape[2]
+        t = F.interpolate(t[None], size=(size, n_frames), mode="bilinear", align_corners=False)[0]
+        bounds = torch.as_tensor(segment_bounds(n_frames, n_segments), dtype=torch.float64, device=device)
+        starts, widths = bounds[:-1, None], (bounds[1:] - bounds[:-1])[:, None]
+        pos = (starts + cols[None, :] * widths / size - 0.5).clamp(0, n_frames - 1)      # (N, width)
+        lo = pos.floor().long()
+        hi = (lo + 1).clamp(max=n_frames - 1)
+        frac = (pos - lo.double()).float()
+        segs = t[:, :, lo] * (1 - frac) + t[:, :, hi] * frac                              # (3, size, N, width)
+        out[i * n_segments:(i + 1) * n_segments] = segs.permute(2, 0, 1, 3)
     return out
 
 

@@ -81,21 +81,27 @@ def _data_device(dev, nbytes: int):
     return dev if nbytes <= free // 2 else torch.device("cpu")
 
 
+def image_context(s: Any) -> int:
+    """Pixels of neighbouring frames on each side of a segment image: ``cnn_time_shift`` x ``image_size``."""
+    return int(round(float(getattr(s, "cnn_time_shift", 0.0)) * int(s.image_size)))
+
+
 def segment_images(data: Dataset, s: Any, rt: Runtime):
-    """``(U*N, 3, S, S)`` raw segment images of every utterance of ``data`` (utterance-major).
+    """``(U*N, 3, S, S + 2 * image_context(s))`` raw segment images of every utterance of ``data``
+    (utterance-major; the centre ``S`` columns are the segments).
 
     Resized once (deterministic; nothing is fitted), on the task's device; kept there when
     they fit in half its free memory.
     """
     from serbench.deep import data as D
 
-    n, size = int(s.segments), int(s.image_size)
+    n, size, context = int(s.segments), int(s.image_size), image_context(s)
 
     def build():
-        store = _data_device(rt.device, len(data) * n * 3 * size * size * 4)
-        return D.segment_tensor(list(data.inputs), n, size, device=rt.device, store=store)
+        store = _data_device(rt.device, len(data) * n * 3 * size * (size + 2 * context) * 4)
+        return D.segment_tensor(list(data.inputs), n, size, device=rt.device, store=store, context=context)
 
-    return _memo(("images", data.fingerprint, n, size, str(rt.device)), build)
+    return _memo(("images", data.fingerprint, n, size, context, str(rt.device)), build)
 
 
 def lowlevel(data: Dataset, s: Any, rt: Runtime):

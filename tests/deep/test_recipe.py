@@ -297,3 +297,65 @@ def test_joint_cascade_trains_end_to_end_and_is_stored_under_its_own_name(corpus
     with pytest.raises(SystemOptionError, match="sru_joint"):
         run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", model="cnn", cache=tmp_path / "c",
                  runs=tmp_path / "runs3", overrides={"sru_joint": "true"})
+
+
+# --- time shifts: training crops over neighbouring frames, test-time shift averaging ------------
+
+def test_context_images_hold_the_segment_in_their_centre_and_real_neighbours_around_it():
+    from serbench.features.melseg import segment_images
+
+    rng = np.random.default_rng(0)
+    mels = [rng.standard_normal((3, 60, t)).astype(np.float32) for t in (200, 37, 10)]
+    plain = segment_images(mels, 3, 64)
+    wide = segment_images(mels, 3, 64, context=16)
+    assert wide.shape == (9, 3, 64, 96)
+    # Inside the segment the columns are exactly the plain resize; only the edge columns, which the
+    # plain resize clamps to the segment and the context image interpolates with the neighbour, differ.
+    assert torch.allclose(wide[..., 18:78], plain[..., 2:62], atol=1e-5)
+    # 192 frames in 3 segments of 64 at 64 pixels: one frame per column, so the right context of segment 0
+    # is the start of segment 1, and before the utterance's first frame the context repeats that frame.
+    exact = segment_images([mels[0][:, :, :192]], 3, 64, context=16)
+    assert torch.allclose(exact[0, ..., 80:96], exact[1, ..., 16:32], atol=1e-5)
+    assert torch.allclose(exact[0, ..., :16], exact[0, ..., 16:17].expand(-1, -1, 16), atol=1e-5)
+    with pytest.raises(Exception, match="context"):
+        segment_images(mels, 3, 64, context=-1)
+
+
+def test_time_crops_are_uniform_in_range_centred_by_default_and_spread_evenly_at_test():
+    from serbench.deep.specaugment import crop_offsets, random_time_crop, time_crop
+
+    x = torch.arange(20.0).expand(500, 1, 2, 20).contiguous()
+    crops = random_time_crop(x, 12)
+    starts = crops[:, 0, 0, 0].long()
+    assert crops.shape == (500, 1, 2, 12) and set(starts.tolist()) == set(range(9))
+    assert torch.equal(crops[:, 0, 0, :], starts[:, None] + torch.arange(12.0))
+    assert torch.equal(time_crop(x, 12)[0, 0, 0], torch.arange(4.0, 16.0))
+    assert time_crop(x, 20) is x and random_time_crop(x, 20) is x
+    assert crop_offsets(4, 3) == [0, 4, 8] and crop_offsets(4, 1) == [4] and crop_offsets(0, 3) == [0]
+
+
+def test_test_crops_need_a_shift():
+    with pytest.raises(SettingsError, match="cnn_test_crops"):
+        settings(segments=3, cnn_test_crops=3)
+    with pytest.raises(SettingsError, match="cnn_time_shift"):
+        settings(segments=3, cnn_time_shift=0.6)
+    assert settings(segments=3, cnn_time_shift=0.25, cnn_test_crops=3).cnn_test_crops == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, extra", [("cnn-sru", {"sru_fc7_views": "1"}), ("cnn", {}),
+                                          ("cnn-sru", {"sru_joint": "true"})])
+def test_time_shifted_training_and_test_crops_are_reproducible(corpus, tmp_path, model, extra):
+    over = {"cnn_epochs": "2", "sru_epochs": "2", "cnn_time_shift": "0.25", "cnn_test_crops": "3", **extra}
+    preds = []
+    for i in range(2):
+        res = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, model=model,
+                       cache=tmp_path / "c", runs=tmp_path / f"runs{i}", overrides=over)
+        preds.append(res.predictions.sort_values("utterance_id").reset_index(drop=True))
+    assert preds[0].equals(preds[1])
+    plain = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, model=model,
+                     cache=tmp_path / "c", runs=tmp_path / "plain",
+                     overrides={k: v for k, v in over.items() if k not in ("cnn_time_shift", "cnn_test_crops")})
+    prob = [c for c in plain.predictions.columns if c.startswith("score_")]
+    assert prob
+    assert not plain.predictions.sort_values("utterance_id")[prob].reset_index(drop=True).equals(preds[0][prob])

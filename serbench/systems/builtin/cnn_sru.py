@@ -72,6 +72,13 @@ class CascadeSettings(Settings):
     spec_time_masks: int = setting(0, "SpecAugment time masks per training segment", check=Interval(0, 10))
     spec_time_width: float = setting(0.0, "largest time mask, as a fraction of the image width",
                                      check=Interval(0, 0.5))
+    cnn_time_shift: float = setting(0.0, "> 0: each training segment is cut at a random time shift of up to "
+                                         "+-this fraction of its width, over the real neighbouring frames (drawn "
+                                         "afresh per batch); validation and test see the segments themselves",
+                                    check=Interval(0, 0.5))
+    cnn_test_crops: int = setting(1, "shifts averaged at test time: 1 = the segments themselves; k > 1: k shifts "
+                                     "evenly spread over +-cnn_time_shift, probabilities averaged (cnn, cnn-sru)",
+                                  check=Interval(1, 9))
     cnn_momentum: float = setting(0.9, "sgd momentum (not stated in the paper; plain SGD at 1e-3 barely moves "
                                        "from scratch)", check=Interval(0, 1, "left"))
     cnn_weight_decay: float = setting(0.0, "stage 1 weight decay", check=NON_NEGATIVE)
@@ -141,6 +148,9 @@ class CascadeSettings(Settings):
             raise self.bad("val_speakers", "hold out speakers or utterances, not both: set val_fraction=0")
         if self.sru_joint and self.sru_crossfit:
             raise self.bad("sru_joint", "a jointly trained cascade has one CNN; use sru_crossfit=0")
+        if self.cnn_test_crops > 1 and R.image_context(self) == 0:
+            raise self.bad("cnn_test_crops", "test-time shifts need a shift: set cnn_time_shift > 0 (at least "
+                                             "half a pixel of image_size)")
         if self.sru_crossfit == 1:
             raise self.bad("sru_crossfit", "0 (off, the paper) or K >= 2 speaker groups")
 
@@ -268,7 +278,8 @@ class _Cascade(System):
         y = torch.as_tensor(data.y, dtype=torch.long)
         ys_fit = y[utts].repeat_interleave(n)                          # each segment: its utterance's label
         val_data = (images[rows_val.to(images.device)], y[val].repeat_interleave(n)) if len(val) else None
-        res = train_stage(cnn, images[rows_fit.to(images.device)], ys_fit, cfg, device=rt.device, transform=norm,
+        res = train_stage(cnn, images[rows_fit.to(images.device)], ys_fit, cfg, device=rt.device,
+                          transform=_input(norm, s),
                           checkpoint=checkpoint(ctx, stage), amp=rt.amp, val=val_data,
                           on_epoch=epoch_logger(ctx.say, R.hook(ctx), "segments"))
         _record_cnn(model, res, stage, data.n_classes, ctx, segments_per_sample=1)
@@ -303,12 +314,13 @@ class _Cascade(System):
         return head
 
     def _fc7(self, model: CascadeModel, cnn, norm, data: Dataset, utts: np.ndarray, s: CascadeSettings,
-             rt: "R.Runtime", views: int = 0):
-        """``(U, N, fc_dim)`` FC7 features of ``utts`` (CNN frozen, eval mode); with ``views`` >= 1,
-        ``(views * U, N, fc_dim)`` noisy training views (:func:`serbench.deep.train.extract_fc7`)."""
+             rt: "R.Runtime", views: int = 0, offset: int | None = None):
+        """``(U, N, fc_dim)`` FC7 features of ``utts`` (CNN frozen, eval mode; ``offset``: the time crop of
+        context images, default the segments themselves); with ``views`` >= 1, ``(views * U, N, fc_dim)`` noisy
+        training views (:func:`serbench.deep.train.extract_fc7`; random time shifts too with cnn_time_shift)."""
         import torch
 
-        from serbench.deep.specaugment import mask_augmenter
+        from serbench.deep.specaugment import mask_augmenter, random_time_crop
         from serbench.deep.train import extract_fc7
 
         images = R.segment_images(data, s, rt)
@@ -317,11 +329,17 @@ class _Cascade(System):
         t0 = time.perf_counter()
         x = images[R.segment_rows(utts, s.segments).to(images.device)]
         if views:
-            noise = mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks, s.spec_time_width)
+            masks = mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks, s.spec_time_width)
+
+            def noise(xb):
+                xb = random_time_crop(xb, s.image_size)
+                return masks(xb) if masks is not None else xb
+
             feats = torch.cat([extract_fc7(cnn, x, batch=s.cnn_batch * 4, device=rt.device, transform=norm,
                                            amp=rt.amp, dropout=True, augment=noise) for _ in range(views)])
         else:
-            feats = extract_fc7(cnn, x, batch=s.cnn_batch * 4, device=rt.device, transform=norm, amp=rt.amp)
+            feats = extract_fc7(cnn, x, batch=s.cnn_batch * 4, device=rt.device, transform=_input(norm, s, offset),
+                                amp=rt.amp)
         timing = model.info["timings"]
         timing["fc7_s"] = (timing.get("fc7_s") or 0) + time.perf_counter() - t0
         return feats.reshape(-1, s.segments, feats.shape[-1])
@@ -352,8 +370,9 @@ class _Cascade(System):
         rt = R.Runtime.of(ctx, s.amp)
         probs = []
         for (cnn, norm), head in zip(model.cnns, model.heads):
-            feats = self._fc7(model, cnn, norm, data, rows, s, rt)
-            probs.append(_softmax(head, feats, s, rt))
+            for offset in _test_offsets(s):
+                feats = self._fc7(model, cnn, norm, data, rows, s, rt, offset=offset)
+                probs.append(_softmax(head, feats, s, rt))
         return FoldOutput(torch.stack(probs).mean(0).double().cpu().numpy())
 
     # ---------------------------------------------------------------- saving
@@ -407,7 +426,7 @@ def _stage1(data: Dataset, s: CascadeSettings, ctx: FoldContext, stage: str, *, 
 
     from serbench.deep.alexnet import load_pretrained
     from serbench.deep.models import build_cnn
-    from serbench.deep.specaugment import mask_augmenter
+    from serbench.deep.specaugment import mask_augmenter, random_time_crop
     from serbench.deep.train import StageConfig
     from serbench.experiments.protocol import stage_seed
 
@@ -421,8 +440,27 @@ def _stage1(data: Dataset, s: CascadeSettings, ctx: FoldContext, stage: str, *, 
                       optimizer=lambda p: cnn_optimizer(p, s), schedule=s.cnn_schedule,
                       label_smoothing=s.cnn_label_smoothing, mixup_alpha=s.cnn_mixup,
                       augment=mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks,
-                                             s.spec_time_width))
+                                             s.spec_time_width),
+                      crop=(lambda x: random_time_crop(x, s.image_size)) if R.image_context(s) else None)
     return cnn, cfg
+
+
+def _input(norm, s: CascadeSettings, offset: int | None = None):
+    """Raw segment images -> CNN input: the time crop at ``offset`` (default: the segments themselves) of
+    context images (cnn_time_shift), then the fold's normalization."""
+    if not R.image_context(s):
+        return norm
+    from serbench.deep.specaugment import time_crop
+
+    return lambda x: norm(time_crop(x, s.image_size, offset))
+
+
+def _test_offsets(s: CascadeSettings) -> list[int | None]:
+    """The crop offsets whose probabilities a test utterance averages (cnn_test_crops)."""
+    from serbench.deep.specaugment import crop_offsets
+
+    context = R.image_context(s)
+    return crop_offsets(context, s.cnn_test_crops) if context else [None]
 
 
 def _record_cnn(model: CascadeModel, res, stage: str, n_classes: int, ctx: FoldContext, *,
@@ -571,12 +609,17 @@ class CNNSRU(_Cascade):
             return images[R.segment_rows(utts, n).to(images.device)].reshape(len(utts), n, *images.shape[1:])
 
         def per_segment(f):                                     # a 4-D batch transform on 5-D utterance batches
-            return lambda x: f(x.reshape(-1, *x.shape[2:])).reshape(x.shape)
+            def apply(x):
+                out = f(x.reshape(-1, *x.shape[2:]))
+                return out.reshape(*x.shape[:2], *out.shape[1:])
+            return apply
 
         if cfg.augment is not None:
             cfg = dataclasses.replace(cfg, augment=per_segment(cfg.augment))
+        if cfg.crop is not None:
+            cfg = dataclasses.replace(cfg, crop=per_segment(cfg.crop))
         y = torch.as_tensor(data.y, dtype=torch.long)
-        res = train_stage(net, utterances(fit), y[fit], cfg, device=rt.device, transform=per_segment(norm),
+        res = train_stage(net, utterances(fit), y[fit], cfg, device=rt.device, transform=per_segment(_input(norm, s)),
                           checkpoint=checkpoint(ctx, "joint"), amp=rt.amp,
                           val=(utterances(val), y[val]) if len(val) else None,
                           on_epoch=epoch_logger(ctx.say, R.hook(ctx), "utterances"))
@@ -597,6 +640,8 @@ class CNNOnly(_Cascade):
         model.cnns.append(self._fit_cnn(model, data, fit, val, s, ctx, rt, "cnn"))
 
     def predict(self, model, data, rows, s, ctx) -> FoldOutput:
+        import torch
+
         from serbench.deep.models import cnn_utterance_probs
         from serbench.experiments.dataset import FoldOutput
         from serbench.deep.train import predict_logits
@@ -604,9 +649,11 @@ class CNNOnly(_Cascade):
         rt = R.Runtime.of(ctx, s.amp)
         images = R.segment_images(data, s, rt)
         cnn, norm = model.cnns[0]
-        logits = predict_logits(cnn, images[R.segment_rows(rows, s.segments).to(images.device)],
-                                batch=s.cnn_batch * 4, device=rt.device, transform=norm, amp=rt.amp)
-        return FoldOutput(cnn_utterance_probs(logits, s.segments).double().cpu().numpy())
+        x = images[R.segment_rows(rows, s.segments).to(images.device)]
+        probs = [cnn_utterance_probs(predict_logits(cnn, x, batch=s.cnn_batch * 4, device=rt.device,
+                                                    transform=_input(norm, s, offset), amp=rt.amp), s.segments)
+                 for offset in _test_offsets(s)]
+        return FoldOutput(torch.stack(probs).mean(0).double().cpu().numpy())
 
 
 @register
