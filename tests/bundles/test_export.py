@@ -40,7 +40,9 @@ def dataset(kind: str, seed: int = 0) -> Dataset:
 
 CASES = [pytest.param(name, OVERRIDES.get(name), id=name) for name in registry.names()] + [
     # Cross-fitted CNN+SRU: K CNNs and K SRU heads, averaged.
-    pytest.param("cnn-sru", {"segments": 2, "sru_crossfit": 2}, id="cnn-sru-xfit2", marks=pytest.mark.slow)]
+    pytest.param("cnn-sru", {"segments": 2, "sru_crossfit": 2}, id="cnn-sru-xfit2", marks=pytest.mark.slow),
+    # Trained on time shifts, tested on three: the restored model cuts the same context images and crops.
+    pytest.param("cnn-sru", {"segments": 2, "cnn_time_shift": 0.25, "cnn_test_crops": 3}, id="cnn-sru-shift")]
 
 
 @pytest.mark.parametrize("name,overrides", CASES)

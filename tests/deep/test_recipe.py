@@ -176,7 +176,8 @@ def test_paper_profile_keeps_the_papers_recipe():
                                                                                             400, 30, 227)
     assert (s.sru_hidden, s.sru_lr, s.sru_epochs, s.sru_batch) == (4096, 0.001, 100, 30)
     assert (s.cnn_budget, s.cnn_batchnorm, s.cnn_schedule, s.cnn_label_smoothing, s.cnn_mixup, s.spec_freq_masks,
-            s.spec_time_masks, s.val_speakers, s.sru_crossfit) == (0, False, "constant", 0, 0, 0, 0, 0, 0)
+            s.spec_time_masks, s.val_speakers, s.sru_crossfit, s.cnn_time_shift, s.cnn_test_crops) == (
+        0, False, "constant", 0, 0, 0, 0, 0, 0, 0, 1)
 
 
 def test_speaker_holdout_is_speaker_disjoint():
