@@ -354,6 +354,7 @@ def test_time_shifted_training_and_test_crops_are_reproducible(corpus, tmp_path,
                        cache=tmp_path / "c", runs=tmp_path / f"runs{i}", overrides=over)
         preds.append(res.predictions.sort_values("utterance_id").reset_index(drop=True))
     assert preds[0].equals(preds[1])
+    assert "over 3 shift(s)" in res.record["config"]["time_shifts"]
     plain = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, model=model,
                      cache=tmp_path / "c", runs=tmp_path / "plain",
                      overrides={k: v for k, v in over.items() if k not in ("cnn_time_shift", "cnn_test_crops")})

@@ -216,6 +216,9 @@ class _Cascade(System):
             "model": self.name, "segments": s.segments,
             "pretrained": (str(_resolve(pretrained)) if pretrained else FROM_SCRATCH) if self.uses_cnn else None,
             "cnn_decision": "mean of segment softmax probabilities" if self.name == "cnn" else None,
+            "time_shifts": (f"training segments shifted by up to +-{s.cnn_time_shift:g} of their width; test "
+                            f"probabilities averaged over {len(_test_offsets(s))} shift(s)")
+                           if self.uses_cnn and R.image_context(s) else None,
             "sru_input": self._sru_input(s),
             "sru_pool": s.sru_pool if self.uses_sru else None,
             "normalization": "per-channel mean/std of the training fold's inputs",
