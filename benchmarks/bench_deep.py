@@ -36,13 +36,16 @@ def _cnn_rate(profile_name: str, device: torch.device, n_batches: int) -> dict:
     from serbench.deep.models import build_cnn
     from serbench.deep.train import StageConfig, train_stage
     from serbench.systems import registry
+    from serbench.deep.specaugment import random_time_crop
     from serbench.systems.builtin.cnn_sru import cnn_optimizer
+    from serbench.systems.deep_runtime import image_context
 
     prof = registry.get("cnn-sru").settings(profile_name, {"segments": N_SEGMENTS})
     n_seg = n_batches * prof.cnn_batch
     mels = _mels(-(-n_seg // N_SEGMENTS))
     t0 = time.perf_counter()
-    images = segment_tensor(mels, N_SEGMENTS, prof.image_size, device=device)[:n_seg]
+    context = image_context(prof)            # time-shifted training crops, as the profile trains
+    images = segment_tensor(mels, N_SEGMENTS, prof.image_size, device=device, context=context)[:n_seg]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     resize_s = time.perf_counter() - t0
@@ -50,13 +53,14 @@ def _cnn_rate(profile_name: str, device: torch.device, n_batches: int) -> dict:
     torch.manual_seed(0)
     cnn = build_cnn(N_CLASSES, width=prof.cnn_width, dropout=prof.dropout, batchnorm=prof.cnn_batchnorm).to(device)
     cfg = StageConfig("cnn", epochs=2, batch=prof.cnn_batch, seed=0, optimizer=lambda p: cnn_optimizer(p, prof),
-                      schedule=prof.cnn_schedule)
+                      schedule=prof.cnn_schedule,
+                      crop=(lambda x: random_time_crop(x, prof.image_size)) if context else None)
     res = train_stage(cnn, images, y, cfg, device=device, transform=Normalizer.fit(images),
                       amp=prof.amp and device.type == "cuda")
     last = res.history[-1]
     return {"profile": prof.profile, "device": str(device), "threads": torch.get_num_threads(),
             "image_size": prof.image_size, "cnn_width": prof.cnn_width, "batch": prof.cnn_batch,
-            "batchnorm": prof.cnn_batchnorm, "optimizer": prof.cnn_optimizer,
+            "batchnorm": prof.cnn_batchnorm, "optimizer": prof.cnn_optimizer, "time_shift": prof.cnn_time_shift,
             "amp": bool(prof.amp and device.type == "cuda"), "segments_timed": last["samples"],
             "cnn_segments_per_s": last["samples"] / last["seconds"],
             "resize_segments_per_s": len(images) / resize_s}

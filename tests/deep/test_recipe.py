@@ -337,7 +337,7 @@ def test_time_crops_are_uniform_in_range_centred_by_default_and_spread_evenly_at
 
 def test_test_crops_need_a_shift():
     with pytest.raises(SettingsError, match="cnn_test_crops"):
-        settings(segments=3, cnn_test_crops=3)
+        settings(segments=3, cnn_time_shift=0, cnn_test_crops=3)
     with pytest.raises(SettingsError, match="cnn_time_shift"):
         settings(segments=3, cnn_time_shift=0.6)
     assert settings(segments=3, cnn_time_shift=0.25, cnn_test_crops=3).cnn_test_crops == 3
