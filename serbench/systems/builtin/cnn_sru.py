@@ -125,7 +125,7 @@ class CascadeSettings(Settings):
         # Then random time shifts of the training segments (+-25 % of their width, over the real neighbouring
         # frames) and the mean over 3 shifts at test, against that recipe on the same inner-validation
         # speakers: CNN +2.1 (EMO-DB-2s) / +2.4 (CASIA), CNN+SRU +9.1 / +4.7; +-50 % was worse on both
-        # (CNN -4.7 / +0.0, CNN+SRU -1.1 / -2.7 against +-25 %). Every lever measured, and why the others are
+        # (CNN -4.3 / +0.1, CNN+SRU -1.8 / -2.7 against +-25 %). Every lever measured, and why the others are
         # not here: docs/cnn-sru-recipe.md.
         "fast": {"image_size": 64, "cnn_width": 0.25, "cnn_epochs": 30, "cnn_budget": 150.0, "cnn_batchnorm": True,
                  "cnn_optimizer": "adamw", "cnn_lr": 0.001, "cnn_weight_decay": 0.05, "cnn_schedule": "onecycle",
