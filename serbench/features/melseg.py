@@ -200,15 +200,7 @@ def segment_images(mels: Sequence[np.ndarray | torch.Tensor], n_segments: int, s
     # cheaper than thousands of small ones, above all on a GPU.
     groups: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = defaultdict(list)
     for i, mel in enumerate(mels):
-        if isinstance(mel, torch.Tensor):
-            t = mel.to(device=device, dtype=torch.float32)
-        else:  # torch.tensor copies: cached arrays may be read-only, which as_tensor warns about
-            t = torch.tensor(np.asarray(mel, dtype=np.float32), device=device)
-        if t.ndim != 3 or t.shape[0] != 3 or t.shape[1] == 0 or t.shape[2] == 0:
-            raise FeatureInputError(f"utterance {i}: expected a (3, n_mels, T > 0) log-mel array, got {tuple(t.shape)}")
-        stretch = stretch_frames(t.shape[2], n_segments)
-        if stretch is not None:
-            t = t[:, :, torch.as_tensor(stretch, device=device)]
+        t = _utterance(mel, i, n_segments, device)
         bounds = segment_bounds(t.shape[2], n_segments)
         for k in range(n_segments):
             seg = t[:, :, int(bounds[k]):int(bounds[k + 1])]
@@ -218,6 +210,22 @@ def segment_images(mels: Sequence[np.ndarray | torch.Tensor], n_segments: int, s
         batch = torch.stack([seg for _, seg in members])
         out[rows] = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False)
     return out
+
+
+def _utterance(mel, i: int, n_segments: int, device) -> "torch.Tensor":
+    """Utterance ``i`` as a float32 ``(3, n_mels, T)`` tensor on ``device``, stretched when too short to split."""
+    import torch
+
+    if isinstance(mel, torch.Tensor):
+        t = mel.to(device=device, dtype=torch.float32)
+    else:  # torch.tensor copies: cached arrays may be read-only, which as_tensor warns about
+        t = torch.tensor(np.asarray(mel, dtype=np.float32), device=device)
+    if t.ndim != 3 or t.shape[0] != 3 or t.shape[1] == 0 or t.shape[2] == 0:
+        raise FeatureInputError(f"utterance {i}: expected a (3, n_mels, T > 0) log-mel array, got {tuple(t.shape)}")
+    stretch = stretch_frames(t.shape[2], n_segments)
+    if stretch is not None:
+        t = t[:, :, torch.as_tensor(stretch, device=device)]
+    return t
 
 
 def _context_images(mels, n_segments: int, size: int, context: int, device) -> "torch.Tensor":
@@ -236,15 +244,7 @@ def _context_images(mels, n_segments: int, size: int, context: int, device) -> "
     out = torch.empty((len(mels) * n_segments, 3, size, width), dtype=torch.float32, device=device)
     cols = torch.arange(-context, size + context, dtype=torch.float64, device=device) + 0.5
     for i, mel in enumerate(mels):
-        if isinstance(mel, torch.Tensor):
-            t = mel.to(device=device, dtype=torch.float32)
-        else:
-            t = torch.tensor(np.asarray(mel, dtype=np.float32), device=device)
-        if t.ndim != 3 or t.shape[0] != 3 or t.shape[1] == 0 or t.shape[2] == 0:
-            raise FeatureInputError(f"utterance {i}: expected a (3, n_mels, T > 0) log-mel array, got {tuple(t.shape)}")
-        stretch = stretch_frames(t.shape[2], n_segments)
-        if stretch is not None:
-            t = t[:, :, torch.as_tensor(stretch, device=device)]
+        t = _utterance(mel, i, n_segments, device)
         n_frames = t.shape[2]
         t = F.interpolate(t[None], size=(size, n_frames), mode="bilinear", align_corners=False)[0]
         bounds = torch.as_tensor(segment_bounds(n_frames, n_segments), dtype=torch.float64, device=device)
