@@ -82,10 +82,11 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
     config = {"system": system, "profile": profile, "settings": s.as_dict() if hasattr(s, "as_dict") else vars(s),
               "sets": sets, "seed": seed, "segments": segments}
     cfg_path = folder / "config.json"
-    same = (lambda a, b: {k: v for k, v in a.items() if k != "segments"} == {k: v for k, v in b.items()
-                                                                            if k != "segments"})
-    if cfg_path.is_file() and not same(json.loads(cfg_path.read_text()).get("settings") or {}, config["settings"]):
-        # One recipe may run on several corpora, each at its own N.
+    def recipe(settings: dict) -> dict:           # one recipe may run on several corpora, each at its own N
+        return {k: v for k, v in settings.items() if k != "segments"}
+
+    if cfg_path.is_file() and recipe(json.loads(cfg_path.read_text()).get("settings") or {}) != recipe(
+            config["settings"]):
         raise SystemExit(f"{folder}: holds a recipe with other settings; use another --name")
     cfg_path.write_text(json.dumps(config, indent=1, default=str))
     preds_path, folds_path = folder / f"{corpus}.parquet", folder / f"{corpus}-folds.jsonl"

@@ -1,7 +1,9 @@
-"""SpecAugment-style masks on batches of segment images, for training stage 1 only.
+"""Batch transforms of segment images: SpecAugment-style masks and time crops.
 
-Applied to normalized training batches (``StageConfig.augment``), never to validation or
-test inputs. Randomness comes from the global torch RNG, whose state a stage checkpoints,
+The masks are applied to normalized training batches (``StageConfig.augment``), never to
+validation or test inputs. Random time crops shift training segments over their context
+columns (``StageConfig.crop``); fixed crops cut the segments themselves, or evenly spread
+shifts of them, for validation and test. Randomness comes from the global torch RNG, whose state a stage checkpoints,
 so a resumed stage draws the same masks. (Whole-utterance log-mel augmentation for
 DCNN-BLSTMwA, in numpy, is :mod:`serbench.deep.augment`.)
 """

@@ -90,14 +90,18 @@ def _cfg(epochs=4, **kw):
 
 def test_schedule_masks_and_mixup_resume_bit_identically(tmp_path):
     """A stage killed after epoch 2 and resumed equals an uninterrupted one (scheduler state and
-    mask and mixup draws included); the history has the learning rate and both UAs."""
+    time-crop, mask and mixup draws included); the history has the learning rate and both UAs."""
+    from serbench.deep.specaugment import random_time_crop, time_crop
+
     x, y = _toy()
+    x = torch.cat([x[..., :8], x, x[..., -8:]], dim=-1)          # 8 context columns on each side
 
     def train(ckpt, on_epoch=None):
         torch.manual_seed(0)
         model = AlexNet(2, width=0.125, batchnorm=True)
-        res = train_stage(model, x, y, _cfg(), device=torch.device("cpu"), transform=lambda t: t,
-                          checkpoint=ckpt, val=(x[:16], y[:16]), on_epoch=on_epoch)
+        res = train_stage(model, x, y, _cfg(crop=lambda t: random_time_crop(t, 64)), device=torch.device("cpu"),
+                          transform=lambda t: time_crop(t, 64), checkpoint=ckpt, val=(x[:16], y[:16]),
+                          on_epoch=on_epoch)
         return model, res
 
     full, res = train(tmp_path / "a.pt")

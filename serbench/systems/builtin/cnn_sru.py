@@ -124,9 +124,10 @@ class CascadeSettings(Settings):
         # (N = 3, 10 folds), +1.9 on CASIA (N = 5, 4 folds); CNN+SRU +10.5 / -1.2.
         # Then random time shifts of the training segments (+-25 % of their width, over the real neighbouring
         # frames) and the mean over 3 shifts at test, against that recipe on the same inner-validation
-        # speakers: CNN +2.1 (EMO-DB-2s) / +2.4 (CASIA), CNN+SRU +9.1 / +4.7; +-50 % was worse on both
-        # (CNN -4.3 / +0.1, CNN+SRU -1.8 / -2.7 against +-25 %). Every lever measured, and why the others are
-        # not here: docs/cnn-sru-recipe.md.
+        # speakers: CNN +2.1 (EMO-DB-2s) / +2.4 (CASIA), CNN+SRU +9.1 / +4.7. Against +-25 %, +-50 % was
+        # worse for CNN+SRU on both (-1.8 / -2.7) and for the CNN on EMO-DB-2s (-4.3; CASIA +0.1). The 3 test
+        # shifts were neutral on CASIA (CNN+SRU -0.2, CNN +0.1 against 1). Every lever measured, and why the
+        # others are not here: docs/cnn-sru-recipe.md.
         "fast": {"image_size": 64, "cnn_width": 0.25, "cnn_epochs": 30, "cnn_budget": 150.0, "cnn_batchnorm": True,
                  "cnn_optimizer": "adamw", "cnn_lr": 0.001, "cnn_weight_decay": 0.05, "cnn_schedule": "onecycle",
                  "cnn_time_shift": 0.25, "cnn_test_crops": 3,
