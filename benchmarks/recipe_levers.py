@@ -12,6 +12,10 @@ scored too (mean of segment softmaxes, averaged over the CNNs of a cross-fitted 
         --root ../shared/corpora/emodb-2s --segments 3 [--set cnn_mixup=0.2 ...] [--max-folds 5]
     python -m benchmarks.recipe_levers table                  # the lever table (UA %, pooled)
 
+``--outer-only`` skips the inner split: the system trains on the whole training fold, exactly as
+``serbench deep`` does, and only the test speaker is scored; for ``cnn-sru`` this gives the full
+protocol's CNN+SRU and CNN from one training of each fold's CNN(s), for a recipe that was chosen.
+
 Results: ``<out>/<name>/<corpus>.parquet`` (predictions with ``system`` and ``role``) and
 ``<name>/<corpus>-folds.jsonl`` (settings, timings, curves). A killed run resumes at the next
 fold it has not stored. Default ``--out``: ``recipe-results/``.
@@ -63,7 +67,7 @@ def _frame(data, rows: np.ndarray, out, fold: str, system: str, n_val: int) -> p
 
 def run(name: str, system: str, corpus: str, root: str, *, segments: int | None, sets: dict, out: Path,
         profile: str = "fast", seed: int = 0, max_folds: int | None = None, threads: int = 1,
-        cache: str | None = None, log=print) -> Path:
+        cache: str | None = None, outer_only: bool = False, log=print) -> Path:
     import torch
 
     from serbench.experiments.harness import FoldContext
@@ -80,14 +84,16 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     config = {"system": system, "profile": profile, "settings": s.as_dict() if hasattr(s, "as_dict") else vars(s),
-              "sets": sets, "seed": seed, "segments": segments}
+              "sets": sets, "seed": seed, "segments": segments, "outer_only": outer_only}
     cfg_path = folder / "config.json"
     def recipe(settings: dict) -> dict:           # one recipe may run on several corpora, each at its own N
         return {k: v for k, v in settings.items() if k != "segments"}
 
-    if cfg_path.is_file() and recipe(json.loads(cfg_path.read_text()).get("settings") or {}) != recipe(
-            config["settings"]):
-        raise SystemExit(f"{folder}: holds a recipe with other settings; use another --name")
+    if cfg_path.is_file():
+        held = json.loads(cfg_path.read_text())
+        if (recipe(held.get("settings") or {}) != recipe(config["settings"])
+                or bool(held.get("outer_only")) != outer_only):
+            raise SystemExit(f"{folder}: holds a recipe with other settings or splits; use another --name")
     cfg_path.write_text(json.dumps(config, indent=1, default=str))
     preds_path, folds_path = folder / f"{corpus}.parquet", folder / f"{corpus}-folds.jsonl"
     done = set(pd.read_parquet(preds_path)["fold"]) if preds_path.is_file() else set()
@@ -95,7 +101,8 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
         if fold.name in done:
             continue
         t0 = time.perf_counter()
-        inner_train, inner_val = inner_split(np.asarray(fold.train), data.speakers, f"{corpus}/{fold.name}")
+        inner_train, inner_val = ((np.asarray(fold.train), np.array([], dtype=np.int64)) if outer_only else
+                                  inner_split(np.asarray(fold.train), data.speakers, f"{corpus}/{fold.name}"))
         rows = np.concatenate([inner_val, np.asarray(fold.test)])
         ctx = FoldContext(run_id=name, system=plan.system, fold=fold.name, seed=seed, device="cpu",
                           threads=threads, log=lambda m: None)
@@ -105,9 +112,8 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
         if system == "cnn-sru":
             from serbench.experiments.dataset import FoldOutput
 
-            cnn = registry.get("cnn")
-            probs = np.mean([cnn.predict(type(model)(cnns=[pair]), data, rows, s, ctx).scores
-                             for pair in model.cnns], axis=0)
+            cnn = registry.get("cnn")       # its prediction averages over all CNNs of the fold
+            probs = cnn.predict(type(model)(cnns=model.cnns), data, rows, s, ctx).scores
             frames.append(_frame(data, rows, FoldOutput(probs), fold.name, "cnn", len(inner_val)))
         new = pd.concat(frames, ignore_index=True)
         old = pd.read_parquet(preds_path) if preds_path.is_file() else None
@@ -164,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--max-folds", type=int)
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--cache")
+    r.add_argument("--outer-only", action="store_true",
+                   help="no inner split: train on the whole training fold, score the test speaker only")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT)
     t = sub.add_parser("table")
     t.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -179,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
         sets[key.strip()] = value.strip()
     run(a.name, a.system, a.corpus, a.root, segments=a.segments, sets=sets, out=a.out, profile=a.profile,
-        seed=a.seed, max_folds=a.max_folds, threads=a.threads, cache=a.cache,
+        seed=a.seed, max_folds=a.max_folds, threads=a.threads, cache=a.cache, outer_only=a.outer_only,
         log=lambda m: print(m, flush=True))
 
 

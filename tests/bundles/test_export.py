@@ -42,7 +42,9 @@ CASES = [pytest.param(name, OVERRIDES.get(name), id=name) for name in registry.n
     # Cross-fitted CNN+SRU: K CNNs and K SRU heads, averaged.
     pytest.param("cnn-sru", {"segments": 2, "sru_crossfit": 2}, id="cnn-sru-xfit2", marks=pytest.mark.slow),
     # Trained on time shifts, tested on three: the restored model cuts the same context images and crops.
-    pytest.param("cnn-sru", {"segments": 2, "cnn_time_shift": 0.25, "cnn_test_crops": 3}, id="cnn-sru-shift")]
+    pytest.param("cnn-sru", {"segments": 2, "cnn_time_shift": 0.25, "cnn_test_crops": 3}, id="cnn-sru-shift"),
+    # An ensemble of two seeds: both members' CNNs and SRUs travel.
+    pytest.param("cnn-sru", {"segments": 2, "ensemble": 2}, id="cnn-sru-ensemble2")]
 
 
 @pytest.mark.parametrize("name,overrides", CASES)
@@ -85,3 +87,33 @@ def test_restore_refuses_parts_of_another_shape(tmp_path):
     del parts.tensors["norm.mean"]
     with pytest.raises(SystemOptionError, match="normalization"):
         system.restore(parts, s, LABELS)
+
+
+@pytest.mark.parametrize("name", ["cnn-sru", "cnn", "sru"])
+def test_ensemble_adds_new_seeds_to_the_single_model_and_averages_them(name):
+    from serbench.systems.builtin.cnn_sru import CascadeModel
+
+    system = registry.get(name)
+    data = dataset("melseg")
+    ctx = FoldContext(run_id="t", system=name, fold="t", seed=0, device="cpu", threads=1, log=lambda _m: None)
+    rows = np.arange(len(data))
+    single_s = system.settings("tiny", {"segments": 2})
+    s = system.settings("tiny", {"segments": 2, "ensemble": 2})
+    single, ens = system.fit(data, rows, single_s, ctx), system.fit(data, rows, s, ctx)
+    parts = "cnns" if system.uses_cnn else "heads"
+    assert len(getattr(ens, parts)) == 2 and len(getattr(single, parts)) == 1
+
+    def weights(model, i):
+        net = model.cnns[i][0] if system.uses_cnn else model.heads[i]
+        return [p.detach().clone() for p in net.parameters()]
+
+    # Member 0 is the single model itself (same seeds); member 1 learned from another seed.
+    assert all(torch.equal(a, b) for a, b in zip(weights(ens, 0), weights(single, 0)))
+    assert not all(torch.equal(a, b) for a, b in zip(weights(ens, 0), weights(ens, 1)))
+    both = system.predict(ens, data, rows, s, ctx).scores
+    alone = [system.predict(CascadeModel(cnns=ens.cnns[i:i + 1], heads=ens.heads[i:i + 1], sru_norm=ens.sru_norm,
+                                         info={"timings": {}}),
+                            data, rows, s, ctx).scores for i in range(2)]
+    np.testing.assert_allclose(both, np.mean(alone, axis=0), rtol=0, atol=1e-6)
+    assert not np.allclose(alone[0], alone[1])
+    assert any(stage.endswith("-m1") for stage in ens.info["curves"])

@@ -162,6 +162,7 @@ def test_sru_input_dropout_adds_no_parameters():
 @pytest.mark.parametrize("key,value", [
     ("cnn_schedule", "step"), ("spec_time_width", "0.8"), ("cnn_label_smoothing", "1.0"), ("cnn_budget", "-1"),
     ("cnn_mixup", "nan"), ("cnn_optimizer", "lamb"), ("val_speakers", "-1"), ("spec_freq_masks", "11"),
+    ("ensemble", "0"), ("ensemble", "10"),
 ])
 def test_bad_recipe_settings_name_themselves(key, value):
     with pytest.raises(SettingsError, match=key):
@@ -272,6 +273,27 @@ def test_recipe_experiments_split_training_speakers_only(corpus, tmp_path):
     assert set(preds["system"]) == {"cnn-sru", "cnn"}
     table = lever_table(tmp_path)
     assert {"cnn-sru:val", "cnn-sru:test", "cnn:val", "cnn:test"} <= set(table.columns)
+
+
+def test_outer_only_recipe_runs_are_the_deep_runs_fold(corpus, tmp_path):
+    """Without the inner split the driver trains on the whole training fold: its CNN+SRU predicts exactly
+    what ``serbench deep`` does, and its CNN scores come from the same CNN(s)."""
+    from benchmarks.recipe_levers import TEST, run
+
+    over = {"cnn_epochs": "1", "sru_epochs": "1", "ensemble": "2"}
+    folder = run("o", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
+                 max_folds=1, cache=str(tmp_path / "c"), outer_only=True, log=lambda m: None)
+    preds = pd.read_parquet(folder / "demo.parquet")
+    assert set(preds["role"]) == {TEST} and set(preds["speaker"]) == set(preds["fold"])
+    deep = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, cache=tmp_path / "c",
+                    runs=tmp_path / "runs", overrides=over).predictions
+    scores = [c for c in deep.columns if c.startswith("score_")]
+    mine = preds[preds["system"] == "cnn-sru"].sort_values("utterance_id").reset_index(drop=True)
+    theirs = deep[deep["fold"] == mine["fold"].iloc[0]].sort_values("utterance_id").reset_index(drop=True)
+    np.testing.assert_allclose(mine[scores].to_numpy(), theirs[scores].to_numpy(), rtol=0, atol=1e-12)
+    with pytest.raises(SystemExit, match="other settings or splits"):
+        run("o", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
+            max_folds=1, cache=str(tmp_path / "c"), log=lambda m: None)
 
 
 def test_explicit_cnn_epochs_replace_the_profiles_budget():

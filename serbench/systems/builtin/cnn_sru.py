@@ -100,6 +100,9 @@ class CascadeSettings(Settings):
                             check=Options("last", "mean"))
     sru_crossfit: int = setting(0, "0: the paper (SRU on the FC7 of the CNN's own training utterances); K >= 2: "
                                    "cross-fitted over K training-speaker groups (cnn-sru only)", check=NON_NEGATIVE)
+    ensemble: int = setting(1, "models per fold, each trained from its own seed on the same training utterances "
+                               "(both stages); test probabilities averaged over them (1 = the paper)",
+                            check=Interval(1, 9))
     sru_joint: bool = setting(False, "train the CNN and the SRU together, end to end on whole utterances, from the "
                                      "start (not in the paper, whose SRU learns after the CNN; cnn-sru only)")
     val_fraction: float = setting(0.0, "share of TRAINING utterances held out for early stopping (0 = off)",
@@ -187,7 +190,8 @@ class CNNSettings(CascadeSettings):
 
 @dataclass
 class CascadeModel:
-    """A fold's fitted stages: K (CNN, normalizer) pairs and their SRU heads (K = 1 but cross-fitted)."""
+    """A fold's fitted stages: (CNN, normalizer) pairs and their SRU heads, one per ensemble member and
+    cross-fitted group (one of each in the paper's recipe); predictions average over them."""
 
     cnns: list = field(default_factory=list)
     heads: list = field(default_factory=list)
@@ -225,6 +229,8 @@ class _Cascade(System):
             "time_shifts": (f"training segments shifted by up to +-{s.cnn_time_shift:g} of their width; test "
                             f"probabilities averaged over {len(_test_offsets(s))} shift(s)")
                            if self.uses_cnn and R.image_context(s) else None,
+            "ensemble": (f"{s.ensemble} models per fold from their own seeds; test probabilities averaged"
+                         if s.ensemble > 1 else None),
             "sru_input": self._sru_input(s),
             "sru_pool": s.sru_pool if self.uses_sru else None,
             "normalization": "per-channel mean/std of the training fold's inputs",
@@ -260,14 +266,19 @@ class _Cascade(System):
                     else holdout_split(rows, data.y, s.val_fraction, seed))
         timing: dict = {"n_train": int(len(rows)), "n_fit": int(len(fit)), "n_val": int(len(val))}
         model = CascadeModel(info={"timings": timing, "curves": {}})
-        self._fit(model, data, fit, val, s, ctx, rt)
+        for member in range(s.ensemble):
+            self._fit(model, data, fit, val, s, ctx, rt, _member(member))
+        if s.ensemble > 1:
+            timing["ensemble"] = s.ensemble
         timing["device"] = str(rt.device)
         timing["amp"] = rt.amp             # what ran: the amp setting only applies on CUDA
         timing["torch_threads"] = rt.threads
         return model
 
     def _fit(self, model: CascadeModel, data: Dataset, fit: np.ndarray, val: np.ndarray, s: CascadeSettings,
-             ctx: FoldContext, rt: "R.Runtime") -> None:
+             ctx: FoldContext, rt: "R.Runtime", tag: str = "") -> None:
+        """Train one ensemble member, appending its stages to ``model``; ``tag`` ends its stage names (and so
+        its seeds and checkpoints): empty for the first member."""
         raise NotImplementedError
 
     def _fit_cnn(self, model: CascadeModel, data: Dataset, utts: np.ndarray, val: np.ndarray, s: CascadeSettings,
@@ -464,6 +475,12 @@ def _input(norm, s: CascadeSettings, offset: int | None = None):
     return lambda x: norm(time_crop(x, s.image_size, offset))
 
 
+def _member(i: int) -> str:
+    """Stage-name tag of ensemble member ``i``: none for the first, so ``ensemble=1`` trains exactly the
+    single model (same seeds, same checkpoints) it always did."""
+    return f"-m{i}" if i else ""
+
+
 def _test_offsets(s: CascadeSettings) -> list[int | None]:
     """The crop offsets whose probabilities a test utterance averages (cnn_test_crops)."""
     from serbench.deep.specaugment import crop_offsets
@@ -568,15 +585,15 @@ class CNNSRU(_Cascade):
                 raise SystemOptionError(f"--set sru_crossfit={k} needs at least {k} training speakers per fold; "
                                         f"{data.corpus} has {n_spk} speakers (use sru_crossfit=0 or a smaller K)")
 
-    def _fit(self, model, data, fit, val, s, ctx, rt) -> None:
+    def _fit(self, model, data, fit, val, s, ctx, rt, tag="") -> None:
         if s.sru_joint:
-            self._fit_joint(model, data, fit, val, s, ctx, rt)
+            self._fit_joint(model, data, fit, val, s, ctx, rt, tag)
             return
         if not s.sru_crossfit:
             # The paper: the SRU learns from the FC7 of the same utterances the CNN was trained on.
-            cnn, norm = self._fit_cnn(model, data, fit, val, s, ctx, rt, "cnn")
+            cnn, norm = self._fit_cnn(model, data, fit, val, s, ctx, rt, f"cnn{tag}")
             model.cnns.append((cnn, norm))
-            model.heads.append(self._sru_on_fc7(model, cnn, norm, data, fit, val, s, ctx, rt, "sru"))
+            model.heads.append(self._sru_on_fc7(model, cnn, norm, data, fit, val, s, ctx, rt, f"sru{tag}"))
             return
         # Cross-fitted stage 2 (not in the paper): K speaker groups of the fit utterances; CNN k trains on
         # the other groups, SRU k on group k's FC7 from CNN k (features of utterances that CNN never saw,
@@ -589,13 +606,14 @@ class CNNSRU(_Cascade):
             raise SystemOptionError(f"--set sru_crossfit={k} needs at least {k} training speakers; fold {ctx.fold} "
                                     f"has {len(set(speakers))} (use --set sru_crossfit=0 or a smaller K)")
         for i, (cnn_idx, sru_idx) in enumerate(GroupKFold(n_splits=k).split(fit, groups=speakers)):
-            cnn, norm = self._fit_cnn(model, data, fit[cnn_idx], val, s, ctx, rt, f"cnn{i}")
+            cnn, norm = self._fit_cnn(model, data, fit[cnn_idx], val, s, ctx, rt, f"cnn{i}{tag}")
             model.cnns.append((cnn, norm))
-            model.heads.append(self._sru_on_fc7(model, cnn, norm, data, fit[sru_idx], val, s, ctx, rt, f"sru{i}"))
+            model.heads.append(self._sru_on_fc7(model, cnn, norm, data, fit[sru_idx], val, s, ctx, rt,
+                                                f"sru{i}{tag}"))
         model.info["timings"]["sru_crossfit"] = k
 
 
-    def _fit_joint(self, model, data, fit, val, s, ctx, rt) -> None:
+    def _fit_joint(self, model, data, fit, val, s, ctx, rt, tag: str = "") -> None:
         """CNN and SRU as one network on ``(U, N, 3, S, S)`` utterances, one loss (the utterance's)."""
         import dataclasses
 
@@ -609,7 +627,7 @@ class CNNSRU(_Cascade):
         n = s.segments
         norm = D.Normalizer.fit(images[R.segment_rows(fit, n).to(images.device)])   # training segments only
         # The same segments per optimizer step as stage 1 of the two-stage cascade.
-        cnn, cfg = _stage1(data, s, ctx, "joint", batch=max(1, round(s.cnn_batch / n)))
+        cnn, cfg = _stage1(data, s, ctx, f"joint{tag}", batch=max(1, round(s.cnn_batch / n)))
         head = SRUClassifier(cnn.fc_dim, data.n_classes, hidden=s.sru_hidden, pool=s.sru_pool,
                              init_std=s.sru_init_std, init_bias=s.sru_init_bias, input_dropout=s.sru_input_dropout)
         net = Cascade(cnn, head).to(rt.device)
@@ -629,10 +647,10 @@ class CNNSRU(_Cascade):
             cfg = dataclasses.replace(cfg, crop=per_segment(cfg.crop))
         y = torch.as_tensor(data.y, dtype=torch.long)
         res = train_stage(net, utterances(fit), y[fit], cfg, device=rt.device, transform=per_segment(_input(norm, s)),
-                          checkpoint=checkpoint(ctx, "joint"), amp=rt.amp,
+                          checkpoint=checkpoint(ctx, f"joint{tag}"), amp=rt.amp,
                           val=(utterances(val), y[val]) if len(val) else None,
                           on_epoch=epoch_logger(ctx.say, R.hook(ctx), "utterances"))
-        _record_cnn(model, res, "joint", data.n_classes, ctx, segments_per_sample=n)
+        _record_cnn(model, res, f"joint{tag}", data.n_classes, ctx, segments_per_sample=n)
         model.cnns.append((cnn, norm))
         model.heads.append(head)
 
@@ -645,8 +663,8 @@ class CNNOnly(_Cascade):
     settings_class = CNNSettings
     uses_sru = False
 
-    def _fit(self, model, data, fit, val, s, ctx, rt) -> None:
-        model.cnns.append(self._fit_cnn(model, data, fit, val, s, ctx, rt, "cnn"))
+    def _fit(self, model, data, fit, val, s, ctx, rt, tag="") -> None:
+        model.cnns.append(self._fit_cnn(model, data, fit, val, s, ctx, rt, f"cnn{tag}"))
 
     def predict(self, model, data, rows, s, ctx) -> FoldOutput:
         import torch
@@ -657,11 +675,10 @@ class CNNOnly(_Cascade):
 
         rt = R.Runtime.of(ctx, s.amp)
         images = R.segment_images(data, s, rt)
-        cnn, norm = model.cnns[0]
         x = images[R.segment_rows(rows, s.segments).to(images.device)]
         probs = [cnn_utterance_probs(predict_logits(cnn, x, batch=s.cnn_batch * 4, device=rt.device,
                                                     transform=_input(norm, s, offset), amp=rt.amp), s.segments)
-                 for offset in _test_offsets(s)]
+                 for cnn, norm in model.cnns for offset in _test_offsets(s)]
         return FoldOutput(torch.stack(probs).mean(0).double().cpu().numpy())
 
 
@@ -676,17 +693,18 @@ class SRUOnly(_Cascade):
     def _sru_input(self, s: CascadeSettings) -> str:
         return "per-segment mean and std of the 3x60 log-mel frames (360-d)"
 
-    def _fit(self, model, data, fit, val, s, ctx, rt) -> None:
+    def _fit(self, model, data, fit, val, s, ctx, rt, tag="") -> None:
         import torch
 
         from serbench.deep import data as D
 
         seqs = R.lowlevel(data, s, rt)
+        # The same for every ensemble member: it depends on the training rows only.
         model.sru_norm = D.Normalizer.fit_last(seqs[torch.as_tensor(fit, device=seqs.device)])
         y = torch.as_tensor(data.y, dtype=torch.long)
         sel = (lambda idx: seqs[torch.as_tensor(idx, dtype=torch.long, device=seqs.device)])
         model.heads.append(self._fit_head(model, sel(fit), y[fit], sel(val) if len(val) else None, y[val],
-                                          seqs.shape[-1], data.n_classes, s, ctx, rt, "sru",
+                                          seqs.shape[-1], data.n_classes, s, ctx, rt, f"sru{tag}",
                                           transform=model.sru_norm))
 
     def predict(self, model, data, rows, s, ctx) -> FoldOutput:
@@ -697,5 +715,5 @@ class SRUOnly(_Cascade):
         rt = R.Runtime.of(ctx, s.amp)
         seqs = R.lowlevel(data, s, rt)
         x = seqs[torch.as_tensor(rows, dtype=torch.long, device=seqs.device)]
-        probs = _softmax(model.heads[0], x, s, rt, transform=model.sru_norm)
+        probs = torch.stack([_softmax(head, x, s, rt, transform=model.sru_norm) for head in model.heads]).mean(0)
         return FoldOutput(probs.double().cpu().numpy())
