@@ -339,14 +339,23 @@ def curves_data(run: RunResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fold", "stage", "epoch", "metric", "value"])
 
 
+def _stage_family(stage: str) -> str:
+    """The stage an ensemble member's stage belongs to (``cnn-m2`` -> ``cnn``): members share a panel."""
+    head, sep, tail = stage.rpartition("-m")
+    return head if sep and head and tail.isdigit() else stage
+
+
 def curves_plot(run: RunResult) -> Plot | None:
     """Loss and UA by epoch per fold for each training stage (solid: training, dashed: validation),
-    UA where the record has it. None when the run recorded no curves."""
+    UA where the record has it; an ensemble's members share their stage's panel. None when the run
+    recorded no curves."""
     data = curves_data(run)
     if data.empty:
         return None
-    stages = list(dict.fromkeys(data["stage"]))
-    has_ua = {s: bool(data[(data["stage"] == s)]["metric"].isin(["ua", "val_ua"]).any()) for s in stages}
+    data = data.assign(family=data["stage"].map(_stage_family))
+    members = data.groupby("family")["stage"].nunique().to_dict()
+    stages = list(dict.fromkeys(data["family"]))
+    has_ua = {s: bool(data[(data["family"] == s)]["metric"].isin(["ua", "val_ua"]).any()) for s in stages}
     panels = [(s, "loss") for s in stages] + [(s, "ua") for s in stages if has_ua[s]]
     cols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / cols)
@@ -357,18 +366,19 @@ def curves_plot(run: RunResult) -> Plot | None:
     for i, (stage, what) in enumerate(panels):
         ax = fig.add_subplot(nrows, cols, i + 1)
         axes.append(ax)
-        sub = data[data["stage"] == stage]
+        sub = data[data["family"] == stage]
         for fold in folds:
-            fsub = sub[sub["fold"] == fold]
-            metrics = ("loss", "val_loss") if what == "loss" else ("ua", "val_ua")
-            for metric in metrics:
-                m = fsub[fsub["metric"] == metric].sort_values("epoch")
-                if not m.empty:
-                    ax.plot(m["epoch"], m["value"], color=colors[fold], linewidth=1.1,
-                            linestyle="--" if metric.startswith("val_") else "-",
-                            marker="." if len(m) < 12 else None,
-                            label=fold if i == 0 and not metric.startswith("val_") else None)
-        ax.set_title(f"{stage}: {'loss' if what == 'loss' else 'UA %'}", fontsize=8)
+            for k, (_member, msub) in enumerate(sub[sub["fold"] == fold].groupby("stage", sort=False)):
+                metrics = ("loss", "val_loss") if what == "loss" else ("ua", "val_ua")
+                for metric in metrics:
+                    m = msub[msub["metric"] == metric].sort_values("epoch")
+                    if not m.empty:
+                        ax.plot(m["epoch"], m["value"], color=colors[fold], linewidth=1.1 if members[stage] == 1
+                                else 0.8, linestyle="--" if metric.startswith("val_") else "-",
+                                marker="." if len(m) < 12 else None,
+                                label=fold if i == 0 and k == 0 and not metric.startswith("val_") else None)
+        shown = stage if members[stage] == 1 else f"{stage} ({members[stage]} ensemble members)"
+        ax.set_title(f"{shown}: {'loss' if what == 'loss' else 'UA %'}", fontsize=8)
         ax.set_xlabel("epoch", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -382,7 +392,8 @@ def curves_plot(run: RunResult) -> Plot | None:
                + ("; dashed = validation (held out from the training fold, never the test speaker)" if has_val else
                   "; no validation split was used, so there is no validation curve")
                + ("." if any(has_ua.values()) else "; the record holds no per-epoch UA."))
-    return Plot(f"curves-{run.system}", fig, data, caption, f"training curves of {run.system}",
+    return Plot(f"curves-{run.system}", fig, data.drop(columns="family"), caption,
+                f"training curves of {run.system}",
                 extra={"panels": len(panels)})
 
 

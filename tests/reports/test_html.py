@@ -217,6 +217,22 @@ def test_curves_from_the_run_record(store):
     assert curves_plot(collect("casia", store.root).get("cnn-N5")) is None   # no curves recorded
 
 
+def test_ensemble_members_share_their_stages_panel(store):
+    _fill(store)
+    run = collect("casia", store.root).get("crnn")
+    record = json.loads((run.path / "run.json").read_text())
+    for fold in record["folds"]:
+        fold["curves"]["crnn-m1"] = [dict(pt, loss=pt["loss"] + 1) for pt in fold["curves"]["crnn"]]
+    (run.path / "run.json").write_text(json.dumps(record))
+    run = collect("casia", store.root).get("crnn")
+    assert set(curves_data(run)["stage"]) == {"crnn", "crnn-m1"}
+    plot = curves_plot(run)
+    assert len(plot.figure.axes) == 1                           # one loss panel for both members
+    ax = plot.figure.axes[0]
+    assert len(ax.get_lines()) == 16 and "2 ensemble members" in ax.get_title()
+    assert len(ax.get_legend_handles_labels()[1]) == 4          # one legend entry per fold
+
+
 def test_training_curves_written_beside_the_run_and_linked_from_the_tables(store, tmp_path):
     from serbench.reports import tables_for
     from serbench.reports.plots import CURVES_FILE, write_curves
