@@ -132,8 +132,10 @@ class CascadeSettings(Settings):
         # shifts were neutral on CASIA (CNN+SRU -0.2, CNN +0.1 against 1).
         # Then an ensemble of 3 seeds per fold, measured as the mean of seeds 0-2's probabilities on the same
         # inner-validation speakers: CNN+SRU +2.5 (EMO-DB-2s) / +0.6 (CASIA) over the mean single seed, CNN
-        # +1.8 / +0.3, for 3x the training time. Single seeds spread by 0.7 / 2.4 (CNN+SRU) and 1.2 / 4.9 (CNN)
-        # UA points. Every lever measured, and why the others are not here: docs/cnn-sru-recipe.md.
+        # +1.8 / +0.3, for 3x the training time (CASIA at N = 5: 572 s per fold on one core, 38 min for its
+        # leave-one-speaker-out run; --workers 2 runs two folds at once). Single seeds spread by 0.7 / 2.4
+        # (CNN+SRU) and 1.2 / 4.9 (CNN) UA points. Every lever measured, and why the others are not here:
+        # docs/cnn-sru-recipe.md.
         "fast": {"image_size": 64, "cnn_width": 0.25, "cnn_epochs": 30, "cnn_budget": 150.0, "cnn_batchnorm": True,
                  "cnn_optimizer": "adamw", "cnn_lr": 0.001, "cnn_weight_decay": 0.05, "cnn_schedule": "onecycle",
                  "cnn_time_shift": 0.25, "cnn_test_crops": 3, "ensemble": 3,
