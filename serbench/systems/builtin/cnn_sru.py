@@ -10,6 +10,8 @@ bit-identically on CPU.
 * ``cnn-sru``: the cascade; stored as ``cnn-sru-N<segments>``. ``--set sru_crossfit=K``
   (not in the paper) trains K CNNs on K speaker groups of the fold and SRU k on the FC7 of
   the group CNN k never saw; the test decision averages the K SRUs (``cnn-sru-xfitK-N*``).
+* ``--set ensemble=k`` (all three; ``fast``: 3) trains k models per fold, each from its own seed,
+  and averages their test probabilities; the first is the single model itself.
 * ``cnn``: stage 1 alone; an utterance's decision is the mean of its segments' softmax.
 * ``sru``: stage 2 alone on low-level features: per segment the mean and standard deviation
   over time of the 3 x 60 log-mel channels, a ``(N, 360)`` sequence per utterance.
