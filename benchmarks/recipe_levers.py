@@ -6,7 +6,8 @@ drawn from a hash of corpus and fold, so every recipe sees the same split. The s
 the remaining training speakers with its real fold code (``System.fit``) and predicts the inner
 validation speakers (``val``: what a setting is chosen on) and the outer test speaker (``test``:
 reported, never used for a choice). For ``cnn-sru`` the CNN ablation of the same CNN(s) is
-scored too (mean of segment softmaxes, averaged over the CNNs of a cross-fitted cascade).
+scored too (mean of segment softmaxes, averaged over the fold's CNNs: ensemble members, cross-fitted
+groups).
 
     python -m benchmarks.recipe_levers run --name opt --system cnn-sru --corpus emodb \\
         --root ../shared/corpora/emodb-2s --segments 3 [--set cnn_mixup=0.2 ...] [--max-folds 5]

@@ -339,12 +339,6 @@ def curves_data(run: RunResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fold", "stage", "epoch", "metric", "value"])
 
 
-def _stage_family(stage: str) -> str:
-    """The stage an ensemble member's stage belongs to (``cnn-m2`` -> ``cnn``): members share a panel."""
-    head, sep, tail = stage.rpartition("-m")
-    return head if sep and head and tail.isdigit() else stage
-
-
 def curves_plot(run: RunResult) -> Plot | None:
     """Loss and UA by epoch per fold for each training stage (solid: training, dashed: validation),
     UA where the record has it; an ensemble's members share their stage's panel. None when the run
@@ -352,7 +346,9 @@ def curves_plot(run: RunResult) -> Plot | None:
     data = curves_data(run)
     if data.empty:
         return None
-    data = data.assign(family=data["stage"].map(_stage_family))
+    from serbench.systems.naming import stage_family
+
+    data = data.assign(family=data["stage"].map(stage_family))       # ensemble members share a panel
     members = data.groupby("family")["stage"].nunique().to_dict()
     stages = list(dict.fromkeys(data["family"]))
     has_ua = {s: bool(data[(data["family"] == s)]["metric"].isin(["ua", "val_ua"]).any()) for s in stages}
@@ -367,9 +363,9 @@ def curves_plot(run: RunResult) -> Plot | None:
         ax = fig.add_subplot(nrows, cols, i + 1)
         axes.append(ax)
         sub = data[data["family"] == stage]
+        metrics = ("loss", "val_loss") if what == "loss" else ("ua", "val_ua")
         for fold in folds:
             for k, (_member, msub) in enumerate(sub[sub["fold"] == fold].groupby("stage", sort=False)):
-                metrics = ("loss", "val_loss") if what == "loss" else ("ua", "val_ua")
                 for metric in metrics:
                     m = msub[msub["metric"] == metric].sort_values("epoch")
                     if not m.empty:

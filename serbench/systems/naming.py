@@ -97,4 +97,19 @@ class Naming:
         return out
 
 
-__all__ = ["Naming", "Part", "flag", "number", "word", "text"]
+MEMBER = "-m"
+
+
+def member_stage(stage: str, member: int) -> str:
+    """The name of a training stage of ensemble member ``member``: the stage itself for the first, so a
+    single model keeps its stage names (and the seeds and checkpoints drawn from them); ``cnn-m1`` etc. after."""
+    return f"{stage}{MEMBER}{member}" if member else stage
+
+
+def stage_family(stage: str) -> str:
+    """The stage an ensemble member's stage belongs to (``cnn-m2`` -> ``cnn``; others unchanged)."""
+    head, sep, tail = stage.rpartition(MEMBER)
+    return head if sep and head and tail.isdigit() else stage
+
+
+__all__ = ["Naming", "Part", "flag", "number", "word", "text", "member_stage", "stage_family"]

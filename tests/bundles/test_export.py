@@ -89,31 +89,49 @@ def test_restore_refuses_parts_of_another_shape(tmp_path):
         system.restore(parts, s, LABELS)
 
 
-@pytest.mark.parametrize("name", ["cnn-sru", "cnn", "sru"])
-def test_ensemble_adds_new_seeds_to_the_single_model_and_averages_them(name):
+@pytest.mark.parametrize("name,extra", [("cnn-sru", {}), ("cnn", {}), ("sru", {}),
+                                        ("cnn-sru", {"sru_joint": True}), ("cnn-sru", {"sru_crossfit": 2})])
+def test_ensemble_adds_new_seeds_to_the_single_model_and_averages_them(name, extra):
     from serbench.systems.builtin.cnn_sru import CascadeModel
 
     system = registry.get(name)
     data = dataset("melseg")
     ctx = FoldContext(run_id="t", system=name, fold="t", seed=0, device="cpu", threads=1, log=lambda _m: None)
     rows = np.arange(len(data))
-    single_s = system.settings("tiny", {"segments": 2})
-    s = system.settings("tiny", {"segments": 2, "ensemble": 2})
+    single_s = system.settings("tiny", {"segments": 2, **extra})
+    s = system.settings("tiny", {"segments": 2, "ensemble": 2, **extra})
     single, ens = system.fit(data, rows, single_s, ctx), system.fit(data, rows, s, ctx)
     parts = "cnns" if system.uses_cnn else "heads"
-    assert len(getattr(ens, parts)) == 2 and len(getattr(single, parts)) == 1
+    g = len(getattr(single, parts))                    # models per member (cross-fitted groups)
+    assert len(getattr(ens, parts)) == 2 * g
 
     def weights(model, i):
         net = model.cnns[i][0] if system.uses_cnn else model.heads[i]
         return [p.detach().clone() for p in net.parameters()]
 
     # Member 0 is the single model itself (same seeds); member 1 learned from another seed.
-    assert all(torch.equal(a, b) for a, b in zip(weights(ens, 0), weights(single, 0)))
-    assert not all(torch.equal(a, b) for a, b in zip(weights(ens, 0), weights(ens, 1)))
+    for i in range(g):
+        assert all(torch.equal(a, b) for a, b in zip(weights(ens, i), weights(single, i)))
+    assert not all(torch.equal(a, b) for a, b in zip(weights(ens, 0), weights(ens, g)))
     both = system.predict(ens, data, rows, s, ctx).scores
-    alone = [system.predict(CascadeModel(cnns=ens.cnns[i:i + 1], heads=ens.heads[i:i + 1], sru_norm=ens.sru_norm,
-                                         info={"timings": {}}),
+    alone = [system.predict(CascadeModel(cnns=ens.cnns[i * g:(i + 1) * g], heads=ens.heads[i * g:(i + 1) * g],
+                                         sru_norm=ens.sru_norm, info={"timings": {}}),
                             data, rows, s, ctx).scores for i in range(2)]
     np.testing.assert_allclose(both, np.mean(alone, axis=0), rtol=0, atol=1e-6)
     assert not np.allclose(alone[0], alone[1])
     assert any(stage.endswith("-m1") for stage in ens.info["curves"])
+
+
+def test_cnn_ablation_trains_the_cascades_cnns():
+    """The cnn system and stage 1 of cnn-sru draw the same seeds: the same CNNs, member by member (so the
+    recipe driver may score the CNN ablation from a cascade's CNNs)."""
+    data = dataset("melseg")
+    rows = np.arange(len(data))
+    fitted = {}
+    for name in ("cnn", "cnn-sru"):
+        ctx = FoldContext(run_id="t", system=name, fold="t", seed=0, device="cpu", threads=1, log=lambda _m: None)
+        s = registry.get(name).settings("tiny", {"segments": 2, "ensemble": 2})
+        fitted[name] = registry.get(name).fit(data, rows, s, ctx)
+    assert len(fitted["cnn"].cnns) == len(fitted["cnn-sru"].cnns) == 2
+    for (a, _), (b, _) in zip(fitted["cnn"].cnns, fitted["cnn-sru"].cnns):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

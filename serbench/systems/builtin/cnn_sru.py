@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from serbench.systems import deep_runtime as R
 from serbench.systems.base import ModelParts, System, SystemOptionError, checkpoint, load_module, module_tensors
-from serbench.systems.naming import Naming, flag, number
+from serbench.systems.naming import Naming, flag, member_stage, number
 from serbench.systems.registry import register
 from serbench.systems.settings import (
     AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Interval, Options, Settings, setting,
@@ -274,7 +274,7 @@ class _Cascade(System):
         timing: dict = {"n_train": int(len(rows)), "n_fit": int(len(fit)), "n_val": int(len(val))}
         model = CascadeModel(info={"timings": timing, "curves": {}})
         for member in range(s.ensemble):
-            self._fit(model, data, fit, val, s, ctx, rt, _member(member))
+            self._fit(model, data, fit, val, s, ctx, rt, member_stage("", member))
         if s.ensemble > 1:
             timing["ensemble"] = s.ensemble
         timing["device"] = str(rt.device)
@@ -480,12 +480,6 @@ def _input(norm, s: CascadeSettings, offset: int | None = None):
     from serbench.deep.specaugment import time_crop
 
     return lambda x: norm(time_crop(x, s.image_size, offset))
-
-
-def _member(i: int) -> str:
-    """Stage-name tag of ensemble member ``i``: none for the first, so ``ensemble=1`` trains exactly the
-    single model (same seeds, same checkpoints) it always did."""
-    return f"-m{i}" if i else ""
 
 
 def _test_offsets(s: CascadeSettings) -> list[int | None]:
