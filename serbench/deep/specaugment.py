@@ -1,6 +1,6 @@
-"""Batch transforms of segment images: SpecAugment-style masks and time crops.
+"""Batch transforms of segment images: SpecAugment-style masks, frequency shifts and time crops.
 
-The masks are applied to normalized training batches (``StageConfig.augment``), never to
+The masks and frequency shifts are applied to normalized training batches (``StageConfig.augment``), never to
 validation or test inputs. Random time crops shift training segments over their context
 columns (``StageConfig.crop``); fixed crops cut the segments themselves, or evenly spread
 shifts of them, for validation and test. Randomness comes from the global torch RNG, whose state a stage checkpoints,
@@ -77,6 +77,21 @@ def random_time_crop(x: torch.Tensor, width: int) -> torch.Tensor:
     start = torch.randint(0, t - width + 1, (b,))
     idx = (start[:, None] + torch.arange(width)[None, :]).to(x.device)           # (B, width)
     return x.gather(3, idx[:, None, None, :].expand(b, c, f, width))
+
+
+def random_freq_shift(x: torch.Tensor, most: int) -> torch.Tensor:
+    """Each ``(B, C, F, T)`` image moved up or down by its own ``U{-most..most}`` mel-band rows.
+
+    Rows moved in from beyond an edge repeat the edge row. A shift of the mel axis stands in for a
+    change of speaker (vocal tract length, pitch register), which is what an unseen test speaker
+    brings. Global torch RNG (checkpointed).
+    """
+    if most <= 0:
+        return x
+    b, c, f, t = x.shape
+    d = torch.randint(-most, most + 1, (b,))
+    rows = (torch.arange(f)[None, :] - d[:, None]).clamp(0, f - 1).to(x.device)     # (B, F)
+    return x.gather(2, rows[:, None, :, None].expand(b, c, f, t))
 
 
 def crop_offsets(context: int, crops: int) -> list[int]:

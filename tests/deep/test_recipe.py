@@ -361,6 +361,35 @@ def test_time_crops_are_uniform_in_range_centred_by_default_and_spread_evenly_at
     assert crop_offsets(4, 3) == [0, 4, 8] and crop_offsets(4, 1) == [4] and crop_offsets(0, 3) == [0]
 
 
+def test_freq_shifts_move_whole_images_by_at_most_the_limit_repeating_edge_rows():
+    from serbench.deep.specaugment import random_freq_shift
+
+    torch.manual_seed(0)
+    rows = torch.arange(10.0)[:, None].expand(10, 6)
+    x = torch.stack([rows, 100 + rows, -rows])[None].expand(400, 3, 10, 6).contiguous()
+    out = random_freq_shift(x, 2)
+    d = (x[:, 0, 5, 0] - out[:, 0, 5, 0]).long()             # row 5 now holds row 5 - d
+    assert set(d.tolist()) == {-2, -1, 0, 1, 2}
+    for img, k in zip(out, d.tolist()):
+        src = (torch.arange(10) - k).clamp(0, 9)
+        assert torch.equal(img, x[0][:, src, :])                 # all channels alike; edges repeat
+    assert random_freq_shift(x, 0) is x
+
+
+def test_freq_shift_setting_builds_a_training_transform_only_when_set():
+    from serbench.systems.builtin.cnn_sru import _augmenter
+
+    assert _augmenter(settings(segments=3, cnn_freq_shift=0)) is None
+    torch.manual_seed(0)
+    x = torch.randn(50, 3, 64, 64)
+    aug = _augmenter(settings(segments=3, cnn_freq_shift=0.05))
+    assert not torch.equal(aug(x), x)
+    both = _augmenter(settings(segments=3, cnn_freq_shift=0.05, spec_freq_masks=1, spec_freq_width=0.2))
+    assert bool((both(x) == 0).any())
+    with pytest.raises(SettingsError, match="cnn_freq_shift"):
+        settings(segments=3, cnn_freq_shift=0.5)
+
+
 def test_test_crops_need_a_shift():
     with pytest.raises(SettingsError, match="cnn_test_crops"):
         settings(segments=3, cnn_time_shift=0, cnn_test_crops=3)
@@ -371,7 +400,7 @@ def test_test_crops_need_a_shift():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, extra", [("cnn-sru", {"sru_fc7_views": "1"}), ("cnn", {}),
-                                          ("cnn-sru", {"sru_joint": "true"})])
+                                          ("cnn-sru", {"sru_joint": "true"}), ("cnn", {"cnn_freq_shift": "0.1"})])
 def test_time_shifted_training_and_test_crops_are_reproducible(corpus, tmp_path, model, extra):
     over = {"cnn_epochs": "2", "sru_epochs": "2", "cnn_time_shift": "0.25", "cnn_test_crops": "3", **extra}
     preds = []
@@ -381,6 +410,7 @@ def test_time_shifted_training_and_test_crops_are_reproducible(corpus, tmp_path,
         preds.append(res.predictions.sort_values("utterance_id").reset_index(drop=True))
     assert preds[0].equals(preds[1])
     assert "over 3 shift(s)" in res.record["config"]["time_shifts"]
+    assert ("mel rows" in (res.record["config"]["freq_shifts"] or "")) == ("cnn_freq_shift" in extra)
     plain = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, model=model,
                      cache=tmp_path / "c", runs=tmp_path / "plain",
                      overrides={k: v for k, v in over.items() if k not in ("cnn_time_shift", "cnn_test_crops")})

@@ -78,6 +78,10 @@ class CascadeSettings(Settings):
                                          "+-this fraction of its width, over the real neighbouring frames (drawn "
                                          "afresh per batch); validation and test see the segments themselves",
                                     check=Interval(0, 0.5))
+    cnn_freq_shift: float = setting(0.0, "> 0: each training segment moves up or down by a random number of mel "
+                                         "rows, up to this fraction of the image height (edge rows repeat), drawn "
+                                         "afresh per batch: a stand-in for another speaker's vocal tract and pitch",
+                                    check=Interval(0, 0.25))
     cnn_test_crops: int = setting(1, "shifts averaged at test time: 1 = the segments themselves; k > 1: k shifts "
                                      "evenly spread over +-cnn_time_shift, probabilities averaged (cnn, cnn-sru)",
                                   check=Interval(1, 9))
@@ -236,6 +240,8 @@ class _Cascade(System):
             "time_shifts": (f"training segments shifted by up to +-{s.cnn_time_shift:g} of their width; test "
                             f"probabilities averaged over {len(_test_offsets(s))} shift(s)")
                            if self.uses_cnn and R.image_context(s) else None,
+            "freq_shifts": (f"training segments moved by up to +-{s.cnn_freq_shift:g} of their height in "
+                            "mel rows") if self.uses_cnn and s.cnn_freq_shift else None,
             "ensemble": (f"{s.ensemble} models per fold from their own seeds; test probabilities averaged"
                          if s.ensemble > 1 else None),
             "sru_input": self._sru_input(s),
@@ -347,7 +353,7 @@ class _Cascade(System):
         training views (:func:`serbench.deep.train.extract_fc7`; random time shifts too with cnn_time_shift)."""
         import torch
 
-        from serbench.deep.specaugment import mask_augmenter, random_time_crop
+        from serbench.deep.specaugment import random_time_crop
         from serbench.deep.train import extract_fc7
 
         images = R.segment_images(data, s, rt)
@@ -356,7 +362,7 @@ class _Cascade(System):
         t0 = time.perf_counter()
         x = images[R.segment_rows(utts, s.segments).to(images.device)]
         if views:
-            masks = mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks, s.spec_time_width)
+            masks = _augmenter(s)
 
             def noise(xb):
                 xb = random_time_crop(xb, s.image_size)
@@ -453,7 +459,7 @@ def _stage1(data: Dataset, s: CascadeSettings, ctx: FoldContext, stage: str, *, 
 
     from serbench.deep.alexnet import load_pretrained
     from serbench.deep.models import build_cnn
-    from serbench.deep.specaugment import mask_augmenter, random_time_crop
+    from serbench.deep.specaugment import random_time_crop
     from serbench.deep.train import StageConfig
     from serbench.experiments.protocol import stage_seed
 
@@ -466,10 +472,23 @@ def _stage1(data: Dataset, s: CascadeSettings, ctx: FoldContext, stage: str, *, 
     cfg = StageConfig(stage, cnn_epochs(s), batch, seed=seed, patience=s.patience,
                       optimizer=lambda p: cnn_optimizer(p, s), schedule=s.cnn_schedule,
                       label_smoothing=s.cnn_label_smoothing, mixup_alpha=s.cnn_mixup,
-                      augment=mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks,
-                                             s.spec_time_width),
+                      augment=_augmenter(s),
                       crop=(lambda x: random_time_crop(x, s.image_size)) if R.image_context(s) else None)
     return cnn, cfg
+
+
+def _augmenter(s: CascadeSettings):
+    """Stage 1's training batch transform: a random frequency shift (cnn_freq_shift), then the SpecAugment
+    masks; None when neither is set."""
+    from serbench.deep.specaugment import mask_augmenter, random_freq_shift
+
+    masks = mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks, s.spec_time_width)
+    most = int(round(s.cnn_freq_shift * s.image_size))
+    if most == 0:
+        return masks
+    if masks is None:
+        return lambda x: random_freq_shift(x, most)
+    return lambda x: masks(random_freq_shift(x, most))
 
 
 def _input(norm, s: CascadeSettings, offset: int | None = None):
