@@ -19,7 +19,8 @@ protocol's CNN+SRU and CNN from one training of each fold's CNN(s), for a recipe
 
 Results: ``<out>/<name>/<corpus>.parquet`` (predictions with ``system`` and ``role``) and
 ``<name>/<corpus>-folds.jsonl`` (settings, timings, curves). A killed run resumes at the next
-fold it has not stored. Default ``--out``: ``recipe-results/``.
+fold it has not stored. ``--folds 03,08`` runs only those outer folds. Default ``--out``:
+``recipe-results/``.
 """
 from __future__ import annotations
 
@@ -51,8 +52,15 @@ def inner_split(train: np.ndarray, speakers: np.ndarray, key: str) -> tuple[np.n
     return train[~is_val], train[is_val]
 
 
-def pick_folds(folds: list, most: int | None) -> list:
-    """``most`` folds spread evenly over the list (all when None or >= len)."""
+def pick_folds(folds: list, most: int | None, names: list[str] | None = None) -> list:
+    """The folds called ``names`` (all when None), then ``most`` of them spread evenly over the list (all when
+    None or >= len)."""
+    if names:
+        unknown = sorted(set(names) - {f.name for f in folds})
+        if unknown:
+            raise SystemExit(f"--folds: no fold {', '.join(unknown)}; the folds are "
+                             f"{', '.join(f.name for f in folds)}")
+        folds = [f for f in folds if f.name in set(names)]
     if not most or most >= len(folds):
         return list(folds)
     idx = np.unique(np.round(np.linspace(0, len(folds) - 1, most)).astype(int))
@@ -67,7 +75,8 @@ def _frame(data, rows: np.ndarray, out, fold: str, system: str, n_val: int) -> p
 
 
 def run(name: str, system: str, corpus: str, root: str, *, segments: int | None, sets: dict, out: Path,
-        profile: str = "fast", seed: int = 0, max_folds: int | None = None, threads: int = 1,
+        profile: str = "fast", seed: int = 0, max_folds: int | None = None, folds: list[str] | None = None,
+        threads: int = 1,
         cache: str | None = None, outer_only: bool = False, log=print) -> Path:
     import torch
 
@@ -98,7 +107,7 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
     cfg_path.write_text(json.dumps(config, indent=1, default=str))
     preds_path, folds_path = folder / f"{corpus}.parquet", folder / f"{corpus}-folds.jsonl"
     done = set(pd.read_parquet(preds_path)["fold"]) if preds_path.is_file() else set()
-    for fold in pick_folds(plan.folds, max_folds):
+    for fold in pick_folds(plan.folds, max_folds, folds):
         if fold.name in done:
             continue
         t0 = time.perf_counter()
@@ -169,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--profile", default="fast")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--max-folds", type=int)
+    r.add_argument("--folds", help="comma-separated outer fold names (default: all); two processes with "
+                                   "different --name and --folds split one recipe's folds")
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--cache")
     r.add_argument("--outer-only", action="store_true",
@@ -188,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
         sets[key.strip()] = value.strip()
     run(a.name, a.system, a.corpus, a.root, segments=a.segments, sets=sets, out=a.out, profile=a.profile,
-        seed=a.seed, max_folds=a.max_folds, threads=a.threads, cache=a.cache, outer_only=a.outer_only,
+        seed=a.seed, max_folds=a.max_folds,
+        folds=[f.strip() for f in a.folds.split(",") if f.strip()] if a.folds else None, threads=a.threads, cache=a.cache, outer_only=a.outer_only,
         log=lambda m: print(m, flush=True))
 
 

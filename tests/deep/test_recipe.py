@@ -253,6 +253,19 @@ def test_sru_on_fc7_views_is_reproducible(corpus, tmp_path):
     assert res.record["config"]["settings"]["sru_fc7_views"] == 2
 
 
+def test_recipe_folds_are_picked_by_name_then_spread():
+    from types import SimpleNamespace
+
+    from benchmarks.recipe_levers import pick_folds
+
+    folds = [SimpleNamespace(name=n) for n in ("03", "08", "09", "10", "11")]
+    assert [f.name for f in pick_folds(folds, None, ["10", "03"])] == ["03", "10"]
+    assert [f.name for f in pick_folds(folds, 3)] == ["03", "09", "11"]
+    assert [f.name for f in pick_folds(folds, 1, ["08", "11"])] == ["08"]
+    with pytest.raises(SystemExit, match="no fold 99"):
+        pick_folds(folds, None, ["99"])
+
+
 def test_recipe_experiments_split_training_speakers_only(corpus, tmp_path):
     """The nested recipe driver: inner validation speakers come from the fold's training speakers,
     fixed per corpus/fold, and the outer test speaker is only predicted."""
