@@ -76,8 +76,7 @@ def _frame(data, rows: np.ndarray, out, fold: str, system: str, n_val: int) -> p
 
 def run(name: str, system: str, corpus: str, root: str, *, segments: int | None, sets: dict, out: Path,
         profile: str = "fast", seed: int = 0, max_folds: int | None = None, folds: list[str] | None = None,
-        threads: int = 1,
-        cache: str | None = None, outer_only: bool = False, log=print) -> Path:
+        threads: int = 1, cache: str | None = None, outer_only: bool = False, log=print) -> Path:
     import torch
 
     from serbench.experiments.harness import FoldContext
@@ -198,9 +197,9 @@ def main(argv: list[str] | None = None) -> None:
         if not sep:
             raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
         sets[key.strip()] = value.strip()
+    folds = [f.strip() for f in a.folds.split(",") if f.strip()] if a.folds else None
     run(a.name, a.system, a.corpus, a.root, segments=a.segments, sets=sets, out=a.out, profile=a.profile,
-        seed=a.seed, max_folds=a.max_folds,
-        folds=[f.strip() for f in a.folds.split(",") if f.strip()] if a.folds else None, threads=a.threads, cache=a.cache, outer_only=a.outer_only,
+        seed=a.seed, max_folds=a.max_folds, folds=folds, threads=a.threads, cache=a.cache, outer_only=a.outer_only,
         log=lambda m: print(m, flush=True))
 
 

@@ -99,8 +99,8 @@ class CascadeSettings(Settings):
     sru_input_dropout: float = setting(0.0, "dropout on the SRU's input features while it trains", check=FRACTION)
     sru_weight_decay: float = setting(0.0, "stage 2 (Adam) weight decay", check=NON_NEGATIVE)
     sru_fc7_views: int = setting(0, "0: the SRU learns from the FC7 of the clean training segments (the paper); "
-                                    "k >= 1: from k noisy views of each (CNN dropout on, the SpecAugment masks "
-                                    "drawn afresh), closer to what an unseen speaker's segments give",
+                                    "k >= 1: from k noisy views of each (CNN dropout on, the training masks and "
+                                    "shifts drawn afresh), closer to what an unseen speaker's segments give",
                                  check=Interval(0, 8))
     sru_pool: str = setting("last", "'last' hidden state (the paper's utterance output) or 'mean'",
                             check=Options("last", "mean"))
@@ -141,7 +141,7 @@ class CascadeSettings(Settings):
         # +1.8 / +0.3, for 3x the training time. Single seeds spread by 0.7 / 2.4 (CNN+SRU) and 1.2 / 4.9
         # (CNN) UA points.
         # Then a budget of 300 segments per training utterance instead of 150 (60 epochs at N = 5, 100 at
-        # N = 3; 300 divides by every N of Table II), one seed against the mean of seeds 0-2 at 150 on the
+        # N = 3; 300 divides by every N of Table II, so every N sees the same segments), one seed against the mean of seeds 0-2 at 150 on the
         # same inner-validation speakers: CNN+SRU +3.8 (EMO-DB-2s, beyond the 0.7 seed spread) / +1.2
         # (CASIA), CNN +5.2 / +3.0; against seed 0 alone +3.8 / -0.3 and +5.7 / +0.3. For 2x the training
         # time (fold times: docs/cnn-sru-recipe.md; --workers 2 runs two folds at once). A peak lr of 3e-3
@@ -483,8 +483,8 @@ def _stage1(data: Dataset, s: CascadeSettings, ctx: FoldContext, stage: str, *, 
 
 
 def _augmenter(s: CascadeSettings):
-    """Stage 1's training batch transform: a random frequency shift (cnn_freq_shift), then the SpecAugment
-    masks; None when neither is set."""
+    """The CNN's training batch transform (stage 1 and the noisy FC7 views): a random frequency shift
+    (cnn_freq_shift), then the SpecAugment masks; None when neither is set."""
     from serbench.deep.specaugment import mask_augmenter, random_freq_shift
 
     masks = mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks, s.spec_time_width)
