@@ -12,6 +12,11 @@ groups).
     python -m benchmarks.recipe_levers run --name opt --system cnn-sru --corpus emodb \\
         --root ../shared/corpora/emodb-2s --segments 3 [--set cnn_mixup=0.2 ...] [--max-folds 5]
     python -m benchmarks.recipe_levers table                  # the lever table (UA %, pooled)
+    python -m benchmarks.recipe_levers combine --corpus emodb s0 s1 s2 --fuse 0.5
+
+``combine`` scores what a setting would give without training it again: the mean of several runs'
+probabilities (an ensemble of their seeds) and, with ``--fuse w``, ``w x CNN+SRU + (1 - w) x CNN``
+(the cascade's decision fused with its own CNN's mean of segment softmaxes), on the folds every run has.
 
 ``--outer-only`` skips the inner split: the system trains on the whole training fold, exactly as
 ``serbench deep`` does, and only the test speaker is scored; for ``cnn-sru`` this gives the full
@@ -164,6 +169,48 @@ def lever_table(out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def combine(out: Path, corpus: str, names: list[str], fuse: list[float] = ()) -> pd.DataFrame:
+    """Pooled UA % (val, test) of each system averaged over the runs ``names`` (their probabilities), on the
+    folds all of them hold; ``fuse`` adds ``fuse <w>`` rows: ``w`` x cnn-sru + ``(1 - w)`` x cnn."""
+    from serbench.experiments.metrics import unweighted_accuracy
+
+    frames = {}
+    for n in names:
+        path = out / n / f"{corpus}.parquet"
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such run; run it first or check --out and --corpus")
+        frames[n] = pd.read_parquet(path)
+    folds = set.intersection(*(set(f["fold"]) for f in frames.values()))
+    if not folds:
+        raise SystemExit(f"{', '.join(names)}: no fold in common on {corpus}")
+    key = ["system", "role", "fold", "utterance_id"]
+    tables = [f[f["fold"].isin(folds)].sort_values(key).reset_index(drop=True) for f in frames.values()]
+    first = tables[0]
+    if any(len(t) != len(first) or not t[key].equals(first[key]) for t in tables[1:]):
+        raise SystemExit(f"{', '.join(names)}: the runs scored different utterances; combine runs of one "
+                         "corpus, split and N")
+    scores = [c for c in first.columns if c.startswith("score_")]
+    classes = np.array([c[len("score_"):] for c in scores])
+    probs = np.mean([t[scores].to_numpy() for t in tables], axis=0)
+    rows_of = {name: first[first["system"] == name] for name in sorted(set(first["system"]))}
+    decisions = {name: (part, probs[part.index.to_numpy()]) for name, part in rows_of.items()}
+    for w in fuse:
+        if not {"cnn-sru", "cnn"} <= set(rows_of):
+            raise SystemExit("--fuse needs cnn-sru runs (they score its CNN too)")
+        (cascade, a), (cnn, b) = decisions["cnn-sru"], decisions["cnn"]
+        assert cascade[key[1:]].to_numpy().tolist() == cnn[key[1:]].to_numpy().tolist()
+        decisions[f"fuse {w:g}"] = (cascade, w * a + (1 - w) * b)
+    rows = []
+    for name, (part, p) in decisions.items():
+        row = {"system": name, "runs": len(names), "folds": len(folds)}
+        for role in (VAL, TEST):
+            m = (part["role"] == role).to_numpy()
+            if m.any():
+                row[role] = round(100 * unweighted_accuracy(part["true"].to_numpy()[m], classes[p[m].argmax(1)]), 1)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -186,7 +233,18 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--out", type=Path, default=DEFAULT_OUT)
     t = sub.add_parser("table")
     t.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    c = sub.add_parser("combine", help="UA of the mean of several runs' probabilities; --fuse w: w x CNN+SRU "
+                                       "+ (1 - w) x CNN")
+    c.add_argument("names", nargs="+")
+    c.add_argument("--corpus", required=True)
+    c.add_argument("--fuse", type=float, action="append", default=[])
+    c.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
+    if a.cmd == "combine":
+        if any(not 0 <= w <= 1 for w in a.fuse):
+            raise SystemExit("--fuse: a weight from 0 (the CNN alone) to 1 (CNN+SRU alone)")
+        print(combine(a.out, a.corpus, a.names, a.fuse).to_string(index=False))
+        return
     if a.cmd == "table":
         with pd.option_context("display.width", 200, "display.max_columns", 30):
             print(lever_table(a.out).to_string(index=False))

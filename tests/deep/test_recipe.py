@@ -266,6 +266,39 @@ def test_recipe_folds_are_picked_by_name_then_spread():
         pick_folds(folds, None, ["99"])
 
 
+def test_recipe_runs_combine_into_seed_ensembles_and_fusions(tmp_path):
+    """combine scores the mean of runs' probabilities and the cascade fused with its CNN, per role."""
+    from benchmarks.recipe_levers import combine
+
+    def write(name, cascade, cnn, folds=("a", "b")):
+        rows = []
+        for system, p in (("cnn-sru", cascade), ("cnn", cnn)):
+            for i, (x, y) in enumerate(p):
+                rows.append({"utterance_id": f"u{i}", "speaker": "s", "fold": folds[i % 2],
+                             "true": ["x", "y"][i % 2], "predicted": "x" if x >= y else "y", "score_x": x,
+                             "score_y": y, "system": system,
+                             "role": "val" if i < 2 else "test"})
+        (tmp_path / name).mkdir()
+        pd.DataFrame(rows).to_parquet(tmp_path / name / "c.parquet")
+
+    # utterances u0..u3, true x, y, x, y; u0, u1 are val
+    write("r0", [(0.9, 0.1), (0.6, 0.4), (0.4, 0.6), (0.2, 0.8)], [(0.2, 0.8), (0.1, 0.9), (0.9, 0.1), (0.3, 0.7)])
+    write("r1", [(0.4, 0.6), (0.3, 0.7), (0.3, 0.7), (0.4, 0.6)], [(0.7, 0.3), (0.2, 0.8), (0.8, 0.2), (0.1, 0.9)])
+    one = combine(tmp_path, "c", ["r0"]).set_index("system")
+    assert one.loc["cnn-sru", "val"] == 50.0 and one.loc["cnn", "test"] == 100.0
+    both = combine(tmp_path, "c", ["r0", "r1"], fuse=[0.5]).set_index("system")
+    # cnn-sru mean: u0 (.65, .35) right, u1 (.45, .55) right, u2 (.35, .65) wrong, u3 right
+    assert both.loc["cnn-sru", "val"] == 100.0 and both.loc["cnn-sru", "test"] == 50.0
+    # fused u2: (0.5 * .35 + 0.5 * .85) = .6 for x: right; u0: .5 * .65 + .5 * .45 = .55: right
+    assert both.loc["fuse 0.5", "test"] == 100.0 and both.loc["fuse 0.5", "val"] == 100.0
+    assert both.loc["cnn", "runs"] == 2 and both.loc["cnn", "folds"] == 2
+    write("r2", [(0.5, 0.5)] * 4, [(0.5, 0.5)] * 4, folds=("c", "d"))
+    with pytest.raises(SystemExit, match="no fold in common"):
+        combine(tmp_path, "c", ["r0", "r2"])
+    with pytest.raises(SystemExit, match="no such run"):
+        combine(tmp_path, "c", ["r9"])
+
+
 def test_recipe_experiments_split_training_speakers_only(corpus, tmp_path):
     """The nested recipe driver: inner validation speakers come from the fold's training speakers,
     fixed per corpus/fold, and the outer test speaker is only predicted."""
