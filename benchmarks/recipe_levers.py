@@ -174,6 +174,8 @@ def combine(out: Path, corpus: str, names: list[str], fuse: list[float] = ()) ->
     folds all of them hold; ``fuse`` adds ``fuse <w>`` rows: ``w`` x cnn-sru + ``(1 - w)`` x cnn."""
     from serbench.experiments.metrics import unweighted_accuracy
 
+    if any(not 0 <= w <= 1 for w in fuse):
+        raise SystemExit("--fuse: a weight from 0 (the CNN alone) to 1 (CNN+SRU alone)")
     frames = {}
     for n in names:
         path = out / n / f"{corpus}.parquet"
@@ -198,7 +200,8 @@ def combine(out: Path, corpus: str, names: list[str], fuse: list[float] = ()) ->
         if not {"cnn-sru", "cnn"} <= set(rows_of):
             raise SystemExit("--fuse needs cnn-sru runs (they score its CNN too)")
         (cascade, a), (cnn, b) = decisions["cnn-sru"], decisions["cnn"]
-        assert cascade[key[1:]].to_numpy().tolist() == cnn[key[1:]].to_numpy().tolist()
+        if not cascade[key[1:]].reset_index(drop=True).equals(cnn[key[1:]].reset_index(drop=True)):
+            raise SystemExit("--fuse: the runs' cnn-sru and cnn rows score different utterances")
         decisions[f"fuse {w:g}"] = (cascade, w * a + (1 - w) * b)
     rows = []
     for name, (part, p) in decisions.items():
@@ -206,7 +209,8 @@ def combine(out: Path, corpus: str, names: list[str], fuse: list[float] = ()) ->
         for role in (VAL, TEST):
             m = (part["role"] == role).to_numpy()
             if m.any():
-                row[role] = round(100 * unweighted_accuracy(part["true"].to_numpy()[m], classes[p[m].argmax(1)]), 1)
+                ua = unweighted_accuracy(part["true"].to_numpy()[m], classes[p[m].argmax(1)])
+                row[role] = round(100 * ua, 1)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -241,8 +245,6 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
     if a.cmd == "combine":
-        if any(not 0 <= w <= 1 for w in a.fuse):
-            raise SystemExit("--fuse: a weight from 0 (the CNN alone) to 1 (CNN+SRU alone)")
         print(combine(a.out, a.corpus, a.names, a.fuse).to_string(index=False))
         return
     if a.cmd == "table":

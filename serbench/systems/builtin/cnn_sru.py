@@ -141,10 +141,10 @@ class CascadeSettings(Settings):
         # +1.8 / +0.3, for 3x the training time. Single seeds spread by 0.7 / 2.4 (CNN+SRU) and 1.2 / 4.9
         # (CNN) UA points.
         # Then a budget of 300 segments per training utterance instead of 150 (60 epochs at N = 5, 100 at
-        # N = 3; 300 divides by every N of Table II, so every N sees the same segments), one seed against the mean of seeds 0-2 at 150 on the
-        # same inner-validation speakers: CNN+SRU +3.8 (EMO-DB-2s, beyond the 0.7 seed spread) / +1.2
-        # (CASIA), CNN +5.2 / +3.0; against seed 0 alone +3.8 / -0.3 and +5.7 / +0.3. For 2x the training
-        # time (fold times: docs/cnn-sru-recipe.md; --workers 2 runs two folds at once). A peak lr of 3e-3
+        # N = 3; 300 divides by every N of Table II, so every N sees the same segments), one seed against
+        # the mean of seeds 0-2 at 150 on the same inner-validation speakers: CNN+SRU +3.8 (EMO-DB-2s,
+        # beyond the 0.7 seed spread) / +1.2 (CASIA), CNN +5.2 / +3.0; against seed 0 alone +3.8 / -0.3 and
+        # +5.7 / +0.3. For 2x the training time (fold times: docs/cnn-sru-recipe.md; --workers 2 runs two folds at once). A peak lr of 3e-3
         # instead of 1e-3 gained nothing (CNN+SRU -1.3 / +0.2, CNN -0.5 / +0.9, within the spread). A budget
         # of 600 overfit (training loss 0.03-0.15; val CNN+SRU -2.1 / -3.4, CNN 0.0 / -0.2 against the mean of
         # seeds 0-2 at 300).
