@@ -146,8 +146,8 @@ class CascadeSettings(Settings):
         # beyond the 0.7 seed spread) / +1.2 (CASIA), CNN +5.2 / +3.0; against seed 0 alone +3.8 / -0.3 and
         # +5.7 / +0.3. For 2x the training time (fold times: docs/cnn-sru-recipe.md; --workers 2 runs two
         # folds at once). A peak lr of 3e-3 instead of 1e-3 gained nothing (CNN+SRU -1.3 / +0.2, CNN -0.5 /
-        # +0.9, within the spread). A budget of 600 overfit (training loss 0.03-0.15; val CNN+SRU -2.1 / -3.4, CNN 0.0 / -0.2 against the mean of
-        # seeds 0-2 at 300).
+        # +0.9, within the spread). A budget of 600 overfit (training loss 0.03-0.15; val CNN+SRU -2.1 /
+        # -3.4, CNN 0.0 / -0.2 against the mean of seeds 0-2 at 300).
         # Every lever measured, and why the others are not here: docs/cnn-sru-recipe.md.
         "fast": {"image_size": 64, "cnn_width": 0.25, "cnn_epochs": 30, "cnn_budget": 300.0, "cnn_batchnorm": True,
                  "cnn_optimizer": "adamw", "cnn_lr": 0.001, "cnn_weight_decay": 0.05, "cnn_schedule": "onecycle",
