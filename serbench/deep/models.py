@@ -26,10 +26,16 @@ def build_cnn(num_classes: int, *, width: float = 1.0, dropout: float = 0.5, bat
 
 
 class SRUClassifier(nn.Module):
-    """``(B, N, D)`` sequences -> ``(B, num_classes)`` logits: SRU, pool, linear (softmax in the loss)."""
+    """``(B, N, D)`` sequences -> ``(B, num_classes)`` logits: SRU, pool, linear (softmax in the loss).
+
+    With ``skip`` (a ``D -> num_classes`` layer, kept frozen: the CNN's FC8), the SRU's output is a
+    correction added to the mean of ``skip`` over the N segments; its last layer starts at zero, so
+    training starts from the CNN's own utterance decision rather than from chance.
+    """
 
     def __init__(self, input_size: int, num_classes: int, *, hidden: int, pool: str = "last",
-                 init_std: float = 0.01, init_bias: float = 0.1, input_dropout: float = 0.0) -> None:
+                 init_std: float = 0.01, init_bias: float = 0.1, input_dropout: float = 0.0,
+                 skip: nn.Linear | None = None) -> None:
         super().__init__()
         if pool not in ("last", "mean"):
             raise ValueError(f"pool must be 'last' or 'mean', got {pool!r}")
@@ -37,11 +43,21 @@ class SRUClassifier(nn.Module):
         self.drop = nn.Dropout(input_dropout)                    # no parameters: saved models are unchanged
         self.sru = SRU(input_size, hidden, init_std=init_std, init_bias=init_bias)
         self.out = nn.Linear(hidden, num_classes)
+        self.skip = skip
+        if skip is not None:
+            if (skip.in_features, skip.out_features) != (input_size, num_classes):
+                raise ValueError(f"skip must map {input_size} -> {num_classes}, got "
+                                 f"{skip.in_features} -> {skip.out_features}")
+            skip.requires_grad_(False)
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.sru(self.drop(x))                            # (B, N, H)
         z = h[:, -1] if self.pool == "last" else h.mean(dim=1)   # (B, H)
-        return self.out(z)
+        if self.skip is None:
+            return self.out(z)
+        return self.out(z) + self.skip(x).mean(dim=1)
 
 
 class CNNSRU(nn.Module):

@@ -44,7 +44,9 @@ CASES = [pytest.param(name, OVERRIDES.get(name), id=name) for name in registry.n
     # Trained on time shifts, tested on three: the restored model cuts the same context images and crops.
     pytest.param("cnn-sru", {"segments": 2, "cnn_time_shift": 0.25, "cnn_test_crops": 3}, id="cnn-sru-shift"),
     # An ensemble of two seeds: both members' CNNs and SRUs travel.
-    pytest.param("cnn-sru", {"segments": 2, "ensemble": 2}, id="cnn-sru-ensemble2")]
+    pytest.param("cnn-sru", {"segments": 2, "ensemble": 2}, id="cnn-sru-ensemble2"),
+    # The SRU as a correction to its CNN's FC8: the frozen copy of FC8 travels in the head.
+    pytest.param("cnn-sru", {"segments": 2, "sru_residual": True}, id="cnn-sru-residual")]
 
 
 @pytest.mark.parametrize("name,overrides", CASES)

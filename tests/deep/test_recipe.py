@@ -151,6 +151,24 @@ def test_spec_masks_zero_whole_bands_and_spans_within_width():
     assert mask_augmenter(0, 0.2, 0, 0.2) is None and mask_augmenter(1, 0.0, 0, 0.0) is None
 
 
+def test_residual_sru_starts_at_its_cnns_mean_segment_logits_and_leaves_them_frozen():
+    torch.manual_seed(0)
+    fc8 = torch.nn.Linear(8, 3)
+    head = SRUClassifier(8, 3, hidden=4, skip=fc8)
+    x = torch.randn(5, 2, 8)
+    assert torch.allclose(head(x), fc8(x).mean(dim=1))           # the correction starts at zero
+    opt = torch.optim.Adam(head.parameters(), lr=0.1)
+    before = fc8.weight.detach().clone()
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(head(x), torch.tensor([0, 1, 2, 0, 1])).backward()
+        opt.step()
+    assert torch.equal(fc8.weight, before)                       # FC8 stays the CNN's
+    assert not torch.allclose(head(x), fc8(x).mean(dim=1))       # the SRU learned a correction
+    with pytest.raises(ValueError, match="skip must map 8 -> 3"):
+        SRUClassifier(8, 3, hidden=4, skip=torch.nn.Linear(8, 4))
+
+
 def test_sru_input_dropout_adds_no_parameters():
     a = SRUClassifier(8, 3, hidden=4)
     b = SRUClassifier(8, 3, hidden=4, input_dropout=0.5)
@@ -366,6 +384,8 @@ def test_joint_cascade_trains_end_to_end_and_is_stored_under_its_own_name(corpus
     assert again.predictions.equals(res.predictions)
     with pytest.raises(SettingsError, match="sru_joint"):
         settings(segments=2, sru_joint="true", sru_crossfit=2)
+    with pytest.raises(SettingsError, match="sru_residual"):
+        settings(segments=2, sru_joint="true", sru_residual="true")
     from serbench.systems import SystemOptionError
     with pytest.raises(SystemOptionError, match="sru_joint"):
         run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", model="cnn", cache=tmp_path / "c",

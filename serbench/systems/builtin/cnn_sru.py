@@ -20,6 +20,7 @@ Models and training loops are in :mod:`serbench.deep` (AlexNet, SRU, the epoch l
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,9 @@ class CascadeSettings(Settings):
                             check=Interval(1, 9))
     sru_joint: bool = setting(False, "train the CNN and the SRU together, end to end on whole utterances, from the "
                                      "start (not in the paper, whose SRU learns after the CNN; cnn-sru only)")
+    sru_residual: bool = setting(False, "the SRU learns a correction added to the mean of its frozen CNN's segment "
+                                        "logits (FC8), starting from that decision (not in the paper, whose SRU "
+                                        "reads FC7 alone; cnn-sru only)")
     val_fraction: float = setting(0.0, "share of TRAINING utterances held out for early stopping (0 = off)",
                                   check=Interval(0, 0.5, "left"))
     val_speakers: int = setting(0, "> 0: hold out this many TRAINING speakers instead (early stopping on speakers "
@@ -175,6 +179,9 @@ class CascadeSettings(Settings):
             raise self.bad("val_speakers", "hold out speakers or utterances, not both: set val_fraction=0")
         if self.sru_joint and self.sru_crossfit:
             raise self.bad("sru_joint", "a jointly trained cascade has one CNN; use sru_crossfit=0")
+        if self.sru_joint and self.sru_residual:
+            raise self.bad("sru_residual", "a correction to a frozen CNN needs the two-stage cascade; use "
+                                           "sru_joint=false")
         if self.cnn_test_crops > 1 and R.image_context(self) == 0:
             raise self.bad("cnn_test_crops", "test-time shifts need a shift: set cnn_time_shift > 0 (at least "
                                              "half a pixel of image_size)")
@@ -232,7 +239,7 @@ class _Cascade(System):
 
     def check_data(self, data: Dataset, s: CascadeSettings) -> None:
         # The ablations have no SRU on CNN features; cnn-sru overrides this.
-        for key in ("sru_crossfit", "sru_joint"):
+        for key in ("sru_crossfit", "sru_joint", "sru_residual"):
             if getattr(s, key):
                 raise SystemOptionError(f"--set {key}={getattr(s, key)}: only --model cnn-sru has an SRU on CNN "
                                         "features")
@@ -326,8 +333,8 @@ class _Cascade(System):
         return cnn, norm
 
     def _fit_head(self, model: CascadeModel, x_fit, y_fit, x_val, y_val, input_size: int, n_classes: int,
-                  s: CascadeSettings, ctx: FoldContext, rt: "R.Runtime", stage: str, transform) -> Any:
-        """Stage 2: an SRU classifier on ``(U, N, D)`` sequences."""
+                  s: CascadeSettings, ctx: FoldContext, rt: "R.Runtime", stage: str, transform, skip=None) -> Any:
+        """Stage 2: an SRU classifier on ``(U, N, D)`` sequences (``skip``: see :class:`SRUClassifier`)."""
         import torch
 
         from serbench.experiments.protocol import stage_seed
@@ -339,7 +346,7 @@ class _Cascade(System):
         torch.manual_seed(seed)
         head = SRUClassifier(input_size, n_classes, hidden=s.sru_hidden, pool=s.sru_pool,
                              init_std=s.sru_init_std, init_bias=s.sru_init_bias,
-                             input_dropout=s.sru_input_dropout).to(rt.device)
+                             input_dropout=s.sru_input_dropout, skip=skip).to(rt.device)
         cfg = StageConfig(stage, s.sru_epochs, s.sru_batch, seed=seed, patience=s.patience,
                           optimizer=lambda p: torch.optim.Adam(p, lr=s.sru_lr, weight_decay=s.sru_weight_decay))
         res = train_stage(head, x_fit, y_fit, cfg, device=rt.device, transform=transform,
@@ -397,8 +404,9 @@ class _Cascade(System):
         x_fit = self._fc7(model, cnn, norm, data, utts, s, rt, views=s.sru_fc7_views)
         y_fit = y[utts].repeat(max(1, s.sru_fc7_views))              # views are stacked view-major
         x_val = self._fc7(model, cnn, norm, data, val, s, rt) if len(val) else None
+        skip = copy.deepcopy(cnn.classifier[6]) if s.sru_residual else None     # the CNN's FC8
         return self._fit_head(model, x_fit, y_fit, x_val, y[val], x_fit.shape[-1], data.n_classes, s, ctx, rt,
-                              stage, transform=lambda x: x)
+                              stage, transform=lambda x: x, skip=skip)
 
     # ---------------------------------------------------------------- prediction
     def predict(self, model: CascadeModel, data: Dataset, rows: np.ndarray, s: CascadeSettings,
@@ -447,8 +455,9 @@ class _Cascade(System):
                 cnn = build_cnn(n_classes, width=s.cnn_width, dropout=s.dropout, batchnorm=_batchnorm(s))
                 model.cnns.append((load_module(cnn, t, f"cnn{i}.", f"CNN {i}").to(device), norm(f"cnn{i}_norm")))
             for i in range(int(meta.get("n_heads") or 0)):
+                skip = torch.nn.Linear(int(meta["head_input"]), n_classes) if s.sru_residual else None
                 head = SRUClassifier(int(meta["head_input"]), n_classes, hidden=s.sru_hidden, pool=s.sru_pool,
-                                     init_std=s.sru_init_std, init_bias=s.sru_init_bias)
+                                     init_std=s.sru_init_std, init_bias=s.sru_init_bias, skip=skip)
                 model.heads.append(load_module(head, t, f"sru{i}.", f"SRU {i}").to(device))
             if "sru_norm.mean" in t:
                 model.sru_norm = norm("sru_norm")
@@ -592,13 +601,16 @@ class CNNSRU(_Cascade):
     summary = "CNN (AlexNet) on N log-mel segments + SRU over their FC7 features (Jiang et al.)"
     settings_class = CNNSettings
     naming = Naming(suffix=(number("sru_crossfit", "xfit", omit=0), flag("sru_joint", "joint"),
+                            flag("sru_residual", "res"),
                             number("segments", "N"), flag("speaker_norm", "spknorm")))
 
     def _sru_input(self, s: CascadeSettings) -> str:
         if s.sru_joint:
             return "FC7 features of the N segments; CNN and SRU trained together end to end on utterances"
         k = s.sru_crossfit
-        return "FC7 features of the N segments (CNN frozen)" + (
+        residual = ("; the SRU's output corrects the mean of the CNN's segment logits (FC8, frozen)"
+                    if s.sru_residual else "")
+        return "FC7 features of the N segments (CNN frozen)" + residual + (
             f"; cross-fitted over {k} groups of training speakers: SRU k learns from group k's FC7 under CNN k, "
             f"trained on the other groups; test = mean of the {k} SRUs' probabilities" if k else "")
 
