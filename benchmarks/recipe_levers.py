@@ -14,6 +14,10 @@ groups).
     python -m benchmarks.recipe_levers table                  # the lever table (UA %, pooled)
     python -m benchmarks.recipe_levers combine --corpus emodb s0 s1 s2 --fuse 0.5
 
+``--head LABEL:KEY=VALUE[,KEY=VALUE...]`` (cnn-sru, repeatable) also trains stage 2 afresh under those
+settings on the very CNNs of each fold (only stage-2 settings, e.g. ``--head res:sru_residual=true``) and
+scores it as system ``cnn-sru[LABEL]``: a stage-2 lever costs one SRU training, not a CNN.
+
 ``combine`` scores what a setting would give without training it again: the mean of several runs'
 probabilities (an ensemble of their seeds) and, with ``--fuse w``, ``w x CNN+SRU + (1 - w) x CNN``
 (the cascade's decision fused with its own CNN's mean of segment softmaxes), on the folds every run has.
@@ -81,7 +85,8 @@ def _frame(data, rows: np.ndarray, out, fold: str, system: str, n_val: int) -> p
 
 def run(name: str, system: str, corpus: str, root: str, *, segments: int | None, sets: dict, out: Path,
         profile: str = "fast", seed: int = 0, max_folds: int | None = None, folds: list[str] | None = None,
-        threads: int = 1, cache: str | None = None, outer_only: bool = False, log=print) -> Path:
+        threads: int = 1, cache: str | None = None, outer_only: bool = False, heads: dict | None = None,
+        log=print) -> Path:
     import torch
 
     from serbench.experiments.harness import FoldContext
@@ -95,10 +100,11 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
     plan = prepare(system, corpus, root, profile=profile, overrides=overrides, seed=seed, cache=cache,
                    device="cpu", threads=threads, log=log, kind="deep")
     sysobj, s, data = registry.get(system), plan.payload, plan.data
+    variants = _head_settings(sysobj, profile, overrides, heads or {})
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     config = {"system": system, "profile": profile, "settings": s.as_dict() if hasattr(s, "as_dict") else vars(s),
-              "sets": sets, "seed": seed, "segments": segments, "outer_only": outer_only}
+              "sets": sets, "seed": seed, "segments": segments, "outer_only": outer_only, "heads": heads or {}}
     cfg_path = folder / "config.json"
     def recipe(settings: dict) -> dict:           # one recipe may run on several corpora, each at its own N
         return {k: v for k, v in settings.items() if k != "segments"}
@@ -106,7 +112,7 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
     if cfg_path.is_file():
         held = json.loads(cfg_path.read_text())
         if (recipe(held.get("settings") or {}) != recipe(config["settings"])
-                or bool(held.get("outer_only")) != outer_only):
+                or bool(held.get("outer_only")) != outer_only or (held.get("heads") or {}) != (heads or {})):
             raise SystemExit(f"{folder}: holds a recipe with other settings or splits; use another --name")
     cfg_path.write_text(json.dumps(config, indent=1, default=str))
     preds_path, folds_path = folder / f"{corpus}.parquet", folder / f"{corpus}-folds.jsonl"
@@ -129,6 +135,10 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
             cnn = registry.get("cnn")       # its prediction averages over all CNNs of the fold
             probs = cnn.predict(type(model)(cnns=model.cnns), data, rows, s, ctx).scores
             frames.append(_frame(data, rows, FoldOutput(probs), fold.name, "cnn", len(inner_val)))
+        for label, hs in variants.items():
+            refit = sysobj.refit_heads(model, data, inner_train, hs, ctx)
+            frames.append(_frame(data, rows, sysobj.predict(refit, data, rows, hs, ctx), fold.name,
+                                 f"{system}[{label}]", len(inner_val)))
         new = pd.concat(frames, ignore_index=True)
         old = pd.read_parquet(preds_path) if preds_path.is_file() else None
         (pd.concat([old, new], ignore_index=True) if old is not None else new).to_parquet(preds_path)
@@ -140,6 +150,39 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
                                                              for (sys_, role), v in summary.items())
             + f" ({time.perf_counter() - t0:.0f} s)")
     return folder
+
+
+def _head_settings(sysobj, profile: str, overrides: dict, heads: dict[str, dict]) -> dict:
+    """``{label: settings}`` of each stage-2 variant: the run's settings with the head's stage-2 overrides."""
+    from serbench.errors import SerbenchError
+
+    if heads and not hasattr(sysobj, "refit_heads"):
+        raise SystemExit(f"--head: only cnn-sru has a stage 2 on CNN features, not {sysobj.name}")
+    out = {}
+    for label, hs in heads.items():
+        other = sorted(set(hs) - set(sysobj.STAGE2_ONLY))
+        if other:
+            raise SystemExit(f"--head {label}: {', '.join(other)} change(s) more than stage 2; a head may set "
+                             f"{', '.join(sysobj.STAGE2_ONLY)}")
+        try:
+            out[label] = sysobj.settings(profile, {**overrides, **hs})
+        except SerbenchError as exc:
+            raise SystemExit(f"--head {label}: {exc}") from None
+    return out
+
+
+def parse_heads(items: list[str]) -> dict[str, dict]:
+    """``["res:sru_residual=true,sru_epochs=10"]`` -> ``{"res": {"sru_residual": "true", "sru_epochs": "10"}}``."""
+    heads: dict[str, dict] = {}
+    for item in items:
+        label, sep, rest = item.partition(":")
+        pairs = [p.partition("=") for p in rest.split(",") if p.strip()]
+        if not sep or not label.strip() or not pairs or any(not eq for _, eq, _ in pairs):
+            raise SystemExit(f"--head {item!r}: expected LABEL:KEY=VALUE[,KEY=VALUE...]")
+        if label.strip() in heads:
+            raise SystemExit(f"--head {label.strip()}: given twice; give each head its own label")
+        heads[label.strip()] = {k.strip(): v.strip() for k, _, v in pairs}
+    return heads
 
 
 def summarize(preds: pd.DataFrame) -> pd.DataFrame:
@@ -235,6 +278,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--outer-only", action="store_true",
                    help="no inner split: train on the whole training fold, score the test speaker only")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    r.add_argument("--head", action="append", default=[], dest="heads",
+                   help="LABEL:KEY=VALUE[,...]: stage 2 trained again on the same CNNs with these stage-2 "
+                        "settings, scored as cnn-sru[LABEL]")
     t = sub.add_parser("table")
     t.add_argument("--out", type=Path, default=DEFAULT_OUT)
     c = sub.add_parser("combine", help="UA of the mean of several runs' probabilities; --fuse w: w x CNN+SRU "
@@ -260,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     folds = [f.strip() for f in a.folds.split(",") if f.strip()] if a.folds else None
     run(a.name, a.system, a.corpus, a.root, segments=a.segments, sets=sets, out=a.out, profile=a.profile,
         seed=a.seed, max_folds=a.max_folds, folds=folds, threads=a.threads, cache=a.cache, outer_only=a.outer_only,
-        log=lambda m: print(m, flush=True))
+        heads=parse_heads(a.heads), log=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":

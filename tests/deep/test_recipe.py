@@ -339,6 +339,35 @@ def test_recipe_experiments_split_training_speakers_only(corpus, tmp_path):
     assert {"cnn-sru:val", "cnn-sru:test", "cnn:val", "cnn:test"} <= set(table.columns)
 
 
+def test_stage2_heads_retrain_on_the_same_cnns_and_reproduce_the_cascade_with_its_own_settings(corpus, tmp_path):
+    """A ``--head`` with the run's own stage-2 settings retrains the very SRUs (same CNNs, same seeds); a
+    residual head differs; settings beyond stage 2 are refused."""
+    from benchmarks.recipe_levers import parse_heads, run
+
+    heads = parse_heads(["same:sru_pool=last", "res:sru_residual=true,sru_epochs=2"])
+    assert heads == {"same": {"sru_pool": "last"}, "res": {"sru_residual": "true", "sru_epochs": "2"}}
+    over = {"cnn_epochs": "1", "sru_epochs": "1", "ensemble": "2"}
+    folder = run("h", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
+                 max_folds=1, cache=str(tmp_path / "c"), heads=heads, log=lambda m: None)
+    preds = pd.read_parquet(folder / "demo.parquet")
+    assert set(preds["system"]) == {"cnn-sru", "cnn", "cnn-sru[same]", "cnn-sru[res]"}
+    scores = [c for c in preds.columns if c.startswith("score_")]
+    by = {k: g.sort_values(["role", "utterance_id"])[scores].to_numpy() for k, g in preds.groupby("system")}
+    np.testing.assert_array_equal(by["cnn-sru[same]"], by["cnn-sru"])
+    assert not np.allclose(by["cnn-sru[res]"], by["cnn-sru"])
+    for bad, msg in [(["x:cnn_lr=0.1"], "cnn_lr change"), (["x"], "expected LABEL"),
+                     (["x:sru_pool=last", "x:sru_epochs=2"], "given twice")]:
+        with pytest.raises(SystemExit, match=msg):
+            run("h2", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
+                max_folds=1, cache=str(tmp_path / "c"), heads=parse_heads(bad), log=lambda m: None)
+    with pytest.raises(SystemExit, match="--head x: .*sru_pool"):
+        run("h2", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
+            max_folds=1, cache=str(tmp_path / "c"), heads={"x": {"sru_pool": "max"}}, log=lambda m: None)
+    with pytest.raises(SystemExit, match="other settings"):        # a run resumed with other heads
+        run("h", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
+            max_folds=1, cache=str(tmp_path / "c"), heads={}, log=lambda m: None)
+
+
 def test_outer_only_recipe_runs_are_the_deep_runs_fold(corpus, tmp_path):
     """Without the inner split the driver trains on the whole training fold: its CNN+SRU predicts exactly
     what ``serbench deep`` does, and its CNN scores come from the same CNN(s)."""

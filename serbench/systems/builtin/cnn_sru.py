@@ -284,13 +284,17 @@ class _Cascade(System):
                 "cnn_collapsed_folds": sorted(k for k, t in fold_timings.items() if t.get("cnn_collapsed"))}
 
     # ---------------------------------------------------------------- training
-    def fit(self, data: Dataset, rows: np.ndarray, s: CascadeSettings, ctx: FoldContext) -> CascadeModel:
+    def _holdout(self, data: Dataset, rows: np.ndarray, s: CascadeSettings, ctx: FoldContext):
+        """``(fit, val)``: the training rows and those held out for early stopping (training speakers only)."""
         from serbench.experiments.protocol import holdout_split, speaker_holdout, stage_seed
 
-        rt = R.Runtime.of(ctx, s.amp)
         seed = stage_seed(ctx.seed, ctx.fold, "val")
-        fit, val = (speaker_holdout(rows, data.speakers, s.val_speakers, seed) if s.val_speakers
-                    else holdout_split(rows, data.y, s.val_fraction, seed))
+        return (speaker_holdout(rows, data.speakers, s.val_speakers, seed) if s.val_speakers
+                else holdout_split(rows, data.y, s.val_fraction, seed))
+
+    def fit(self, data: Dataset, rows: np.ndarray, s: CascadeSettings, ctx: FoldContext) -> CascadeModel:
+        rt = R.Runtime.of(ctx, s.amp)
+        fit, val = self._holdout(data, rows, s, ctx)
         timing: dict = {"n_train": int(len(rows)), "n_fit": int(len(fit)), "n_val": int(len(val))}
         model = CascadeModel(info={"timings": timing, "curves": {}})
         for member in range(s.ensemble):
@@ -651,6 +655,33 @@ class CNNSRU(_Cascade):
                                                 f"sru{i}{tag}"))
         model.info["timings"]["sru_crossfit"] = k
 
+
+    #: Settings that only change stage 2 (the SRU on frozen FC7): :meth:`refit_heads` may vary them.
+    STAGE2_ONLY = ("sru_hidden", "sru_epochs", "sru_batch", "sru_lr", "sru_init_std", "sru_init_bias",
+                   "sru_input_dropout", "sru_weight_decay", "sru_fc7_views", "sru_pool", "sru_residual")
+
+    def refit_heads(self, model: CascadeModel, data: Dataset, rows: np.ndarray, s: CascadeSettings,
+                    ctx: FoldContext) -> CascadeModel:
+        """A model with ``model``'s CNNs and stage 2 trained afresh under ``s``, which may differ from the
+        settings ``model`` was fitted with in :attr:`STAGE2_ONLY` only: a stage-2 lever measured on the very
+        CNNs (and seeds) of a fitted cascade, without training them again."""
+        if s.sru_joint or s.sru_crossfit:
+            raise SystemOptionError("refit_heads needs the two-stage cascade with one CNN per ensemble member "
+                                    "(sru_joint=false, sru_crossfit=0)")
+        if len(model.cnns) != s.ensemble:
+            raise SystemOptionError(f"the model has {len(model.cnns)} CNN(s); ensemble={s.ensemble} expects one "
+                                    "per member")
+        import dataclasses
+
+        # No checkpoints: the original heads' checkpoints carry the same stage names.
+        ctx = dataclasses.replace(ctx, checkpoint_dir=None)
+        rt = R.Runtime.of(ctx, s.amp)
+        fit, val = self._holdout(data, rows, s, ctx)
+        out = CascadeModel(cnns=list(model.cnns), info={"timings": {}, "curves": {}})
+        for member, (cnn, norm) in enumerate(model.cnns):
+            out.heads.append(self._sru_on_fc7(out, cnn, norm, data, fit, val, s, ctx, rt,
+                                              f"sru{member_stage('', member)}"))
+        return out
 
     def _fit_joint(self, model, data, fit, val, s, ctx, rt, tag: str = "") -> None:
         """CNN and SRU as one network on ``(U, N, 3, S, S)`` utterances, one loss (the utterance's)."""
