@@ -34,6 +34,7 @@ fold it has not stored. ``--folds 03,08`` runs only those outer folds. Default `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -106,8 +107,11 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
     config = {"system": system, "profile": profile, "settings": s.as_dict() if hasattr(s, "as_dict") else vars(s),
               "sets": sets, "seed": seed, "segments": segments, "outer_only": outer_only, "heads": heads or {}}
     cfg_path = folder / "config.json"
+    # A setting added to serbench after a run was stored reads as its default there, so old runs resume.
+    defaults = {f.name: f.default for f in dataclasses.fields(s) if f.default is not dataclasses.MISSING}
+
     def recipe(settings: dict) -> dict:           # one recipe may run on several corpora, each at its own N
-        return {k: v for k, v in settings.items() if k != "segments"}
+        return {k: v for k, v in {**defaults, **settings}.items() if k != "segments"}
 
     if cfg_path.is_file():
         held = json.loads(cfg_path.read_text())

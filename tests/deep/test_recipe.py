@@ -363,6 +363,12 @@ def test_stage2_heads_retrain_on_the_same_cnns_and_reproduce_the_cascade_with_it
     with pytest.raises(SystemExit, match="--head x: .*sru_pool"):
         run("h2", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
             max_folds=1, cache=str(tmp_path / "c"), heads={"x": {"sru_pool": "max"}}, log=lambda m: None)
+    cfg = json.loads((folder / "config.json").read_text())
+    del cfg["settings"]["sru_residual"]                             # stored before the setting existed
+    (folder / "config.json").write_text(json.dumps(cfg))
+    run("h", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
+        max_folds=1, cache=str(tmp_path / "c"), heads=heads, log=lambda m: None)   # resumes: nothing to do
+    assert pd.read_parquet(folder / "demo.parquet").equals(preds)
     with pytest.raises(SystemExit, match="other settings"):        # a run resumed with other heads
         run("h", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
             max_folds=1, cache=str(tmp_path / "c"), heads={}, log=lambda m: None)
