@@ -15,7 +15,7 @@ from serbench.deep.models import SRUClassifier
 from serbench.deep.specaugment import mask_augmenter, spec_masks
 from serbench.deep.train import StageConfig, lr_factor, train_stage, unweighted_accuracy
 from serbench.experiments.protocol import ProtocolError, speaker_holdout
-from serbench.systems import SettingsError, run_deep
+from serbench.systems import SettingsError, SystemOptionError, run_deep
 from serbench.systems import get as get_system
 from serbench.systems.builtin.cnn_sru import cnn_epochs
 
@@ -201,6 +201,20 @@ def test_paper_profile_keeps_the_papers_recipe():
     assert (s.cnn_budget, s.cnn_batchnorm, s.cnn_schedule, s.cnn_label_smoothing, s.cnn_mixup, s.spec_freq_masks,
             s.spec_time_masks, s.val_speakers, s.sru_crossfit, s.cnn_time_shift, s.cnn_test_crops) == (
         0, False, "constant", 0, 0, 0, 0, 0, 0, 0, 1)
+    assert (s.cnn_freq_shift, s.sru_residual, s.sru_joint, s.ensemble) == (0, False, False, 1)
+
+
+def test_fast_stage2_choice_stays_with_the_cascade_and_out_of_its_name():
+    s = settings("fast", segments=3)
+    assert (s.cnn_freq_shift, s.sru_residual) == (0.05, True)
+    assert get_system("cnn-sru").stored_name(s) == "cnn-sru-N3"   # the profile's recipe, as cnn_freq_shift
+    assert "corrects the mean of the CNN's segment logits" in get_system("cnn-sru").describe(s)["sru_input"]
+    for ablation in ("cnn", "sru"):
+        a = settings("fast", system=ablation, segments=3)
+        assert a.sru_residual is False and a.cnn_freq_shift == 0.05
+        get_system(ablation).check_data(None, a)                   # the profile's default is not refused
+        with pytest.raises(SystemOptionError, match="--set sru_residual=True: only --model cnn-sru"):
+            get_system(ablation).check_data(None, settings("fast", system=ablation, segments=3, sru_residual=True))
 
 
 def test_speaker_holdout_is_speaker_disjoint():

@@ -32,7 +32,6 @@ def test_importing_the_registry_loads_no_heavy_library():
     ("svm-rbf", {"feature": "IS09", "speaker_norm": True, "class_weight": "balanced"}, "IS09-svm-rbf-spknorm-balanced"),
     ("cnn-sru", {"segments": 5}, "cnn-sru-N5"),
     ("cnn-sru", {"segments": 3, "sru_crossfit": 3, "speaker_norm": True}, "cnn-sru-xfit3-N3-spknorm"),
-    ("cnn-sru", {"segments": 3, "sru_residual": True}, "cnn-sru-res-N3"),
     ("cnn", {"segments": 1}, "cnn-N1"),
     ("sru", {"segments": 2, "speaker_norm": True}, "sru-N2-spknorm"),
     ("crnn", {}, "crnn"),
