@@ -23,7 +23,6 @@ Models and training loops are in :mod:`serbench.deep` (AlexNet, SRU, the epoch l
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -257,7 +256,7 @@ class _Cascade(System):
             return s
         # A profile's stage-2 choice (fast's sru_residual) means nothing to an ablation; a --set of one is
         # refused by check_data.
-        defaults = {f.name: f.default for f in dataclasses.fields(s) if f.name in self.CASCADE_ONLY}
+        defaults = {k: s.fields()[k].default for k in self.CASCADE_ONLY}
         return s.replace(**{k: v for k, v in defaults.items() if k not in (overrides or {})})
 
     def check_data(self, data: Dataset, s: CascadeSettings) -> None:
