@@ -505,6 +505,26 @@ def test_freq_shift_setting_builds_a_training_transform_only_when_set():
         settings(segments=3, cnn_freq_shift=0.5)
 
 
+def test_envelopes_add_a_smooth_curve_over_rows_to_the_static_channel_only():
+    from serbench.deep.specaugment import random_envelope
+    from serbench.systems.builtin.cnn_sru import _augmenter
+
+    torch.manual_seed(0)
+    x = torch.randn(300, 3, 16, 5)
+    out = random_envelope(x, 0.5)
+    added = out[:, 0] - x[:, 0]
+    assert torch.equal(out[:, 1:], x[:, 1:])                              # the deltas stay
+    assert torch.allclose(added, added[:, :, :1].expand_as(added), atol=1e-6)   # constant over time
+    curve = added[:, :, 0]
+    assert curve.abs().max() <= 1.0 + 1e-6 and curve.abs().max() > 0.5    # |a| + |b| <= 2 x 0.5
+    assert torch.allclose(curve.mean(1), torch.zeros(300), atol=1e-5)     # no change of level
+    assert random_envelope(x, 0) is x
+    both = _augmenter(settings(segments=3, cnn_freq_shift=0.05, cnn_envelope=0.3))
+    assert both is not None and not torch.equal(both(x)[:, 0], x[:, 0])
+    with pytest.raises(SettingsError, match="cnn_envelope"):
+        settings(segments=3, cnn_envelope=3)
+
+
 def test_test_crops_need_a_shift():
     with pytest.raises(SettingsError, match="cnn_test_crops"):
         settings(segments=3, cnn_time_shift=0, cnn_test_crops=3)

@@ -85,6 +85,10 @@ class CascadeSettings(Settings):
                                          "rows, up to this fraction of the image height (edge rows repeat), drawn "
                                          "afresh per batch: a stand-in for another speaker's vocal tract and pitch",
                                     check=Interval(0, 0.25))
+    cnn_envelope: float = setting(0.0, "> 0: each training segment's static log-mel channel gets a random smooth "
+                                       "curve over the mel rows added (a tilt and a bow, each up to +-this many "
+                                       "training standard deviations), drawn afresh per batch: a stand-in for "
+                                       "another speaker's voice quality or microphone", check=Interval(0, 2))
     cnn_test_crops: int = setting(1, "shifts averaged at test time: 1 = the segments themselves; k > 1: k shifts "
                                      "evenly spread over +-cnn_time_shift, probabilities averaged (cnn, cnn-sru)",
                                   check=Interval(1, 9))
@@ -278,6 +282,8 @@ class _Cascade(System):
                            if self.uses_cnn and R.image_context(s) else None,
             "freq_shifts": (f"training segments moved by up to +-{s.cnn_freq_shift:g} of their height in "
                             "mel rows") if self.uses_cnn and s.cnn_freq_shift else None,
+            "envelopes": (f"random spectral tilt and bow of up to +-{s.cnn_envelope:g} training std on the "
+                          "static channel of training segments") if self.uses_cnn and s.cnn_envelope else None,
             "ensemble": (f"{s.ensemble} models per fold from their own seeds; test probabilities averaged"
                          if s.ensemble > 1 else None),
             "sru_input": self._sru_input(s),
@@ -521,16 +527,27 @@ def _stage1(data: Dataset, s: CascadeSettings, ctx: FoldContext, stage: str, *, 
 
 def _augmenter(s: CascadeSettings):
     """The CNN's training batch transform (stage 1 and the noisy FC7 views): a random frequency shift
-    (cnn_freq_shift), then the SpecAugment masks; None when neither is set."""
-    from serbench.deep.specaugment import mask_augmenter, random_freq_shift
+    (cnn_freq_shift), a random spectral envelope (cnn_envelope), then the SpecAugment masks; None when
+    none is set."""
+    from functools import partial
 
-    masks = mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks, s.spec_time_width)
+    from serbench.deep.specaugment import mask_augmenter, random_envelope, random_freq_shift
+
     most = int(round(s.cnn_freq_shift * s.image_size))
-    if most == 0:
-        return masks
-    if masks is None:
-        return lambda x: random_freq_shift(x, most)
-    return lambda x: masks(random_freq_shift(x, most))
+    steps = [step for step in (partial(random_freq_shift, most=most) if most else None,
+                               partial(random_envelope, most=s.cnn_envelope) if s.cnn_envelope else None,
+                               mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks,
+                                              s.spec_time_width)) if step is not None]
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+
+    def transform(x):
+        for step in steps:
+            x = step(x)
+        return x
+    return transform
 
 
 def _input(norm, s: CascadeSettings, offset: int | None = None):
