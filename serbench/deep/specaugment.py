@@ -1,7 +1,7 @@
-"""Batch transforms of segment images: SpecAugment-style masks, frequency shifts, random spectral
-envelopes and time crops.
+"""Batch transforms of segment images: SpecAugment-style masks, frequency shifts, random levels,
+spectral envelopes and time crops.
 
-The masks, frequency shifts and envelopes are applied to normalized training batches (``StageConfig.augment``), never to
+The masks, frequency shifts, levels and envelopes are applied to normalized training batches (``StageConfig.augment``), never to
 validation or test inputs. Random time crops shift training segments over their context
 columns (``StageConfig.crop``); fixed crops cut the segments themselves, or evenly spread
 shifts of them, for validation and test. Randomness comes from the global torch RNG, whose state a stage checkpoints,
@@ -113,6 +113,19 @@ def random_envelope(x: torch.Tensor, most: float, channel: int = 0) -> torch.Ten
     coef = (torch.rand(b, 2, dtype=x.dtype) * 2 - 1) * most                            # (B, 2)
     out = x.clone()
     out[:, channel] += (coef @ basis).to(x.device)[:, :, None]
+    return out
+
+
+def random_gain(x: torch.Tensor, most: float, channel: int = 0) -> torch.Tensor:
+    """Each ``(B, C, F, T)`` image's ``channel`` plus its own constant from ``U(-most, most)``.
+
+    On the static log-mel channel this is another recording level or a louder or quieter speaker; the
+    delta channels stay as they are. Global torch RNG (checkpointed).
+    """
+    if most <= 0:
+        return x
+    out = x.clone()
+    out[:, channel] += ((torch.rand(x.shape[0], dtype=x.dtype) * 2 - 1) * most).to(x.device)[:, None, None]
     return out
 
 

@@ -525,6 +525,22 @@ def test_envelopes_add_a_smooth_curve_over_rows_to_the_static_channel_only():
         settings(segments=3, cnn_envelope=3)
 
 
+def test_levels_move_the_whole_static_channel_by_at_most_the_limit():
+    from serbench.deep.specaugment import random_gain
+    from serbench.systems.builtin.cnn_sru import _augmenter
+
+    torch.manual_seed(0)
+    x = torch.randn(300, 3, 16, 5)
+    out = random_gain(x, 0.4)
+    moved = (out[:, 0] - x[:, 0]).reshape(300, -1)
+    assert torch.equal(out[:, 1:], x[:, 1:])
+    assert torch.allclose(moved, moved[:, :1].expand_as(moved), atol=1e-6)     # one constant per image
+    assert moved.abs().max() <= 0.4 + 1e-6 and moved[:, 0].std() > 0.15
+    assert random_gain(x, 0) is x
+    assert _augmenter(settings(segments=3, cnn_gain=0.3)) is not None
+    assert _augmenter(settings(segments=3, cnn_freq_shift=0)) is None
+
+
 def test_test_crops_need_a_shift():
     with pytest.raises(SettingsError, match="cnn_test_crops"):
         settings(segments=3, cnn_time_shift=0, cnn_test_crops=3)

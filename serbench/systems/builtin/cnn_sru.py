@@ -85,6 +85,10 @@ class CascadeSettings(Settings):
                                          "rows, up to this fraction of the image height (edge rows repeat), drawn "
                                          "afresh per batch: a stand-in for another speaker's vocal tract and pitch",
                                     check=Interval(0, 0.25))
+    cnn_gain: float = setting(0.0, "> 0: each training segment's static log-mel channel moves by a random level "
+                                   "of up to +-this many training standard deviations, drawn afresh per batch: a "
+                                   "stand-in for another recording level or a louder or quieter speaker",
+                              check=Interval(0, 2))
     cnn_envelope: float = setting(0.0, "> 0: each training segment's static log-mel channel gets a random smooth "
                                        "curve over the mel rows added (a tilt and a bow, each up to +-this many "
                                        "training standard deviations), drawn afresh per batch: a stand-in for "
@@ -282,6 +286,8 @@ class _Cascade(System):
                            if self.uses_cnn and R.image_context(s) else None,
             "freq_shifts": (f"training segments moved by up to +-{s.cnn_freq_shift:g} of their height in "
                             "mel rows") if self.uses_cnn and s.cnn_freq_shift else None,
+            "levels": (f"random level of up to +-{s.cnn_gain:g} training std on the static channel of training "
+                       "segments") if self.uses_cnn and s.cnn_gain else None,
             "envelopes": (f"random spectral tilt and bow of up to +-{s.cnn_envelope:g} training std on the "
                           "static channel of training segments") if self.uses_cnn and s.cnn_envelope else None,
             "ensemble": (f"{s.ensemble} models per fold from their own seeds; test probabilities averaged"
@@ -527,14 +533,15 @@ def _stage1(data: Dataset, s: CascadeSettings, ctx: FoldContext, stage: str, *, 
 
 def _augmenter(s: CascadeSettings):
     """The CNN's training batch transform (stage 1 and the noisy FC7 views): a random frequency shift
-    (cnn_freq_shift), a random spectral envelope (cnn_envelope), then the SpecAugment masks; None when
-    none is set."""
+    (cnn_freq_shift), a random level (cnn_gain) and spectral envelope (cnn_envelope), then the SpecAugment
+    masks; None when none is set."""
     from functools import partial
 
-    from serbench.deep.specaugment import mask_augmenter, random_envelope, random_freq_shift
+    from serbench.deep.specaugment import mask_augmenter, random_envelope, random_freq_shift, random_gain
 
     most = int(round(s.cnn_freq_shift * s.image_size))
     steps = [step for step in (partial(random_freq_shift, most=most) if most else None,
+                               partial(random_gain, most=s.cnn_gain) if s.cnn_gain else None,
                                partial(random_envelope, most=s.cnn_envelope) if s.cnn_envelope else None,
                                mask_augmenter(s.spec_freq_masks, s.spec_freq_width, s.spec_time_masks,
                                               s.spec_time_width)) if step is not None]
