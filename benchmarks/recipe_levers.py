@@ -189,18 +189,37 @@ def parse_heads(items: list[str]) -> dict[str, dict]:
     return heads
 
 
+def top_share(preds: pd.DataFrame) -> float:
+    """Mean over held-out speakers (per fold) of the share of a speaker's predictions on its most-predicted class.
+
+    A model that has learned where each training speaker sits rather than what an emotion sounds like
+    puts most of an unseen speaker on one class: this is near the largest class's share when it has
+    not, and near 1 when it has.
+    """
+    # Per fold: a training speaker is an inner validation speaker of several folds, each time another model.
+    keys = ["fold", "speaker"] if "fold" in preds else ["speaker"]
+    return float(np.mean([g["predicted"].value_counts(normalize=True).iloc[0]
+                          for _, g in preds.groupby(keys, sort=False)]))
+
+
+MEASURES = ("ua", "top")
+
+
 def summarize(preds: pd.DataFrame) -> pd.DataFrame:
-    """UA per (system, role), pooled over folds (fractions)."""
+    """UA and :func:`top_share` per (system, role), pooled over folds (fractions)."""
     from serbench.experiments.metrics import unweighted_accuracy
 
     rows = [{"system": system, "role": role, "folds": g["fold"].nunique(),
-             "ua": unweighted_accuracy(g["true"], g["predicted"])}
+             "ua": unweighted_accuracy(g["true"], g["predicted"]), "top": top_share(g)}
             for (system, role), g in preds.groupby(["system", "role"], sort=True)]
     return pd.DataFrame(rows)
 
 
-def lever_table(out: Path) -> pd.DataFrame:
-    """One row per (recipe, corpus): pooled UA % of each system on val and test, folds, minutes per fold."""
+def lever_table(out: Path, measure: str = "ua") -> pd.DataFrame:
+    """One row per (recipe, corpus): each system's pooled UA % (``measure="ua"``) or :func:`top_share` %
+    (``"top"``) on val and test, folds, minutes per fold."""
+    if measure not in MEASURES:
+        raise SystemExit(f"--measure {measure!r}: choose one of {', '.join(MEASURES)}")
     rows = []
     for folder in sorted(p for p in out.iterdir() if (p / "config.json").is_file()):
         for path in sorted(folder.glob("*.parquet")):
@@ -208,7 +227,7 @@ def lever_table(out: Path) -> pd.DataFrame:
             preds = pd.read_parquet(path)
             row = {"recipe": folder.name, "corpus": corpus, "folds": preds["fold"].nunique()}
             for r in summarize(preds).itertuples():
-                row[f"{r.system}:{r.role}"] = round(100 * r.ua, 1)
+                row[f"{r.system}:{r.role}"] = round(100 * getattr(r, measure), 1)
             folds = [json.loads(line) for line in (folder / f"{corpus}-folds.jsonl").read_text().splitlines()
                      if line.strip()]
             row["min/fold"] = round(np.mean([f["seconds"] for f in folds]) / 60, 1) if folds else None
@@ -287,6 +306,9 @@ def main(argv: list[str] | None = None) -> None:
                         "settings, scored as cnn-sru[LABEL]")
     t = sub.add_parser("table")
     t.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    t.add_argument("--measure", choices=MEASURES, default="ua",
+                   help="ua: pooled UA %%; top: mean share %% of a held-out speaker's predictions on its "
+                        "most-predicted class (collapse onto one class per speaker)")
     c = sub.add_parser("combine", help="UA of the mean of several runs' probabilities; --fuse w: w x CNN+SRU "
                                        "+ (1 - w) x CNN")
     c.add_argument("names", nargs="+")
@@ -299,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if a.cmd == "table":
         with pd.option_context("display.width", 200, "display.max_columns", 30):
-            print(lever_table(a.out).to_string(index=False))
+            print(lever_table(a.out, a.measure).to_string(index=False))
         return
     sets = {}
     for item in a.sets:

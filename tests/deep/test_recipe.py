@@ -351,6 +351,16 @@ def test_recipe_experiments_split_training_speakers_only(corpus, tmp_path):
     assert set(preds["system"]) == {"cnn-sru", "cnn"}
     table = lever_table(tmp_path)
     assert {"cnn-sru:val", "cnn-sru:test", "cnn:val", "cnn:test"} <= set(table.columns)
+    shares = lever_table(tmp_path, "top")
+    assert ((shares["cnn-sru:test"] >= 100 / preds["true"].nunique()) & (shares["cnn-sru:test"] <= 100)).all()
+
+
+def test_top_share_tells_a_speaker_collapsed_onto_one_class():
+    from benchmarks.recipe_levers import top_share
+
+    spread = pd.DataFrame({"speaker": ["a"] * 4 + ["b"] * 4, "predicted": list("xyzwxyzw")})
+    collapsed = pd.DataFrame({"speaker": ["a"] * 4 + ["b"] * 4, "predicted": list("xxxyzzzz")})
+    assert top_share(spread) == 0.25 and top_share(collapsed) == (0.75 + 1.0) / 2
 
 
 def test_stage2_heads_retrain_on_the_same_cnns_and_reproduce_the_cascade_with_its_own_settings(corpus, tmp_path):
