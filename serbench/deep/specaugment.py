@@ -1,8 +1,8 @@
 """Batch transforms of segment images: SpecAugment-style masks, frequency shifts, random levels,
 spectral envelopes and time crops.
 
-The masks, frequency shifts, levels and envelopes are applied to normalized training batches (``StageConfig.augment``), never to
-validation or test inputs. Random time crops shift training segments over their context
+The masks, frequency shifts, levels and envelopes are applied to normalized training batches
+(``StageConfig.augment``), never to validation or test inputs. Random time crops shift training segments over their context
 columns (``StageConfig.crop``); fixed crops cut the segments themselves, or evenly spread
 shifts of them, for validation and test. Randomness comes from the global torch RNG, whose state a stage checkpoints,
 so a resumed stage draws the same masks. (Whole-utterance log-mel augmentation for
@@ -101,8 +101,8 @@ def random_envelope(x: torch.Tensor, most: float, channel: int = 0) -> torch.Ten
     The curve is ``a cos(pi r) + b cos(2 pi r)`` for ``r`` from 0 to 1 over the rows, with ``a, b``
     drawn from ``U(-most, most)`` per image: a spectral tilt and a bow, in the units of the normalized
     input. On the static log-mel channel this is another speaker's voice quality or another
-    microphone's response; the level (the curve's mean) and the delta channels stay as they are, since
-    a curve constant over time has no deltas. Global torch RNG (checkpointed).
+    microphone's response. The curve has zero mean over the rows, so the level stays; the delta
+    channels stay too, since a curve constant over time has no deltas. Global torch RNG (checkpointed).
     """
     if most <= 0:
         return x
