@@ -2,11 +2,11 @@
 spectral envelopes and time crops.
 
 The masks, frequency shifts, levels and envelopes are applied to normalized training batches
-(``StageConfig.augment``), never to validation or test inputs. Random time crops shift training segments over their context
-columns (``StageConfig.crop``); fixed crops cut the segments themselves, or evenly spread
-shifts of them, for validation and test. Randomness comes from the global torch RNG, whose state a stage checkpoints,
-so a resumed stage draws the same masks. (Whole-utterance log-mel augmentation for
-DCNN-BLSTMwA, in numpy, is :mod:`serbench.deep.augment`.)
+(``StageConfig.augment``), never to validation or test inputs. Random time crops shift training
+segments over their context columns (``StageConfig.crop``); fixed crops cut the segments themselves,
+or evenly spread shifts of them, for validation and test. Randomness comes from the global torch RNG,
+whose state a stage checkpoints, so a resumed stage draws the same masks. (Whole-utterance log-mel
+augmentation for DCNN-BLSTMwA, in numpy, is :mod:`serbench.deep.augment`.)
 """
 from __future__ import annotations
 
@@ -106,14 +106,11 @@ def random_envelope(x: torch.Tensor, most: float, channel: int = 0) -> torch.Ten
     """
     if most <= 0:
         return x
-    b, _, f, _ = x.shape
-    r = torch.linspace(0.0, 1.0, f, dtype=x.dtype)
+    r = torch.linspace(0.0, 1.0, x.shape[2], dtype=x.dtype)
     basis = torch.stack([torch.cos(torch.pi * r), torch.cos(2 * torch.pi * r)])           # (2, F)
     basis = basis - basis.mean(1, keepdim=True)             # the level stays exactly
-    coef = (torch.rand(b, 2, dtype=x.dtype) * 2 - 1) * most                            # (B, 2)
-    out = x.clone()
-    out[:, channel] += (coef @ basis).to(x.device)[:, :, None]
-    return out
+    coef = (torch.rand(x.shape[0], 2, dtype=x.dtype) * 2 - 1) * most                   # (B, 2)
+    return _add_rows(x, coef @ basis, channel)
 
 
 def random_gain(x: torch.Tensor, most: float, channel: int = 0) -> torch.Tensor:
@@ -124,8 +121,14 @@ def random_gain(x: torch.Tensor, most: float, channel: int = 0) -> torch.Tensor:
     """
     if most <= 0:
         return x
+    level = (torch.rand(x.shape[0], 1, dtype=x.dtype) * 2 - 1) * most                  # (B, 1)
+    return _add_rows(x, level.expand(-1, x.shape[2]), channel)
+
+
+def _add_rows(x: torch.Tensor, curve: torch.Tensor, channel: int) -> torch.Tensor:
+    """A copy of ``(B, C, F, T)`` images with ``curve`` ``(B, F)`` added to ``channel`` at every frame."""
     out = x.clone()
-    out[:, channel] += ((torch.rand(x.shape[0], dtype=x.dtype) * 2 - 1) * most).to(x.device)[:, None, None]
+    out[:, channel] += curve.to(x.device)[:, :, None]
     return out
 
 

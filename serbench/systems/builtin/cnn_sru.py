@@ -549,8 +549,6 @@ def _augmenter(s: CascadeSettings):
                                               s.spec_time_width)) if step is not None]
     if not steps:
         return None
-    if len(steps) == 1:
-        return steps[0]
 
     def transform(x):
         for step in steps:
