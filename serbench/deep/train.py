@@ -279,7 +279,8 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
                 device: torch.device, transform: Callable[[torch.Tensor], torch.Tensor],
                 checkpoint: Path | None = None, amp: bool = False,
                 val: tuple[torch.Tensor, torch.Tensor] | None = None,
-                on_epoch: EpochHook | None = None, extra: dict | None = None) -> StageResult:
+                on_epoch: EpochHook | None = None, extra: dict | None = None,
+                groups: torch.Tensor | None = None) -> StageResult:
     """Train ``model`` (already on ``device``) on ``X`` ``(M, ...)`` / ``y`` ``(M,)`` with cross-entropy.
 
     ``transform`` maps a raw batch to the model input (normalization); batches of
@@ -287,6 +288,9 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
     stopping (``cfg.patience``; validation loss and UA in the history). ``cfg.crop``, ``cfg.augment``,
     ``cfg.mixup_alpha`` and ``cfg.label_smoothing`` change the training batches and loss only;
     ``cfg.schedule`` sets the per-step learning rate. Checkpoints, resume and ``on_epoch``: see :func:`run_epochs`.
+    ``groups`` ``(M,)`` (e.g. each row's training speaker) needs a model with ``with_groups(x) -> (logits,
+    group logits)`` (:class:`serbench.deep.adversary.SpeakerAdversarial`): the group cross-entropy's gradient
+    is added to the step, while the recorded loss stays the label cross-entropy.
     """
     opt = cfg.optimizer([p for p in model.parameters() if p.requires_grad])
     steps = cfg.epochs * -(-len(X) // cfg.batch)
@@ -309,11 +313,17 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
             lam = float(torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample())
             perm = torch.randperm(len(idx)).to(device)
             xb = lam * xb + (1 - lam) * xb[perm]
-        out = model(xb).float()
-        loss = nn.functional.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
-        if perm is not None:
-            loss = lam * loss + (1 - lam) * nn.functional.cross_entropy(out, yb[perm],
-                                                                          label_smoothing=cfg.label_smoothing)
+        if groups is None:
+            out = model(xb).float()
+        else:
+            out, group_out = model.with_groups(xb)
+            out = out.float()
+        loss = _mixed_cross_entropy(out, yb, lam, perm, cfg.label_smoothing)
+        if groups is not None:
+            group_loss = _mixed_cross_entropy(group_out.float(), groups[idx].to(device), lam, perm, 0.0)
+            # Adds the group head's gradient but not its value: the curves and the chance check read the
+            # label cross-entropy alone.
+            loss = loss + (group_loss - group_loss.detach())
         # Training UA against each segment's own label (under mixup: the unpermuted one).
         return loss, len(idx), (yb, out.argmax(dim=-1))
 
@@ -325,6 +335,15 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
                       device=device, epoch_batches=lambda gen: _batches(len(X), cfg.batch, gen),
                       batch_loss=batch_loss, val_loss=val_loss, checkpoint=checkpoint, amp=amp,
                       on_epoch=on_epoch, extra=extra, lr_hint=f"{cfg.name}_lr", scheduler=scheduler)
+
+
+def _mixed_cross_entropy(out: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor | None,
+                         label_smoothing: float) -> torch.Tensor:
+    """Cross-entropy against ``target``, or under mixup ``lam`` of it and ``1 - lam`` against ``target[perm]``."""
+    loss = nn.functional.cross_entropy(out, target, label_smoothing=label_smoothing)
+    if perm is None:
+        return loss
+    return lam * loss + (1 - lam) * nn.functional.cross_entropy(out, target[perm], label_smoothing=label_smoothing)
 
 
 def stuck_at_chance(history: Sequence[dict], n_classes: int, tolerance: float = 0.01) -> str:

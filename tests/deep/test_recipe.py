@@ -578,3 +578,61 @@ def test_time_shifted_training_and_test_crops_are_reproducible(corpus, tmp_path,
     prob = [c for c in plain.predictions.columns if c.startswith("score_")]
     assert prob
     assert not plain.predictions.sort_values("utterance_id")[prob].reset_index(drop=True).equals(preds[0][prob])
+
+
+# --- speaker adversary ------------------------------------------------------------------------
+
+def test_gradient_reversal_passes_values_and_turns_gradients_round():
+    from serbench.deep.adversary import reverse_gradient
+
+    x = torch.randn(4, 3, requires_grad=True)
+    out = reverse_gradient(x, 0.3)
+    assert torch.equal(out, x)
+    (out * torch.arange(3.0)).sum().backward()
+    assert torch.allclose(x.grad, -0.3 * torch.arange(3.0).expand(4, 3))
+
+
+def _adversary_stage(weight, groups):
+    from serbench.deep.adversary import SpeakerAdversarial
+
+    torch.manual_seed(0)
+    cnn = AlexNet(2, width=0.125, batchnorm=True)
+    x, y = torch.randn(12, 3, 63, 63), torch.tensor([0, 1] * 6)
+    net = cnn if weight is None else SpeakerAdversarial(cnn, 3, weight=weight)
+    cfg = StageConfig("cnn", 2, 4, optimizer=lambda p: torch.optim.AdamW(p, lr=1e-3), seed=1)
+    res = train_stage(net, x, y, cfg, device=torch.device("cpu"), transform=lambda v: v,
+                      groups=None if weight is None else groups)
+    return cnn, [h["loss"] for h in res.history]
+
+
+def test_speaker_adversary_moves_the_cnn_only_through_its_reversed_gradient():
+    groups = torch.tensor([0, 0, 1, 1, 2, 2] * 2)
+    plain, plain_loss = _adversary_stage(None, groups)
+    silent, silent_loss = _adversary_stage(0.0, groups)
+    pushed, pushed_loss = _adversary_stage(1.0, groups)
+    # Weight 0: the speaker head learns but sends nothing back, so the CNN trains exactly as alone and
+    # the recorded loss is the emotion loss alone.
+    assert silent_loss == plain_loss
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), silent.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), pushed.state_dict().values()))
+    assert pushed_loss != plain_loss
+
+
+def test_speaker_adversary_setting_trains_on_training_speakers_and_saves_the_plain_cnn(corpus, tmp_path):
+    over = {"cnn_epochs": "2", "sru_epochs": "2", "cnn_adversary": "0.5"}
+    res = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, model="cnn",
+                   cache=tmp_path / "c", runs=tmp_path / "runs", overrides=over)
+    assert "reversed and scaled by 0.5" in res.record["config"]["speaker_adversary"]
+    again = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, model="cnn",
+                     cache=tmp_path / "c", runs=tmp_path / "runs2", overrides=over)
+    key = ["utterance_id"]
+    assert res.predictions.sort_values(key).reset_index(drop=True).equals(
+        again.predictions.sort_values(key).reset_index(drop=True))
+    plain = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, model="cnn",
+                     cache=tmp_path / "c", runs=tmp_path / "plain", overrides={"cnn_epochs": "2"})
+    assert plain.record["config"]["speaker_adversary"] is None
+    prob = [c for c in plain.predictions.columns if c.startswith("score_")]
+    assert not plain.predictions.sort_values(key)[prob].reset_index(drop=True).equals(
+        res.predictions.sort_values(key)[prob].reset_index(drop=True))
+    with pytest.raises(SettingsError, match="cnn_adversary"):
+        settings(segments=3, cnn_adversary=0.5, sru_joint=True, sru_residual=False)

@@ -93,6 +93,10 @@ class CascadeSettings(Settings):
                                        "curve over the mel rows added (a tilt and a bow, each up to +-this many "
                                        "training standard deviations), drawn afresh per batch: a stand-in for "
                                        "another speaker's voice quality or microphone", check=Interval(0, 2))
+    cnn_adversary: float = setting(0.0, "> 0: a speaker classifier on FC7 learns to tell the fold's training "
+                                        "speakers apart while the CNN, through its gradient reversed and scaled "
+                                        "by this weight, learns to hide them (speaker-adversarial; not in the "
+                                        "paper)", check=Interval(0, 10))
     cnn_test_crops: int = setting(1, "shifts averaged at test time: 1 = the segments themselves; k > 1: k shifts "
                                      "evenly spread over +-cnn_time_shift, probabilities averaged (cnn, cnn-sru)",
                                   check=Interval(1, 9))
@@ -199,6 +203,9 @@ class CascadeSettings(Settings):
             raise self.bad("val_speakers", "hold out speakers or utterances, not both: set val_fraction=0")
         if self.sru_joint and self.sru_crossfit:
             raise self.bad("sru_joint", "a jointly trained cascade has one CNN; use sru_crossfit=0")
+        if self.sru_joint and self.cnn_adversary:
+            raise self.bad("cnn_adversary", "the speaker adversary trains the two-stage cascade's CNN; use "
+                                            "sru_joint=false")
         if self.sru_joint and self.sru_residual:
             raise self.bad("sru_residual", "a correction to a frozen CNN needs the two-stage cascade; use "
                                            "sru_joint=false")
@@ -292,6 +299,9 @@ class _Cascade(System):
                        "segments") if self.uses_cnn and s.cnn_gain else None,
             "envelopes": (f"random spectral tilt and bow of up to +-{s.cnn_envelope:g} training std on the "
                           "static channel of training segments") if self.uses_cnn and s.cnn_envelope else None,
+            "speaker_adversary": (f"a speaker classifier on FC7 over the fold's training speakers, its gradient "
+                                  f"into the CNN reversed and scaled by {s.cnn_adversary:g}")
+                                 if self.uses_cnn and s.cnn_adversary else None,
             "ensemble": (f"{s.ensemble} models per fold from their own seeds; test probabilities averaged"
                          if s.ensemble > 1 else None),
             "sru_input": self._sru_input(s),
@@ -365,10 +375,12 @@ class _Cascade(System):
         y = torch.as_tensor(data.y, dtype=torch.long)
         ys_fit = y[utts].repeat_interleave(n)                          # each segment: its utterance's label
         val_data = (images[rows_val.to(images.device)], y[val].repeat_interleave(n)) if len(val) else None
-        res = train_stage(cnn, images[rows_fit.to(images.device)], ys_fit, cfg, device=rt.device,
+        net, groups = _adversary(cnn, data.speakers[utts], s, ctx, stage)
+        res = train_stage(net.to(rt.device), images[rows_fit.to(images.device)], ys_fit, cfg, device=rt.device,
                           transform=_input(norm, s),
                           checkpoint=checkpoint(ctx, stage), amp=rt.amp, val=val_data,
-                          on_epoch=epoch_logger(ctx.say, R.hook(ctx), "segments"))
+                          on_epoch=epoch_logger(ctx.say, R.hook(ctx), "segments"),
+                          groups=None if groups is None else groups.repeat_interleave(n))
         _record_cnn(model, res, stage, data.n_classes, ctx, segments_per_sample=1)
         return cnn, norm
 
@@ -531,6 +543,27 @@ def _stage1(data: Dataset, s: CascadeSettings, ctx: FoldContext, stage: str, *, 
                       augment=_augmenter(s),
                       crop=(lambda x: random_time_crop(x, s.image_size)) if R.image_context(s) else None)
     return cnn, cfg
+
+
+def _adversary(cnn, speakers: np.ndarray, s: CascadeSettings, ctx: FoldContext, stage: str):
+    """``(model to train, speaker index per utterance)``: the CNN inside a speaker adversary with cnn_adversary
+    (the CNN itself is trained in place), else ``(cnn, None)``."""
+    if not s.cnn_adversary:
+        return cnn, None
+    import numpy as np
+    import torch
+
+    from serbench.deep.adversary import SpeakerAdversarial
+    from serbench.experiments.protocol import stage_seed
+
+    names, codes = np.unique(np.asarray(speakers), return_inverse=True)
+    if len(names) < 2:
+        ctx.say(f"  {stage}: one training speaker, no speaker adversary (cnn_adversary needs two or more)")
+        return cnn, None
+    # Its own seed: the CNN's initial weights stay those of a run without the adversary.
+    torch.manual_seed(stage_seed(ctx.seed, ctx.fold, f"{stage}-adversary"))
+    net = SpeakerAdversarial(cnn, len(names), weight=s.cnn_adversary)
+    return net, torch.as_tensor(codes, dtype=torch.long)
 
 
 def _augmenter(s: CascadeSettings):
