@@ -163,6 +163,10 @@ def epoch_logger(log: Callable[[str], None], hook: EpochHook | None, unit: str =
     return on_epoch
 
 
+#: What the ``(truth, predicted)`` pairs a ``batch_loss`` returns after its loss are recorded as.
+SCORED = ("ua", "group_ua")
+
+
 def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epochs: int, patience: int, seed: int,
                device: torch.device, epoch_batches: Callable[[torch.Generator], Iterable[object]],
                batch_loss: Callable[[object], tuple[torch.Tensor, int]],
@@ -175,7 +179,8 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
     ``epoch_batches(gen)`` yields one epoch's batches (all randomness from ``gen``, whose state
     is checkpointed); ``batch_loss(batch)`` returns ``(loss, n_samples)`` in train mode, run under
     float16 autocast on CUDA when ``amp``, or ``(loss, n_samples, (labels, predicted))`` to
-    record the epoch's training UA. With ``val_loss`` (a float, or a dict with "loss" and
+    record the epoch's training UA, and ``(..., (groups, predicted groups))`` after it for the
+    group head's ("group_ua", e.g. a speaker adversary's: near chance when it cannot tell them apart). With ``val_loss`` (a float, or a dict with "loss" and
     "ua", both recorded in the history) the best-validation-loss weights are kept and training
     stops after ``patience`` epochs without improvement. ``scheduler`` steps
     after every optimizer step; its state is checkpointed.
@@ -213,14 +218,15 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        total, seen, truth, guess = 0.0, 0, [], []
+        total, seen, scored = 0.0, 0, {}
         for batch in epoch_batches(gen):
             opt.zero_grad(set_to_none=True)
             with autocast(device, use_amp):
-                loss, n, *pred = batch_loss(batch)
-            if pred:
-                truth.append(pred[0][0].detach().cpu())
-                guess.append(pred[0][1].detach().cpu())
+                loss, n, *pairs = batch_loss(batch)
+            for key, (truth, guess) in zip(SCORED, pairs):
+                scored.setdefault(key, ([], []))
+                scored[key][0].append(truth.detach().cpu())
+                scored[key][1].append(guess.detach().cpu())
             if not torch.isfinite(loss):
                 raise SerbenchError(f"{name} stage: the loss became {float(loss)} at epoch {epoch};"
                                     f" lower the learning rate (--set {lr_hint}=...)")
@@ -241,8 +247,8 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
         samples += seen
         rec = {"epoch": epoch, "loss": total / max(1, seen), "val_loss": None, "seconds": epoch_s, "samples": seen,
                "lr": float(opt.param_groups[0]["lr"])}
-        if truth:
-            rec["ua"] = unweighted_accuracy(torch.cat(truth), torch.cat(guess))
+        for key, (truth, guess) in scored.items():
+            rec[key] = unweighted_accuracy(torch.cat(truth), torch.cat(guess))
         stopped = False
         if val_loss is not None:
             got = val_loss()
@@ -325,7 +331,9 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
             # label cross-entropy alone.
             loss = loss + (group_loss - group_loss.detach())
         # Training UA against each segment's own label (under mixup: the unpermuted one).
-        return loss, len(idx), (yb, out.argmax(dim=-1))
+        if groups is None:
+            return loss, len(idx), (yb, out.argmax(dim=-1))
+        return loss, len(idx), (yb, out.argmax(dim=-1)), (groups[idx], group_out.argmax(dim=-1))
 
     val_loss = None
     if val is not None:

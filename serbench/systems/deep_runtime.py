@@ -128,8 +128,8 @@ def hook(ctx: FoldContext) -> Callable[[dict], None] | None:
 
 def curve(history: list[dict]) -> list[dict]:
     """A stage's training curve for the run record: epoch, training loss and UA, validation loss and UA
-    (when the fold held out validation data), learning rate."""
-    keep = ("epoch", "loss", "ua", "val_loss", "val_ua", "lr")
+    (when the fold held out validation data), learning rate, and a speaker adversary's training UA."""
+    keep = ("epoch", "loss", "ua", "val_loss", "val_ua", "lr", "group_ua")
     return [{k: h[k] for k in keep if k in h and h[k] is not None} for h in history]
 
 

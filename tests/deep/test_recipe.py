@@ -602,6 +602,7 @@ def _adversary_stage(weight, groups):
     cfg = StageConfig("cnn", 2, 4, optimizer=lambda p: torch.optim.AdamW(p, lr=1e-3), seed=1)
     res = train_stage(net, x, y, cfg, device=torch.device("cpu"), transform=lambda v: v,
                       groups=None if weight is None else groups)
+    assert ("group_ua" in res.history[-1]) == (weight is not None)
     return cnn, [h["loss"] for h in res.history]
 
 
@@ -631,6 +632,7 @@ def test_speaker_adversary_setting_trains_on_training_speakers_and_saves_the_pla
     plain = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, model="cnn",
                      cache=tmp_path / "c", runs=tmp_path / "plain", overrides={"cnn_epochs": "2"})
     assert plain.record["config"]["speaker_adversary"] is None
+    assert all(0 <= pt["group_ua"] <= 1 for f in res.record["folds"] for pt in f["curves"]["cnn"])
     prob = [c for c in plain.predictions.columns if c.startswith("score_")]
     assert not plain.predictions.sort_values(key)[prob].reset_index(drop=True).equals(
         res.predictions.sort_values(key)[prob].reset_index(drop=True))
