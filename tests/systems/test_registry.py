@@ -86,7 +86,7 @@ def test_bad_settings_are_one_line_errors_naming_the_option(name, key, value, me
 
 
 def test_unknown_setting_and_profile_name_the_choices():
-    with pytest.raises(SettingsError, match="--set nonsense: not a setting of cnn-sru; its settings: amp, cnn_batch"):
+    with pytest.raises(SettingsError, match="--set nonsense: not a setting of cnn-sru; its settings: amp, cnn_adversary, cnn_batch"):
         registry.get("cnn-sru").settings("fast", {"nonsense": 1})
     with pytest.raises(SettingsError, match="--profile 'huge'.*paper, fast, tiny"):
         registry.get("crnn").settings("huge")
