@@ -179,11 +179,11 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
     ``epoch_batches(gen)`` yields one epoch's batches (all randomness from ``gen``, whose state
     is checkpointed); ``batch_loss(batch)`` returns ``(loss, n_samples)`` in train mode, run under
     float16 autocast on CUDA when ``amp``, or ``(loss, n_samples, (labels, predicted))`` to
-    record the epoch's training UA, and ``(..., (groups, predicted groups))`` after it for the
-    group head's ("group_ua", e.g. a speaker adversary's: near chance when it cannot tell them apart). With ``val_loss`` (a float, or a dict with "loss" and
-    "ua", both recorded in the history) the best-validation-loss weights are kept and training
-    stops after ``patience`` epochs without improvement. ``scheduler`` steps
-    after every optimizer step; its state is checkpointed.
+    record the epoch's training UA, and ``(..., (groups, predicted groups))`` after it for a group
+    head's ("group_ua"; a speaker adversary's is near chance when it cannot tell the speakers apart).
+    With ``val_loss`` (a float, or a dict with "loss" and "ua", both recorded in the history) the
+    best-validation-loss weights are kept and training stops after ``patience`` epochs without
+    improvement. ``scheduler`` steps after every optimizer step; its state is checkpointed.
     ``checkpoint`` is written after every epoch (``done=True`` after the last, with the final
     weights); if it exists on entry training resumes from it, or, when done, only loads the
     final weights. ``on_epoch`` gets ``{"stage": name, "epoch", "loss", "val_loss", "seconds",
