@@ -320,8 +320,8 @@ def confusion_plot(run: RunResult) -> Plot:
 def curves_data(run: RunResult) -> pd.DataFrame:
     """The run record's training curves, long form: fold, stage, epoch, metric, value.
 
-    Metrics: ``loss`` and ``val_loss`` as recorded, ``ua`` (training) and ``val_ua`` in percent. Empty when the run
-    recorded no curves (baselines, older runs).
+    Metrics: ``loss`` and ``val_loss`` as recorded, ``ua`` (training), ``val_ua`` and a speaker adversary's training
+    ``group_ua`` in percent. Empty when the run recorded no curves (baselines, older runs).
     """
     rows = []
     for fold in run.record.get("folds") or []:
@@ -331,7 +331,7 @@ def curves_data(run: RunResult) -> pd.DataFrame:
             for pt in points or []:
                 if not isinstance(pt, dict) or "epoch" not in pt:
                     continue
-                for metric in ("loss", "val_loss", "ua", "val_ua"):
+                for metric in ("loss", "val_loss", *UA_METRICS):
                     v = pt.get(metric)
                     if isinstance(v, (int, float)) and math.isfinite(v):
                         rows.append({"fold": str(fold.get("fold")), "stage": str(stage), "epoch": int(pt["epoch"]),
@@ -339,10 +339,15 @@ def curves_data(run: RunResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fold", "stage", "epoch", "metric", "value"])
 
 
+UA_METRICS = ("ua", "val_ua", "group_ua")
+#: Line style by metric prefix: validation dashed, a speaker adversary's UA dotted, training solid.
+_LINES = {"val": "--", "group": ":"}
+
+
 def curves_plot(run: RunResult) -> Plot | None:
-    """Loss and UA by epoch per fold for each training stage (solid: training, dashed: validation),
-    UA where the record has it; an ensemble's members share their stage's panel. None when the run
-    recorded no curves."""
+    """Loss and UA by epoch per fold for each training stage (solid: training, dashed: validation,
+    dotted: a speaker adversary's training UA), UA where the record has it; an ensemble's members share
+    their stage's panel. None when the run recorded no curves."""
     data = curves_data(run)
     if data.empty:
         return None
@@ -351,7 +356,7 @@ def curves_plot(run: RunResult) -> Plot | None:
     data = data.assign(family=data["stage"].map(stage_family))       # ensemble members share a panel
     members = data.groupby("family")["stage"].nunique().to_dict()
     stages = list(dict.fromkeys(data["family"]))
-    has_ua = {s: bool(data[(data["family"] == s)]["metric"].isin(["ua", "val_ua"]).any()) for s in stages}
+    has_ua = {s: bool(data[(data["family"] == s)]["metric"].isin(UA_METRICS).any()) for s in stages}
     panels = [(s, "loss") for s in stages] + [(s, "ua") for s in stages if has_ua[s]]
     cols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / cols)
@@ -363,16 +368,16 @@ def curves_plot(run: RunResult) -> Plot | None:
         ax = fig.add_subplot(nrows, cols, i + 1)
         axes.append(ax)
         sub = data[data["family"] == stage]
-        metrics = ("loss", "val_loss") if what == "loss" else ("ua", "val_ua")
+        metrics = ("loss", "val_loss") if what == "loss" else UA_METRICS
         for fold in folds:
             for k, (_member, msub) in enumerate(sub[sub["fold"] == fold].groupby("stage", sort=False)):
                 for metric in metrics:
                     m = msub[msub["metric"] == metric].sort_values("epoch")
                     if not m.empty:
                         ax.plot(m["epoch"], m["value"], color=colors[fold], linewidth=1.1 if members[stage] == 1
-                                else 0.8, linestyle="--" if metric.startswith("val_") else "-",
+                                else 0.8, linestyle=_LINES.get(metric.split("_")[0], "-"),
                                 marker="." if len(m) < 12 else None,
-                                label=fold if i == 0 and k == 0 and not metric.startswith("val_") else None)
+                                label=fold if i == 0 and k == 0 and metric in ("loss", "ua") else None)
         shown = stage if members[stage] == 1 else f"{stage} ({members[stage]} ensemble members)"
         ax.set_title(f"{shown}: {'loss' if what == 'loss' else 'UA %'}", fontsize=8)
         ax.set_xlabel("epoch", fontsize=7)
@@ -387,6 +392,8 @@ def curves_plot(run: RunResult) -> Plot | None:
     caption = (f"{run.system}: training loss{' and UA' if any(has_ua.values()) else ''} by epoch, one line per fold"
                + ("; dashed = validation (held out from the training fold, never the test speaker)" if has_val else
                   "; no validation split was used, so there is no validation curve")
+               + ("; dotted = the speaker adversary's training UA (at chance: it cannot tell the training speakers"
+                  " apart)" if (data["metric"] == "group_ua").any() else "")
                + ("." if any(has_ua.values()) else "; the record holds no per-epoch UA."))
     return Plot(f"curves-{run.system}", fig, data.drop(columns="family"), caption,
                 f"training curves of {run.system}",

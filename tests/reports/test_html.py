@@ -233,6 +233,24 @@ def test_ensemble_members_share_their_stages_panel(store):
     assert len(ax.get_legend_handles_labels()[1]) == 4          # one legend entry per fold
 
 
+def test_a_speaker_adversarys_ua_is_a_dotted_line_in_the_ua_panel(store):
+    _fill(store)
+    run = collect("casia", store.root).get("crnn")
+    record = json.loads((run.path / "run.json").read_text())
+    for fold in record["folds"]:
+        for pt in fold["curves"]["crnn"]:
+            pt["ua"], pt["group_ua"] = 0.25 * pt["epoch"], 0.5
+    (run.path / "run.json").write_text(json.dumps(record))
+    plot = curves_plot(collect("casia", store.root).get("crnn"))
+    ua_panel = plot.figure.axes[1]
+    styles = [line.get_linestyle() for line in ua_panel.get_lines()]
+    assert styles.count(":") == 4 and styles.count("-") == 4               # per fold: training and adversary
+    dotted = [line for line in ua_panel.get_lines() if line.get_linestyle() == ":"]
+    assert all(np.allclose(line.get_ydata(), 50.0) for line in dotted)
+    assert "dotted = the speaker adversary" in plot.caption
+    assert len(plot.figure.axes[0].get_legend_handles_labels()[1]) == 4   # the legend still names folds only
+
+
 def test_training_curves_written_beside_the_run_and_linked_from_the_tables(store, tmp_path):
     from serbench.reports import tables_for
     from serbench.reports.plots import CURVES_FILE, write_curves
