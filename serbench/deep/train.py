@@ -321,19 +321,17 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
             xb = lam * xb + (1 - lam) * xb[perm]
         if groups is None:
             out = model(xb).float()
-        else:
-            out, group_out = model.with_groups(xb)
-            out = out.float()
-        loss = _mixed_cross_entropy(out, yb, lam, perm, cfg.label_smoothing)
-        if groups is not None:
-            group_loss = _mixed_cross_entropy(group_out.float(), groups[idx].to(device), lam, perm, 0.0)
-            # Adds the group head's gradient but not its value: the curves and the chance check read the
-            # label cross-entropy alone.
-            loss = loss + (group_loss - group_loss.detach())
-        # Training UA against each segment's own label (under mixup: the unpermuted one).
-        if groups is None:
+            loss = _mixed_cross_entropy(out, yb, lam, perm, cfg.label_smoothing)
+            # Training UA against each segment's own label (under mixup: the unpermuted one).
             return loss, len(idx), (yb, out.argmax(dim=-1))
-        return loss, len(idx), (yb, out.argmax(dim=-1)), (groups[idx], group_out.argmax(dim=-1))
+        out, group_out = (o.float() for o in model.with_groups(xb))
+        gb = groups[idx].to(device, non_blocking=True)
+        loss = _mixed_cross_entropy(out, yb, lam, perm, cfg.label_smoothing)
+        group_loss = _mixed_cross_entropy(group_out, gb, lam, perm, 0.0)
+        # Adds the group head's gradient but not its value: the curves and the chance check read the label
+        # cross-entropy alone.
+        loss = loss + (group_loss - group_loss.detach())
+        return loss, len(idx), (yb, out.argmax(dim=-1)), (gb, group_out.argmax(dim=-1))
 
     val_loss = None
     if val is not None:

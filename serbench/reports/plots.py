@@ -339,9 +339,10 @@ def curves_data(run: RunResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fold", "stage", "epoch", "metric", "value"])
 
 
+#: The UA curves of a stage's panel: training, validation and a speaker adversary's training UA.
 UA_METRICS = ("ua", "val_ua", "group_ua")
-#: Line style by metric prefix: validation dashed, a speaker adversary's UA dotted, training solid.
-_LINES = {"val": "--", "group": ":"}
+#: Line style by metric (training solid): validation dashed, a speaker adversary's UA dotted.
+_LINES = {"val_loss": "--", "val_ua": "--", "group_ua": ":"}
 
 
 def curves_plot(run: RunResult) -> Plot | None:
@@ -375,7 +376,7 @@ def curves_plot(run: RunResult) -> Plot | None:
                     m = msub[msub["metric"] == metric].sort_values("epoch")
                     if not m.empty:
                         ax.plot(m["epoch"], m["value"], color=colors[fold], linewidth=1.1 if members[stage] == 1
-                                else 0.8, linestyle=_LINES.get(metric.split("_")[0], "-"),
+                                else 0.8, linestyle=_LINES.get(metric, "-"),
                                 marker="." if len(m) < 12 else None,
                                 label=fold if i == 0 and k == 0 and metric in ("loss", "ua") else None)
         shown = stage if members[stage] == 1 else f"{stage} ({members[stage]} ensemble members)"

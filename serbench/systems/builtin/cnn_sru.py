@@ -177,8 +177,8 @@ class CascadeSettings(Settings):
         # Random levels (cnn_gain=0.4) and spectral envelopes (cnn_envelope=0.25) on top, one seed: CNN+SRU
         # -2.8 / -1.7 on EMO-DB-2s (beyond its spread), +1.1 / +1.2 on CASIA (inside it): not here.
         # A speaker adversary on FC7 (cnn_adversary=0.5), one seed: CNN+SRU -2.0 (EMO-DB-2s) / -1.1 (CASIA),
-        # CNN +0.2 / +0.2; at 1.5, over seeds 0 and 1, +0.3 / +0.3 and -0.5 / +0.8 while its head sat at
-        # chance: not here.
+        # CNN +0.2 / +0.2; at 1.5 CNN+SRU +0.3 / +0.3, CNN -0.5 / +0.8 (EMO-DB-2s: mean of seeds 0 and 1;
+        # CASIA: seed 0) while its head sat near chance: not here.
         # Every lever measured, and why the others are not here: docs/cnn-sru-recipe.md.
         "fast": {"image_size": 64, "cnn_width": 0.25, "cnn_epochs": 30, "cnn_budget": 300.0, "cnn_batchnorm": True,
                  "cnn_optimizer": "adamw", "cnn_lr": 0.001, "cnn_weight_decay": 0.05, "cnn_schedule": "onecycle",
