@@ -142,8 +142,8 @@ class CascadeSettings(Settings):
         # utterances (training speakers only).
         "paper": {"val_fraction": 0.1, "patience": 30},
         # 2-core CPU. A segment holds 60 mel bands x ~20-60 frames, so 64 x 64 keeps about its native
-        # resolution (227 only upsamples; but see image_size below); quarter-width AlexNet (FC7 = 1024) is ~5x cheaper per segment
-        # than half width. No early stopping.
+        # resolution (227 only upsamples; but see image_size below); quarter-width AlexNet (FC7 = 1024)
+        # is ~5x cheaper per segment than half width. No early stopping.
         # Stage 1 from scratch: a budget of segments per training utterance (the same optimizer steps at
         # every N: first 150, now 300, see below), batch norm, AdamW (lr 1e-3, weight decay 0.05)
         # with a one-cycle schedule. Chosen on inner-validation speakers (training speakers only) against
@@ -183,8 +183,9 @@ class CascadeSettings(Settings):
         # CNN -12.1 / -9.1: not here.
         # At 64 x 64 the conv stack ends at 1 x 1 (96: 2 x 2, 128: 3 x 3), so FC6 sees no time-frequency
         # layout. image_size=96, one seed: CNN+SRU +2.3 (EMO-DB-2s) / +0.4 (CASIA), CNN +3.3 / +1.6; seed 1
-        # on EMO-DB-2s +1.1 / CNN +4.0; about the same fold time. The next candidate for this profile,
-        # once the full protocol has run with it (docs/cnn-sru-recipe.md).
+        # on EMO-DB-2s +1.1 / CNN +4.0; about the same fold time. 128, one seed: CNN+SRU +2.2 / +0.7, CNN +5.9 /
+        # +1.2, about 1.25x the time. The next candidate for this profile, once the full protocol has run
+        # with it (docs/cnn-sru-recipe.md).
         # Every lever measured, and why the others are not here: docs/cnn-sru-recipe.md.
         "fast": {"image_size": 64, "cnn_width": 0.25, "cnn_epochs": 30, "cnn_budget": 300.0, "cnn_batchnorm": True,
                  "cnn_optimizer": "adamw", "cnn_lr": 0.001, "cnn_weight_decay": 0.05, "cnn_schedule": "onecycle",
