@@ -6,8 +6,9 @@ run does; then the real training code (:func:`serbench.deep.train.train_stage`) 
 profile's CNN for 2 epochs over ``n_batches`` batches, and the second epoch is timed (the
 first warms up allocators and kernels). Reported: CNN training segments/s, the SRU stage's
 utterances/s on FC7-sized inputs, and segment resize time. The ``fast`` profile runs on CPU
-with 1 and 2 torch threads (interleaved, medians of repeats); with CUDA the ``paper``
-profile also runs on the GPU (AMP on).
+with 1 and 2 torch threads (interleaved, medians of repeats), and with one thread at the image sizes
+of ``IMAGE_SIZES`` (interleaved too: what a larger image costs on this CPU, as a ratio to the
+profile's own size); with CUDA the ``paper`` profile also runs on the GPU (AMP on).
 
 By hand: ``python -m benchmarks.bench_deep [--quick]``.
 """
@@ -24,6 +25,7 @@ import torch
 
 N_SEGMENTS = 5
 N_CLASSES = 6
+IMAGE_SIZES = (64, 96, 128)
 
 
 def _mels(n_utts: int, seed: int = 0) -> list[np.ndarray]:
@@ -31,7 +33,7 @@ def _mels(n_utts: int, seed: int = 0) -> list[np.ndarray]:
     return [rng.standard_normal((3, 60, int(rng.integers(100, 401)))).astype(np.float32) for _ in range(n_utts)]
 
 
-def _cnn_rate(profile_name: str, device: torch.device, n_batches: int) -> dict:
+def _cnn_rate(profile_name: str, device: torch.device, n_batches: int, overrides: dict | None = None) -> dict:
     from serbench.deep.data import Normalizer, segment_tensor
     from serbench.deep.models import build_cnn
     from serbench.deep.train import StageConfig, train_stage
@@ -40,7 +42,7 @@ def _cnn_rate(profile_name: str, device: torch.device, n_batches: int) -> dict:
     from serbench.systems.builtin.cnn_sru import cnn_optimizer
     from serbench.systems.deep_runtime import image_context
 
-    prof = registry.get("cnn-sru").settings(profile_name, {"segments": N_SEGMENTS})
+    prof = registry.get("cnn-sru").settings(profile_name, {"segments": N_SEGMENTS, **(overrides or {})})
     n_seg = n_batches * prof.cnn_batch
     mels = _mels(-(-n_seg // N_SEGMENTS))
     t0 = time.perf_counter()
@@ -87,6 +89,12 @@ def _sru_rate(profile_name: str, device: torch.device, n_utts: int) -> dict:
             "sru_hidden": prof.sru_hidden, "input": fc_dim, "sru_utterances_per_s": last["samples"] / last["seconds"]}
 
 
+def _fast_image_size() -> int:
+    from serbench.systems import registry
+
+    return int(registry.get("cnn-sru").settings("fast", {"segments": N_SEGMENTS}).image_size)
+
+
 def run(out: Path, quick: bool = False) -> dict:
     """Throughput of the deep training stages; writes nothing but returns the numbers."""
     n_batches = 4 if quick else 10
@@ -99,6 +107,12 @@ def run(out: Path, quick: bool = False) -> dict:
             for threads in (1, 2):  # interleaved so changing machine load hits both alike
                 torch.set_num_threads(threads)
                 rows[threads].append(_cnn_rate("fast", cpu, n_batches))
+        by_size: dict[int, list[float]] = {size: [] for size in IMAGE_SIZES}
+        torch.set_num_threads(1)
+        for _ in range(repeats):
+            for size in IMAGE_SIZES:
+                rate = _cnn_rate("fast", cpu, n_batches, {"image_size": size})["cnn_segments_per_s"]
+                by_size[size].append(rate)
         sru_fast = {}
         for threads in (1, 2):
             torch.set_num_threads(threads)
@@ -114,6 +128,12 @@ def run(out: Path, quick: bool = False) -> dict:
             "resize_segments_per_s_median": statistics.median(r["resize_segments_per_s"] for r in rs),
         }
     result["fast_cpu"]["sru"] = sru_fast
+    own = _fast_image_size()
+    result["fast_cpu"]["image_size_threads_1"] = {
+        str(size): {"cnn_segments_per_s_median": statistics.median(rates),
+                    "time_ratio_to_profile": (statistics.median(by_size[own]) / statistics.median(rates)
+                                              if own in by_size else None)}
+        for size, rates in by_size.items()}
     # One CASIA LOSO fold trains on 900 utterances x N segments per epoch.
     rate = result["fast_cpu"]["threads_1"]["cnn_segments_per_s_median"]
     epoch_s = result["fast_cpu"]["est_casia_cnn_epoch_s_N5"] = 900 * N_SEGMENTS / rate

@@ -24,6 +24,17 @@ def discover() -> list[str]:
     return sorted(p.stem for p in HERE.glob("bench_*.py"))
 
 
+def cpu_model() -> str:
+    """The CPU's model name: deep training speed differs severalfold between CPUs of one core count."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def environment() -> dict:
     import numpy
     import torch
@@ -37,7 +48,8 @@ def environment() -> dict:
         commit = None
     return {
         "serbench": serbench.__version__, "git_commit": commit, "python": platform.python_version(),
-        "machine": platform.machine(), "cpus": os.cpu_count(), "numpy": numpy.__version__,
+        "machine": platform.machine(), "cpus": os.cpu_count(), "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "numpy": numpy.__version__,
         "torch": torch.__version__, "cuda": torch.cuda.is_available(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
