@@ -89,12 +89,6 @@ def _sru_rate(profile_name: str, device: torch.device, n_utts: int) -> dict:
             "sru_hidden": prof.sru_hidden, "input": fc_dim, "sru_utterances_per_s": last["samples"] / last["seconds"]}
 
 
-def _fast_image_size() -> int:
-    from serbench.systems import registry
-
-    return int(registry.get("cnn-sru").settings("fast", {"segments": N_SEGMENTS}).image_size)
-
-
 def run(out: Path, quick: bool = False) -> dict:
     """Throughput of the deep training stages; writes nothing but returns the numbers."""
     n_batches = 4 if quick else 10
@@ -128,7 +122,7 @@ def run(out: Path, quick: bool = False) -> dict:
             "resize_segments_per_s_median": statistics.median(r["resize_segments_per_s"] for r in rs),
         }
     result["fast_cpu"]["sru"] = sru_fast
-    own = _fast_image_size()
+    own = result["fast_cpu"]["threads_1"]["image_size"]
     result["fast_cpu"]["image_size_threads_1"] = {
         str(size): {"cnn_segments_per_s_median": statistics.median(rates),
                     "time_ratio_to_profile": (statistics.median(by_size[own]) / statistics.median(rates)

@@ -183,7 +183,7 @@ class CascadeSettings(Settings):
         # CNN -12.1 / -9.1: not here.
         # At 64 x 64 the conv stack ends at 1 x 1 (96: 2 x 2, 128: 3 x 3), so FC6 sees no time-frequency
         # layout. image_size=96, one seed: CNN+SRU +2.3 (EMO-DB-2s) / +0.4 (CASIA), CNN +3.3 / +1.6; seed 1
-        # on EMO-DB-2s +1.1 / CNN +4.0; about the same fold time. 128, one seed: CNN+SRU +2.2 / +0.7, CNN +5.9 /
+        # on EMO-DB-2s +1.1 / CNN +4.0; about the same fold time there. 128, one seed: CNN+SRU +2.2 / +0.7, CNN +5.9 /
         # +1.2, about 1.25x the time. Full protocol at 96 (not a choice, a report): CASIA CNN+SRU 35.8, CNN
         # 38.3; not here until CASIA's second validation seed decides, and at 1.44x the stage-1 time of 64
         # on an AVX2-only CPU (bench_deep) it must also fit the cost (docs/cnn-sru-recipe.md).
