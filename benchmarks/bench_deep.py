@@ -6,9 +6,10 @@ run does; then the real training code (:func:`serbench.deep.train.train_stage`) 
 profile's CNN for 2 epochs over ``n_batches`` batches, and the second epoch is timed (the
 first warms up allocators and kernels). Reported: CNN training segments/s, the SRU stage's
 utterances/s on FC7-sized inputs, and segment resize time. The ``fast`` profile runs on CPU
-with 1 and 2 torch threads (interleaved, medians of repeats), and with one thread at the image sizes
+with 1 and 2 torch threads (interleaved, medians of repeats), with one thread at the image sizes
 of ``IMAGE_SIZES`` (interleaved too: what a larger image costs on this CPU, as a ratio to the
-profile's own size); with CUDA the ``paper`` profile also runs on the GPU (AMP on).
+profile's own size), and with the fused optimizer step a run uses against torch's default
+(per-tensor on CPU; ``optimizer_threads_1``); with CUDA the ``paper`` profile also runs on the GPU (AMP on).
 
 By hand: ``python -m benchmarks.bench_deep [--quick]``.
 """
@@ -33,7 +34,8 @@ def _mels(n_utts: int, seed: int = 0) -> list[np.ndarray]:
     return [rng.standard_normal((3, 60, int(rng.integers(100, 401)))).astype(np.float32) for _ in range(n_utts)]
 
 
-def _cnn_rate(profile_name: str, device: torch.device, n_batches: int, overrides: dict | None = None) -> dict:
+def _cnn_rate(profile_name: str, device: torch.device, n_batches: int, overrides: dict | None = None,
+              fused: bool | None = None) -> dict:
     from serbench.deep.data import Normalizer, segment_tensor
     from serbench.deep.models import build_cnn
     from serbench.deep.train import StageConfig, train_stage
@@ -54,7 +56,9 @@ def _cnn_rate(profile_name: str, device: torch.device, n_batches: int, overrides
     y = torch.randint(0, N_CLASSES, (n_seg,), generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     cnn = build_cnn(N_CLASSES, width=prof.cnn_width, dropout=prof.dropout, batchnorm=prof.cnn_batchnorm).to(device)
-    cfg = StageConfig("cnn", epochs=2, batch=prof.cnn_batch, seed=0, optimizer=lambda p: cnn_optimizer(p, prof),
+    # The profile's optimizer as a run builds it (fused=None), or with torch's default kernel (fused=False).
+    cfg = StageConfig("cnn", epochs=2, batch=prof.cnn_batch, seed=0,
+                      optimizer=lambda p: cnn_optimizer(p, prof, fused=fused),
                       schedule=prof.cnn_schedule,
                       crop=(lambda x: random_time_crop(x, prof.image_size)) if context else None)
     res = train_stage(cnn, images, y, cfg, device=device, transform=Normalizer.fit(images),
@@ -70,6 +74,7 @@ def _cnn_rate(profile_name: str, device: torch.device, n_batches: int, overrides
 
 def _sru_rate(profile_name: str, device: torch.device, n_utts: int) -> dict:
     from serbench.deep.models import SRUClassifier
+    from serbench.deep.optim import make_optimizer
     from serbench.deep.train import StageConfig, train_stage
     from serbench.systems import registry
 
@@ -82,7 +87,7 @@ def _sru_rate(profile_name: str, device: torch.device, n_utts: int) -> dict:
     head = SRUClassifier(fc_dim, N_CLASSES, hidden=prof.sru_hidden, pool=prof.sru_pool, init_std=prof.sru_init_std,
                          init_bias=prof.sru_init_bias).to(device)
     cfg = StageConfig("sru", epochs=2, batch=prof.sru_batch, seed=0,
-                      optimizer=lambda p: torch.optim.Adam(p, lr=prof.sru_lr))
+                      optimizer=lambda p: make_optimizer("adam", p, lr=prof.sru_lr))
     res = train_stage(head, x, y, cfg, device=device, transform=lambda t: t, amp=prof.amp and device.type == "cuda")
     last = res.history[-1]
     return {"profile": prof.profile, "device": str(device), "threads": torch.get_num_threads(),
@@ -107,6 +112,11 @@ def run(out: Path, quick: bool = False) -> dict:
             for size in IMAGE_SIZES:
                 rate = _cnn_rate("fast", cpu, n_batches, {"image_size": size})["cnn_segments_per_s"]
                 by_size[size].append(rate)
+        kernels: dict[str, list[float]] = {"fused": [], "default": []}
+        for _ in range(repeats):
+            for kernel in kernels:
+                rate = _cnn_rate("fast", cpu, n_batches, fused=None if kernel == "fused" else False)
+                kernels[kernel].append(rate["cnn_segments_per_s"])
         sru_fast = {}
         for threads in (1, 2):
             torch.set_num_threads(threads)
@@ -128,6 +138,12 @@ def run(out: Path, quick: bool = False) -> dict:
                     "time_ratio_to_profile": (statistics.median(by_size[own]) / statistics.median(rates)
                                               if own in by_size else None)}
         for size, rates in by_size.items()}
+    # The fused optimizer step against torch's default (per-tensor on CPU), at the profile's image size.
+    fused, default = (statistics.median(kernels[k]) for k in ("fused", "default"))
+    result["fast_cpu"]["optimizer_threads_1"] = {
+        "optimizer": result["fast_cpu"]["threads_1"]["optimizer"],
+        "fused_cnn_segments_per_s_median": fused, "default_cnn_segments_per_s_median": default,
+        "time_ratio_default_to_fused": fused / default}
     # One CASIA LOSO fold trains on 900 utterances x N segments per epoch.
     rate = result["fast_cpu"]["threads_1"]["cnn_segments_per_s_median"]
     epoch_s = result["fast_cpu"]["est_casia_cnn_epoch_s_N5"] = 900 * N_SEGMENTS / rate

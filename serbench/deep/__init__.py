@@ -9,7 +9,8 @@
 * :mod:`~serbench.deep.data` (segment images, low-level sequences, normalization),
   :mod:`~serbench.deep.batching` (variable-length batches);
 * :mod:`~serbench.deep.train` (the epoch loop: checkpoints, exact resume, early stopping),
-  :mod:`~serbench.deep.utterance_trainer`.
+  :mod:`~serbench.deep.utterance_trainer`, :mod:`~serbench.deep.optim` (the optimizers, fused where
+  torch has the kernel).
 
 The systems that use them (settings, folds, the results store) are in
 :mod:`serbench.systems.builtin`; run them with ``serbench deep`` or

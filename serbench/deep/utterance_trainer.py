@@ -17,15 +17,10 @@ import torch
 from torch import nn
 
 from serbench.deep.batching import length_batches, sorted_batches
+from serbench.deep.optim import make_optimizer
 from serbench.deep.train import EpochHook, StageResult, autocast, run_epochs
 
 Inputs = Any
-
-
-def _optimizer(params: list, s: Any) -> torch.optim.Optimizer:
-    if s.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-    return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
 
 
 def evaluate_loss(model: nn.Module, inputs: Inputs, labels: torch.Tensor, rows: np.ndarray, *, batch: int,
@@ -57,7 +52,8 @@ def train_system(model: nn.Module, inputs: Inputs, labels: torch.Tensor, train_r
     "done"}`` after each epoch's checkpoint, so a hook that raises simulates a kill.
     """
     s = settings
-    opt = _optimizer([p for p in model.parameters() if p.requires_grad], s)
+    opt = make_optimizer(s.optimizer, [p for p in model.parameters() if p.requires_grad], lr=s.lr,
+                         weight_decay=s.weight_decay, momentum=s.momentum)
     train_rows = np.asarray(train_rows, dtype=np.int64)
     val_rows = np.asarray(val_rows, dtype=np.int64)
 

@@ -403,6 +403,7 @@ class _Cascade(System):
         from serbench.experiments.protocol import stage_seed
 
         from serbench.deep.models import SRUClassifier
+        from serbench.deep.optim import make_optimizer
         from serbench.deep.train import StageConfig, epoch_logger, train_stage
 
         seed = stage_seed(ctx.seed, ctx.fold, stage)
@@ -411,7 +412,7 @@ class _Cascade(System):
                              init_std=s.sru_init_std, init_bias=s.sru_init_bias,
                              input_dropout=s.sru_input_dropout, skip=skip).to(rt.device)
         cfg = StageConfig(stage, s.sru_epochs, s.sru_batch, seed=seed, patience=s.patience,
-                          optimizer=lambda p: torch.optim.Adam(p, lr=s.sru_lr, weight_decay=s.sru_weight_decay))
+                          optimizer=lambda p: make_optimizer("adam", p, lr=s.sru_lr, weight_decay=s.sru_weight_decay))
         res = train_stage(head, x_fit, y_fit, cfg, device=rt.device, transform=transform,
                           checkpoint=checkpoint(ctx, stage), amp=rt.amp,
                           val=(x_val, y_val) if x_val is not None else None,
@@ -671,15 +672,13 @@ def _softmax(head, x, s: CascadeSettings, rt: "R.Runtime", transform=None):
     return torch.softmax(logits, dim=-1)
 
 
-def cnn_optimizer(params, s: CascadeSettings):
-    """Stage 1's optimizer: the paper's SGD (with ``cnn_momentum``), Adam, or AdamW (decoupled weight decay)."""
-    import torch
+def cnn_optimizer(params, s: CascadeSettings, fused: bool | None = None):
+    """Stage 1's optimizer: the paper's SGD (with ``cnn_momentum``), Adam, or AdamW (decoupled weight decay);
+    ``fused``: see :func:`serbench.deep.optim.make_optimizer`."""
+    from serbench.deep.optim import make_optimizer
 
-    if s.cnn_optimizer == "adam":
-        return torch.optim.Adam(params, lr=s.cnn_lr, weight_decay=s.cnn_weight_decay)
-    if s.cnn_optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=s.cnn_lr, weight_decay=s.cnn_weight_decay)
-    return torch.optim.SGD(params, lr=s.cnn_lr, momentum=s.cnn_momentum, weight_decay=s.cnn_weight_decay)
+    return make_optimizer(s.cnn_optimizer, params, lr=s.cnn_lr, weight_decay=s.cnn_weight_decay,
+                          momentum=s.cnn_momentum, fused=fused)
 
 
 def _resolve(path: str):
