@@ -229,3 +229,27 @@ def test_build_cnn_takes_width_and_dropout():
     assert cnn.fc_dim == AlexNet(5, width=0.125).fc_dim
     assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.25 for m in cnn.modules())
     assert cnn(torch.randn(1, 3, 67, 67)).shape == (1, 5)
+
+
+def test_channels_last_cnn_computes_what_the_plain_one_does(tmp_path):
+    from serbench.deep.models import build_cnn
+    from serbench.systems.base import load_module, module_tensors
+
+    torch.manual_seed(0)
+    plain = build_cnn(4, width=0.125, batchnorm=True, channels_last=False)
+    torch.manual_seed(0)
+    fast = build_cnn(4, width=0.125, batchnorm=True)
+    conv = fast.features[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    for (name, a), b in zip(plain.state_dict().items(), fast.state_dict().values()):
+        assert torch.equal(a, b), name                        # the same values, another memory order
+    x = torch.randn(5, 3, 67, 67, generator=torch.Generator().manual_seed(1))
+    plain.eval(), fast.eval()
+    torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fast.fc7(x), plain.fc7(x), rtol=1e-4, atol=1e-5)
+    # Saved weights are C-ordered arrays and load back into a channels-last model unchanged.
+    tensors = module_tensors("cnn.", fast)
+    assert all(v.flags.c_contiguous for v in tensors.values())
+    again = load_module(build_cnn(4, width=0.125, batchnorm=True), tensors, "cnn.", "CNN")
+    assert again.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(again(x), fast(x), rtol=0, atol=0)
