@@ -9,7 +9,8 @@ utterances/s on FC7-sized inputs, and segment resize time. The ``fast`` profile 
 with 1 and 2 torch threads (interleaved, medians of repeats), with one thread at the image sizes
 of ``IMAGE_SIZES`` (interleaved too: what a larger image costs on this CPU, as a ratio to the
 profile's own size), and with the kernels a run uses (fused optimizer step, channels-last
-convolutions) against torch's defaults (``kernels_threads_1``); with CUDA the ``paper`` profile also runs on the GPU (AMP on).
+convolutions) against torch's defaults (``kernels_threads_1``); with CUDA the ``paper`` profile
+also runs on the GPU (AMP on).
 
 By hand: ``python -m benchmarks.bench_deep [--quick]``.
 """
