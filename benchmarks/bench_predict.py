@@ -1,7 +1,7 @@
 """Benchmark: ``predict`` with a model bundle on CPU: files per second and the real-time factor of a long file.
 
 Two bundles, as a user would train them: ``svm-linear`` on IS10 (openSMILE functionals) and
-``cnn-sru`` with the ``fast`` profile (64x64 segments, quarter-width AlexNet, SRU 512), N = 3.
+``cnn-sru`` with the ``fast`` profile (96x96 segments, quarter-width AlexNet, SRU 512), N = 3.
 Prediction cost depends on the architecture, not on what the weights learned, so both are
 trained on a small synthesized corpus (cnn-sru with one epoch per stage): the measured part
 is only :meth:`Model.predict` on synthesized 3-s files (decoding, features, model), the way
