@@ -1,10 +1,10 @@
 """The optimizers the deep systems train with, built in one place.
 
 Every stage gets torch's fused kernel where its parameters' device has one (CPU and CUDA):
-the same update rule as the per-tensor loop, one kernel over all tensors instead of a
-dozen small operations per tensor. On a 2-core CPU the per-tensor AdamW step of the
-from-scratch AlexNet took about a quarter of stage 1 (see ``benchmarks/bench_deep.py``,
-``optimizer_threads_1``). The results agree with the per-tensor loop up to float rounding,
+the same update rule as the per-tensor loop, one kernel over all tensors instead of several
+small operations per tensor. On a 2-core CPU the per-tensor AdamW step of the from-scratch
+AlexNet took about a quarter of stage 1 (a profile of a running fold; the side-by-side speed is
+``kernels_threads_1`` of ``benchmarks/bench_deep.py``). The results agree with the per-tensor loop up to float rounding,
 so a re-run is not bit-identical to one made before the switch; a run stays bit-identical
 to itself.
 """

@@ -231,7 +231,7 @@ def test_build_cnn_takes_width_and_dropout():
     assert cnn(torch.randn(1, 3, 67, 67)).shape == (1, 5)
 
 
-def test_channels_last_cnn_computes_what_the_plain_one_does(tmp_path):
+def test_channels_last_cnn_computes_what_the_plain_one_does():
     from serbench.deep.models import build_cnn
     from serbench.systems.base import load_module, module_tensors
 
