@@ -22,6 +22,11 @@ scores it as system ``cnn-sru[LABEL]``: a stage-2 lever costs one SRU training, 
 probabilities (an ensemble of their seeds) and, with ``--fuse w``, ``w x CNN+SRU + (1 - w) x CNN``
 (the cascade's decision fused with its own CNN's mean of segment softmaxes), on the folds every run has.
 
+``--keep-models`` stores each fold's fitted model (``<name>/models/<corpus>-<fold>.safetensors``, the
+bundle tensors; loaded without executing code). ``--models-from RUN`` then skips training: each fold's model
+is restored from RUN (whose recipe, seed and N must be the ones given) and scored again with its ``--head``
+variants, so a stage-2 lever costs one SRU training per fold even after the run.
+
 ``--outer-only`` skips the inner split: the system trains on the whole training fold, exactly as
 ``serbench deep`` does, and only the test speaker is scored; for ``cnn-sru`` this gives the full
 protocol's CNN+SRU and CNN from one training of each fold's CNN(s), for a recipe that was chosen.
@@ -87,7 +92,7 @@ def _frame(data, rows: np.ndarray, out, fold: str, system: str, n_val: int) -> p
 def run(name: str, system: str, corpus: str, root: str, *, segments: int | None, sets: dict, out: Path,
         profile: str = "fast", seed: int = 0, max_folds: int | None = None, folds: list[str] | None = None,
         threads: int = 1, cache: str | None = None, outer_only: bool = False, heads: dict | None = None,
-        log=print) -> Path:
+        keep_models: bool = False, models_from: str | None = None, log=print) -> Path:
     import torch
 
     from serbench.experiments.harness import FoldContext
@@ -118,6 +123,16 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
         if (recipe(held.get("settings") or {}) != recipe(config["settings"])
                 or bool(held.get("outer_only")) != outer_only or (held.get("heads") or {}) != (heads or {})):
             raise SystemExit(f"{folder}: holds a recipe with other settings or splits; use another --name")
+    source = out / models_from / "models" if models_from else None
+    if source is not None:
+        held = json.loads((out / models_from / "config.json").read_text()) if (
+            out / models_from / "config.json").is_file() else {}
+        if not source.is_dir():
+            raise SystemExit(f"--models-from {models_from}: {source} holds no models; run it with --keep-models")
+        if (recipe(held.get("settings") or {}) != recipe(config["settings"]) or held.get("seed") != seed
+                or held.get("segments") != segments or bool(held.get("outer_only")) != outer_only):
+            raise SystemExit(f"--models-from {models_from}: its models were trained with another recipe, seed, "
+                             "N or split; give the same --set, --seed, --segments and --outer-only")
     cfg_path.write_text(json.dumps(config, indent=1, default=str))
     preds_path, folds_path = folder / f"{corpus}.parquet", folder / f"{corpus}-folds.jsonl"
     done = set(pd.read_parquet(preds_path)["fold"]) if preds_path.is_file() else set()
@@ -130,7 +145,12 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
         rows = np.concatenate([inner_val, np.asarray(fold.test)])
         ctx = FoldContext(run_id=name, system=plan.system, fold=fold.name, seed=seed, device="cpu",
                           threads=threads, log=lambda m: None)
-        model = sysobj.fit(data, inner_train, s, ctx)
+        if source is not None:
+            model = load_model(sysobj, source, corpus, fold.name, s, data.labels)
+        else:
+            model = sysobj.fit(data, inner_train, s, ctx)
+            if keep_models:
+                save_model(sysobj, model, s, folder / "models", corpus, fold.name, data.labels)
         frames = [_frame(data, rows, sysobj.predict(model, data, rows, s, ctx), fold.name, system,
                          len(inner_val))]
         if system == "cnn-sru":
@@ -154,6 +174,38 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
                                                              for (sys_, role), v in summary.items())
             + f" ({time.perf_counter() - t0:.0f} s)")
     return folder
+
+
+def _model_path(folder: Path, corpus: str, fold: str) -> Path:
+    return folder / f"{corpus}-{fold}.safetensors"
+
+
+def save_model(sysobj, model, s, folder: Path, corpus: str, fold: str, labels: list[str]) -> Path:
+    """The fold's fitted model as its bundle tensors (safetensors) and meta (JSON beside them)."""
+    import safetensors.numpy
+
+    parts = sysobj.export(model, s)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = _model_path(folder, corpus, fold)
+    safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in parts.tensors.items()}, str(path))
+    path.with_suffix(".json").write_text(json.dumps({"meta": parts.meta, "labels": list(labels)}))
+    return path
+
+
+def load_model(sysobj, folder: Path, corpus: str, fold: str, s, labels: list[str]):
+    """The model :func:`save_model` stored for this fold, restored with the run's settings ``s``."""
+    import safetensors.numpy
+
+    from serbench.systems.base import ModelParts
+
+    path = _model_path(folder, corpus, fold)
+    if not path.is_file():
+        raise SystemExit(f"{path}: no stored model for fold {fold}; run that fold with --keep-models first")
+    held = json.loads(path.with_suffix(".json").read_text())
+    if held["labels"] != list(labels):
+        raise SystemExit(f"{path}: trained on classes {held['labels']}, the corpus has {list(labels)}")
+    parts = ModelParts(tensors=safetensors.numpy.load_file(str(path)), meta=held["meta"])
+    return sysobj.restore(parts, s, labels)
 
 
 def _head_settings(sysobj, profile: str, overrides: dict, heads: dict[str, dict]) -> dict:
@@ -304,6 +356,10 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--head", action="append", default=[], dest="heads",
                    help="LABEL:KEY=VALUE[,...]: stage 2 trained again on the same CNNs with these stage-2 "
                         "settings, scored as cnn-sru[LABEL]")
+    r.add_argument("--keep-models", action="store_true",
+                   help="store each fold's fitted model under <out>/<name>/models/ for --models-from")
+    r.add_argument("--models-from", metavar="RUN",
+                   help="restore each fold's model from RUN (stored with --keep-models) instead of training it")
     t = sub.add_parser("table")
     t.add_argument("--out", type=Path, default=DEFAULT_OUT)
     t.add_argument("--measure", choices=MEASURES, default="ua",
@@ -332,7 +388,8 @@ def main(argv: list[str] | None = None) -> None:
     folds = [f.strip() for f in a.folds.split(",") if f.strip()] if a.folds else None
     run(a.name, a.system, a.corpus, a.root, segments=a.segments, sets=sets, out=a.out, profile=a.profile,
         seed=a.seed, max_folds=a.max_folds, folds=folds, threads=a.threads, cache=a.cache, outer_only=a.outer_only,
-        heads=parse_heads(a.heads), log=lambda m: print(m, flush=True))
+        heads=parse_heads(a.heads), keep_models=a.keep_models, models_from=a.models_from,
+        log=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":

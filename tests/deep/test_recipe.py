@@ -638,3 +638,27 @@ def test_speaker_adversary_setting_trains_on_training_speakers_and_saves_the_pla
         res.predictions.sort_values(key)[prob].reset_index(drop=True))
     with pytest.raises(SettingsError, match="cnn_adversary"):
         settings(segments=3, cnn_adversary=0.5, sru_joint=True, sru_residual=False)
+
+
+def test_stored_fold_models_score_again_and_take_new_heads_without_training(corpus, tmp_path):
+    """``--keep-models`` stores each fold's cascade; ``--models-from`` restores it (no training) and gives the
+    very predictions of the run, plus heads; another recipe's or seed's models are refused."""
+    from benchmarks.recipe_levers import parse_heads, run
+
+    over = {"cnn_epochs": "1", "sru_epochs": "1"}
+    common = dict(segments=2, out=tmp_path, profile="tiny", max_folds=1, cache=str(tmp_path / "c"),
+                  log=lambda m: None)
+    first = run("k", "cnn-sru", "demo", str(corpus), sets=over, keep_models=True, **common)
+    assert len(list((first / "models").glob("demo-*.safetensors"))) == 1
+    again = run("k2", "cnn-sru", "demo", str(corpus), sets=over, models_from="k",
+                heads=parse_heads(["e2:sru_epochs=2"]), **common)
+    a, b = pd.read_parquet(first / "demo.parquet"), pd.read_parquet(again / "demo.parquet")
+    assert set(b["system"]) == {"cnn-sru", "cnn", "cnn-sru[e2]"}
+    scores = [c for c in a.columns if c.startswith("score_")]
+    key = ["system", "role", "utterance_id"]
+    np.testing.assert_allclose(b[b["system"].isin(["cnn-sru", "cnn"])].sort_values(key)[scores].to_numpy(),
+                               a.sort_values(key)[scores].to_numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(SystemExit, match="another recipe, seed"):
+        run("k3", "cnn-sru", "demo", str(corpus), sets=over, models_from="k", seed=1, **common)
+    with pytest.raises(SystemExit, match="run it with --keep-models"):
+        run("k4", "cnn-sru", "demo", str(corpus), sets=over, models_from="k2", **common)
