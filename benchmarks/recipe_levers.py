@@ -129,10 +129,11 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
             out / models_from / "config.json").is_file() else {}
         if not source.is_dir():
             raise SystemExit(f"--models-from {models_from}: {source} holds no models; run it with --keep-models")
-        if (recipe(held.get("settings") or {}) != recipe(config["settings"]) or held.get("seed") != seed
-                or held.get("segments") != segments or bool(held.get("outer_only")) != outer_only):
-            raise SystemExit(f"--models-from {models_from}: its models were trained with another recipe, seed, "
-                             "N or split; give the same --set, --seed, --segments and --outer-only")
+        # N and seed are checked per stored model: one run folder may hold several corpora, each at its own N.
+        if (recipe(held.get("settings") or {}) != recipe(config["settings"])
+                or bool(held.get("outer_only")) != outer_only):
+            raise SystemExit(f"--models-from {models_from}: its models were trained with another recipe or split; "
+                             "give the same --set and --outer-only")
     cfg_path.write_text(json.dumps(config, indent=1, default=str))
     preds_path, folds_path = folder / f"{corpus}.parquet", folder / f"{corpus}-folds.jsonl"
     done = set(pd.read_parquet(preds_path)["fold"]) if preds_path.is_file() else set()
@@ -146,11 +147,11 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
         ctx = FoldContext(run_id=name, system=plan.system, fold=fold.name, seed=seed, device="cpu",
                           threads=threads, log=lambda m: None)
         if source is not None:
-            model = load_model(sysobj, source, corpus, fold.name, s, data.labels)
+            model = load_model(sysobj, source, corpus, fold.name, s, data.labels, seed=seed)
         else:
             model = sysobj.fit(data, inner_train, s, ctx)
             if keep_models:
-                save_model(sysobj, model, s, folder / "models", corpus, fold.name, data.labels)
+                save_model(sysobj, model, s, folder / "models", corpus, fold.name, data.labels, seed=seed)
         frames = [_frame(data, rows, sysobj.predict(model, data, rows, s, ctx), fold.name, system,
                          len(inner_val))]
         if system == "cnn-sru":
@@ -180,19 +181,21 @@ def _model_path(folder: Path, corpus: str, fold: str) -> Path:
     return folder / f"{corpus}-{fold}.safetensors"
 
 
-def save_model(sysobj, model, s, folder: Path, corpus: str, fold: str, labels: list[str]) -> Path:
+def save_model(sysobj, model, s, folder: Path, corpus: str, fold: str, labels: list[str], *, seed: int) -> Path:
     """The fold's fitted model as its bundle tensors (safetensors) and meta (JSON beside them)."""
     import safetensors.numpy
 
     parts = sysobj.export(model, s)
     folder.mkdir(parents=True, exist_ok=True)
     path = _model_path(folder, corpus, fold)
-    safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in parts.tensors.items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps({"meta": parts.meta, "labels": list(labels)}))
+    # np.array, not np.ascontiguousarray: the latter turns 0-d tensors (batch norm's counters) into 1-d ones.
+    safetensors.numpy.save_file({k: np.array(v, order="C") for k, v in parts.tensors.items()}, str(path))
+    path.with_suffix(".json").write_text(json.dumps({"meta": parts.meta, "labels": list(labels), "seed": seed,
+                                                     "segments": s.segments}))
     return path
 
 
-def load_model(sysobj, folder: Path, corpus: str, fold: str, s, labels: list[str]):
+def load_model(sysobj, folder: Path, corpus: str, fold: str, s, labels: list[str], *, seed: int):
     """The model :func:`save_model` stored for this fold, restored with the run's settings ``s``."""
     import safetensors.numpy
 
@@ -204,6 +207,9 @@ def load_model(sysobj, folder: Path, corpus: str, fold: str, s, labels: list[str
     held = json.loads(path.with_suffix(".json").read_text())
     if held["labels"] != list(labels):
         raise SystemExit(f"{path}: trained on classes {held['labels']}, the corpus has {list(labels)}")
+    if (held.get("seed"), held.get("segments")) != (seed, s.segments):
+        raise SystemExit(f"{path}: trained with seed {held.get('seed')} at N = {held.get('segments')}; give "
+                         f"--seed {held.get('seed')} --segments {held.get('segments')}")
     parts = ModelParts(tensors=safetensors.numpy.load_file(str(path)), meta=held["meta"])
     return sysobj.restore(parts, s, labels)
 

@@ -645,7 +645,7 @@ def test_stored_fold_models_score_again_and_take_new_heads_without_training(corp
     very predictions of the run, plus heads; another recipe's or seed's models are refused."""
     from benchmarks.recipe_levers import parse_heads, run
 
-    over = {"cnn_epochs": "1", "sru_epochs": "1"}
+    over = {"cnn_epochs": "1", "sru_epochs": "1", "cnn_batchnorm": "true"}     # batch norm: 0-d counters
     common = dict(segments=2, out=tmp_path, profile="tiny", max_folds=1, cache=str(tmp_path / "c"),
                   log=lambda m: None)
     first = run("k", "cnn-sru", "demo", str(corpus), sets=over, keep_models=True, **common)
@@ -658,7 +658,9 @@ def test_stored_fold_models_score_again_and_take_new_heads_without_training(corp
     key = ["system", "role", "utterance_id"]
     np.testing.assert_allclose(b[b["system"].isin(["cnn-sru", "cnn"])].sort_values(key)[scores].to_numpy(),
                                a.sort_values(key)[scores].to_numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(SystemExit, match="another recipe, seed"):
+    with pytest.raises(SystemExit, match="trained with seed 0 at N = 2; give --seed 0"):
         run("k3", "cnn-sru", "demo", str(corpus), sets=over, models_from="k", seed=1, **common)
+    with pytest.raises(SystemExit, match="another recipe"):
+        run("k5", "cnn-sru", "demo", str(corpus), sets={**over, "sru_epochs": "2"}, models_from="k", **common)
     with pytest.raises(SystemExit, match="run it with --keep-models"):
         run("k4", "cnn-sru", "demo", str(corpus), sets=over, models_from="k2", **common)
