@@ -664,3 +664,22 @@ def test_stored_fold_models_score_again_and_take_new_heads_without_training(corp
         run("k5", "cnn-sru", "demo", str(corpus), sets={**over, "sru_epochs": "2"}, models_from="k", **common)
     with pytest.raises(SystemExit, match="run it with --keep-models"):
         run("k4", "cnn-sru", "demo", str(corpus), sets=over, models_from="k2", **common)
+
+
+def test_fused_decision_mixes_the_cascade_with_its_own_cnns_and_is_refused_elsewhere(corpus, tmp_path):
+    """``sru_fuse=w``: cnn-sru's probabilities are (1 - w) x the cascade's + w x its CNNs' mean of segment
+    softmaxes, the CNN ablation's decision on the very same CNNs."""
+    from benchmarks.recipe_levers import parse_heads, run
+
+    folder = run("f", "cnn-sru", "demo", str(corpus), segments=2, sets={"cnn_epochs": "1", "sru_epochs": "1"},
+                 out=tmp_path, profile="tiny", max_folds=1, cache=str(tmp_path / "c"),
+                 heads=parse_heads(["fuse:sru_fuse=0.6"]), log=lambda m: None)
+    preds = pd.read_parquet(folder / "demo.parquet")
+    scores = [c for c in preds.columns if c.startswith("score_")]
+    by = {k: g.sort_values(["role", "utterance_id"])[scores].to_numpy() for k, g in preds.groupby("system")}
+    assert not np.allclose(by["cnn-sru"], by["cnn"])
+    np.testing.assert_allclose(by["cnn-sru[fuse]"], 0.4 * by["cnn-sru"] + 0.6 * by["cnn"], rtol=1e-6, atol=1e-7)
+    with pytest.raises(SystemOptionError, match="--set sru_fuse=0.5: only --model cnn-sru"):
+        get_system("cnn").check_data(None, settings("fast", system="cnn", segments=3, sru_fuse=0.5))
+    with pytest.raises(SettingsError, match="sru_fuse"):
+        settings("fast", segments=3, sru_fuse=0.5, sru_joint=True, sru_residual=False)
