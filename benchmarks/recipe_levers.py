@@ -22,10 +22,11 @@ scores it as system ``cnn-sru[LABEL]``: a stage-2 lever costs one SRU training, 
 probabilities (an ensemble of their seeds) and, with ``--fuse w``, ``w x CNN+SRU + (1 - w) x CNN``
 (the cascade's decision fused with its own CNN's mean of segment softmaxes), on the folds every run has.
 
-``--keep-models`` stores each fold's fitted model (``<name>/models/<corpus>-<fold>.safetensors``, the
-bundle tensors; loaded without executing code). ``--models-from RUN`` then skips training: each fold's model
-is restored from RUN (whose recipe, seed and N must be the ones given) and scored again with its ``--head``
-variants, so a stage-2 lever costs one SRU training per fold even after the run.
+``--keep-models`` stores each fold's fitted model as a bundle folder (``<name>/models/<corpus>-<fold>/``:
+safetensors and model.json, checked and loaded as ``serbench predict`` loads bundles). ``--models-from RUN``
+then skips training: each fold's model is restored from RUN (whose recipe, seed and N must be the ones given)
+and scored again with its ``--head`` variants, so a stage-2 lever costs one SRU training per fold even after
+the run.
 
 ``--outer-only`` skips the inner split: the system trains on the whole training fold, exactly as
 ``serbench deep`` does, and only the test speaker is scored; for ``cnn-sru`` this gives the full
@@ -125,10 +126,9 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
             raise SystemExit(f"{folder}: holds a recipe with other settings or splits; use another --name")
     source = out / models_from / "models" if models_from else None
     if source is not None:
-        held = json.loads((out / models_from / "config.json").read_text()) if (
-            out / models_from / "config.json").is_file() else {}
         if not source.is_dir():
             raise SystemExit(f"--models-from {models_from}: {source} holds no models; run it with --keep-models")
+        held = json.loads((source.parent / "config.json").read_text())
         # N and seed are checked per stored model: one run folder may hold several corpora, each at its own N.
         if (recipe(held.get("settings") or {}) != recipe(config["settings"])
                 or bool(held.get("outer_only")) != outer_only):
@@ -177,41 +177,31 @@ def run(name: str, system: str, corpus: str, root: str, *, segments: int | None,
     return folder
 
 
-def _model_path(folder: Path, corpus: str, fold: str) -> Path:
-    return folder / f"{corpus}-{fold}.safetensors"
-
-
 def save_model(sysobj, model, s, folder: Path, corpus: str, fold: str, labels: list[str], *, seed: int) -> Path:
-    """The fold's fitted model as its bundle tensors (safetensors) and meta (JSON beside them)."""
-    import safetensors.numpy
+    """The fold's fitted model as a bundle folder (``folder/<corpus>-<fold>/``: its tensors and model.json)."""
+    from serbench.bundles.format import write_bundle
 
     parts = sysobj.export(model, s)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = _model_path(folder, corpus, fold)
-    # np.array, not np.ascontiguousarray: the latter turns 0-d tensors (batch norm's counters) into 1-d ones.
-    safetensors.numpy.save_file({k: np.array(v, order="C") for k, v in parts.tensors.items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps({"meta": parts.meta, "labels": list(labels), "seed": seed,
-                                                     "segments": s.segments}))
-    return path
+    out = folder / f"{corpus}-{fold}"
+    write_bundle(out, parts, {"model": parts.meta, "labels": list(labels), "seed": seed, "segments": s.segments},
+                 overwrite=True)
+    return out
 
 
 def load_model(sysobj, folder: Path, corpus: str, fold: str, s, labels: list[str], *, seed: int):
     """The model :func:`save_model` stored for this fold, restored with the run's settings ``s``."""
-    import safetensors.numpy
+    from serbench.bundles.format import read_files, read_record
 
-    from serbench.systems.base import ModelParts
-
-    path = _model_path(folder, corpus, fold)
-    if not path.is_file():
+    path = folder / f"{corpus}-{fold}"
+    if not path.is_dir():
         raise SystemExit(f"{path}: no stored model for fold {fold}; run that fold with --keep-models first")
-    held = json.loads(path.with_suffix(".json").read_text())
-    if held["labels"] != list(labels):
-        raise SystemExit(f"{path}: trained on classes {held['labels']}, the corpus has {list(labels)}")
+    path, held = read_record(path)
+    if held.get("labels") != list(labels):
+        raise SystemExit(f"{path}: trained on classes {held.get('labels')}, the corpus has {list(labels)}")
     if (held.get("seed"), held.get("segments")) != (seed, s.segments):
         raise SystemExit(f"{path}: trained with seed {held.get('seed')} at N = {held.get('segments')}; give "
                          f"--seed {held.get('seed')} --segments {held.get('segments')}")
-    parts = ModelParts(tensors=safetensors.numpy.load_file(str(path)), meta=held["meta"])
-    return sysobj.restore(parts, s, labels)
+    return sysobj.restore(read_files(path, held, sysobj), s, labels)
 
 
 def _head_settings(sysobj, profile: str, overrides: dict, heads: dict[str, dict]) -> dict:

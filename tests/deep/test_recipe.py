@@ -649,7 +649,7 @@ def test_stored_fold_models_score_again_and_take_new_heads_without_training(corp
     common = dict(segments=2, out=tmp_path, profile="tiny", max_folds=1, cache=str(tmp_path / "c"),
                   log=lambda m: None)
     first = run("k", "cnn-sru", "demo", str(corpus), sets=over, keep_models=True, **common)
-    assert len(list((first / "models").glob("demo-*.safetensors"))) == 1
+    assert len(list((first / "models").glob("demo-*/model.json"))) == 1
     again = run("k2", "cnn-sru", "demo", str(corpus), sets=over, models_from="k",
                 heads=parse_heads(["e2:sru_epochs=2"]), **common)
     a, b = pd.read_parquet(first / "demo.parquet"), pd.read_parquet(again / "demo.parquet")
