@@ -35,6 +35,7 @@ from serbench.reports.tables import (
     _corpus_notes,
     _p,
     best_run,
+    decision_notes,
     deep_runs,
     feature_significance,
     feature_table,
@@ -99,8 +100,8 @@ def _paper(corpus: str, table: str, row: str | None, metric: str) -> str:
     return value if isinstance(value, str) else f"{value:.1f}"
 
 
-def _common(corpus: str, *extra: str) -> list[str]:
-    return [COMMON_METRICS, COMMON_BOLD, COMMON_MISSING, *extra, *_corpus_notes(corpus)]
+def _common(col: Collection, *extra: str) -> list[str]:
+    return [COMMON_METRICS, COMMON_BOLD, COMMON_MISSING, *extra, *decision_notes(col), *_corpus_notes(col.corpus)]
 
 
 def _table(key: str, title: str, rows: list[list[str]], columns: list[str], notes: list[str], common: list[str],
@@ -122,7 +123,7 @@ def paper_table1(col: Collection) -> Table:
     rows = [["CNN+SRU", *marked_cells(run, None), _paper(col.corpus, "I", "CNN+SRU N=1", "wa"),
              _paper(col.corpus, "I", "CNN+SRU N=1", "ua")]]
     return _table("table1", f"Table I — CNN+SRU on the non-segmented utterance (N = 1), {col.corpus}", rows,
-                  ["Model", WA, UA, PAPER_WA, PAPER_UA], [], _common(col.corpus, COMMON_PAPER), table1(col),
+                  ["Model", WA, UA, PAPER_WA, PAPER_UA], [], _common(col, COMMON_PAPER), table1(col),
                   [WA, UA, PAPER_WA, PAPER_UA])
 
 
@@ -137,7 +138,7 @@ def paper_table2(col: Collection) -> Table:
                      _paper(col.corpus, *paper, "wa"), _paper(col.corpus, *paper, "ua")])
     notes = [f"{REF} = {why}.", "The paper's N = 1 values are its Table I."] if ref else []
     return _table("table2", f"Table II — CNN+SRU by number of segments N, {col.corpus}", rows,
-                  ["N", WA, UA, PAPER_WA, PAPER_UA], notes, _common(col.corpus, COMMON_PAPER, common_tests(col)),
+                  ["N", WA, UA, PAPER_WA, PAPER_UA], notes, _common(col, COMMON_PAPER, common_tests(col)),
                   table2(col), [WA, UA, PAPER_WA, PAPER_UA])
 
 
@@ -158,7 +159,7 @@ def paper_table3(col: Collection) -> Table:
                      f"the N of its best CNN+SRU on {col.corpus}.")
     return _table("table3", f"Table III — CNN, SRU and CNN+SRU, {col.corpus}", rows,
                   ["Model", "N", WA, UA, PAPER_WA, PAPER_UA], notes,
-                  _common(col.corpus, COMMON_PAPER, common_tests(col)), table3(col), [WA, UA, PAPER_WA, PAPER_UA])
+                  _common(col, COMMON_PAPER, common_tests(col)), table3(col), [WA, UA, PAPER_WA, PAPER_UA])
 
 
 def paper_table4(col: Collection) -> Table:
@@ -184,7 +185,7 @@ def paper_table4(col: Collection) -> Table:
     detail = table4(col)
     frame = pd.DataFrame(rows, columns=["Pair", "N", "ΔUA (points)", "p t-test", "p McNemar", "paper p"], dtype=str)
     return Table("table4", f"Table IV — significance of CNN+SRU against CNN and SRU, {col.corpus}", frame, notes,
-                 detail.values, common=_common(col.corpus, COMMON_PAPER), details=detail.frame)
+                 detail.values, common=_common(col, COMMON_PAPER), details=detail.frame)
 
 
 # ---------------------------------------------------------------- Table V
@@ -245,7 +246,7 @@ def paper_table5(col: Collection) -> Table:
              "paper's, so no paper value."]
     return _table("table5", f"Table V — feature sets (SVM) and deep systems, {corpus}", rows,
                   ["Feature / model", WA, UA, PAPER_WA, PAPER_UA], notes,
-                  _common(corpus, COMMON_PAPER, common_tests(col)), feature_table(col), [WA, UA, PAPER_WA, PAPER_UA])
+                  _common(col, COMMON_PAPER, common_tests(col)), feature_table(col), [WA, UA, PAPER_WA, PAPER_UA])
 
 
 def _feature_rank(feature: str | None) -> int:
@@ -296,7 +297,7 @@ def paper_systems(col: Collection) -> Table:
              "corpus it was measured on: context, not a target. best SVM = the SVM without speaker norm with the "
              "highest pooled UA (picked on test results)."]
     return _table("systems", f"Systems — the seed papers' models against CNN+SRU, {corpus}", rows,
-                  ["System", WA, UA, PAPER_UA], notes, _common(corpus, common_tests(col)), systems_table(col), [WA, UA])
+                  ["System", WA, UA, PAPER_UA], notes, _common(col, common_tests(col)), systems_table(col), [WA, UA])
 
 
 def paper_tables(col: Collection) -> list[Table]:

@@ -151,6 +151,13 @@ def deep_runs(col: Collection, model: str, speaker_norm: bool = False) -> dict[i
             and r.spec.speaker_norm == speaker_norm}
 
 
+def decision_notes(col: Collection) -> list[str]:
+    """One note per deep run whose test decision departs from its paper's (its record's ``decision``), so a
+    row named after the paper's model is not read as that model's decision."""
+    return [f"{r.system}: decision = {r.record['config']['decision']}." for r in sorted(col.runs.values(),
+            key=lambda r: r.system) if r.spec.kind == "deep" and (r.record.get("config") or {}).get("decision")]
+
+
 def best_run(runs: Iterable[RunResult]) -> RunResult | None:
     """The run with the highest pooled UA (ties: higher WA, then name), or None."""
     runs = list(runs)
@@ -278,10 +285,10 @@ def _deep_row(corpus: str, model: str, n: int, run: RunResult | None,
     return [label, str(n), f"{model}-N{n}", *_metric_cells(run), p_wa, p_ua, src]
 
 
-def _deep_notes(corpus: str) -> list[str]:
+def _deep_notes(col: Collection) -> list[str]:
     return [LEGEND_METRICS, LEGEND_MISSING, LEGEND_PAPER,
             f'"{NOT_APPLICABLE}" in paper columns = the paper has no such row for this corpus.',
-            *_corpus_notes(corpus)]
+            *decision_notes(col), *_corpus_notes(col.corpus)]
 
 
 def table1(col: Collection) -> Table:
@@ -290,7 +297,7 @@ def table1(col: Collection) -> Table:
     frame = pd.DataFrame([_deep_row(col.corpus, "cnn-sru", 1, run, ("I", "CNN+SRU N=1"))],
                          columns=_DEEP_COLUMNS, dtype=str)
     return Table("table1", f"Table I — CNN+SRU, non-segmented (N = 1), {col.corpus}", frame,
-                 _deep_notes(col.corpus), pd.DataFrame([_values_row("I", "cnn-sru-N1", NO_NORM, run)]))
+                 _deep_notes(col), pd.DataFrame([_values_row("I", "cnn-sru-N1", NO_NORM, run)]))
 
 
 def table2(col: Collection) -> Table:
@@ -304,7 +311,7 @@ def table2(col: Collection) -> Table:
         values.append(_values_row("II", f"cnn-sru-N{n}", NO_NORM, runs.get(n)))
     return Table("table2", f"Table II — CNN+SRU by number of segments N, {col.corpus}",
                  pd.DataFrame(rows, columns=_DEEP_COLUMNS, dtype=str),
-                 _deep_notes(col.corpus) + ["The paper's N = 1 value is its Table I."], pd.DataFrame(values))
+                 _deep_notes(col) + ["The paper's N = 1 value is its Table I."], pd.DataFrame(values))
 
 
 def table3(col: Collection) -> Table:
@@ -316,7 +323,7 @@ def table3(col: Collection) -> Table:
             run = deep_runs(col, model).get(n)
             rows.append(_deep_row(col.corpus, model, n, run, ("III", paper_name) if n == best_n else None))
             values.append(_values_row("III", f"{model}-N{n}", NO_NORM, run))
-    notes = _deep_notes(col.corpus)
+    notes = _deep_notes(col)
     if best_n is not None:
         notes.append(f"The paper does not state N for CNN and SRU alone; its Table III values are shown at "
                      f"N = {best_n}, the N of its best CNN+SRU on {col.corpus}.")

@@ -206,12 +206,18 @@ def test_paper_profile_keeps_the_papers_recipe():
 
 def test_fast_stage2_choice_stays_with_the_cascade_and_out_of_its_name():
     s = settings("fast", segments=3)
-    assert (s.cnn_freq_shift, s.sru_residual) == (0.05, True)
+    assert (s.cnn_freq_shift, s.sru_residual, s.sru_fuse) == (0.05, True, 0.75)
     assert get_system("cnn-sru").stored_name(s) == "cnn-sru-N3"   # the profile's recipe, as cnn_freq_shift
-    assert "corrects the mean of the CNN's segment logits" in get_system("cnn-sru").describe(s)["sru_input"]
+    described = get_system("cnn-sru").describe(s)
+    assert "corrects the mean of the CNN's segment logits" in described["sru_input"]
+    # The fused decision is not the paper's: the record (and so every table) says what it is.
+    assert described["decision"].startswith("0.25 x the cascade's probabilities + 0.75 x")
+    assert "decision: 0.25 x" in described["note"]
+    assert get_system("cnn-sru").describe(settings("paper", segments=3))["decision"] is None
     for ablation in ("cnn", "sru"):
         a = settings("fast", system=ablation, segments=3)
-        assert a.sru_residual is False and a.cnn_freq_shift == 0.05
+        assert a.sru_residual is False and a.sru_fuse == 0 and a.cnn_freq_shift == 0.05
+        assert get_system(ablation).describe(a)["decision"] is None
         get_system(ablation).check_data(None, a)                   # the profile's default is not refused
         with pytest.raises(SystemOptionError, match="--set sru_residual=True: only --model cnn-sru"):
             get_system(ablation).check_data(None, settings("fast", system=ablation, segments=3, sru_residual=True))

@@ -138,3 +138,19 @@ def test_notes_once_per_output(store, tmp_path):
     # Every shown table has at most six columns: the paper's shape.
     assert all(len(t.frame.columns) <= 6 for t in report.shown)
     assert re.search(r"Runs used \(latest complete per system\): .*IS10-svm-linear/20260101T000000", md)
+
+
+def test_a_decision_that_departs_from_the_paper_is_printed_under_the_tables(store, tmp_path):
+    fused = "0.25 x the cascade's probabilities + 0.75 x the mean of its own CNNs' segment softmax"
+    store.add("cnn-sru-N5", acc=REF_ACC, kind="deep", config={**_deep("cnn-sru", 5), "decision": fused})
+    store.add("cnn-N5", acc=0.2, kind="deep", config=_deep("cnn", 5))
+    col = collect("casia", store.root)
+    note = f"cnn-sru-N5: decision = {fused}."
+    assert all(note in table.common for table in (paper_table2(col), paper_table3(col), paper_table5(col),
+                                                  paper_systems(col)))
+    assert not [n for n in paper_table3(col).common if "cnn-N5: decision" in n]
+    tables_for("casia", runs=store.root, out=tmp_path / "out")
+    assert (tmp_path / "out" / "tables.md").read_text(encoding="utf-8").count(note) == 1
+    plain = type(store)(tmp_path / "plain")
+    plain.add("cnn-sru-N5", acc=REF_ACC, kind="deep", config=_deep("cnn-sru", 5))
+    assert not [n for n in paper_table3(collect("casia", plain.root)).common if "decision =" in n]
