@@ -31,6 +31,8 @@ the run.
 ``--outer-only`` skips the inner split: the system trains on the whole training fold, exactly as
 ``serbench deep`` does, and only the test speaker is scored; for ``cnn-sru`` this gives the full
 protocol's CNN+SRU and CNN from one training of each fold's CNN(s), for a recipe that was chosen.
+``store NAME --corpus C --segments N --runs DIR [--sru-fuse w]`` writes them into a results store as
+``serbench deep`` runs, so ``serbench tables --runs DIR`` prints Tables III-IV (with an SRU run there).
 
 Results: ``<out>/<name>/<corpus>.parquet`` (predictions with ``system`` and ``role``) and
 ``<name>/<corpus>-folds.jsonl`` (settings, timings, curves). A killed run resumes at the next
@@ -329,6 +331,57 @@ def combine(out: Path, corpus: str, names: list[str], fuse: list[float] = ()) ->
     return pd.DataFrame(rows)
 
 
+def to_store(out: Path, corpus: str, name: str, runs: Path, *, segments: int, sru_fuse: float = 0.0) -> list[Path]:
+    """Write an ``--outer-only`` cnn-sru run's test predictions into the results store at ``runs`` as the
+    runs ``serbench deep`` would have stored (``cnn-sru-N*`` and ``cnn-N*``, same CNNs), so that ``serbench
+    tables`` and ``report`` give Tables III-IV with their tests. ``sru_fuse`` > 0 stores CNN+SRU's decision
+    as that setting makes it, ``(1 - w)`` x the cascade's + ``w`` x its CNNs' probabilities; the record says so."""
+    from serbench.experiments.store import RunStore
+    from serbench.systems import registry
+
+    folder = out / name
+    path, cfg_path = folder / f"{corpus}.parquet", folder / "config.json"
+    if not path.is_file() or not cfg_path.is_file():
+        raise SystemExit(f"{path}: no such run; run it first or check --out and --corpus")
+    held = json.loads(cfg_path.read_text())
+    if held.get("system") != "cnn-sru" or not held.get("outer_only") or held.get("heads"):
+        raise SystemExit(f"{folder}: only a cnn-sru run with --outer-only and no --head is the full protocol")
+    if not 0 <= sru_fuse <= 1:
+        raise SystemExit("--sru-fuse: a weight from 0 (the cascade alone) to 1 (its CNNs alone)")
+    for line in (folder / f"{corpus}-folds.jsonl").read_text().splitlines():
+        t = json.loads(line)["info"]["timings"]
+        if t.get("cnn_segments") and t["cnn_segments"] != t["n_fit"] * t["cnn_epochs"] * segments:
+            raise SystemExit(f"--segments {segments}: {name} trained on {corpus} at another N")
+    preds = pd.read_parquet(path)
+    key = ["fold", "utterance_id"]
+    parts = {m: g.drop(columns=["system", "role"]).sort_values(key).reset_index(drop=True)
+             for m, g in preds.groupby("system")}
+    scores = [c for c in preds.columns if c.startswith("score_")]
+    classes = np.array([c[len("score_"):] for c in scores])
+    if set(parts) != {"cnn-sru", "cnn"} or not parts["cnn-sru"][key].equals(parts["cnn"][key]):
+        raise SystemExit(f"{path}: expected the cnn-sru and cnn rows of one run on the same utterances")
+    cascade, cnn = parts["cnn-sru"], parts["cnn"]
+    fused = cascade.copy()
+    fused[scores] = (1 - sru_fuse) * cascade[scores].to_numpy() + sru_fuse * cnn[scores].to_numpy()
+    fused["predicted"] = classes[fused[scores].to_numpy().argmax(1)]
+    store, stored = RunStore(runs), []
+    for model, frame in (("cnn-sru", fused), ("cnn", cnn)):
+        sets = {**held.get("sets", {}), "segments": segments, **({"sru_fuse": sru_fuse} if model == "cnn-sru" else {})}
+        sysobj = registry.get(model)
+        s = sysobj.settings(held.get("profile"), sets)
+        config = {"system_type": model, "kind": "deep", "settings": s.as_dict(), "profile": s.profile,
+                  "corpus": corpus, "seed": held.get("seed", 0), "speaker_norm": False, "protocol": "loso",
+                  **sysobj.describe(s), "from_recipe_run": str(folder)}
+        command = (f"python -m benchmarks.recipe_levers store --out {out} --corpus {corpus} --segments {segments} "
+                   f"--sru-fuse {sru_fuse:g} --runs {runs} {name}")
+        writer = store.start_run(corpus, sysobj.stored_name(s), config, list(classes), command, kind="deep",
+                                 seed=held.get("seed", 0))
+        for fold, g in frame.groupby("fold"):
+            writer.write_fold(str(fold), g)
+        stored.append(writer.finish())
+    return stored
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -367,7 +420,20 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--corpus", required=True)
     c.add_argument("--fuse", type=float, action="append", default=[])
     c.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    st = sub.add_parser("store", help="an --outer-only cnn-sru run's test predictions as serbench runs "
+                                      "(cnn-sru-N*, cnn-N*) in a results store, for serbench tables")
+    st.add_argument("name")
+    st.add_argument("--corpus", required=True)
+    st.add_argument("--segments", type=int, required=True)
+    st.add_argument("--runs", type=Path, required=True)
+    st.add_argument("--sru-fuse", type=float, default=0.0,
+                    help="CNN+SRU's decision as --set sru_fuse=w makes it (default 0: the cascade alone)")
+    st.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
+    if a.cmd == "store":
+        for path in to_store(a.out, a.corpus, a.name, a.runs, segments=a.segments, sru_fuse=a.sru_fuse):
+            print(path)
+        return
     if a.cmd == "combine":
         print(combine(a.out, a.corpus, a.names, a.fuse).to_string(index=False))
         return

@@ -689,3 +689,36 @@ def test_fused_decision_mixes_the_cascade_with_its_own_cnns_and_is_refused_elsew
         get_system("cnn").check_data(None, settings("fast", system="cnn", segments=3, sru_fuse=0.5))
     with pytest.raises(SettingsError, match="sru_fuse"):
         settings("fast", segments=3, sru_fuse=0.5, sru_joint=True, sru_residual=False)
+
+
+def test_an_outer_only_run_goes_into_the_store_as_serbench_deep_runs(corpus, tmp_path):
+    """``recipe_levers store``: the full protocol's CNN+SRU and CNN of one run become ``cnn-sru-N*`` and ``cnn-N*``
+    store runs, CNN+SRU fused as ``sru_fuse`` makes it and saying so; the tables read them."""
+    from benchmarks.recipe_levers import run, to_store
+    from serbench.experiments.store import load_run
+    from serbench.reports.collect import collect
+    from serbench.reports.paper import paper_table4
+
+    common = {"out": tmp_path, "profile": "tiny", "max_folds": 2, "cache": str(tmp_path / "c"), "log": lambda m: None}
+    folder = run("o", "cnn-sru", "demo", str(corpus), segments=2, sets={"cnn_epochs": "1", "sru_epochs": "1"},
+                 outer_only=True, **common)
+    preds = pd.read_parquet(folder / "demo.parquet").sort_values(["fold", "utterance_id"])
+    scores = [c for c in preds.columns if c.startswith("score_")]
+    by = {k: g[scores].to_numpy() for k, g in preds.groupby("system")}
+    cascade_run, cnn_run = (load_run(p) for p in to_store(tmp_path, "demo", "o", tmp_path / "runs", segments=2,
+                                                          sru_fuse=0.6))
+    assert (cascade_run.system, cnn_run.system) == ("cnn-sru-N2", "cnn-N2")
+    got = cascade_run.predictions.sort_values(["fold", "utterance_id"])
+    np.testing.assert_allclose(got[scores].to_numpy(), 0.4 * by["cnn-sru"] + 0.6 * by["cnn"], rtol=1e-6)
+    classes = np.array([c[len("score_"):] for c in scores])
+    assert (got["predicted"].to_numpy() == classes[got[scores].to_numpy().argmax(1)]).all()
+    assert "sru_fuse=0.6" in cascade_run.config["decision"] and cnn_run.config.get("decision") is None
+    assert cascade_run.config["settings"]["sru_fuse"] == 0.6 and cnn_run.config["settings"]["sru_fuse"] == 0
+    table = paper_table4(collect("demo", tmp_path / "runs"))
+    assert table.frame.iloc[0]["ΔUA (points)"] != "missing"
+    with pytest.raises(SystemExit, match="at another N"):
+        to_store(tmp_path, "demo", "o", tmp_path / "runs2", segments=3)
+    inner = run("i", "cnn-sru", "demo", str(corpus), segments=2, sets={"cnn_epochs": "1", "sru_epochs": "1"},
+                **{**common, "max_folds": 1})
+    with pytest.raises(SystemExit, match="only a cnn-sru run with --outer-only"):
+        to_store(tmp_path, "demo", inner.name, tmp_path / "runs3", segments=2)
