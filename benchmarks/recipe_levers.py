@@ -287,7 +287,7 @@ def lever_table(out: Path, measure: str = "ua") -> pd.DataFrame:
 
 def combine(out: Path, corpus: str, names: list[str], fuse: list[float] = ()) -> pd.DataFrame:
     """Pooled UA % (val, test) of each system averaged over the runs ``names`` (their probabilities), on the
-    folds all of them hold; ``fuse`` adds ``fuse <w>`` rows: ``w`` x cnn-sru + ``(1 - w)`` x cnn."""
+    folds and systems all of them hold; ``fuse`` adds ``fuse <w>`` rows: ``w`` x cnn-sru + ``(1 - w)`` x cnn."""
     from serbench.experiments.metrics import unweighted_accuracy
 
     if any(not 0 <= w <= 1 for w in fuse):
@@ -301,8 +301,11 @@ def combine(out: Path, corpus: str, names: list[str], fuse: list[float] = ()) ->
     folds = set.intersection(*(set(f["fold"]) for f in frames.values()))
     if not folds:
         raise SystemExit(f"{', '.join(names)}: no fold in common on {corpus}")
+    # Runs with other --head variants still share cnn-sru and cnn: average what all of them hold.
+    systems = set.intersection(*(set(f["system"]) for f in frames.values()))
     key = ["system", "role", "fold", "utterance_id"]
-    tables = [f[f["fold"].isin(folds)].sort_values(key).reset_index(drop=True) for f in frames.values()]
+    tables = [f[f["fold"].isin(folds) & f["system"].isin(systems)].sort_values(key).reset_index(drop=True)
+              for f in frames.values()]
     first = tables[0]
     if any(len(t) != len(first) or not t[key].equals(first[key]) for t in tables[1:]):
         raise SystemExit(f"{', '.join(names)}: the runs scored different utterances; combine runs of one "

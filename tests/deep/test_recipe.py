@@ -330,6 +330,11 @@ def test_recipe_runs_combine_into_seed_ensembles_and_fusions(tmp_path):
     # fused u2: (0.5 * .35 + 0.5 * .85) = .6 for x: right; u0: .5 * .65 + .5 * .45 = .55: right
     assert both.loc["fuse 0.5", "test"] == 100.0 and both.loc["fuse 0.5", "val"] == 100.0
     assert both.loc["cnn", "runs"] == 2 and both.loc["cnn", "folds"] == 2
+    # A run with a --head variant the other lacks: averaged over what both hold.
+    write("r3", [(0.4, 0.6), (0.3, 0.7), (0.3, 0.7), (0.4, 0.6)], [(0.7, 0.3), (0.2, 0.8), (0.8, 0.2), (0.1, 0.9)])
+    r3 = pd.read_parquet(tmp_path / "r3" / "c.parquet")
+    pd.concat([r3, r3[r3["system"] == "cnn"].assign(system="cnn-sru[h]")]).to_parquet(tmp_path / "r3" / "c.parquet")
+    pd.testing.assert_frame_equal(combine(tmp_path, "c", ["r0", "r3"], fuse=[0.5]).set_index("system"), both)
     write("r2", [(0.5, 0.5)] * 4, [(0.5, 0.5)] * 4, folds=("c", "d"))
     with pytest.raises(SystemExit, match="no fold in common"):
         combine(tmp_path, "c", ["r0", "r2"])
