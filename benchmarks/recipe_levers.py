@@ -285,6 +285,12 @@ def lever_table(out: Path, measure: str = "ua") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fused_probs(cascade: np.ndarray, cnn: np.ndarray, *, sru_fuse: float) -> np.ndarray:
+    """CNN+SRU's decision as ``--set sru_fuse=w`` makes it from stored probabilities: ``(1 - w)`` x the
+    cascade's + ``w`` x its CNNs'."""
+    return (1 - sru_fuse) * cascade + sru_fuse * cnn
+
+
 def combine(out: Path, corpus: str, names: list[str], fuse: list[float] = ()) -> pd.DataFrame:
     """Pooled UA % (val, test) of each system averaged over the runs ``names`` (their probabilities), on the
     folds and systems all of them hold; ``fuse`` adds ``fuse <w>`` rows: ``w`` x cnn-sru + ``(1 - w)`` x cnn."""
@@ -321,7 +327,7 @@ def combine(out: Path, corpus: str, names: list[str], fuse: list[float] = ()) ->
         (cascade, a), (cnn, b) = decisions["cnn-sru"], decisions["cnn"]
         if not cascade[key[1:]].reset_index(drop=True).equals(cnn[key[1:]].reset_index(drop=True)):
             raise SystemExit("--fuse: the runs' cnn-sru and cnn rows score different utterances")
-        decisions[f"fuse {w:g}"] = (cascade, w * a + (1 - w) * b)
+        decisions[f"fuse {w:g}"] = (cascade, fused_probs(a, b, sru_fuse=1 - w))
     rows = []
     for name, (part, p) in decisions.items():
         row = {"system": name, "runs": len(names), "folds": len(folds)}
@@ -365,7 +371,7 @@ def to_store(out: Path, corpus: str, name: str, runs: Path, *, segments: int, sr
         raise SystemExit(f"{path}: expected the cnn-sru and cnn rows of one run on the same utterances")
     cascade, cnn = parts["cnn-sru"], parts["cnn"]
     fused = cascade.copy()
-    fused[scores] = (1 - sru_fuse) * cascade[scores].to_numpy() + sru_fuse * cnn[scores].to_numpy()
+    fused[scores] = fused_probs(cascade[scores].to_numpy(), cnn[scores].to_numpy(), sru_fuse=sru_fuse)
     fused["predicted"] = classes[fused[scores].to_numpy().argmax(1)]
     store, stored = RunStore(runs), []
     for model, frame in (("cnn-sru", fused), ("cnn", cnn)):
