@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from serbench.deep.optim import OPTIMIZERS, fused_ok, make_optimizer
+from serbench.deep.optim import OPTIMIZERS, fused_kernel_for, fused_ok, make_optimizer
 
 
 def _train(name: str, fused: bool | None, steps: int = 20) -> list[torch.Tensor]:
@@ -58,3 +58,12 @@ def test_fused_only_where_torch_has_the_kernel() -> None:
 def test_unknown_optimizer_is_named() -> None:
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         make_optimizer("rmsprop", nn.Linear(2, 2).parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize(("name", "device", "fused"), [
+    ("sgd", "cpu", True), ("adam", "cpu", True), ("adamw", "cpu", True),
+    # torch's fused SGD advances its momentum on the steps the CUDA loss scaler skips: inf momentum, NaN loss
+    ("sgd", "cuda", False), ("adam", "cuda", True), ("adamw", "cuda", True),
+    ("adamw", "mps", False)])
+def test_fused_kernel_by_optimizer_and_device(name: str, device: str, fused: bool) -> None:
+    assert fused_kernel_for(name, device) is fused
