@@ -10,6 +10,13 @@ import soundfile as sf
 import torch
 
 SR = 16000
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_every_epoch(monkeypatch):
+    """The kill-and-resume tests stop a stage after a given epoch: checkpoint after every one
+    (the default interval is in seconds, which these toy epochs never reach)."""
+    monkeypatch.setenv("SERBENCH_CHECKPOINT_EVERY_S", "0")
 EMOTIONS = ("angry", "sad")
 
 
