@@ -123,9 +123,9 @@ def _clone_state(model: nn.Module) -> dict:
 
 #: Seconds of training between two checkpoints of a stage; always one after its last epoch.
 #: A checkpoint holds the model, the optimizer and the best weights so far, written with fsync:
-#: about 0.7 GB for the paper's AlexNet. Written after every epoch, that took about 3.9 s of each
-#: 5.4-s epoch of the paper profile's first GPU run (CASIA, four folds at once on one H200:
-#: 313-342 s per fold, 80-92 s of them training). A killed fold loses at most this much training.
+#: about 0.7 GB for the paper's AlexNet. Written after every epoch, the paper profile's GPU folds
+#: (CASIA N = 5, four at once on one H200) took 313-342 s, 80-92 s of them training; with this
+#: interval 123-134 s, with the same predictions. A killed fold loses about this much training at most.
 CHECKPOINT_EVERY_S = 60.0
 #: Overrides :data:`CHECKPOINT_EVERY_S` (0: after every epoch).
 CHECKPOINT_ENV = "SERBENCH_CHECKPOINT_EVERY_S"
