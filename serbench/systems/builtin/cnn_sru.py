@@ -146,6 +146,8 @@ class CascadeSettings(Settings):
         # Jiang et al.: SGD lr 1e-3, dropout 0.5, <= 400 epochs, batch 30, 227x227; SRU Adam lr 1e-3,
         # hidden 4096, <= 100 epochs, batch 30. "Up to" -> early stopping on 10 % of the training
         # utterances (training speakers only).
+        # First GPU run (one H200, the AlexNet from scratch, CASIA N = 5): CNN+SRU 34.8, SRU 33.2
+        # UA; early stopping ended stage 1 at 53-64 epochs (docs/cnn-sru-recipe.md).
         "paper": {"val_fraction": 0.1, "patience": 30},
         # 2-core CPU. A segment holds 60 mel bands x ~20-60 frames, so 64 x 64 kept about its native
         # resolution (227 only upsamples; now 96, see image_size below); quarter-width AlexNet (FC7 = 1024)
