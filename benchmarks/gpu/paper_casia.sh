@@ -3,8 +3,8 @@
 # ablation, within LIMIT seconds (a lease), saving the results store to $OUT/runs.tgz after each step.
 #
 # For a bare GPU machine that has torch but not serbench's audio packages, from the repo root:
-#   .gpu/casia/  the CASIA release with every .wav as lossless FLAC (the WAVs are larger than a
-#                73 MB transfer allows; decode.py writes the WAVs back), e.g. with soundfile;
+#   .gpu/casia/  the CASIA release with every .wav as lossless FLAC (41 MB; the 73 MB of WAVs are
+#                over the lent machine's 64 MB transfer; decode.py writes the WAVs back);
 #   .whl/        cp312 manylinux wheels of soundfile, soxr, librosa, audioread, cffi, pycparser,
 #                decorator, pooch and platformdirs (pip download --no-deps --only-binary=:all:).
 #   OUT=... bash benchmarks/gpu/paper_casia.sh
@@ -32,7 +32,6 @@ echo "== bench ($(left) s left)"
 [ -z "${SKIP_BENCH:-}" ] && timeout 150 $PY benchmarks/gpu/bench.py "$OUT/bench.json" "$DEV" "$NB" || echo "bench failed or timed out"
 SB="$PY benchmarks/gpu/sb.py"
 COMMON="--corpus casia --root $WORK/casia --segments 5 --profile $PROFILE --device $DEV --cache $WORK/cache --runs $WORK/runs $EXTRA"
-ls ~/.cache/torch/hub/checkpoints 2>/dev/null | head -3
 # Cap stage 1's epochs (the paper: up to 400, early stopping) only where 400 cannot finish in the time left:
 # each of the W concurrent folds assumed to train at 40 % of the single-process rate, 4500 segments an epoch.
 CAP=$($PY - "$OUT/bench.json" $(( $(left) - 120 )) <<'PYEOF'

@@ -8,11 +8,11 @@ AlexNet took about a quarter of stage 1 (a profile of a running fold; the side-b
 so a re-run is not bit-identical to one made before the switch; a run stays bit-identical
 to itself.
 
-SGD is the exception on CUDA: there mixed precision's loss scaler skips the steps whose
-gradients overflowed, and torch's fused SGD kernel still advances its momentum on such a step
-(fused Adam and AdamW leave their state alone). The first float16 overflow writes inf into
-the momentum and the loss is NaN one step later; the ``paper`` profile's first GPU run did
-exactly that at epoch 1. SGD on CUDA therefore keeps torch's default kernel.
+SGD is the exception on CUDA. With mixed precision the loss scaler must skip the steps whose
+float16 gradients overflowed; the ``paper`` profile's first GPU run (torch 2.11, fused SGD with
+momentum) got a NaN loss at epoch 1, and the same run with torch's default SGD kernel trained.
+(Reported upstream: the fused SGD kernel still advances its momentum on a skipped step.) SGD on
+CUDA therefore keeps the default kernel; fused AdamW, ``fast``'s, trained without NaN on that GPU.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ FUSED_DEVICES = ("cpu", "cuda")
 FUSED_UNSAFE = {("sgd", "cuda")}
 
 
-def fused_ok(params: list[torch.Tensor], name: str = "adamw") -> bool:
+def fused_ok(params: list[torch.Tensor], name: str) -> bool:
     """Whether ``name``'s fused kernel is used for these parameters: floating point, all on one CPU or
     CUDA device, and not a pair in :data:`FUSED_UNSAFE`."""
     devices = {p.device for p in params}

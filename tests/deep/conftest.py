@@ -9,15 +9,17 @@ import pytest
 import soundfile as sf
 import torch
 
+from serbench.deep.train import CHECKPOINT_ENV
+
 SR = 16000
+EMOTIONS = ("angry", "sad")
 
 
 @pytest.fixture(autouse=True)
 def checkpoint_every_epoch(monkeypatch):
     """The kill-and-resume tests stop a stage after a given epoch: checkpoint after every one
     (the default interval is in seconds, which these toy epochs never reach)."""
-    monkeypatch.setenv("SERBENCH_CHECKPOINT_EVERY_S", "0")
-EMOTIONS = ("angry", "sad")
+    monkeypatch.setenv(CHECKPOINT_ENV, "0")
 
 
 def write_emotion_corpus(root: Path, durations: Sequence[float]) -> Path:

@@ -50,9 +50,9 @@ def test_adamw_decays_decoupled_and_adam_does_not() -> None:
 
 
 def test_fused_only_where_torch_has_the_kernel() -> None:
-    assert fused_ok([torch.zeros(3, requires_grad=True)])
-    assert not fused_ok([torch.zeros(3, device="meta")])
-    assert not fused_ok([])
+    assert fused_ok([torch.zeros(3, requires_grad=True)], "adamw")
+    assert not fused_ok([torch.zeros(3, device="meta")], "adamw")
+    assert not fused_ok([], "adamw")
 
 
 def test_unknown_optimizer_is_named() -> None:
