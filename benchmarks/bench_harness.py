@@ -3,7 +3,7 @@
 The grid is the paper's Table V grid (PLP, MFCC, HuWSF, IS09, IS10 x no / per-speaker
 normalization, svm-linear, LOSO with the inner speaker-grouped CV): 10 runs, 40 fold tasks.
 Features are extracted into the cache first (not timed); each timed call is one
-``run_grid(..., force=True)`` into a fresh store, executor start-up included, on:
+``run_experiment(..., force=True)`` into a fresh store, executor start-up included, on:
 
 * ``sequential``: in this process, default threads (what ``serbench grid`` does without options);
 * ``sequential_1_thread``: in this process, ``--threads 1``;
@@ -40,12 +40,13 @@ MODES = {
 
 def _grid(root: Path, cache, names, mode: dict) -> tuple[float, dict]:
     from serbench.experiments.store import RunStore
-    from serbench.systems.grid import paper_grid, run_grid
+    from serbench.systems.experiment import parse_experiment, run_experiment
 
-    items = paper_grid(features=names, speaker_norm=(False, True), deep=False)
+    exp = parse_experiment({"experiment": {"name": "bench"}, "run": [
+        {"system": "svm-linear", "matrix": {"feature": list(names), "speaker_norm": [False, True]}}]})
     with tempfile.TemporaryDirectory(prefix="serbench-bench-grid-") as runs:
         t0 = time.perf_counter()
-        out = run_grid("casia", root, items, cache=cache, runs=runs, force=True, log=lambda _m: None, **mode)
+        out = run_experiment(exp, "casia", root, cache=cache, runs=runs, force=True, log=lambda _m: None, **mode)
         wall = time.perf_counter() - t0
         bad = [o for o in out if o.action != "ran"]
         if bad:

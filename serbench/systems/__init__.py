@@ -11,8 +11,10 @@
 * :mod:`~serbench.systems.naming`: how settings appear in stored names;
 * :mod:`~serbench.systems.builtin`: the SVM baselines, CNN+SRU with its ablations, and the
   seed papers' CRNN, CRNN-CTC, CRNN-MK and DCNN-BLSTMwA, one module each;
-* :mod:`~serbench.systems.run` (``run_system``, ``prepare``) and :mod:`~serbench.systems.grid`
-  (the paper's grid), loaded on first use.
+* :mod:`~serbench.systems.identity`: what a run is (system + the hash of its resolved settings);
+* :mod:`~serbench.systems.run` (``run_system``, ``prepare``), :mod:`~serbench.systems.experiment`
+  (experiment files: ``load_experiment``, ``run_experiment``) and :mod:`~serbench.systems.rerun`,
+  loaded on first use.
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from serbench.systems.settings import (
 
 _LAZY = {
     "run_system": "serbench.systems.run", "run_baseline": "serbench.systems.run", "run_deep": "serbench.systems.run",
-    "prepare": "serbench.systems.run", "paper_grid": "serbench.systems.grid", "run_grid": "serbench.systems.grid",
+    "prepare": "serbench.systems.run", "load_experiment": "serbench.systems.experiment",
+    "run_experiment": "serbench.systems.experiment", "rerun": "serbench.systems.rerun",
 }
 
 

@@ -30,6 +30,7 @@ from serbench.experiments.protocol import Fold, Protocol, resolve_protocol
 from serbench.experiments.store import RunResult, RunStore
 from serbench.systems import registry
 from serbench.systems.base import System, SystemOptionError
+from serbench.systems.identity import settings_identity
 
 Log = Callable[[str], None]
 
@@ -108,8 +109,8 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
             executor: Executor | None = None) -> RunPlan:
     """The :class:`~serbench.experiments.harness.RunPlan` of system ``name`` on ``corpus``.
 
-    ``profile`` picks the deep systems' settings (``paper`` / ``fast`` / ``tiny``; the SVMs have
-    one recipe); ``overrides`` are ``--set`` values and options such as ``feature``, ``segments``,
+    ``profile`` picks the deep systems' settings (``paper`` / ``fast`` / ``tiny``; None: ``fast``; the SVMs
+    have one recipe); ``overrides`` are ``--set`` values and options such as ``feature``, ``segments``,
     ``speaker_norm``, ``pretrained``. ``device`` ('auto' | 'cpu' | 'cuda') is resolved where a
     fold runs; ``threads`` caps the CPU threads of each fold task. ``load_features`` replaces
     :func:`serbench.features.load` (tests). ``kind`` ('baseline' | 'deep') restricts ``name``.
@@ -155,11 +156,14 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
     if len(excluded):
         say(f"{len(excluded)} utterance(s) without usable features are left out (listed in run.json 'excluded')")
     description = system.describe(s)
+    ident = settings_identity(system.name, s, protocol=proto.name, emotions=emotions, seed=int(seed))
     config = {
         "system_type": system.name, "kind": system.kind, "settings": s.as_dict(), "profile": s.profile,
         "corpus": corpus, "root": str(root), "protocol": proto.name, "emotions": emotions, "seed": int(seed),
         "speaker_norm": spk, "device": str(device) if system.kind == "deep" else None,
-        "inputs": {k: v for k, v in data.meta.items() if k != "load_s"}, **description,
+        "inputs": {**{k: v for k, v in data.meta.items() if k != "load_s"},
+                   "feature_key": ident.fields["feature_key"]},
+        "identity": {"hash": ident.hash, "fields": ident.fields}, **description,
     }
     if description.get("note"):
         say(f"{stored} on {corpus}: {len(data)} utterances, {len(folds)} folds ({proto.name}); {description['note']}")
@@ -204,7 +208,7 @@ def run_baseline(corpus: str, root: str | Path, feature: str, *, classifier: str
 
 
 def run_deep(corpus: str, root: str | Path, *, model: str = "cnn-sru", segments: int | None = None,
-             profile: str = "fast", pretrained: str | Path | None = None, speaker_norm: bool = False,
+             profile: str | None = None, pretrained: str | Path | None = None, speaker_norm: bool = False,
              overrides: Mapping[str, Any] | None = None, **kw: Any) -> RunResult:
     """A deep system: :func:`run_system` with ``segments``, ``pretrained`` and ``speaker_norm`` as options."""
     opts: dict[str, Any] = dict(overrides or {})

@@ -164,6 +164,10 @@ def coerce(name: str, tp: Any, value: Any, flag: str | None = None) -> Any:
 
 # ---------------------------------------------------------------- the base class
 
+#: The one default profile of the CLI, experiment files and the Python API: sized for CPUs.
+DEFAULT_PROFILE = "fast"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Base of every system's settings. Subclasses add fields with :func:`setting` and ``PROFILES``."""
@@ -172,7 +176,8 @@ class Settings:
     speaker_norm: bool = setting(False, "z-score each speaker with its own statistics (label-free; off in the "
                                         "paper)", flag="--speaker-norm")
 
-    #: Profile name -> the fields it changes from the defaults. The first profile is the default one.
+    #: Profile name -> the fields it changes from the defaults. Without a profile name, :data:`DEFAULT_PROFILE`
+    #: is used where a system has it, else the first profile.
     PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {"paper": {}}
 
     @classmethod
@@ -184,6 +189,11 @@ class Settings:
         return typing.get_type_hints(cls)
 
     @classmethod
+    def default_profile(cls) -> str:
+        """The profile used when none is named: :data:`DEFAULT_PROFILE` where defined (never ``paper`` by accident)."""
+        return DEFAULT_PROFILE if DEFAULT_PROFILE in cls.PROFILES else next(iter(cls.PROFILES))
+
+    @classmethod
     def option_name(cls, key: str) -> str:
         """How a user sets ``key``: its flag (``--segments``) or ``--set key``."""
         flag = cls.fields()[key].metadata.get("flag") if key in cls.fields() else None
@@ -192,8 +202,8 @@ class Settings:
     @classmethod
     def build(cls, profile: str | None = None, overrides: Mapping[str, Any] | None = None, *,
               system: str = "") -> "Settings":
-        """Settings of ``profile`` (None: the first of ``PROFILES``) with ``overrides`` applied and validated."""
-        name = profile or next(iter(cls.PROFILES))
+        """Settings of ``profile`` (None: :meth:`default_profile`) with ``overrides`` applied and validated."""
+        name = profile or cls.default_profile()
         if name not in cls.PROFILES:
             raise SettingsError(f"--profile {name!r}: unknown{f' for {system}' if system else ''}; choose one of "
                                 f"{', '.join(cls.PROFILES)}")
@@ -264,5 +274,5 @@ def describe_settings(cls: type[Settings], profiles: Sequence[str] | None = None
     return rows
 
 
-__all__ = ["Settings", "SettingsError", "setting", "Interval", "Options", "Each", "validate", "coerce",
+__all__ = ["DEFAULT_PROFILE", "Settings", "SettingsError", "setting", "Interval", "Options", "Each", "validate", "coerce",
            "describe_settings", "POSITIVE", "NON_NEGATIVE", "AT_LEAST_ONE", "FRACTION"]

@@ -110,10 +110,10 @@ print("UA", res.ua, "RESUMED", ",".join(res.resumed_folds))
 
 
 def test_a_system_registered_in_a_test_appears_everywhere(toy_systems, features, tmp_path, monkeypatch):
-    """CLI help and choices, the grid, the store and the tables know a system from one register call."""
+    """CLI help and choices, experiment files, the store and the tables know a system from one register call."""
     from serbench.cli import cli
     from serbench.reports import tables_for
-    from serbench.systems.grid import paper_grid, run_grid
+    from serbench.systems.experiment import parse_experiment, run_experiment
 
     runner = CliRunner()
     help_text = runner.invoke(cli, ["baseline", "--help"]).output
@@ -122,9 +122,9 @@ def test_a_system_registered_in_a_test_appears_everywhere(toy_systems, features,
     import serbench.features
 
     monkeypatch.setattr(serbench.features, "load", load)
-    items = paper_grid(features=("IS10",), classifiers=("toy-mean",), speaker_norm=(False,), deep=False)
-    assert [i.system for i in items] == ["IS10-toy-mean"]
-    out = run_grid("demo", "/c", items, runs=tmp_path / "runs", log=lambda _m: None)
+    exp = parse_experiment({"experiment": {"name": "toy"}, "run": [{"system": "toy-mean", "set": {"feature": "IS10"}}]})
+    assert [p.name for p in exp.plan("demo")] == ["IS10-toy-mean"]
+    out = run_experiment(exp, "demo", "/c", runs=tmp_path / "runs", log=lambda _m: None)
     assert [o.action for o in out] == ["ran"]
     result = runner.invoke(cli, ["baseline", "--corpus", "demo", "--root", str(tmp_path), "--feature", "MFCC",
                                  "--classifier", "toy-mean", "--runs", str(tmp_path / "runs")])

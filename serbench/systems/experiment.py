@@ -1,0 +1,543 @@
+"""Experiment files: one TOML file declares the runs of an experiment and the figures a paper reports.
+
+::
+
+    [experiment]
+    name = "jiang2019"                   # letters, digits, '-', '_'
+    title = "CNN+SRU against feature SVMs"
+    paper = "Jiang et al. 2019"          # optional: whose figures [reported] holds
+    corpora = ["casia", "emodb"]         # optional: the corpora its reported figures are for
+    profile = "fast"                     # the deep systems' profile unless a [[run]] names one
+    # protocol = "loso"; emotions = ["angry", "sad"]   (optional, for every run)
+
+    [roots]                              # optional: corpus folders, relative to this file
+    casia = "../data/casia"
+
+    [[run]]                              # one entry per system and its settings
+    system = "svm-linear"
+    matrix = { feature = ["IS09", "IS10"], speaker_norm = [false, true] }   # every combination
+
+    [[run]]
+    system = "cnn-sru"
+    set = { sru_fuse = 0 }               # overrides on top of the profile (any setting)
+    matrix = { segments = [1, 2, 3, 4, 5] }
+    seeds = [0]                          # optional: one run per seed
+
+    [reported]                           # optional: a paper's figures, per corpus (percent)
+    casia = [{ table = "II", row = "N=3", wa = 45.5, ua = 45.3 }]
+
+    [[reported_system]]                  # optional: figures another paper gives for one system
+    system = "crnn-mk"
+    corpus = "iemocap"
+    ua = 64.5
+    source = "Meyer et al. 2021 (abstract)"
+
+:func:`load_experiment` reads and validates a file with the settings' own validator before
+anything runs: an unknown key, system or value is one line naming the file, the entry and the
+fix. :meth:`Experiment.plan` expands the entries into :class:`PlannedRun`\\ s for one corpus,
+each with its run identity (:mod:`serbench.systems.identity`), and :func:`run_experiment` runs
+the planned runs the store lacks: a run is done when a complete run with the same identity is
+stored, whatever its name.
+"""
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import json
+import os
+import re
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from serbench.errors import SerbenchError
+from serbench.systems import registry
+from serbench.systems.identity import Identity, identity_of, settings_identity
+from serbench.systems.settings import DEFAULT_PROFILE
+
+Log = Callable[[str], None]
+
+SUFFIX = ".toml"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_TOP_KEYS = {"experiment", "roots", "run", "reported", "reported_system"}
+_EXPERIMENT_KEYS = {"name", "title", "paper", "corpora", "profile", "protocol", "emotions", "description"}
+_RUN_KEYS = {"system", "label", "profile", "set", "matrix", "seeds", "protocol"}
+_REPORTED_KEYS = {"table", "row", "wa", "ua", "p", "note"}
+_REPORTED_SYSTEM_KEYS = {"system", "corpus", "wa", "ua", "source"}
+
+
+class ExperimentError(SerbenchError):
+    """An experiment file that cannot be read or does not validate."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ``[[run]]`` of an experiment file: a system, its profile and overrides, and the matrix to expand."""
+
+    index: int
+    system: str
+    profile: str | None
+    overrides: dict
+    matrix: dict
+    seeds: tuple[int, ...] = (0,)
+    protocol: str | None = None
+    label: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"run[{self.index}] ({self.system})"
+
+    def combinations(self) -> list[dict]:
+        """The overrides of every run this entry declares: ``set`` updated with each matrix combination."""
+        keys = list(self.matrix)
+        combos = itertools.product(*(self.matrix[k] for k in keys)) if keys else [()]
+        return [{**self.overrides, **dict(zip(keys, values))} for values in combos]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run an experiment declares on one corpus: its store name and its identity."""
+
+    entry: Entry
+    system: str
+    name: str
+    profile: str | None
+    overrides: dict
+    seed: int
+    protocol: str | None
+    identity: Identity
+
+    @property
+    def hash(self) -> str:
+        return self.identity.hash
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment file (see the module docstring)."""
+
+    name: str
+    title: str
+    path: Path | None
+    entries: tuple[Entry, ...]
+    paper: str = ""
+    corpora: tuple[str, ...] = ()
+    profile: str = DEFAULT_PROFILE
+    protocol: str | None = None
+    emotions: tuple[str, ...] | None = None
+    roots: dict = field(default_factory=dict)
+    #: (corpus, table, row) -> {"wa", "ua", "p", ...}: the paper's figures, percent; a missing key is "not reported".
+    reported: dict = field(default_factory=dict)
+    #: system -> [{"corpus", "wa", "ua", "source"}]: figures other papers give for a system.
+    systems_reported: dict = field(default_factory=dict)
+
+    def values(self, system: str, key: str) -> tuple:
+        """Every value the file gives setting ``key`` of ``system`` (matrix or ``set``), in file order."""
+        out: list = []
+        for e in self.entries:
+            if e.system != system:
+                continue
+            for v in e.matrix.get(key, [e.overrides[key]] if key in e.overrides else []):
+                if v not in out:
+                    out.append(v)
+        return tuple(out)
+
+    def systems(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(e.system for e in self.entries))
+
+    def plan(self, corpus: str, *, only: Sequence[str] | None = None, seed: int | None = None,
+             extra: Mapping[str, Any] | None = None) -> list[PlannedRun]:
+        """Every run the file declares on ``corpus`` (``only``: store names or systems matching these globs;
+        ``seed``: this seed instead of the file's; ``extra``: settings given on the command line, applied to the
+        systems that have them, e.g. ``pretrained``)."""
+        from serbench.experiments.protocol import resolve_protocol
+
+        out: list[PlannedRun] = []
+        seen: set[str] = set()
+        for e in self.entries:
+            system = registry.get(e.system)
+            fields = system.settings_class.fields()
+            for overrides in e.combinations():
+                overrides = {**overrides, **{k: v for k, v in (extra or {}).items() if k in fields}}
+                s = _settings(self, e, system, overrides)
+                name = system.stored_name(s)
+                proto = resolve_protocol(corpus, e.protocol or self.protocol).name
+                for sd in ((seed,) if seed is not None else e.seeds):
+                    ident = settings_identity(system.name, s, protocol=proto, emotions=self.emotions, seed=sd)
+                    if ident.hash in seen:
+                        continue
+                    seen.add(ident.hash)
+                    if only and not any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(system.name, p)
+                                        for p in only):
+                        continue
+                    out.append(PlannedRun(e, system.name, name, e.profile or self.profile, overrides, int(sd),
+                                          e.protocol or self.protocol, ident))
+        return out
+
+    def declared(self, corpus: str) -> dict[str, PlannedRun]:
+        """Store name -> the run the file declares under that name on ``corpus`` (the first, with seed 0 first)."""
+        out: dict[str, PlannedRun] = {}
+        for p in sorted(self.plan(corpus), key=lambda p: p.seed != 0):
+            out.setdefault(p.name, p)
+        return out
+
+    def root_of(self, corpus: str) -> Path | None:
+        """The corpus folder the file names for ``corpus`` (relative to the file), or None."""
+        value = self.roots.get(corpus)
+        if value is None:
+            return None
+        base = self.path.parent if self.path is not None else Path.cwd()
+        return (base / str(value)).resolve()
+
+
+def _settings(exp: Experiment, e: Entry, system: Any, overrides: Mapping[str, Any]) -> Any:
+    where = f"{exp.path or exp.name}: {e.where}"
+    try:
+        return system.settings((e.profile or exp.profile) if system.kind == "deep" else None, dict(overrides))
+    except SerbenchError as exc:
+        raise ExperimentError(f"{where}: {exc}") from None
+
+
+# ---------------------------------------------------------------- finding and reading files
+
+def recipes_dir() -> Path | None:
+    """The folder of the shipped experiment files: ``$SERBENCH_RECIPES``, the source tree's ``recipes/``, or the
+    installed copy under ``<prefix>/share/serbench/recipes``."""
+    env = os.environ.get("SERBENCH_RECIPES")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[2] / "recipes", Path(sys.prefix) / "share" / "serbench" / "recipes"]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+def shipped() -> list[Path]:
+    """The experiment files shipped with serbench, by name."""
+    d = recipes_dir()
+    return sorted(d.glob(f"*{SUFFIX}")) if d is not None else []
+
+
+def find_experiment(name_or_path: str | Path) -> Path:
+    """A path to an experiment file, or the shipped file of that name (``jiang2019``)."""
+    p = Path(name_or_path)
+    if p.suffix == SUFFIX or p.exists():
+        if not p.is_file():
+            raise ExperimentError(f"{p}: no such experiment file; give a .toml file or one of "
+                                  f"{', '.join(x.stem for x in shipped()) or '(none shipped)'}")
+        return p
+    for f in shipped():
+        if f.stem == str(name_or_path):
+            return f
+    raise ExperimentError(f"{name_or_path}: not an experiment file nor a shipped experiment; choose a .toml file or "
+                          f"one of {', '.join(x.stem for x in shipped()) or '(none shipped)'}")
+
+
+def load_experiment(name_or_path: str | Path) -> Experiment:
+    """Read and validate an experiment file (a path, or a shipped experiment's name)."""
+    path = find_experiment(name_or_path)
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ExperimentError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    except OSError as exc:
+        raise ExperimentError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    return parse_experiment(raw, path)
+
+
+def _fail(path: Path | None, where: str, what: str) -> ExperimentError:
+    return ExperimentError(f"{path or '<experiment>'}: {where}: {what}")
+
+
+def _unknown(path: Path | None, where: str, table: Mapping, known: set[str]) -> None:
+    extra = sorted(set(table) - known)
+    if extra:
+        raise _fail(path, where, f"unknown key {extra[0]!r}; allowed: {', '.join(sorted(known))}")
+
+
+def _strings(path: Path | None, where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _fail(path, where, "give a list of names, e.g. [\"casia\", \"emodb\"]")
+    return tuple(value)
+
+
+def parse_experiment(raw: Mapping[str, Any], path: Path | None = None) -> Experiment:
+    """An :class:`Experiment` from a parsed TOML document, validated (every run is resolved once)."""
+    from serbench.corpora import check_corpus_name
+
+    _unknown(path, "top level", raw, _TOP_KEYS)
+    head = raw.get("experiment")
+    if not isinstance(head, dict):
+        raise _fail(path, "[experiment]", "missing; give at least name = \"...\"")
+    _unknown(path, "[experiment]", head, _EXPERIMENT_KEYS)
+    name = head.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise _fail(path, "[experiment] name", "give a name of letters, digits, '-' and '_'")
+    profile = head.get("profile", DEFAULT_PROFILE)
+    if not isinstance(profile, str):
+        raise _fail(path, "[experiment] profile", "give a profile name, e.g. \"fast\"")
+    corpora = _strings(path, "[experiment] corpora", head.get("corpora", []))
+    for c in corpora:
+        try:
+            check_corpus_name(c)
+        except SerbenchError as exc:
+            raise _fail(path, "[experiment] corpora", str(exc)) from None
+    emotions = head.get("emotions")
+    if emotions is not None:
+        emotions = _strings(path, "[experiment] emotions", emotions)
+    protocol = head.get("protocol")
+    if protocol is not None and protocol not in ("loso", "loso-session"):
+        raise _fail(path, "[experiment] protocol", "choose loso or loso-session")
+    roots = raw.get("roots", {})
+    if not isinstance(roots, dict) or not all(isinstance(v, str) for v in roots.values()):
+        raise _fail(path, "[roots]", "give corpus = \"folder\" pairs")
+    for c in roots:
+        try:
+            check_corpus_name(c)
+        except SerbenchError as exc:
+            raise _fail(path, f"[roots] {c}", str(exc)) from None
+    runs = raw.get("run", [])
+    if not isinstance(runs, list) or not runs:
+        raise _fail(path, "[[run]]", "declare at least one run: [[run]] system = \"svm-linear\" ...")
+    entries = tuple(_entry(path, i, r) for i, r in enumerate(runs, 1))
+    exp = Experiment(name=name, title=str(head.get("title") or name), path=path, entries=entries,
+                     paper=str(head.get("paper") or ""), corpora=corpora, profile=profile, protocol=protocol,
+                     emotions=emotions, roots=dict(roots), reported=_reported(path, raw.get("reported", {})),
+                     systems_reported=_systems_reported(path, raw.get("reported_system", [])))
+    for e in entries:   # resolve every combination now: a bad value fails before anything runs
+        system = registry.get(e.system)
+        if e.profile is not None and e.profile not in system.settings_class.PROFILES:
+            raise _fail(path, f"{e.where} profile", f"{e.profile!r} unknown; choose one of "
+                        f"{', '.join(system.settings_class.PROFILES)}")
+        for combo in e.combinations():
+            s = _settings(exp, e, system, combo)
+            if system.inputs == "features":
+                _check_feature(path, e, system.feature_set(s))
+    return exp
+
+
+def _check_feature(path: Path | None, e: Entry, feature: str) -> None:
+    from serbench.features.registry import get_feature_set
+
+    try:
+        get_feature_set(feature)
+    except SerbenchError as exc:
+        raise _fail(path, f"{e.where} feature", str(exc)) from None
+
+
+def _entry(path: Path | None, i: int, r: Any) -> Entry:
+    where = f"run[{i}]"
+    if not isinstance(r, dict):
+        raise _fail(path, where, "each [[run]] is a table")
+    _unknown(path, where, r, _RUN_KEYS)
+    system = r.get("system")
+    if not isinstance(system, str):
+        raise _fail(path, where, f"give system = \"...\", one of {', '.join(registry.names())}")
+    try:
+        sysobj = registry.get(system)
+    except SerbenchError:
+        raise _fail(path, where, f"system {system!r} unknown; choose one of {', '.join(registry.names())}") from None
+    where = f"run[{i}] ({system})"
+    fields = sysobj.settings_class.fields()
+    known = sorted(k for k in fields if k != "profile")
+    overrides = r.get("set", {})
+    matrix = r.get("matrix", {})
+    for label, table in (("set", overrides), ("matrix", matrix)):
+        if not isinstance(table, dict):
+            raise _fail(path, f"{where} {label}", "give a table, e.g. { key = value }")
+        for key in table:
+            if key not in fields or key == "profile":
+                raise _fail(path, f"{where} {label}.{key}", f"not a setting of {system}; its settings: "
+                            f"{', '.join(known)} (`serbench systems {system}`)")
+    for key, values in matrix.items():
+        if not isinstance(values, list) or not values:
+            raise _fail(path, f"{where} matrix.{key}", "give a non-empty list of values")
+        if key in overrides:
+            raise _fail(path, f"{where} matrix.{key}", "also given in set; give it in one place")
+    seeds = r.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                          for s in seeds):
+        raise _fail(path, f"{where} seeds", "give a list of integers, e.g. [0, 1, 2]")
+    profile = r.get("profile")
+    if profile is not None and not isinstance(profile, str):
+        raise _fail(path, f"{where} profile", "give a profile name")
+    protocol = r.get("protocol")
+    if protocol is not None and protocol not in ("loso", "loso-session"):
+        raise _fail(path, f"{where} protocol", "choose loso or loso-session")
+    return Entry(index=i, system=system, profile=profile, overrides=dict(overrides),
+                 matrix={k: list(v) for k, v in matrix.items()}, seeds=tuple(seeds), protocol=protocol,
+                 label=r.get("label"))
+
+
+def _number(path: Path | None, where: str, v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _fail(path, where, "give a number in percent")
+    return float(v)
+
+
+def _reported(path: Path | None, raw: Any) -> dict:
+    if not isinstance(raw, dict):
+        raise _fail(path, "[reported]", "give corpus = [{ table = ..., row = ..., wa = ..., ua = ... }, ...]")
+    out: dict = {}
+    for corpus, rows in raw.items():
+        if not isinstance(rows, list):
+            raise _fail(path, f"[reported] {corpus}", "give a list of { table, row, wa, ua } tables")
+        for j, row in enumerate(rows, 1):
+            where = f"[reported] {corpus}[{j}]"
+            if not isinstance(row, dict):
+                raise _fail(path, where, "give { table = ..., row = ..., wa = ..., ua = ... }")
+            _unknown(path, where, row, _REPORTED_KEYS)
+            if not isinstance(row.get("table"), str) or not isinstance(row.get("row"), str):
+                raise _fail(path, where, "give table = \"...\" and row = \"...\"")
+            entry: dict[str, object] = {"wa": _number(path, f"{where} wa", row.get("wa")),
+                                        "ua": _number(path, f"{where} ua", row.get("ua"))}
+            if "p" in row:
+                entry["p"] = str(row["p"])
+            out[(corpus.lower(), row["table"], row["row"])] = entry
+    return out
+
+
+def _systems_reported(path: Path | None, raw: Any) -> dict:
+    if not isinstance(raw, list):
+        raise _fail(path, "[[reported_system]]", "give one table per figure")
+    out: dict[str, list] = {}
+    for j, row in enumerate(raw, 1):
+        where = f"reported_system[{j}]"
+        if not isinstance(row, dict) or not isinstance(row.get("system"), str):
+            raise _fail(path, where, "give system = \"...\" with wa/ua/corpus/source")
+        _unknown(path, where, row, _REPORTED_SYSTEM_KEYS)
+        out.setdefault(row["system"], []).append({
+            "corpus": row.get("corpus"), "wa": _number(path, f"{where} wa", row.get("wa")),
+            "ua": _number(path, f"{where} ua", row.get("ua")), "source": str(row.get("source") or "")})
+    return out
+
+
+def reference_figures() -> tuple[dict, dict]:
+    """The reported figures of every shipped experiment: ``(reported, systems_reported)`` merged."""
+    reported: dict = {}
+    systems: dict[str, list] = {}
+    for f in shipped():
+        try:
+            exp = load_experiment(f)
+        except SerbenchError:
+            continue   # a broken shipped file is reported by `serbench run --dry-run`, not by the tables
+        reported.update(exp.reported)
+        for k, v in exp.systems_reported.items():
+            systems.setdefault(k, []).extend(v)
+    return reported, systems
+
+
+# ---------------------------------------------------------------- what the store holds
+
+def stored_identities(corpus: str, runs: str | Path | None = None) -> dict[str, list[tuple[str, Path, str]]]:
+    """Identity hash -> [(stored name, run folder, status)] of every run of ``corpus`` in the store."""
+    from serbench.experiments.store import RUN_JSON, RunStore
+
+    out: dict[str, list[tuple[str, Path, str]]] = {}
+    for path in RunStore(runs).run_dirs(corpus):
+        try:
+            rec = json.loads((path / RUN_JSON).read_text(encoding="utf-8"))
+            ident = identity_of(rec.get("config") or {}, name=str(rec.get("system") or path.parent.name))
+        except (OSError, ValueError, SerbenchError, AttributeError):
+            continue   # an unreadable record is shown by `serbench runs`; it is not a finished run
+        if ident is None:
+            continue
+        out.setdefault(ident.hash, []).append((path.parent.name, path, str(rec.get("status"))))
+    return out
+
+
+def status_of(planned: PlannedRun, stored: Mapping[str, list]) -> str:
+    """'done' (a complete run with this identity is stored), 'partial' (only an interrupted one) or 'missing'."""
+    found = stored.get(planned.hash) or []
+    if any(status == "complete" for _n, _p, status in found):
+        return "done"
+    return "partial" if found else "missing"
+
+
+# ---------------------------------------------------------------- running
+
+@dataclass
+class Outcome:
+    """What happened to one planned run: 'done' (already stored), 'ran' or 'failed'."""
+
+    run: PlannedRun
+    action: str
+    detail: str = ""
+
+
+def run_experiment(exp: Experiment, corpus: str, root: str | Path, *, cache: str | Path | None = None,
+                   runs: str | Path | None = None, jobs: int = 1, seed: int | None = None,
+                   only: Sequence[str] | None = None, device: str = "auto", pretrained: str | Path | None = None,
+                   threads: int | None = None, force: bool = False, keep_going: bool = True, executor: Any = None,
+                   workers: int | None = None, scheduler: str | None = None,
+                   log: Log = print) -> list[Outcome]:
+    """Run every planned run of ``exp`` on ``corpus`` that the store lacks (all of them with ``force``).
+
+    A planned run is done when a complete run with its identity is stored; a changed setting is
+    another identity and runs again. Missing runs' folds go to the executor at once; the runs are
+    finished in the file's order. With ``keep_going`` a failing run is reported and the rest go on.
+    """
+    from serbench.audio import reuse_file_facts
+    from serbench.executors import make_executor
+    from serbench.experiments.harness import run_plans
+    from serbench.experiments.store import RunStore
+    from serbench.systems.run import DataCache, prepare
+
+    planned = exp.plan(corpus, only=only, seed=seed,
+                       extra={"pretrained": str(pretrained)} if pretrained is not None else None)
+    if not planned:
+        raise ExperimentError(f"{exp.path or exp.name}: no run matches --only {','.join(only or [])}")
+    stored = {} if force else stored_identities(corpus, runs)
+    outcomes: dict[str, Outcome] = {}
+    todo = [p for p in planned if force or status_of(p, stored) != "done"]
+    for i, p in enumerate(planned, 1):
+        if p not in todo:
+            outcomes[p.hash] = Outcome(p, "done")
+            log(f"[{i}/{len(planned)}] {p.name} ({p.hash}): already in the store")
+    own = executor is None
+    if own and todo:
+        executor = make_executor(workers, scheduler, threads=threads,
+                                 preload=tuple({m for p in todo for m in registry.get(p.system).preload}))
+    data = DataCache()
+
+    def plans() -> Iterator[Any]:
+        for p in todo:
+            k = planned.index(p) + 1
+            try:
+                plan = prepare(p.system, corpus, root, profile=p.profile, overrides=p.overrides, seed=p.seed,
+                               protocol=p.protocol, cache=cache, jobs=jobs, emotions=exp.emotions, device=device,
+                               threads=threads, log=log, data_cache=data, executor=executor)
+            except SerbenchError as exc:
+                if not keep_going:
+                    raise
+                outcomes[p.hash] = Outcome(p, "failed", str(exc))
+                log(f"[{k}/{len(planned)}] {p.name}: failed ({exc})")
+                continue
+            plan.extra["experiment"] = {"name": exp.name, "file": str(exp.path) if exp.path else None,
+                                        "entry": p.entry.index}
+            log(f"[{k}/{len(planned)}] {p.name} ({plan.config['identity']['hash']}): submitted")
+            yield plan
+
+    by_hash = {p.hash: p for p in todo}
+    try:
+        with reuse_file_facts():
+            for out in run_plans(plans(), store=RunStore(runs), executor=executor, keep_going=keep_going, log=log):
+                p = by_hash[out.plan.config["identity"]["hash"]]
+                if out.result is None:
+                    outcomes[p.hash] = Outcome(p, "failed", str(out.error))
+                else:
+                    outcomes[p.hash] = Outcome(p, "ran", f"WA {100 * out.result.wa:.1f} UA {100 * out.result.ua:.1f}")
+    finally:
+        if own and executor is not None:
+            executor.close()
+    return [outcomes[p.hash] for p in planned if p.hash in outcomes]
+
+
+__all__ = ["Experiment", "Entry", "PlannedRun", "Outcome", "ExperimentError", "load_experiment",
+           "parse_experiment", "find_experiment", "shipped", "recipes_dir", "reference_figures",
+           "stored_identities", "status_of", "run_experiment"]
