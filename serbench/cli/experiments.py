@@ -61,7 +61,13 @@ def _pct(x: float | None) -> str:
 @click.option("--clean", is_flag=True, help="Remove abandoned partial runs (no process holds their lock).")
 @runs_option
 def runs_cmd(corpus: str | None, clean: bool, runs: str | None) -> None:
-    """List the runs in the results store (WA/UA recomputed from their predictions)."""
+    """List the runs in the results store (WA/UA recomputed from their predictions).
+
+    Each run's identity is the hash of its system and resolved settings (with the feature set, protocol,
+    emotions and seed): runs under one name with different identities are different experiments. The last
+    column names what a run changed from its profile's defaults; '(legacy)' marks records written before
+    identities, identified from their settings.
+    """
     import pandas as pd
 
     from serbench.experiments.store import RunStore
@@ -84,8 +90,26 @@ def runs_cmd(corpus: str | None, clean: bool, runs: str | None) -> None:
         "folds": ["-" if pd.isna(v) else str(int(v)) for v in df["n_folds"]],
         "finished": [v if isinstance(v, str) else "-" for v in df["finished"]],
     })
+    idents = [_identity(p, name) for p, name in zip(df["path"], df["system"])]
+    out.insert(3, "identity", [i[0] for i in idents])
+    out["settings (vs its profile's defaults)"] = [i[1] for i in idents]
     click.echo(f"runs under {store.root} (WA/UA recomputed from predictions; partial runs have none):")
     click.echo(out.to_string(index=False))
+
+
+def _identity(path: str, name: str) -> tuple[str, str]:
+    """A run's identity hash and what differs from its profile (``-`` when its record is unreadable)."""
+    import json
+    from pathlib import Path
+
+    from serbench.errors import SerbenchError
+    from serbench.systems.identity import run_summary
+
+    try:
+        record = json.loads((Path(path) / "run.json").read_text(encoding="utf-8"))
+        return run_summary(record.get("config") or {}, str(name))
+    except (OSError, ValueError, AttributeError, SerbenchError):
+        return "-", "-"
 
 
 COMMANDS = [baseline_cmd, runs_cmd]

@@ -332,8 +332,12 @@ def _entry(path: Path | None, i: int, r: Any) -> Entry:
     where = f"run[{i}]"
     if not isinstance(r, dict):
         raise _fail(path, where, "each [[run]] is a table")
-    _unknown(path, where, r, _RUN_KEYS)
     system = r.get("system")
+    extra = sorted(set(r) - _RUN_KEYS)
+    if extra:
+        named = f"{where} ({system})" if isinstance(system, str) else where
+        raise _fail(path, named, f"unknown key {extra[0]!r}; allowed: {', '.join(sorted(_RUN_KEYS))} (settings go "
+                                 f"under set = {{ {extra[0]} = ... }})")
     if not isinstance(system, str):
         raise _fail(path, where, f"give system = \"...\", one of {', '.join(registry.names())}")
     try:

@@ -196,5 +196,25 @@ def reference_identity(stored_name: str, identity: Identity, *, profile: str | N
                          protocol=identity.fields.get("protocol"), emotions=identity.fields.get("emotions"), seed=0)
 
 
-__all__ = ["Identity", "make_identity", "settings_identity", "identity_of", "differences", "describe_differences",
+__all__ = ["Identity", "run_summary", "make_identity", "settings_identity", "identity_of", "differences", "describe_differences",
            "reference_identity", "default_profile", "DEFAULT_PROFILE", "feature_key", "show_value"]
+
+
+def run_summary(config: Mapping[str, Any], name: str) -> tuple[str, str]:
+    """``(identity hash, what differs from its profile's defaults)`` of a stored run, for listings.
+
+    The hash is marked ``(legacy)`` for records written before identities; the second part names
+    the profile of a deep run and every setting, seed or emotion subset that departs from it.
+    """
+    ident = identity_of(config, name=name)
+    if ident is None:
+        return "-", "a system this version does not know"
+    settings = config.get("settings") or {}
+    profile = settings.get("profile") or config.get("profile")
+    system = registry.get(ident.system)
+    ref = reference_identity(name, ident, profile=profile)
+    parts = [f"profile {profile}"] if system.kind == "deep" and profile else []
+    if ref is not None:
+        diff = differences(ident.fields, ref.fields)
+        parts += [f"{k}={show_value(v)}" for k, (v, _r) in diff.items() if k not in ("feature_key",)]
+    return ident.hash + (" (legacy)" if ident.legacy else ""), ", ".join(parts) or "defaults"
