@@ -48,7 +48,7 @@ def _cnn_rate(profile_name: str, device: torch.device, n_batches: int, overrides
     from serbench.deep.train import StageConfig, train_stage
     from serbench.systems import registry
     from serbench.deep.specaugment import random_time_crop
-    from serbench.systems.builtin.cnn_sru import cnn_optimizer
+    from serbench.systems.builtin.cnn_sru_training import cnn_optimizer
     from serbench.systems.deep_runtime import image_context
 
     prof = registry.get("cnn-sru").settings(profile_name, {"segments": N_SEGMENTS, **(overrides or {})})
@@ -92,7 +92,7 @@ def _sru_rate(profile_name: str, device: torch.device, n_utts: int) -> dict:
     x = torch.relu(torch.randn(n_utts, N_SEGMENTS, fc_dim, generator=g))
     y = torch.randint(0, N_CLASSES, (n_utts,), generator=g)
     torch.manual_seed(0)
-    head = SRUClassifier(fc_dim, N_CLASSES, hidden=prof.sru_hidden, pool=prof.sru_pool, init_std=prof.sru_init_std,
+    head = SRUClassifier(fc_dim, N_CLASSES, hidden=prof.sru_hidden, init_std=prof.sru_init_std,
                          init_bias=prof.sru_init_bias).to(device)
     cfg = StageConfig("sru", epochs=2, batch=prof.sru_batch, seed=0,
                       optimizer=lambda p: make_optimizer("adam", p, lr=prof.sru_lr))
@@ -156,7 +156,7 @@ def run(out: Path, quick: bool = False) -> dict:
     epoch_s = result["fast_cpu"]["est_casia_cnn_epoch_s_N5"] = 900 * N_SEGMENTS / rate
     # A fold's stage 1: every epoch of the budget, once per ensemble member.
     from serbench.systems import registry
-    from serbench.systems.builtin.cnn_sru import cnn_epochs
+    from serbench.systems.builtin.cnn_sru_settings import cnn_epochs
 
     fast = registry.get("cnn-sru").settings("fast", {"segments": N_SEGMENTS})
     result["fast_cpu"]["est_casia_cnn_fold_s_N5"] = epoch_s * cnn_epochs(fast) * fast.ensemble

@@ -9,7 +9,7 @@
 #                decorator, pooch and platformdirs (pip download --no-deps --only-binary=:all:).
 #   OUT=... bash benchmarks/gpu/paper_casia.sh
 # A CPU dry run: PY=.venv/bin/python DEV=cpu NB=1 W=2 T=1 SRC=<small FLAC copy> EXTRA="--cnn-epochs 1" ...
-# SKIP_BENCH=1 / SKIP_SRU=1 leave those steps out. Results: docs/cnn-sru-recipe.md, The `paper` profile on a GPU.
+# SKIP_BENCH=1 / SKIP_SRU=1 leave those steps out. Results: recipes/jiang2019-notes.md, The `paper` profile on a GPU.
 set -u
 START=$(date +%s); LIMIT=${LIMIT:-570}
 PY=${PY:-python3}; DEV=${DEV:-cuda}; PROFILE=${PROFILE:-paper}; W=${W:-4}; T=${T:-3}; NB=${NB:-40}

@@ -4,6 +4,7 @@ A stored name is ``[prefix-]<system>[-suffix...]``, each part derived from one s
 
     IS10-svm-linear-spknorm        feature prefix, speaker_norm flag
     cnn-sru-xfit3-N5               sru_crossfit number (omitted at 0), segments number
+    cnn-sru-fuse75-N3              sru_fuse as a percentage (omitted at 0)
     crnn-mk-nomk-mean              mk_multi_kernel off, summary other than attention
 
 :class:`Naming` holds a system's parts; :meth:`Naming.format` and :meth:`Naming.parse` both
@@ -40,6 +41,20 @@ def number(key: str, prefix: str, *, omit: int | None = None) -> Part:
     """``<prefix><n>`` (e.g. ``N5``); omitted when the value is ``omit`` (None: always present)."""
     return Part(key, lambda v: None if (v is None or v == omit) else f"{prefix}{int(v)}",
                 re.escape(prefix) + r"(?P<v>\d+)", lambda t: int(t) if t is not None else omit,
+                absent=omit, optional=omit is not None)
+
+
+def percent(key: str, prefix: str, *, omit: float | None = None) -> Part:
+    """``<prefix><100 x value>`` for a fraction (e.g. ``fuse75`` for 0.75, ``fuse12.5`` for 0.125); omitted
+    when the value is ``omit``. Up to eight decimals of a percent, no exponent, so a name reads back as
+    the value."""
+    def render(v: Any) -> str | None:
+        if v is None or v == omit:
+            return None
+        return prefix + f"{float(v) * 100:.8f}".rstrip("0").rstrip(".")
+
+    return Part(key, render, re.escape(prefix) + r"(?P<v>\d+(?:\.\d+)?)",
+                lambda t: round(float(t) / 100, 10) if t is not None else omit,
                 absent=omit, optional=omit is not None)
 
 
@@ -112,4 +127,4 @@ def stage_family(stage: str) -> str:
     return head if sep and head and tail.isdigit() else stage
 
 
-__all__ = ["Naming", "Part", "flag", "number", "word", "text", "member_stage", "stage_family"]
+__all__ = ["Naming", "Part", "flag", "number", "percent", "word", "text", "member_stage", "stage_family"]

@@ -92,7 +92,7 @@ def test_restore_refuses_parts_of_another_shape(tmp_path):
 
 
 @pytest.mark.parametrize("name,extra", [("cnn-sru", {}), ("cnn", {}), ("sru", {}),
-                                        ("cnn-sru", {"sru_joint": True}), ("cnn-sru", {"sru_crossfit": 2})])
+                                        ("cnn-sru", {"sru_crossfit": 2})])
 def test_ensemble_adds_new_seeds_to_the_single_model_and_averages_them(name, extra):
     from serbench.systems.builtin.cnn_sru import CascadeModel
 

@@ -11,7 +11,8 @@ from serbench.deep import CNNSRU, SRU, AlexNet, PretrainedError, SRUClassifier, 
 from serbench.deep.train import StageConfig, train_stage
 from serbench.errors import SerbenchError
 from serbench.systems import SettingsError
-from serbench.systems.builtin.cnn_sru import CNNSettings, cnn_optimizer
+from serbench.systems.builtin.cnn_sru_settings import CNNSettings
+from serbench.systems.builtin.cnn_sru_training import cnn_optimizer
 
 torch.set_num_threads(1)
 

@@ -17,7 +17,8 @@ from serbench.deep.train import StageConfig, lr_factor, train_stage, unweighted_
 from serbench.experiments.protocol import ProtocolError, speaker_holdout
 from serbench.systems import SettingsError, SystemOptionError, run_deep
 from serbench.systems import get as get_system
-from serbench.systems.builtin.cnn_sru import cnn_epochs
+from serbench.systems.builtin.cnn_sru_settings import cnn_epochs
+from serbench.systems.builtin.cnn_sru_training import augmenter
 
 torch.set_num_threads(1)
 
@@ -201,13 +202,16 @@ def test_paper_profile_keeps_the_papers_recipe():
     assert (s.cnn_budget, s.cnn_batchnorm, s.cnn_schedule, s.cnn_label_smoothing, s.cnn_mixup, s.spec_freq_masks,
             s.spec_time_masks, s.val_speakers, s.sru_crossfit, s.cnn_time_shift, s.cnn_test_crops) == (
         0, False, "constant", 0, 0, 0, 0, 0, 0, 0, 1)
-    assert (s.cnn_freq_shift, s.sru_residual, s.sru_joint, s.ensemble) == (0, False, False, 1)
+    assert (s.cnn_freq_shift, s.sru_residual, s.sru_fuse, s.ensemble) == (0, False, 0, 1)
+    assert get_system("cnn-sru").stored_name(s) == "cnn-sru-N3"
 
 
-def test_fast_stage2_choice_stays_with_the_cascade_and_out_of_its_name():
+def test_fast_stage2_choice_stays_with_the_cascade_and_its_fused_decision_has_its_own_name():
     s = settings("fast", segments=3)
     assert (s.cnn_freq_shift, s.sru_residual, s.sru_fuse) == (0.05, True, 0.75)
-    assert get_system("cnn-sru").stored_name(s) == "cnn-sru-N3"   # the profile's recipe, as cnn_freq_shift
+    # A fused decision is not the paper's CNN+SRU: it is stored under its own name; sru_fuse=0 is the paper's row.
+    assert get_system("cnn-sru").stored_name(s) == "cnn-sru-fuse75-N3"
+    assert get_system("cnn-sru").stored_name(settings("fast", segments=3, sru_fuse=0)) == "cnn-sru-N3"
     described = get_system("cnn-sru").describe(s)
     assert "corrects the mean of the CNN's segment logits" in described["sru_input"]
     # The fused decision is not the paper's: the record (and so every table) says what it is.
@@ -279,8 +283,8 @@ def test_fc7_views_are_noisy_but_keep_batchnorm_statistics_and_eval_mode():
 
 
 @pytest.mark.slow
-def test_sru_on_fc7_views_is_reproducible(corpus, tmp_path):
-    over = {"cnn_epochs": "2", "sru_epochs": "2", "sru_fc7_views": "2", "sru_input_dropout": "0.3",
+def test_sru_regularizers_and_masks_are_reproducible(corpus, tmp_path):
+    over = {"cnn_epochs": "2", "sru_epochs": "2", "sru_input_dropout": "0.3",
             "sru_weight_decay": "0.01", "spec_freq_masks": "1", "spec_freq_width": "0.2"}
     preds = []
     for i in range(2):
@@ -288,146 +292,7 @@ def test_sru_on_fc7_views_is_reproducible(corpus, tmp_path):
                        runs=tmp_path / f"runs{i}", overrides=over)
         preds.append(res.predictions.sort_values("utterance_id").reset_index(drop=True))
     assert preds[0].equals(preds[1])
-    assert res.record["config"]["settings"]["sru_fc7_views"] == 2
-
-
-def test_recipe_folds_are_picked_by_name_then_spread():
-    from types import SimpleNamespace
-
-    from benchmarks.recipe_levers import pick_folds
-
-    folds = [SimpleNamespace(name=n) for n in ("03", "08", "09", "10", "11")]
-    assert [f.name for f in pick_folds(folds, None, ["10", "03"])] == ["03", "10"]
-    assert [f.name for f in pick_folds(folds, 3)] == ["03", "09", "11"]
-    assert [f.name for f in pick_folds(folds, 1, ["08", "11"])] == ["08"]
-    with pytest.raises(SystemExit, match="no fold 99"):
-        pick_folds(folds, None, ["99"])
-
-
-def test_recipe_runs_combine_into_seed_ensembles_and_fusions(tmp_path):
-    """combine scores the mean of runs' probabilities and the cascade fused with its CNN, per role."""
-    from benchmarks.recipe_levers import combine
-
-    def write(name, cascade, cnn, folds=("a", "b")):
-        rows = []
-        for system, p in (("cnn-sru", cascade), ("cnn", cnn)):
-            for i, (x, y) in enumerate(p):
-                rows.append({"utterance_id": f"u{i}", "speaker": "s", "fold": folds[i % 2],
-                             "true": ["x", "y"][i % 2], "predicted": "x" if x >= y else "y", "score_x": x,
-                             "score_y": y, "system": system,
-                             "role": "val" if i < 2 else "test"})
-        (tmp_path / name).mkdir()
-        pd.DataFrame(rows).to_parquet(tmp_path / name / "c.parquet")
-
-    # utterances u0..u3, true x, y, x, y; u0, u1 are val
-    write("r0", [(0.9, 0.1), (0.6, 0.4), (0.4, 0.6), (0.2, 0.8)], [(0.2, 0.8), (0.1, 0.9), (0.9, 0.1), (0.3, 0.7)])
-    write("r1", [(0.4, 0.6), (0.3, 0.7), (0.3, 0.7), (0.4, 0.6)], [(0.7, 0.3), (0.2, 0.8), (0.8, 0.2), (0.1, 0.9)])
-    one = combine(tmp_path, "c", ["r0"]).set_index("system")
-    assert one.loc["cnn-sru", "val"] == 50.0 and one.loc["cnn", "test"] == 100.0
-    both = combine(tmp_path, "c", ["r0", "r1"], fuse=[0.5]).set_index("system")
-    # cnn-sru mean: u0 (.65, .35) right, u1 (.45, .55) right, u2 (.35, .65) wrong, u3 right
-    assert both.loc["cnn-sru", "val"] == 100.0 and both.loc["cnn-sru", "test"] == 50.0
-    # fused u2: (0.5 * .35 + 0.5 * .85) = .6 for x: right; u0: .5 * .65 + .5 * .45 = .55: right
-    assert both.loc["fuse 0.5", "test"] == 100.0 and both.loc["fuse 0.5", "val"] == 100.0
-    assert both.loc["cnn", "runs"] == 2 and both.loc["cnn", "folds"] == 2
-    # A run with a --head variant the other lacks: averaged over what both hold.
-    write("r3", [(0.4, 0.6), (0.3, 0.7), (0.3, 0.7), (0.4, 0.6)], [(0.7, 0.3), (0.2, 0.8), (0.8, 0.2), (0.1, 0.9)])
-    r3 = pd.read_parquet(tmp_path / "r3" / "c.parquet")
-    pd.concat([r3, r3[r3["system"] == "cnn"].assign(system="cnn-sru[h]")]).to_parquet(tmp_path / "r3" / "c.parquet")
-    pd.testing.assert_frame_equal(combine(tmp_path, "c", ["r0", "r3"], fuse=[0.5]).set_index("system"), both)
-    write("r2", [(0.5, 0.5)] * 4, [(0.5, 0.5)] * 4, folds=("c", "d"))
-    with pytest.raises(SystemExit, match="no fold in common"):
-        combine(tmp_path, "c", ["r0", "r2"])
-    with pytest.raises(SystemExit, match="no such run"):
-        combine(tmp_path, "c", ["r9"])
-
-
-def test_recipe_experiments_split_training_speakers_only(corpus, tmp_path):
-    """The nested recipe driver: inner validation speakers come from the fold's training speakers,
-    fixed per corpus/fold, and the outer test speaker is only predicted."""
-    from benchmarks.recipe_levers import VAL, TEST, inner_split, lever_table, run
-
-    speakers = np.array([f"s{i}" for i in range(10) for _ in range(3)])
-    train = np.flatnonzero(speakers != "s0")
-    fit, val = inner_split(train, speakers, "x/s0")
-    assert len(set(speakers[val])) == 2 and "s0" not in set(speakers[fit]) | set(speakers[val])
-    assert not set(speakers[val]) & set(speakers[fit])
-    assert inner_split(train, speakers, "x/s0")[1].tolist() == val.tolist()
-    folder = run("t", "cnn-sru", "demo", str(corpus), segments=2, sets={"cnn_epochs": "1", "sru_epochs": "1"},
-                 out=tmp_path, profile="tiny", max_folds=1, cache=str(tmp_path / "c"), log=lambda m: None)
-    preds = pd.read_parquet(folder / "demo.parquet")
-    fold = preds["fold"].iloc[0]
-    assert set(preds.loc[preds["role"] == TEST, "speaker"]) == {fold}
-    assert fold not in set(preds.loc[preds["role"] == VAL, "speaker"])
-    assert set(preds["system"]) == {"cnn-sru", "cnn"}
-    table = lever_table(tmp_path)
-    assert {"cnn-sru:val", "cnn-sru:test", "cnn:val", "cnn:test"} <= set(table.columns)
-    shares = lever_table(tmp_path, "top")
-    assert ((shares["cnn-sru:test"] >= 100 / preds["true"].nunique()) & (shares["cnn-sru:test"] <= 100)).all()
-
-
-def test_top_share_tells_a_speaker_collapsed_onto_one_class():
-    from benchmarks.recipe_levers import top_share
-
-    spread = pd.DataFrame({"speaker": ["a"] * 4 + ["b"] * 4, "predicted": list("xyzwxyzw")})
-    collapsed = pd.DataFrame({"speaker": ["a"] * 4 + ["b"] * 4, "predicted": list("xxxyzzzz")})
-    assert top_share(spread) == 0.25 and top_share(collapsed) == (0.75 + 1.0) / 2
-
-
-def test_stage2_heads_retrain_on_the_same_cnns_and_reproduce_the_cascade_with_its_own_settings(corpus, tmp_path):
-    """A ``--head`` with the run's own stage-2 settings retrains the very SRUs (same CNNs, same seeds); a
-    residual head differs; settings beyond stage 2 are refused."""
-    from benchmarks.recipe_levers import parse_heads, run
-
-    heads = parse_heads(["same:sru_pool=last", "res:sru_residual=true,sru_epochs=2"])
-    assert heads == {"same": {"sru_pool": "last"}, "res": {"sru_residual": "true", "sru_epochs": "2"}}
-    over = {"cnn_epochs": "1", "sru_epochs": "1", "ensemble": "2"}
-    folder = run("h", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
-                 max_folds=1, cache=str(tmp_path / "c"), heads=heads, log=lambda m: None)
-    preds = pd.read_parquet(folder / "demo.parquet")
-    assert set(preds["system"]) == {"cnn-sru", "cnn", "cnn-sru[same]", "cnn-sru[res]"}
-    scores = [c for c in preds.columns if c.startswith("score_")]
-    by = {k: g.sort_values(["role", "utterance_id"])[scores].to_numpy() for k, g in preds.groupby("system")}
-    np.testing.assert_array_equal(by["cnn-sru[same]"], by["cnn-sru"])
-    assert not np.allclose(by["cnn-sru[res]"], by["cnn-sru"])
-    for bad, msg in [(["x:cnn_lr=0.1"], "cnn_lr change"), (["x"], "expected LABEL"),
-                     (["x:sru_pool=last", "x:sru_epochs=2"], "given twice")]:
-        with pytest.raises(SystemExit, match=msg):
-            run("h2", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
-                max_folds=1, cache=str(tmp_path / "c"), heads=parse_heads(bad), log=lambda m: None)
-    with pytest.raises(SystemExit, match="--head x: .*sru_pool"):
-        run("h2", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
-            max_folds=1, cache=str(tmp_path / "c"), heads={"x": {"sru_pool": "max"}}, log=lambda m: None)
-    cfg = json.loads((folder / "config.json").read_text())
-    del cfg["settings"]["sru_residual"]                             # stored before the setting existed
-    (folder / "config.json").write_text(json.dumps(cfg))
-    run("h", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
-        max_folds=1, cache=str(tmp_path / "c"), heads=heads, log=lambda m: None)   # resumes: nothing to do
-    assert pd.read_parquet(folder / "demo.parquet").equals(preds)
-    with pytest.raises(SystemExit, match="other settings"):        # a run resumed with other heads
-        run("h", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
-            max_folds=1, cache=str(tmp_path / "c"), heads={}, log=lambda m: None)
-
-
-def test_outer_only_recipe_runs_are_the_deep_runs_fold(corpus, tmp_path):
-    """Without the inner split the driver trains on the whole training fold: its CNN+SRU predicts exactly
-    what ``serbench deep`` does, and its CNN scores come from the same CNN(s)."""
-    from benchmarks.recipe_levers import TEST, run
-
-    over = {"cnn_epochs": "1", "sru_epochs": "1", "ensemble": "2"}
-    folder = run("o", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
-                 max_folds=1, cache=str(tmp_path / "c"), outer_only=True, log=lambda m: None)
-    preds = pd.read_parquet(folder / "demo.parquet")
-    assert set(preds["role"]) == {TEST} and set(preds["speaker"]) == set(preds["fold"])
-    deep = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, cache=tmp_path / "c",
-                    runs=tmp_path / "runs", overrides=over).predictions
-    scores = [c for c in deep.columns if c.startswith("score_")]
-    mine = preds[preds["system"] == "cnn-sru"].sort_values("utterance_id").reset_index(drop=True)
-    theirs = deep[deep["fold"] == mine["fold"].iloc[0]].sort_values("utterance_id").reset_index(drop=True)
-    np.testing.assert_allclose(mine[scores].to_numpy(), theirs[scores].to_numpy(), rtol=0, atol=1e-12)
-    with pytest.raises(SystemExit, match="other settings or splits"):
-        run("o", "cnn-sru", "demo", str(corpus), segments=2, sets=over, out=tmp_path, profile="tiny",
-            max_folds=1, cache=str(tmp_path / "c"), log=lambda m: None)
+    assert res.record["config"]["settings"]["sru_input_dropout"] == 0.3
 
 
 def test_explicit_cnn_epochs_replace_the_profiles_budget():
@@ -435,31 +300,6 @@ def test_explicit_cnn_epochs_replace_the_profiles_budget():
     s = settings(segments=3, cnn_epochs=7)
     assert s.cnn_budget == 0 and cnn_epochs(s) == 7
     assert cnn_epochs(settings(segments=3, cnn_epochs=7, cnn_budget=30)) == 10
-
-
-@pytest.mark.slow
-def test_joint_cascade_trains_end_to_end_and_is_stored_under_its_own_name(corpus, tmp_path):
-    over = {"sru_joint": "true", "cnn_budget": "6", "cnn_batchnorm": "true", "cnn_mixup": "0.2",
-            "spec_time_masks": "1", "spec_time_width": "0.2", "val_speakers": "1"}
-    res = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, cache=tmp_path / "c",
-                   runs=tmp_path / "runs", overrides=over)
-    assert res.system == "cnn-sru-joint-N2"
-    rec = json.loads((res.path / "run.json").read_text())
-    assert "end to end" in rec["config"]["sru_input"]
-    for f in rec["folds"]:
-        assert set(f["curves"]) == {"joint"} and 1 <= len(f["curves"]["joint"]) <= 3    # budget 6 / N 2
-        assert all(0 <= pt["ua"] <= 1 and 0 <= pt["val_ua"] <= 1 for pt in f["curves"]["joint"])
-    again = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, cache=tmp_path / "c",
-                     runs=tmp_path / "runs2", overrides=over)
-    assert again.predictions.equals(res.predictions)
-    with pytest.raises(SettingsError, match="sru_joint"):
-        settings(segments=2, sru_joint="true", sru_crossfit=2)
-    with pytest.raises(SettingsError, match="sru_residual"):
-        settings(segments=2, sru_joint="true", sru_residual="true")
-    from serbench.systems import SystemOptionError
-    with pytest.raises(SystemOptionError, match="sru_joint"):
-        run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", model="cnn", cache=tmp_path / "c",
-                 runs=tmp_path / "runs3", overrides={"sru_joint": "true"})
 
 
 # --- time shifts: training crops over neighbouring frames, test-time shift averaging ------------
@@ -513,14 +353,12 @@ def test_freq_shifts_move_whole_images_by_at_most_the_limit_repeating_edge_rows(
 
 
 def test_freq_shift_setting_builds_a_training_transform_only_when_set():
-    from serbench.systems.builtin.cnn_sru import _augmenter
-
-    assert _augmenter(settings(segments=3, cnn_freq_shift=0)) is None
+    assert augmenter(settings(segments=3, cnn_freq_shift=0)) is None
     torch.manual_seed(0)
     x = torch.randn(50, 3, 64, 64)
-    aug = _augmenter(settings(segments=3, cnn_freq_shift=0.05))
+    aug = augmenter(settings(segments=3, cnn_freq_shift=0.05))
     assert not torch.equal(aug(x), x)
-    both = _augmenter(settings(segments=3, cnn_freq_shift=0.05, spec_freq_masks=1, spec_freq_width=0.2))
+    both = augmenter(settings(segments=3, cnn_freq_shift=0.05, spec_freq_masks=1, spec_freq_width=0.2))
     assert bool((both(x) == 0).any())
     with pytest.raises(SettingsError, match="cnn_freq_shift"):
         settings(segments=3, cnn_freq_shift=0.5)
@@ -528,8 +366,6 @@ def test_freq_shift_setting_builds_a_training_transform_only_when_set():
 
 def test_envelopes_add_a_smooth_curve_over_rows_to_the_static_channel_only():
     from serbench.deep.specaugment import random_envelope
-    from serbench.systems.builtin.cnn_sru import _augmenter
-
     torch.manual_seed(0)
     x = torch.randn(300, 3, 16, 5)
     out = random_envelope(x, 0.5)
@@ -540,16 +376,10 @@ def test_envelopes_add_a_smooth_curve_over_rows_to_the_static_channel_only():
     assert curve.abs().max() <= 1.0 + 1e-6 and curve.abs().max() > 0.5    # |a| + |b| <= 2 x 0.5
     assert torch.allclose(curve.mean(1), torch.zeros(300), atol=1e-5)     # no change of level
     assert random_envelope(x, 0) is x
-    both = _augmenter(settings(segments=3, cnn_freq_shift=0.05, cnn_envelope=0.3))
-    assert both is not None and not torch.equal(both(x)[:, 0], x[:, 0])
-    with pytest.raises(SettingsError, match="cnn_envelope"):
-        settings(segments=3, cnn_envelope=3)
 
 
 def test_levels_move_the_whole_static_channel_by_at_most_the_limit():
     from serbench.deep.specaugment import random_gain
-    from serbench.systems.builtin.cnn_sru import _augmenter
-
     torch.manual_seed(0)
     x = torch.randn(300, 3, 16, 5)
     out = random_gain(x, 0.4)
@@ -558,8 +388,6 @@ def test_levels_move_the_whole_static_channel_by_at_most_the_limit():
     assert torch.allclose(moved, moved[:, :1].expand_as(moved), atol=1e-6)     # one constant per image
     assert moved.abs().max() <= 0.4 + 1e-6 and moved[:, 0].std() > 0.15
     assert random_gain(x, 0) is x
-    assert _augmenter(settings(segments=3, cnn_gain=0.3)) is not None
-    assert _augmenter(settings(segments=3, cnn_freq_shift=0)) is None
 
 
 def test_test_crops_need_a_shift():
@@ -571,8 +399,8 @@ def test_test_crops_need_a_shift():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, extra", [("cnn-sru", {"sru_fc7_views": "1"}), ("cnn", {}),
-                                          ("cnn-sru", {"sru_joint": "true"}), ("cnn", {"cnn_freq_shift": "0.1"})])
+@pytest.mark.parametrize("model, extra", [("cnn-sru", {}), ("cnn", {}),
+                                          ("cnn-sru", {"sru_residual": "true"}), ("cnn", {"cnn_freq_shift": "0.1"})])
 def test_time_shifted_training_and_test_crops_are_reproducible(corpus, tmp_path, model, extra):
     over = {"cnn_epochs": "2", "sru_epochs": "2", "cnn_time_shift": "0.25", "cnn_test_crops": "3", **extra}
     preds = []
@@ -630,100 +458,98 @@ def test_speaker_adversary_moves_the_cnn_only_through_its_reversed_gradient():
     assert pushed_loss != plain_loss
 
 
-def test_speaker_adversary_setting_trains_on_training_speakers_and_saves_the_plain_cnn(corpus, tmp_path):
-    over = {"cnn_epochs": "2", "sru_epochs": "2", "cnn_adversary": "0.5"}
-    res = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, model="cnn",
-                   cache=tmp_path / "c", runs=tmp_path / "runs", overrides=over)
-    assert "reversed and scaled by 0.5" in res.record["config"]["speaker_adversary"]
-    again = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, model="cnn",
-                     cache=tmp_path / "c", runs=tmp_path / "runs2", overrides=over)
-    key = ["utterance_id"]
-    assert res.predictions.sort_values(key).reset_index(drop=True).equals(
-        again.predictions.sort_values(key).reset_index(drop=True))
-    plain = run_deep("demo", corpus, segments=2, profile="tiny", device="cpu", seed=0, model="cnn",
-                     cache=tmp_path / "c", runs=tmp_path / "plain", overrides={"cnn_epochs": "2"})
-    assert plain.record["config"]["speaker_adversary"] is None
-    assert all(0 <= pt["group_ua"] <= 1 for f in res.record["folds"] for pt in f["curves"]["cnn"])
-    prob = [c for c in plain.predictions.columns if c.startswith("score_")]
-    assert not plain.predictions.sort_values(key)[prob].reset_index(drop=True).equals(
-        res.predictions.sort_values(key)[prob].reset_index(drop=True))
-    with pytest.raises(SettingsError, match="cnn_adversary"):
-        settings(segments=3, cnn_adversary=0.5, sru_joint=True, sru_residual=False)
+# --- every setting of the cascade reaches what it predicts ---------------------------------------
+
+def _melseg_data(seed: int = 0):
+    """3 speakers x 2 classes x 3 utterances of ``(3, 60, T)`` log-mel with a class-bright band."""
+    from serbench.experiments.dataset import Dataset
+
+    rng = np.random.default_rng(seed)
+    y = np.tile(np.repeat([0, 1], 3), 3)
+    inputs = []
+    for c in y:
+        m = rng.normal(size=(3, 60, int(rng.integers(40, 90)))).astype(np.float32) - 5.0
+        m[0, (30 if c == 0 else 2):(40 if c == 0 else 12)] += 4.0
+        inputs.append(m)
+    return Dataset(corpus="synthetic", labels=["angry", "sad"], y=y.astype(np.int64),
+                   speakers=np.repeat(["spk0", "spk1", "spk2"], 6), utterance_ids=np.array([f"u{i}" for i in range(18)]),
+                   inputs=inputs, fingerprint=f"recipe-test-{seed}")
 
 
-def test_stored_fold_models_score_again_and_take_new_heads_without_training(corpus, tmp_path):
-    """``--keep-models`` stores each fold's cascade; ``--models-from`` restores it (no training) and gives the
-    very predictions of the run, plus heads; another recipe's or seed's models are refused."""
-    from benchmarks.recipe_levers import parse_heads, run
+def _scores(name: str, over: dict, data=None) -> np.ndarray:
+    from serbench.experiments.harness import FoldContext
 
-    over = {"cnn_epochs": "1", "sru_epochs": "1", "cnn_batchnorm": "true"}     # batch norm: 0-d counters
-    common = dict(segments=2, out=tmp_path, profile="tiny", max_folds=1, cache=str(tmp_path / "c"),
-                  log=lambda m: None)
-    first = run("k", "cnn-sru", "demo", str(corpus), sets=over, keep_models=True, **common)
-    assert len(list((first / "models").glob("demo-*/model.json"))) == 1
-    again = run("k2", "cnn-sru", "demo", str(corpus), sets=over, models_from="k",
-                heads=parse_heads(["e2:sru_epochs=2"]), **common)
-    a, b = pd.read_parquet(first / "demo.parquet"), pd.read_parquet(again / "demo.parquet")
-    assert set(b["system"]) == {"cnn-sru", "cnn", "cnn-sru[e2]"}
-    scores = [c for c in a.columns if c.startswith("score_")]
-    key = ["system", "role", "utterance_id"]
-    np.testing.assert_allclose(b[b["system"].isin(["cnn-sru", "cnn"])].sort_values(key)[scores].to_numpy(),
-                               a.sort_values(key)[scores].to_numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(SystemExit, match="trained with seed 0 at N = 2; give --seed 0"):
-        run("k3", "cnn-sru", "demo", str(corpus), sets=over, models_from="k", seed=1, **common)
-    with pytest.raises(SystemExit, match="another recipe"):
-        run("k5", "cnn-sru", "demo", str(corpus), sets={**over, "sru_epochs": "2"}, models_from="k", **common)
-    with pytest.raises(SystemExit, match="run it with --keep-models"):
-        run("k4", "cnn-sru", "demo", str(corpus), sets=over, models_from="k2", **common)
+    system = get_system(name)
+    s = system.settings("tiny", {"segments": 2, **over})
+    data = data if data is not None else _melseg_data()
+    ctx = FoldContext(run_id="t", system=name, fold="t", seed=0, device="cpu", threads=1, log=lambda _m: None)
+    rows = np.arange(len(data))
+    return system.predict(system.fit(data, rows, s, ctx), data, rows, s, ctx).scores
 
 
-def test_fused_decision_mixes_the_cascade_with_its_own_cnns_and_is_refused_elsewhere(corpus, tmp_path):
-    """``sru_fuse=w``: cnn-sru's probabilities are (1 - w) x the cascade's + w x its CNNs' mean of segment
-    softmaxes, the CNN ablation's decision on the very same CNNs."""
-    from benchmarks.recipe_levers import parse_heads, run
-
-    folder = run("f", "cnn-sru", "demo", str(corpus), segments=2, sets={"cnn_epochs": "1", "sru_epochs": "1"},
-                 out=tmp_path, profile="tiny", max_folds=1, cache=str(tmp_path / "c"),
-                 heads=parse_heads(["fuse:sru_fuse=0.6"]), log=lambda m: None)
-    preds = pd.read_parquet(folder / "demo.parquet")
-    scores = [c for c in preds.columns if c.startswith("score_")]
-    by = {k: g.sort_values(["role", "utterance_id"])[scores].to_numpy() for k, g in preds.groupby("system")}
-    assert not np.allclose(by["cnn-sru"], by["cnn"])
-    np.testing.assert_allclose(by["cnn-sru[fuse]"], 0.4 * by["cnn-sru"] + 0.6 * by["cnn"], rtol=1e-6, atol=1e-7)
+def test_fused_decision_mixes_the_cascade_with_its_own_cnns():
+    """``sru_fuse=w``: cnn-sru's probabilities are (1 - w) x the cascade's + w x its CNNs' mean of segment softmax,
+    the CNN ablation's decision on the very same CNNs (the two systems draw the same stage-1 seeds)."""
+    over = {"cnn_epochs": 2, "sru_epochs": 2}
+    cascade, cnn = _scores("cnn-sru", over), _scores("cnn", over)
+    assert not np.allclose(cascade, cnn)
+    np.testing.assert_allclose(_scores("cnn-sru", {**over, "sru_fuse": 0.6}), 0.4 * cascade + 0.6 * cnn,
+                               rtol=1e-6, atol=1e-7)
     with pytest.raises(SystemOptionError, match="--set sru_fuse=0.5: only --model cnn-sru"):
         get_system("cnn").check_data(None, settings("fast", system="cnn", segments=3, sru_fuse=0.5))
-    with pytest.raises(SettingsError, match="sru_fuse"):
-        settings("fast", segments=3, sru_fuse=0.5, sru_joint=True, sru_residual=False)
 
 
-def test_an_outer_only_run_goes_into_the_store_as_serbench_deep_runs(corpus, tmp_path):
-    """``recipe_levers store``: the full protocol's CNN+SRU and CNN of one run become ``cnn-sru-N*`` and ``cnn-N*``
-    store runs, CNN+SRU fused as ``sru_fuse`` makes it and saying so; the tables read them."""
-    from benchmarks.recipe_levers import run, to_store
-    from serbench.experiments.store import load_run
-    from serbench.reports.collect import collect
-    from serbench.reports.paper import paper_table4
+#: (base overrides, the setting's non-default value(s)) over the tiny profile at N = 2: each must change
+#: cnn-sru's predictions, so every setting of CascadeSettings has a live code path (a setting left unwired
+#: by a refactor fails here).
+REACHES = {
+    "image_size": ({}, {"image_size": 80}), "cnn_width": ({}, {"cnn_width": 0.25}),
+    "cnn_epochs": ({}, {"cnn_epochs": 2}), "cnn_budget": ({}, {"cnn_budget": 4}),
+    "cnn_batchnorm": ({}, {"cnn_batchnorm": True}), "cnn_batch": ({}, {"cnn_batch": 8}),
+    "cnn_lr": ({}, {"cnn_lr": 0.01}), "cnn_optimizer": ({}, {"cnn_optimizer": "adamw"}),
+    "cnn_schedule": ({}, {"cnn_schedule": "cosine"}), "cnn_label_smoothing": ({}, {"cnn_label_smoothing": 0.2}),
+    "cnn_mixup": ({}, {"cnn_mixup": 0.4}),
+    "spec_freq_masks": ({"spec_freq_width": 0.2}, {"spec_freq_masks": 1}),
+    "spec_freq_width": ({"spec_freq_masks": 1, "spec_freq_width": 0.05}, {"spec_freq_width": 0.3}),
+    "spec_time_masks": ({"spec_time_width": 0.2}, {"spec_time_masks": 1}),
+    "spec_time_width": ({"spec_time_masks": 1, "spec_time_width": 0.05}, {"spec_time_width": 0.3}),
+    "cnn_time_shift": ({}, {"cnn_time_shift": 0.25}), "cnn_freq_shift": ({}, {"cnn_freq_shift": 0.1}),
+    "cnn_test_crops": ({"cnn_time_shift": 0.25}, {"cnn_test_crops": 3}),
+    "cnn_momentum": ({}, {"cnn_momentum": 0.5}), "cnn_weight_decay": ({}, {"cnn_weight_decay": 0.05}),
+    "dropout": ({}, {"dropout": 0.1}), "sru_hidden": ({}, {"sru_hidden": 16}), "sru_epochs": ({}, {"sru_epochs": 1}),
+    "sru_batch": ({}, {"sru_batch": 4}), "sru_lr": ({}, {"sru_lr": 0.01}), "sru_init_std": ({}, {"sru_init_std": 0.1}),
+    "sru_init_bias": ({}, {"sru_init_bias": 0.5}), "sru_input_dropout": ({}, {"sru_input_dropout": 0.3}),
+    "sru_weight_decay": ({}, {"sru_weight_decay": 0.1}), "sru_crossfit": ({}, {"sru_crossfit": 2}),
+    "ensemble": ({}, {"ensemble": 2}), "sru_residual": ({}, {"sru_residual": True}),
+    "sru_fuse": ({}, {"sru_fuse": 0.5}), "val_fraction": ({}, {"val_fraction": 0.2}),
+    "val_speakers": ({}, {"val_speakers": 1}),
+}
+#: Settings whose effect is checked elsewhere: why each is not in REACHES.
+ELSEWHERE = {
+    "segments": "N itself: every test here sets it; the shape of the inputs",
+    "profile": "the name of the profile the values came from",
+    "speaker_norm": "per-speaker normalization of the inputs, applied before fit (serbench.experiments.inputs)",
+    "amp": "mixed precision only ever runs on CUDA; on CPU it must change nothing",
+    "patience": "where early stopping ends depends on the validation curve (tests/deep: train_stage)",
+    "pretrained": "needs an AlexNet state dict: test_batchnorm_refuses_imagenet_weights_and_is_off_with_pretrained",
+}
 
-    common = {"out": tmp_path, "profile": "tiny", "max_folds": 2, "cache": str(tmp_path / "c"), "log": lambda m: None}
-    folder = run("o", "cnn-sru", "demo", str(corpus), segments=2, sets={"cnn_epochs": "1", "sru_epochs": "1"},
-                 outer_only=True, **common)
-    preds = pd.read_parquet(folder / "demo.parquet").sort_values(["fold", "utterance_id"])
-    scores = [c for c in preds.columns if c.startswith("score_")]
-    by = {k: g[scores].to_numpy() for k, g in preds.groupby("system")}
-    cascade_run, cnn_run = (load_run(p) for p in to_store(tmp_path, "demo", "o", tmp_path / "runs", segments=2,
-                                                          sru_fuse=0.6))
-    assert (cascade_run.system, cnn_run.system) == ("cnn-sru-N2", "cnn-N2")
-    got = cascade_run.predictions.sort_values(["fold", "utterance_id"])
-    np.testing.assert_allclose(got[scores].to_numpy(), 0.4 * by["cnn-sru"] + 0.6 * by["cnn"], rtol=1e-6)
-    classes = np.array([c[len("score_"):] for c in scores])
-    assert (got["predicted"].to_numpy() == classes[got[scores].to_numpy().argmax(1)]).all()
-    assert "sru_fuse=0.6" in cascade_run.config["decision"] and cnn_run.config.get("decision") is None
-    assert cascade_run.config["settings"]["sru_fuse"] == 0.6 and cnn_run.config["settings"]["sru_fuse"] == 0
-    table = paper_table4(collect("demo", tmp_path / "runs"))
-    assert table.frame.iloc[0]["ΔUA (points)"] != "missing"
-    with pytest.raises(SystemExit, match="at another N"):
-        to_store(tmp_path, "demo", "o", tmp_path / "runs2", segments=3)
-    inner = run("i", "cnn-sru", "demo", str(corpus), segments=2, sets={"cnn_epochs": "1", "sru_epochs": "1"},
-                **{**common, "max_folds": 1})
-    with pytest.raises(SystemExit, match="only a cnn-sru run with --outer-only"):
-        to_store(tmp_path, "demo", inner.name, tmp_path / "runs3", segments=2)
+
+def test_every_setting_of_the_cascade_is_reached_or_named():
+    from serbench.systems.builtin.cnn_sru_settings import CNNSettings
+
+    assert set(REACHES) | set(ELSEWHERE) == set(CNNSettings.fields())
+    assert not set(REACHES) & set(ELSEWHERE)
+
+
+@pytest.mark.slow
+def test_every_setting_of_the_cascade_changes_its_predictions():
+    data = _melseg_data()
+    plain = {}
+    for key, (base, value) in REACHES.items():
+        frozen = tuple(sorted(base.items()))
+        if frozen not in plain:
+            plain[frozen] = _scores("cnn-sru", base, data)
+        changed = _scores("cnn-sru", {**base, **value}, data)
+        assert changed.shape == plain[frozen].shape
+        assert not np.array_equal(changed, plain[frozen]), f"{key}={value[key]} changed nothing"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from serbench.experiments.harness import HarnessError
 from serbench.systems import SettingsError, SystemOptionError, run_deep
-from serbench.systems.builtin.cnn_sru import FROM_SCRATCH
+from serbench.systems.builtin.cnn_sru_settings import FROM_SCRATCH
 
 torch.set_num_threads(1)
 

@@ -30,8 +30,11 @@ def test_importing_the_registry_loads_no_heavy_library():
 @pytest.mark.parametrize("name, overrides, stored", [
     ("svm-linear", {"feature": "is10"}, "IS10-svm-linear"),
     ("svm-rbf", {"feature": "IS09", "speaker_norm": True, "class_weight": "balanced"}, "IS09-svm-rbf-spknorm-balanced"),
-    ("cnn-sru", {"segments": 5}, "cnn-sru-N5"),
-    ("cnn-sru", {"segments": 3, "sru_crossfit": 3, "speaker_norm": True}, "cnn-sru-xfit3-N3-spknorm"),
+    ("cnn-sru", {"segments": 5, "sru_fuse": 0}, "cnn-sru-N5"),                  # the paper's decision
+    ("cnn-sru", {"segments": 5}, "cnn-sru-fuse75-N5"),                          # fast's fused decision
+    ("cnn-sru", {"segments": 3, "sru_crossfit": 3, "speaker_norm": True, "sru_fuse": 0}, "cnn-sru-xfit3-N3-spknorm"),
+    ("cnn-sru", {"segments": 3, "sru_crossfit": 3}, "cnn-sru-xfit3-fuse75-N3"),
+    ("cnn-sru", {"segments": 5, "sru_crossfit": 2, "sru_fuse": 0.125}, "cnn-sru-xfit2-fuse12.5-N5"),
     ("cnn", {"segments": 1}, "cnn-N1"),
     ("sru", {"segments": 2, "speaker_norm": True}, "sru-N2-spknorm"),
     ("crnn", {}, "crnn"),
@@ -86,7 +89,7 @@ def test_bad_settings_are_one_line_errors_naming_the_option(name, key, value, me
 
 
 def test_unknown_setting_and_profile_name_the_choices():
-    with pytest.raises(SettingsError, match="--set nonsense: not a setting of cnn-sru; its settings: amp, cnn_adversary, cnn_batch"):
+    with pytest.raises(SettingsError, match="--set nonsense: not a setting of cnn-sru; its settings: amp, cnn_batch, cnn_batchnorm"):
         registry.get("cnn-sru").settings("fast", {"nonsense": 1})
     with pytest.raises(SettingsError, match="--profile 'huge'.*paper, fast, tiny"):
         registry.get("crnn").settings("huge")
