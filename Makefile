@@ -7,28 +7,20 @@ STAMP  := $(VENV)/.installed
 
 DEMO_DIR ?= demo
 CORPUS   ?= casia
-ROOT     ?= ../shared/corpora/casia
+ROOT     ?= data/$(CORPUS)
 JOBS     ?= 2
 RUNS     ?= runs
 CACHE    ?=
 CORPORA  ?= $(CORPUS)
 CACHE_OPT := $(if $(CACHE),--cache $(CACHE),)
-# make tables: DEEP=0 skips the deep systems; SEGMENTS and PROFILE pick the deep grid.
-DEEP     ?= 1
-SEGMENTS ?= 1,2,3,4,5
-PROFILE  ?= fast
-# DEEP_SPKNORM=on|both adds the deep systems on per-speaker normalized log-mel (-spknorm runs).
-DEEP_SPKNORM ?= off
-# SYSTEMS=all (or a comma list of crnn,crnn-ctc,crnn-mk,dcnn-blstm-att) adds the systems table's models.
+# make tables: the paper's experiment file (copy it to change what runs); ONLY='IS10-*,cnn-sru-N3' filters it;
+# SYSTEMS=1 also runs the other seed papers' systems (recipes/seed-papers.toml).
+EXPERIMENT ?= recipes/jiang2019.toml
+ONLY     ?=
 SYSTEMS  ?=
-DEEP_OPT := $(if $(filter 0,$(DEEP)),--no-deep,--deep --segments $(SEGMENTS) --profile $(PROFILE)) \
-            --deep-speaker-norm $(DEEP_SPKNORM) \
-            $(if $(SYSTEMS),--systems $(SYSTEMS),)
-# make demo: a small deep run on the demo corpus and the CRNN of the systems table
-# (DEMO_SYSTEMS=all runs all four: a few more minutes).
-DEMO_SEGMENTS ?= 3
-DEMO_PROFILE  ?= tiny
-DEMO_SYSTEMS  ?= crnn
+ONLY_OPT := $(if $(ONLY),--only '$(ONLY)',)
+# make demo: the demo experiment (feature SVMs, tiny CNN+SRU/CNN/SRU at N = 3 and a CRNN).
+DEMO_EXPERIMENT ?= recipes/demo.toml
 
 .PHONY: install demo test bench tables report clean
 
@@ -42,22 +34,22 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(SB) demo-corpus --to $(DEMO_DIR)/corpus
-	$(SB) manifest --corpus demo --root $(DEMO_DIR)/corpus --out $(DEMO_DIR)/manifest.csv
+	$(SB) manifest --corpus demo --root $(DEMO_DIR)/corpus --out $(DEMO_DIR)/manifest.csv --overwrite
 	$(SB) extract --corpus demo --root $(DEMO_DIR)/corpus --jobs $(JOBS) --cache $(DEMO_DIR)/cache
-	$(SB) grid --corpus demo --root $(DEMO_DIR)/corpus --jobs $(JOBS) --cache $(DEMO_DIR)/cache \
-	  --runs $(DEMO_DIR)/runs --segments $(DEMO_SEGMENTS) --profile $(DEMO_PROFILE) \
-	  $(if $(DEMO_SYSTEMS),--systems $(DEMO_SYSTEMS),)
-	$(SB) tables --corpus demo --runs $(DEMO_DIR)/runs --out $(DEMO_DIR)/tables
-	$(SB) report --corpus demo --runs $(DEMO_DIR)/runs --out $(DEMO_DIR)/report
+	$(SB) run $(DEMO_EXPERIMENT) --corpus demo --root $(DEMO_DIR)/corpus --jobs $(JOBS) --cache $(DEMO_DIR)/cache \
+	  --runs $(DEMO_DIR)/runs
+	$(SB) tables --corpus demo --experiment $(DEMO_EXPERIMENT) --runs $(DEMO_DIR)/runs --out $(DEMO_DIR)/tables
+	$(SB) report --corpus demo --experiment $(DEMO_EXPERIMENT) --runs $(DEMO_DIR)/runs --out $(DEMO_DIR)/report
 	$(SB) train --corpus demo --root $(DEMO_DIR)/corpus --cache $(DEMO_DIR)/cache --runs $(DEMO_DIR)/runs \
 	  --jobs $(JOBS) --from-run best --out $(DEMO_DIR)/model --overwrite
 	$(SB) predict --model $(DEMO_DIR)/model --speaker-folder 2 $(DEMO_DIR)/corpus/spk1m/*/s0[12].wav
 
 tables: $(STAMP)
 	$(SB) extract --corpus $(CORPUS) --root $(ROOT) --jobs $(JOBS) $(CACHE_OPT)
-	$(SB) grid --corpus $(CORPUS) --root $(ROOT) --jobs $(JOBS) $(CACHE_OPT) --runs $(RUNS) $(DEEP_OPT)
-	$(SB) tables --corpus $(CORPUS) --runs $(RUNS)
-	$(SB) report --corpus $(CORPUS) --runs $(RUNS)
+	$(SB) run $(EXPERIMENT) --corpus $(CORPUS) --root $(ROOT) --jobs $(JOBS) $(CACHE_OPT) --runs $(RUNS) $(ONLY_OPT)
+	$(if $(SYSTEMS),$(SB) run recipes/seed-papers.toml --corpus $(CORPUS) --root $(ROOT) --jobs $(JOBS) $(CACHE_OPT) --runs $(RUNS),)
+	$(SB) tables --corpus $(CORPUS) --experiment $(EXPERIMENT) --runs $(RUNS)
+	$(SB) report --corpus $(CORPUS) --experiment $(EXPERIMENT) --runs $(RUNS)
 
 # make report CORPORA="casia emodb": one page opening with the cross-corpus leaderboard
 report: $(STAMP)

@@ -7,22 +7,17 @@ import click
 
 from serbench.cli.common import cache_option, corpus_option, emotions_option, root_option, runs_option, split_list
 from serbench.cli.run_options import (
-    SystemChoice, SystemsCommand, jobs_option, parse_sets, print_result, protocol_option, resume_option,
-    scheduler_option, seed_option, sets_option, threads_option, workers_option,
+    SystemChoice, SystemsCommand, flag_overrides, jobs_option, print_result, protocol_option, resume_option,
+    scheduler_option, seed_option, sets_option, setting_options, threads_option, workers_option,
 )
 
 
 @click.command("baseline", cls=SystemsCommand, systems_kind="baseline")
 @corpus_option
 @root_option
-@click.option("--feature", required=True, help="Functional feature set: PLP, MFCC, HuWSF, IS09, IS10, eGeMAPS, ComParE.")
 @click.option("--classifier", type=SystemChoice("baseline"), default="svm-linear", show_default=True)
+@setting_options("baseline", required=("feature",))
 @protocol_option
-@click.option("--speaker-norm/--no-speaker-norm", default=False, show_default=True,
-              help="Z-score each speaker's features with that speaker's own statistics (label-free).")
-@click.option("--class-weight", type=click.Choice(["none", "balanced"]), default="none", show_default=True,
-              help="'balanced' weights classes by inverse frequency (not the paper's; the system name gains "
-                   "-balanced).")
 @seed_option
 @jobs_option
 @threads_option
@@ -33,22 +28,20 @@ from serbench.cli.run_options import (
 @cache_option
 @runs_option
 @emotions_option
-def baseline_cmd(corpus: str, root: str, feature: str, classifier: str, protocol: str | None, speaker_norm: bool,
-                 class_weight: str, seed: int, jobs: int, threads: int | None, workers: int | None,
-                 scheduler: str | None, sets: tuple[str, ...], resume: bool, cache: str | None, runs: str | None,
-                 emotions: str | None) -> None:
+def baseline_cmd(corpus: str, root: str, classifier: str, protocol: str | None, seed: int, jobs: int,
+                 threads: int | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...], resume: bool,
+                 cache: str | None, runs: str | None, emotions: str | None, **settings: object) -> None:
     """Run an SVM baseline (standardize + SVM) under leave-one-speaker-out; print WA and UA.
 
     The corpus root must be readable where features are extracted (this machine); fold tasks on
     --workers or --scheduler receive the feature matrix from here.
     """
-    from serbench.systems.run import run_baseline
+    from serbench.systems.run import run_system
 
-    overrides = parse_sets(sets)
-    res = run_baseline(corpus, root, feature, classifier=classifier, speaker_norm=speaker_norm,
-                       class_weight=class_weight, protocol=protocol, seed=seed, cache=cache, runs=runs, jobs=jobs,
-                       threads=threads, workers=workers, scheduler=scheduler, emotions=split_list(emotions),
-                       resume=resume, overrides=overrides, log=lambda m: click.echo(f"  {m}", err=True))
+    overrides = flag_overrides(classifier, settings, sets)
+    res = run_system(classifier, corpus, root, overrides=overrides, kind="baseline", protocol=protocol, seed=seed,
+                     cache=cache, runs=runs, jobs=jobs, threads=threads, workers=workers, scheduler=scheduler,
+                     emotions=split_list(emotions), resume=resume, log=lambda m: click.echo(f"  {m}", err=True))
     print_result(res)
 
 

@@ -75,9 +75,9 @@ jobs_option = click.option(
     help="Worker processes for feature extraction (what the cache lacks; --workers/--scheduler, when given, "
          "extract too).")
 profile_option = click.option(
-    "--profile", type=click.Choice(["paper", "fast", "tiny"]), default="fast", show_default=True,
-    help="Deep systems' settings: paper (the paper's, GPU), fast (2-core CPU), tiny (seconds, for demos); "
-         "the SVMs have one recipe.")
+    "--profile", type=click.Choice(["paper", "fast", "tiny"]), default=None,
+    help="Deep systems' settings: paper (the paper's, GPU), fast (2-core CPU; the default), tiny (seconds, for "
+         "demos); the SVMs have one recipe.")
 device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
     help="Where deep folds train (auto: cuda when the worker has one). On a Dask cluster, cuda folds need "
@@ -85,6 +85,93 @@ device_option = click.option(
 protocol_option = click.option(
     "--protocol", type=click.Choice(["loso", "loso-session"]), default=None,
     help="Outer protocol (default: loso; loso-session for iemocap).")
+
+
+# ---------------------------------------------------------------- options generated from the settings
+
+def setting_flags(kind: str | None = None) -> list[tuple[str, str, object, str]]:
+    """``(flag, key, click type, help)`` of every setting that declares a ``flag``, over the registered
+    systems of ``kind`` (None: all), in a stable order: the one source of the systems' options."""
+    import typing
+
+    from serbench.systems import registry
+    from serbench.systems.settings import Options, _base_type
+
+    found: dict[str, tuple[str, str, object, str, list[str]]] = {}
+    for system in registry.all_systems(kind=kind):
+        cls = system.settings_class
+        types = typing.get_type_hints(cls)
+        for key, f in cls.fields().items():
+            flag = f.metadata.get("flag")
+            if not flag:
+                continue
+            if flag in found:
+                found[flag][4].append(system.name)
+                continue
+            typ, _optional = _base_type(types[key])
+            check = f.metadata.get("check")
+            ctype: object = bool if typ is bool else (click.Choice([str(v) for v in check.values])
+                                                      if isinstance(check, Options) else
+                                                      {int: int, float: float}.get(typ, str))
+            found[flag] = (flag, key, ctype, str(f.metadata.get("doc") or ""), [system.name])
+    every = len(registry.names(kind=kind))
+    return [(flag, key, ctype, f"{doc} ({', '.join(names)})" if len(names) < every else doc)
+            for flag, key, ctype, doc, names in found.values()]
+
+
+def setting_options(kind: str | None = None, *, required: tuple[str, ...] = ()):
+    """Click options for the settings with a ``flag`` (see :func:`setting_flags`), each defaulting to None
+    (the profile's value); the command passes its keyword arguments to :func:`flag_overrides`."""
+    def decorate(fn):
+        for flag, key, ctype, doc in reversed(setting_flags(kind)):
+            if ctype is bool:
+                fn = click.option(f"{flag}/--no-{flag[2:]}", key, default=None, help=doc)(fn)
+            else:
+                fn = click.option(flag, key, type=ctype, default=None, required=key in required, help=doc)(fn)
+        fn.__serbench_setting_keys__ = tuple(key for _f, key, _t, _d in setting_flags(kind))
+        return fn
+    return decorate
+
+
+def flag_overrides(system: str, values: dict, sets: tuple[str, ...] | list[str] = ()) -> dict:
+    """``--set`` items and the generated setting options given (not None) as settings of ``system``.
+
+    An option the system has no such setting for is an error naming it; a setting given both as an
+    option and with ``--set`` must agree.
+    """
+    from serbench.systems import registry
+
+    target = registry.get(system)
+    fields = target.settings_class.fields()
+    out = parse_sets(sets)
+    for flag, key, _t, _d in setting_flags():
+        value = values.get(key)
+        if value is None:
+            continue
+        if key not in fields:
+            raise SerbenchError(f"{flag}: {system} has no such setting (its settings: `serbench systems {system}`)")
+        if key in out and str(out[key]) != str(value):
+            raise SerbenchError(f"{flag} {value} and --set {key}={out[key]}: give it once")
+        out[key] = value
+    return out
+
+
+def epoch_overrides(model: str, epochs: int | None) -> dict:
+    """``--epochs N``: every epoch setting of deep system ``model`` (``epochs`` or each ``*_epochs``)."""
+    from serbench.systems import registry
+
+    if epochs is None:
+        return {}
+    target = registry.get(model)
+    if target.kind != "deep":
+        raise SerbenchError(f"--epochs: {model} is not trained in epochs")
+    fields = target.settings_class.fields()
+    keys = ["epochs"] if "epochs" in fields else [k for k in fields if k.endswith("_epochs")]
+    return {k: epochs for k in keys}
+
+
+epochs_option = click.option("--epochs", type=click.IntRange(min=1), default=None,
+                             help="Shorthand: every epoch setting of a deep system (--set cnn_epochs=... for one).")
 
 
 def parse_sets(items: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -144,4 +231,6 @@ def print_result(res: Any, echo=click.echo) -> None:
 
 
 __all__ = ["SystemChoice", "SystemsCommand", "workers_option", "scheduler_option", "threads_option", "sets_option",
-           "resume_option", "seed_option", "protocol_option", "jobs_option", "profile_option", "device_option", "parse_sets", "print_result", "positive"]
+           "resume_option", "seed_option", "protocol_option", "jobs_option", "profile_option", "device_option", "parse_sets",
+           "print_result", "positive", "setting_flags", "setting_options", "flag_overrides", "epoch_overrides",
+           "epochs_option"]

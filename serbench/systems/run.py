@@ -34,10 +34,6 @@ from serbench.systems.identity import settings_identity
 
 Log = Callable[[str], None]
 
-#: Options a grid gives every system; a system without such a setting ignores it, and says so.
-SHARED_OPTIONS = {"segments": "reads whole utterances", "pretrained": "has no ImageNet CNN"}
-
-
 class DataCache:
     """Feature tables and datasets loaded once per command and reused by every plan that reads them (a grid)."""
 
@@ -48,18 +44,6 @@ class DataCache:
         if key not in self._data:
             self._data[key] = load()
         return self._data[key]
-
-
-def _split_options(system: System, overrides: Mapping[str, Any] | None, log: Log) -> dict:
-    fields = system.settings_class.fields()
-    out = {}
-    for key, value in (overrides or {}).items():
-        if key in SHARED_OPTIONS and key not in fields:
-            if value is not None:
-                log(f"--{key} {value} ignored: {system.name} {SHARED_OPTIONS[key]}")
-            continue
-        out[key] = value
-    return out
 
 
 def data_warnings(data: Dataset, folds: Sequence[Fold]) -> list[str]:
@@ -124,7 +108,7 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
         raise SystemOptionError(f"--threads {threads!r}: give a positive number of threads")
     if str(device).lower() not in ("auto", "cpu") and not str(device).lower().startswith("cuda"):
         raise SystemOptionError(f"--device {device!r}: choose auto, cpu or cuda")
-    s = system.settings(profile if system.kind == "deep" else None, _split_options(system, overrides, say))
+    s = system.settings(profile if system.kind == "deep" else None, dict(overrides or {}))
     proto = resolve_protocol(corpus, protocol)
     emotions = list(emotions) if emotions else None
     data_cache = data_cache or DataCache()
