@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -15,6 +17,11 @@ import soxr
 from serbench.errors import AudioError
 
 TARGET_SR = 16000
+#: A float file whose peak is this many times full scale (1.0) gets a warning: the openSMILE sets
+#: quantize to 16 bit and clip it, other sets see it unscaled; a little over 1.0 is common and harmless.
+OVER_FULL_SCALE = 2.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,9 @@ class Audio:
     sample_rate: int
     orig_sample_rate: int
     orig_channels: int
+    #: What is odd about the file but did not stop it being read (a truncated file, samples far
+    #: beyond full scale), one reason each, without the path; also logged (info) with the path.
+    warnings: tuple[str, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -131,11 +141,59 @@ def load_audio(path: str | Path, sample_rate: int = TARGET_SR) -> Audio:
     if not np.all(np.isfinite(data)):
         raise AudioError(path, "audio contains NaN or infinite samples")
     channels = data.shape[1]
+    notes = []
+    claimed = wav_header_frames(path)
+    if claimed is not None and claimed > data.shape[0]:
+        notes.append(f"truncated: its header gives {claimed / sr:.2f} s ({claimed} frames), the file holds "
+                     f"{data.shape[0] / sr:.2f} s; read at the shorter length")
+    peak = max(float(data.max()), -float(data.min()))          # no |data| copy of a long file
+    if peak > OVER_FULL_SCALE:
+        notes.append(f"samples reach {peak:.3g}, {peak:.0f}x full scale (1.0); the openSMILE sets clip them at "
+                     "full scale: rescale the file if that is not meant")
+    for note in notes:            # info: the callers show them (extract's notes, predict's warnings)
+        log.info("%s: %s", path, note)
     mono = data.mean(axis=1) if channels > 1 else data[:, 0]
+    del data                      # a long multi-channel file: do not hold both copies while resampling
     if sr != sample_rate:
         mono = soxr.resample(mono, sr, sample_rate, quality="HQ").astype(np.float32)
     return Audio(signal=np.ascontiguousarray(mono, dtype=np.float32), sample_rate=sample_rate,
-                 orig_sample_rate=int(sr), orig_channels=int(channels))
+                 orig_sample_rate=int(sr), orig_channels=int(channels), warnings=tuple(notes))
+
+
+def wav_header_frames(path: str | Path) -> int | None:
+    """The frame count a RIFF/WAVE file's header claims (its ``data`` chunk size / block size), or None.
+
+    None for other containers, for a header that gives no usable size (0 or 0xFFFFFFFF, as
+    streaming writers leave it; RF64) or that cannot be parsed. libsndfile reports the frames
+    actually present, so comparing the two finds a file cut short with its header intact.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block = None
+            for _ in range(64):             # a WAV has a handful of chunks before its data
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(size)
+                    if len(fmt) < 14:
+                        return None
+                    block = struct.unpack("<H", fmt[12:14])[0]
+                    if size % 2:
+                        f.seek(1, os.SEEK_CUR)
+                elif cid == b"data":
+                    if not block or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block
+                else:
+                    f.seek(size + (size % 2), os.SEEK_CUR)
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:

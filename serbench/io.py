@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterable, Iterator, Sequence
 
 from serbench.errors import SerbenchError
 
@@ -91,3 +91,58 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, inside: str | Path | No
 
 def atomic_write_text(path: str | Path, text: str, *, inside: str | Path | None = None) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), inside=inside)
+
+
+class OutputError(SerbenchError):
+    """An output path that would destroy something the user owns (an input, an existing file) or names no format."""
+
+
+def check_output_file(path: str | Path, *, option: str = "--out", inputs: Iterable[str | Path] = (),
+                      inside_inputs: Iterable[str | Path] = (), overwrite: bool = False,
+                      suffixes: Sequence[str] | None = None) -> Path:
+    """Check a single output file before any work is done; return it (user's ``~`` expanded).
+
+    Refused, each in one line naming ``option`` and what to do: a suffix not in ``suffixes``
+    (compared lower-case, e.g. ``(".csv", ".parquet")``; None: any), a folder, a path that is
+    (links resolved) one of the ``inputs`` files or lies inside one of the ``inside_inputs``
+    folders (a model bundle or feature cache being read), and an existing file unless
+    ``overwrite``. The inputs are refused even with ``overwrite``: writing over what the
+    command reads destroys it.
+    """
+    out = Path(path).expanduser()
+    if suffixes is not None and out.suffix.lower() not in {s.lower() for s in suffixes}:
+        got = f"suffix {out.suffix!r}" if out.suffix else "no suffix"
+        raise OutputError(f"{option} {path}: {got}; the format follows the suffix, use one of "
+                          f"{', '.join(suffixes)}")
+    if out.is_dir():
+        raise OutputError(f"{option} {path}: is a folder; give a file name inside it")
+    real = out.resolve()
+    for item in inputs:
+        if Path(item).expanduser().resolve() == real:
+            raise OutputError(f"{option} {path}: is one of this command's inputs ({item}); writing there would "
+                              "destroy it, choose another file")
+    for folder in inside_inputs:
+        real_folder = Path(folder).expanduser().resolve()
+        if real == real_folder or real_folder in real.parents:
+            raise OutputError(f"{option} {path}: lies inside {folder}, which this command reads; writing there "
+                              "could destroy it, choose a file outside it")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise OutputError(f"{option} {path}: already exists; give --overwrite to replace it, or another name")
+    return out
+
+
+
+def check_output_folder(path: str | Path, *, option: str = "--out", inside_inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse an output folder that is, or lies inside, or contains one of the ``inside_inputs`` folders
+    (a feature cache, a results store or a corpus the command reads), links resolved; return it.
+
+    Whether the folder may be replaced is the writer's own rule (e.g. a bundle needs ``--overwrite``).
+    """
+    out = Path(path).expanduser()
+    real = out.resolve()
+    for folder in inside_inputs:
+        real_folder = Path(folder).expanduser().resolve()
+        if real == real_folder or real_folder in real.parents or real in real_folder.parents:
+            raise OutputError(f"{option} {path}: overlaps {folder}, which this command reads; choose a folder "
+                              "outside it")
+    return out

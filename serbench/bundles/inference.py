@@ -50,8 +50,23 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".a
                   ".caf", ".w64", ".rf64")
 #: Below one 16-bit step: what the feature extraction records as digital silence.
 SILENCE_PEAK = 1.0 / 32768
-#: Shortest window accepted (seconds): every feature set needs a few 25 ms frames.
-MIN_WINDOW_S = 0.1
+#: Shortest window accepted (seconds): the functionals need enough 10 ms frames for their statistics
+#: (regression coefficients, percentiles, deltas) and the log-mel sets a few 25 ms frames per segment.
+MIN_WINDOW_S = 0.25
+#: Shortest step between windows (seconds): one frame of the feature sets; finer steps repeat the same frames.
+MIN_HOP_S = 0.01
+#: Most windows per file: beyond this a prediction is more rows than anyone reads (a hop typed wrong).
+MAX_WINDOWS = 10_000
+#: Most memory the features of one input (a whole file, or one window) may take; a longer input is
+#: refused with what it would need, and ``--window`` predicts it in pieces.
+MEMORY_BUDGET = 1.5e9
+#: Bytes of memory per second of audio that a feature set's extractor takes for one input: peak RSS
+#: growth measured while extracting a synthetic 120-s 16-kHz signal (IS10: 600 s, where it grows
+#: faster than linearly; 13.5 GB peak for one hour). Sets not listed (the log-mel arrays of the deep
+#: systems, whose networks then run over the whole input) get DEFAULT_BYTES_PER_S.
+BYTES_PER_S = {"IS09": 0.11e6, "IS10": 4.5e6, "eGeMAPS": 0.26e6, "ComParE": 0.42e6, "MFCC": 0.52e6,
+               "PLP": 0.29e6, "HuWSF": 0.62e6}
+DEFAULT_BYTES_PER_S = 1.0e6
 #: Per-speaker statistics need at least this many inputs of the speaker.
 MIN_SPEAKER_ROWS = 2
 SUMMARY = "mean of the window scores; emotion = their argmax"
@@ -77,6 +92,8 @@ class Source:
     sample_rate: int = TARGET_SR
     speaker: str | None = None
     extra: dict = field(default_factory=dict)
+    #: What was odd about the file when decoded (truncated, far beyond full scale), with its name.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -188,7 +205,9 @@ def decode(src: Source) -> np.ndarray:
     if src.path is not None:
         from serbench.audio import load_audio
 
-        return load_audio(src.path).signal
+        audio = load_audio(src.path)
+        src.warnings = [f"{src.name}: {w}" for w in audio.warnings]
+        return audio.signal
     import soxr
 
     x = np.asarray(src.signal)
@@ -229,10 +248,78 @@ def check_window(window: float | None, hop: float | None) -> tuple[float | None,
     window = float(window)
     hop = window if hop is None else float(hop)
     if not math.isfinite(window) or window < MIN_WINDOW_S:
-        raise PredictError(f"--window {window:g}: give a length in seconds >= {MIN_WINDOW_S}")
-    if not math.isfinite(hop) or hop <= 0:
-        raise PredictError(f"--hop {hop:g}: give a positive step in seconds")
+        raise PredictError(f"--window {window:g}: give a length in seconds >= {MIN_WINDOW_S} (the feature sets "
+                           "need that much audio per window)")
+    if not math.isfinite(hop) or hop < MIN_HOP_S or hop > window:
+        raise PredictError(f"--hop {hop:g}: give a step in seconds from {MIN_HOP_S} (one feature frame) to the "
+                           f"window length {window:g} (longer steps would leave audio out)")
     return window, hop
+
+
+def window_count(n_samples: int, window: float, hop: float, sr: int = TARGET_SR) -> int:
+    """How many windows :func:`windows` gives for a signal of ``n_samples`` (without listing them)."""
+    w, h = max(1, int(round(window * sr))), max(1, int(round(hop * sr)))
+    return 1 if n_samples <= w else math.ceil((n_samples - w) / h) + 1
+
+
+def _too_many_windows(name: str, n_samples: int, sr: int, window: float, hop: float) -> str:
+    """'' or why ``name`` (``n_samples`` at ``sr``) would give more than :data:`MAX_WINDOWS` windows."""
+    count = window_count(int(round(n_samples * TARGET_SR / sr)), window, hop)
+    if count <= MAX_WINDOWS:
+        return ""
+    return (f"{name}: --window {window:g} --hop {hop:g} gives {count} windows for its {n_samples / sr:.1f} s, more "
+            f"than {MAX_WINDOWS}; give a longer --hop or --window")
+
+
+def _memory(seconds: float, feature_set: str) -> float:
+    """Bytes the features of ``seconds`` of audio take (see :data:`BYTES_PER_S`) plus the 16-kHz signal."""
+    return seconds * (BYTES_PER_S.get(feature_set, DEFAULT_BYTES_PER_S) + 4 * TARGET_SR)
+
+
+def _too_long(name: str, seconds: float, feature_set: str, windowed: bool = False) -> str:
+    need = _memory(seconds, feature_set)
+    if need <= MEMORY_BUDGET:
+        return ""
+    longest = MEMORY_BUDGET / _memory(1.0, feature_set)
+    what = f"windows of {seconds:g} s" if windowed else f"{seconds:.0f} s as one input"
+    return (f"{name}: {what} would need about {need / 1e9:.1f} GB for the {feature_set} features, over the "
+            f"{MEMORY_BUDGET / 1e9:g} GB allowed per input (about {longest:.0f} s); give "
+            + ("a shorter --window" if windowed else "--window S (e.g. --window 10) to predict it in windows"))
+
+
+def check_sources(sources: list[Source], window: float | None, hop: float | None,
+                  feature_set: str | None = None) -> None:
+    """Raise :class:`PredictError` before any work when an input has too many windows or, without
+    ``window``, is too long to extract as one input (memory, see :data:`MEMORY_BUDGET`).
+
+    File lengths come from their headers (nothing is decoded); an unreadable header is left
+    for the prediction to report on that input's row. ``feature_set``: the bundle's set
+    name (None: the memory is not checked).
+    """
+    if not window and feature_set is None:
+        return
+    from serbench.audio import audio_info
+
+    for src in sources:
+        if src.path is not None:
+            try:
+                info = audio_info(src.path)
+            except AudioError:
+                continue
+            frames, rate = info.frames, info.sample_rate
+        else:
+            sig = np.asarray(src.signal)
+            if sig.ndim not in (1, 2) or src.sample_rate < 1000:
+                continue                  # decode() fails that input's row, naming what is wrong
+            frames, rate = sig.shape[0], src.sample_rate
+        if window:
+            why = _too_many_windows(src.name, frames, rate, window, hop or window)
+            if not why and feature_set is not None:
+                why = _too_long(src.name, min(window, frames / rate), feature_set, windowed=True)
+        else:
+            why = _too_long(src.name, frames / rate, feature_set or "")
+        if why:
+            raise PredictError(why)
 
 
 # ---------------------------------------------------------------- features
@@ -404,12 +491,14 @@ def predict(model: Model, inputs: Any, *, speakers: Any = None, window: float | 
     function of the file's path; a manifest DataFrame's ``speaker`` column is used when not
     given. ``sample_rate``: of array inputs. ``batch``: inputs scored per call of the system.
     ``progress``: a rich progress bar on stderr. ``df.attrs`` holds ``model``, ``score_kind``,
-    ``passed_over`` (non-audio files found in folders) and, with windows, ``summary``.
+    ``passed_over`` (non-audio files found in folders), ``warnings`` (files read with a warning:
+    truncated, far beyond full scale; one line each, naming the file) and, with windows, ``summary``.
     """
     window, hop = check_window(window, hop)
     if int(batch) < 1:
         raise PredictError(f"batch {batch!r}: give a positive number of inputs")
     sources, passed_over = collect(inputs, speakers, sample_rate)
+    check_sources(sources, window, hop, model.feature_set.name)
     spk = _speakers(sources, model, window)
     with _progress(progress, len(sources), model.name) as tick:
         units = list(_scored_units(model, sources, spk, window, hop, threads, int(batch), tick))
@@ -417,7 +506,8 @@ def predict(model: Model, inputs: Any, *, speakers: Any = None, window: float | 
         _summarize(units)
     df = _frame(model, sources, units, show_speaker=any(s.speaker is not None for s in sources) or model.speaker_norm,
                 speakers=spk)
-    df.attrs.update({"model": model.name, "score_kind": model.score_kind, "passed_over": passed_over})
+    df.attrs.update({"model": model.name, "score_kind": model.score_kind, "passed_over": passed_over,
+                     "warnings": [w for s in sources for w in s.warnings]})
     if window:
         df.attrs["summary"] = SUMMARY
     return df
@@ -475,20 +565,57 @@ class _progress:
 # ---------------------------------------------------------------- writing
 
 FORMATS = ("csv", "parquet", "json")
+#: Output file suffixes and the format each names (the format always follows the suffix).
+OUTPUT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
 
 
-def output_format(out: str | Path, fmt: str | None) -> str:
-    """``fmt``, or the one ``out``'s suffix names (csv when it names none)."""
-    if fmt:
-        if fmt not in FORMATS:
-            raise PredictError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
-        return fmt
-    suffix = Path(out).suffix.lower().lstrip(".")
-    return {"pq": "parquet", "jsonl": "json"}.get(suffix, suffix) if suffix in (*FORMATS, "pq", "jsonl") else "csv"
+def output_format(out: str | Path, fmt: str | None = None) -> str:
+    """The format ``out``'s suffix names; ``fmt``, when given, must agree with it.
+
+    An unknown or missing suffix is refused: a CSV written under ``.xlsx`` or no suffix at
+    all misleads whoever opens it.
+    """
+    suffix = Path(out).suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        got = f"suffix {Path(out).suffix!r}" if suffix else "no suffix"
+        raise PredictError(f"--out {out}: {got}; the format follows the suffix, use one of "
+                           f"{', '.join(OUTPUT_SUFFIXES)}")
+    named = OUTPUT_SUFFIXES[suffix]
+    if fmt and fmt != named:
+        raise PredictError(f"--format {fmt}: --out {out} names {named} by its suffix; leave out --format or "
+                           f"give a .{fmt} file name")
+    return named
 
 
-def write_table(df: pd.DataFrame, out: str | Path, fmt: str | None = None) -> Path:
-    """Write the predictions atomically as CSV, Parquet or JSON (a list of row objects)."""
+def check_output(out: str | Path, fmt: str | None = None, *, inputs: Any = (), model_dir: str | Path | None = None,
+                 overwrite: bool = False) -> tuple[Path, str]:
+    """``(path, format)`` of the table to write, checked before any work (see :func:`serbench.io.check_output_file`).
+
+    Refused: an unknown suffix, one of the ``inputs`` (files; folders are expanded to their
+    audio files), a path inside the model bundle ``model_dir``, and an existing file unless
+    ``overwrite``.
+    """
+    from serbench.io import OutputError, check_output_file
+
+    fmt = output_format(out, fmt)
+    files: list[Path] = []
+    for item in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
+        if isinstance(item, (str, Path)):
+            p = Path(item).expanduser()
+            files.extend(_folder_files(p, []) if p.is_dir() else [p])
+    try:
+        path = check_output_file(out, inputs=files, inside_inputs=[model_dir] if model_dir is not None else [],
+                                 overwrite=overwrite)
+    except OutputError as exc:
+        raise PredictError(str(exc)) from None
+    return path, fmt
+
+
+def write_table(df: pd.DataFrame, out: str | Path, fmt: str | None = None, *, overwrite: bool = True) -> Path:
+    """Write the predictions atomically as CSV, Parquet or JSON (a list of row objects), by ``out``'s suffix.
+
+    Without ``overwrite`` an existing file is refused (:class:`PredictError`).
+    """
     import io
 
     from serbench.io import atomic_write_bytes
@@ -497,6 +624,8 @@ def write_table(df: pd.DataFrame, out: str | Path, fmt: str | None = None) -> Pa
     if out.is_dir():
         raise PredictError(f"--out {out}: is a folder; give a file name, e.g. {out / 'predictions.csv'}")
     fmt = output_format(out, fmt)
+    if not overwrite and (out.exists() or out.is_symlink()):
+        raise PredictError(f"--out {out}: already exists; give --overwrite to replace it, or another name")
     frame = df.copy()
     frame.attrs = {}
     if fmt == "csv":
@@ -515,5 +644,7 @@ def write_table(df: pd.DataFrame, out: str | Path, fmt: str | None = None) -> Pa
     return out
 
 
-__all__ = ["predict", "collect", "windows", "check_window", "write_table", "output_format", "PredictError",
+__all__ = ["predict", "collect", "windows", "window_count", "check_window", "check_sources", "check_output",
+           "write_table", "output_format", "PredictError", "OUTPUT_SUFFIXES", "MIN_WINDOW_S", "MIN_HOP_S", "MAX_WINDOWS",
+           "MEMORY_BUDGET", "BYTES_PER_S",
            "AUDIO_SUFFIXES", "FORMATS", "SUMMARY", "SPEAKER_NORM_HELP"]

@@ -63,12 +63,12 @@ def print_summary(scan: corpora.CorpusScan) -> None:
         common.console.print("  skipped: none")
 
 
-def write_manifest(scan: corpora.CorpusScan, out: Path) -> None:
-    from serbench.io import atomic_write
+def write_manifest(scan: corpora.CorpusScan, out: Path, overwrite: bool = True) -> None:
+    from serbench.io import atomic_write, check_output_file
 
+    out = check_output_file(out, inputs=scan.manifest["path"].astype(str), overwrite=overwrite,
+                            suffixes=(".csv", ".parquet"))
     suffix = out.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise SerbenchError(f"--out {out}: use a .csv or .parquet file name")
     with atomic_write(out, "wb") as f:
         if suffix == ".csv":
             scan.manifest.to_csv(f, index=False)
@@ -83,14 +83,19 @@ def write_manifest(scan: corpora.CorpusScan, out: Path) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the manifest to FILE.csv or FILE.parquet.")
 @click.option("--strict", is_flag=True, help="Fail if any file does not fit the layout.")
-def manifest_cmd(corpus: str, root: str, emotions: str | None, out: Path | None, strict: bool) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace the file --out if it exists.")
+def manifest_cmd(corpus: str, root: str, emotions: str | None, out: Path | None, strict: bool,
+                 overwrite: bool) -> None:
     """Parse a corpus folder into the manifest and print its summary."""
     from serbench import corpora
+    from serbench.io import check_output_file
 
+    if out is not None:   # before the scan: a refused --out should not cost a corpus scan
+        check_output_file(out, overwrite=overwrite, suffixes=(".csv", ".parquet"))
     scan = corpora.scan(corpus, root, emotions=split_list(emotions), strict=strict)
     print_summary(scan)
     if out is not None:
-        write_manifest(scan, out)
+        write_manifest(scan, out, overwrite=overwrite)
         common.console.print(f"  manifest written to {out}")
 
 

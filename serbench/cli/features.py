@@ -30,6 +30,16 @@ def _size(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
+def _check_sets(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--features ,`` (a list naming nothing) is refused: taken as absent it would mean every set."""
+    if value is not None and not _split(value):
+        from serbench.errors import SerbenchError
+
+        raise SerbenchError(f"--features {value!r}: names no feature set; give a comma-separated list (choices: "
+                            f"{','.join(fs.name for fs in list_feature_sets())}) or leave the option out")
+    return value
+
+
 def _check_corpus(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     from serbench.corpora import check_corpus_name
 
@@ -72,7 +82,7 @@ def print_report(report: ExtractReport, console: Console) -> None:
 @click.command("extract")
 @click.option("--corpus", required=True, callback=_check_corpus, help="Corpus name (see `serbench corpora`).")
 @click.option("--root", required=True, type=click.Path(file_okay=False), help="The corpus folder.")
-@click.option("--features", "features", default=None,
+@click.option("--features", "features", default=None, callback=_check_sets,
               help=f"Comma-separated feature sets (default: {','.join(DEFAULT_SETS)}); "
                    f"choices: {','.join(fs.name for fs in list_feature_sets())}.")
 @click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
@@ -128,7 +138,8 @@ def cache_group() -> None:
 _cache_opt = click.option("--cache", default=None, type=click.Path(file_okay=False),
                           help="Cache root (default $SERBENCH_CACHE or ~/.cache/serbench).")
 _corpus_opt = click.option("--corpus", default=None, callback=_check_corpus, help="Only this corpus.")
-_features_opt = click.option("--features", default=None, help="Only these comma-separated sets.")
+_features_opt = click.option("--features", default=None, callback=_check_sets,
+                             help="Only these comma-separated sets.")
 
 
 @cache_group.command("info")
@@ -201,9 +212,17 @@ def cache_verify(cache: str | None, corpus: str | None, features: str | None, re
                       highlight=False)
     for p in problems:
         console.print(f"  {p}", highlight=False, markup=False)
-    if not folders:
+    # Named like a set and holding parts, but meta.json missing or garbage: extract refuses to read it,
+    # so verify fails on it too (naming meta.json) instead of calling it "not a cache set".
+    damaged = cache_mod.damaged_folders(cache, corpus, _split(features))
+    for _, line in damaged:
+        console.print(f"damaged: {line}", highlight=False, markup=False, soft_wrap=True)
+    problems += [line for _, line in damaged]
+    if not folders and not damaged:
         console.print(f"no cached features under {cache_mod.cache_root(cache)}", highlight=False)
-    _print_foreign(console, cache_mod.unrecognized_folders(cache, corpus, _split(features)))
+    damaged_dirs = {folder for folder, _ in damaged}
+    _print_foreign(console, [f for f in cache_mod.unrecognized_folders(cache, corpus, _split(features))
+                             if f not in damaged_dirs])
     if problems:
         sys.exit(1)
 

@@ -352,9 +352,12 @@ class RunStore:
         command = command if isinstance(command, str) else " ".join(map(str, command))
         config = json.loads(_dump(config))  # normalizes types so that resume compares like with like
         labels = [str(x) for x in labels]
+        from serbench.io import ensure_inside
+
         if resume:
             found = self.find_partial(corpus, system, config, labels, fingerprint=fingerprint, kind=kind)
             if found is not None:
+                ensure_inside(found, self.root)     # never resumed (written) through a link out of the store
                 _acquire_lock(found)      # before touching run.json: another process may own it
                 record = _read_json(found / RUN_JSON)
                 record.setdefault("resumed", []).append({"at": utc_now(), "command": command})
@@ -362,6 +365,7 @@ class RunStore:
                 return RunWriter(found, record, resumed=True)
         run_id = new_run_id()
         path = self.system_dir(corpus, system) / f"{run_id}{PARTIAL_SUFFIX}"
+        ensure_inside(path, self.root)              # runs/<corpus>/<system> may not lead out of the store
         try:
             path.mkdir(parents=True, exist_ok=False)
         except OSError as exc:

@@ -36,6 +36,7 @@ automatically, and ``extract(..., retry_failed=True)`` retries them on demand.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
@@ -44,7 +45,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,8 @@ KEY_COLUMNS: tuple[str, ...] = ("utterance_id", "content_hash", "status", "statu
 ARRAY_COLUMNS: tuple[str, ...] = ("shape", "n_frames", "values")
 STATUSES: tuple[str, ...] = ("ok", "nan", "failed")
 META = "meta.json"
+#: The writer's lock file in a set's folder (holds the pid of the process extracting into it).
+LOCK = ".lock"
 #: Compact (at the end of an extraction) when a folder holds more parts than this: a
 #: warm run then reads one file per set, and rewriting is cheap next to extracting.
 COMPACT_PARTS = 1
@@ -181,10 +184,31 @@ class FeatureCache:
         self._write(self.path / name, table)
         return self.path / name
 
+    def check_meta(self) -> dict | None:
+        """This folder's ``meta.json`` (None when the folder has neither it nor parts).
+
+        Raises :class:`CacheError` naming ``meta.json`` when it is there but does not describe
+        this set (garbage, another set's), or when it is missing beside part files: the reader,
+        the writer and ``cache verify`` then agree that the folder is damaged.
+        """
+        meta_path = self.path / META
+        if not meta_path.is_file() and not meta_path.is_symlink():
+            n = len(self.parts())
+            if n:
+                raise CacheError(f"{meta_path}: missing, though the folder holds {n} cache part(s); delete "
+                                 f"{self.path} to re-extract this set")
+            return None
+        problem = meta_problem(self.path)
+        if problem:
+            raise CacheError(f"{meta_path}: {problem}; delete {self.path} to re-extract this set")
+        return folder_meta(self.path)
+
     def _write(self, target: Path, table: pa.Table) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            if not (self.path / META).is_file():
+            if (self.path / META).is_file():
+                self.check_meta()
+            else:
                 atomic_write_text(self.path / META, json.dumps(self.meta(), indent=1, sort_keys=True) + "\n",
                                   inside=self.root)
             with atomic_write(target, "wb", inside=self.root) as f:
@@ -227,6 +251,43 @@ class FeatureCache:
                                  "--cache / SERBENCH_CACHE at a disk with room") from exc
             raise self._not_writable(exc) from exc
 
+    @contextlib.contextmanager
+    def writer_lock(self, say: Callable[[str], None] | None = None) -> Iterator[bool]:
+        """Hold the one-writer lock of this set (``fcntl.flock`` on ``<folder>/.lock``) while extracting.
+
+        A second process waits here for the first, after ``say("waiting for pid N extracting into
+        DIR")``, then reads what the first one committed instead of extracting it again. Yields
+        whether it had to wait. The lock goes with the process (a killed writer releases it).
+        Where the lock file cannot be created (a read-only cache) nothing can be written either:
+        it yields at once and :meth:`check_writable` says why.
+        """
+        import fcntl
+
+        lock = self.path / LOCK
+        ensure_inside(lock, self.root)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if exc.errno in _DENIED_ERRNOS or exc.errno in _FULL_ERRNOS:
+                yield False
+                return
+            raise
+        waited = False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+                (say or _warn)(f"waiting for pid {holder} extracting into {self.path}")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                waited = True
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield waited
+        finally:
+            os.close(fd)            # releases the lock
+
     def writable(self) -> bool:
         """Whether this process may write into the folder (no write is attempted)."""
         return os.access(self.path, os.W_OK | os.X_OK)
@@ -236,23 +297,48 @@ class FeatureCache:
         # A concurrent compaction may delete a part between listing and reading: list again.
         for _ in range(5):
             parts = self.parts()
+            if not parts:
+                return None, []
+            meta = self.check_meta() or {}
             tables = []
             try:
                 for p in parts:
+                    self._check_part_schema(p, meta)
                     tables.append(read_part(p, columns))
             except FileNotFoundError:
                 continue
             except (pa.ArrowException, OSError) as exc:
                 raise CacheError(f"cannot read cache part {p}: {_one_line(exc)}; run `serbench cache verify` "
                                  f"or delete {self.path} to re-extract") from exc
-            if not tables:
-                return None, []
             try:
                 return pa.concat_tables(tables), parts
             except pa.ArrowInvalid as exc:
-                raise CacheError(f"cache parts in {self.path} disagree on their columns ({exc}); "
+                raise CacheError(f"cache parts in {self.path} disagree on their columns ({_one_line(exc)}); "
                                  "delete the folder to re-extract") from exc
         raise CacheError(f"{self.path}: parts kept disappearing while reading; is another process clearing it?")
+
+    @staticmethod
+    def _check_part_schema(part: Path, meta: dict) -> None:
+        """Raise :class:`CacheError` in one line when ``part`` is not a part of the set ``meta.json``
+        describes (a foreign Parquet file dropped in the folder), before its columns are read."""
+        columns = meta.get("columns")
+        if not isinstance(columns, list):
+            return
+        schema = pq.read_schema(part)
+        names = list(schema.names)
+        expected = _expected_types(meta)
+        if names != columns:
+            missing = [c for c in columns if c not in names]
+            extra = [c for c in names if c not in columns]
+            what = (f"{len(names)} columns where meta.json lists {len(columns)}"
+                    + (f"; lacks {_few(missing)}" if missing else "") + (f"; has {_few(extra)}" if extra else ""))
+        elif expected is not None and list(schema.types) != expected:
+            wrong = [n for n, t, want in zip(names, schema.types, expected) if t != want]
+            what = f"column types differ from what the cache writes ({_few(wrong)})"
+        else:
+            return
+        raise CacheError(_cap(f"{part}: not a part of this cache set ({what}); delete it, or the folder, to "
+                              "re-extract", 400))
 
     @staticmethod
     def _newest(table: pa.Table) -> pa.Table:
@@ -319,14 +405,30 @@ class FeatureCache:
                 pass
 
 
+def _warn(message: str) -> None:
+    import logging
+
+    logging.getLogger(__name__).warning(message)
+
+
 def read_part(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
     """One part file, its page checksums verified (parts written before checksums have none to check)."""
     return pq.read_table(path, columns=list(columns) if columns else None, page_checksum_verification=True)
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    """The exception's text on one line, at most ``limit`` characters (pyarrow's can dump a whole schema)."""
     text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    return _cap(text or type(exc).__name__, limit)
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
+def _few(names: Sequence[str], n: int = 3) -> str:
+    shown = ", ".join(repr(c) for c in names[:n])
+    return shown + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 # ---- whole-cache views (cache info / verify / clear) -----------------------------------
@@ -355,17 +457,30 @@ def folder_meta(path: Path) -> dict | None:
 
     This is what makes a folder a cache set: a name that merely looks like one is not enough.
     """
+    if meta_problem(path) is not None:
+        return None
+    return json.loads((path / META).read_text(encoding="utf-8"))
+
+
+def meta_problem(path: Path) -> str | None:
+    """Why the ``meta.json`` of the folder ``path`` does not make it a cache set (None: it does)."""
     m = _SET_FOLDER.match(path.name)
     if m is None:
-        return None
+        return "the folder is not named <set>-<key>"
     try:
         meta = json.loads((path / META).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if (not isinstance(meta, dict) or meta.get("name") != m["name"] or meta.get("key") != m["key"]
-            or meta.get("corpus") != path.parent.name or not isinstance(meta.get("columns"), list)):
-        return None
-    return meta
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or type(exc).__name__})"
+    except ValueError as exc:
+        return f"not JSON ({_one_line(exc, 80)})"
+    if not isinstance(meta, dict):
+        return f"not a JSON object but a {type(meta).__name__}"
+    for field_, want in (("name", m["name"]), ("key", m["key"]), ("corpus", path.parent.name)):
+        if meta.get(field_) != want:
+            return _cap(f"its {field_} is {meta.get(field_)!r}, the folder's is {want!r}", 160)
+    if not isinstance(meta.get("columns"), list):
+        return "it lists no columns"
+    return None
 
 
 def _set_folders(cache: str | Path | None, corpus: str | None, feature_sets: Iterable[str] | None
@@ -403,6 +518,25 @@ def unrecognized_folders(cache: str | Path | None = None, corpus: str | None = N
                          feature_sets: Iterable[str] | None = None) -> list[Path]:
     """Folders named like a cache set whose ``meta.json`` is missing or does not describe them (left alone)."""
     return [sdir for _, sdir, _ in _set_folders(cache, corpus, feature_sets) if folder_meta(sdir) is None]
+
+
+def damaged_folders(cache: str | Path | None = None, corpus: str | None = None,
+                    feature_sets: Iterable[str] | None = None) -> list[tuple[Path, str]]:
+    """``(folder, one line)`` for each folder named like a cache set that holds cache parts (which ``extract`` would
+    read, and refuses) but whose ``meta.json`` is missing or does not describe it: ``cache verify``
+    reports these as problems, where a folder without parts is merely not a cache set."""
+    out = []
+    for _, sdir, _ in _set_folders(cache, corpus, feature_sets):
+        problem = meta_problem(sdir)
+        if problem is None:
+            continue
+        n = sum(1 for p in sdir.iterdir() if _PART.match(p.name))
+        if n:
+            if not (sdir / META).exists():
+                problem = "missing"
+            out.append((sdir, f"{sdir / META}: {problem}, though the folder holds {n} cache part(s); delete "
+                              f"{sdir} to re-extract this set"))
+    return out
 
 
 def folder_info(folder: CacheFolder) -> dict[str, object]:

@@ -21,6 +21,7 @@ or an extractor raised. One bad file never stops the run; failures are listed in
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -169,6 +170,9 @@ def _process_one(task: Task) -> tuple[str, Result, float]:
                          time.perf_counter() - t1)
             continue
         status, detail = _judge(fs, values)
+        # What is odd about the file (truncated, far beyond full scale) stays with its row: the
+        # manifest's status_detail of an 'ok' row says it, and the run's notes list it.
+        detail = "; ".join([detail, *signal.warnings] if detail else signal.warnings)
         out[name] = (status, detail, values, time.perf_counter() - t1)
     return uid, out, decode
 
@@ -333,33 +337,55 @@ def extract_manifest(
     unreadable = {u: hash_errors[p] for u, p in zip(ids, paths) if p in hash_errors}
 
     stores = {fs.name: FeatureCache(corpus, fs, cache) for fs in sets}
-    missing: dict[str, list[str]] = {u: [] for u in ids}
-    for fs in sets:
-        rep = report.sets[fs.name]
-        rep.cache_path = str(stores[fs.name].path)
-        index = stores[fs.name].index()
-        known = index["content_hash"].to_dict()
-        status = index["status"].to_dict()
-        details = index["status_detail"].to_dict()
-        for u, p in zip(ids, paths):
-            if u in unreadable:
-                rep.failed.append(Failure(u, p, unreadable[u]))
-            elif known.get(u) == hashes[u] and not (retry_failed and status.get(u) == "failed"):
-                rep.cached += 1
-                if status.get(u) == "failed":
-                    rep.failed.append(Failure(u, p, str(details.get(u) or ""), cached=True))
-                if status.get(u) == "nan":
-                    rep.nan += 1
-                    rep.nan_ids.append(u)
-            else:
-                missing[u].append(fs.name)
     path_of = dict(zip(ids, paths))
-    tasks: list[Task] = [(u, path_of[u], hashes[u], tuple(n)) for u, n in missing.items() if n]
+
+    def plan() -> list[Task]:
+        """What the cache lacks, set by set (the report's cached counts are filled on the way)."""
+        missing: dict[str, list[str]] = {u: [] for u in ids}
+        for fs in sets:
+            rep = report.sets[fs.name] = SetReport(fs.name, fs.key)
+            rep.cache_path = str(stores[fs.name].path)
+            index = stores[fs.name].index()
+            known = index["content_hash"].to_dict()
+            status = index["status"].to_dict()
+            details = index["status_detail"].to_dict()
+            for u, p in zip(ids, paths):
+                if u in unreadable:
+                    rep.failed.append(Failure(u, p, unreadable[u]))
+                elif known.get(u) == hashes[u] and not (retry_failed and status.get(u) == "failed"):
+                    rep.cached += 1
+                    if status.get(u) == "failed":
+                        rep.failed.append(Failure(u, p, str(details.get(u) or ""), cached=True))
+                    if status.get(u) == "nan":
+                        rep.nan += 1
+                        rep.nan_ids.append(u)
+                else:
+                    missing[u].append(fs.name)
+        return [(u, path_of[u], hashes[u], tuple(n)) for u, n in missing.items() if n]
+
+    tasks = plan()
+    with contextlib.ExitStack() as locks:
+        if tasks:
+            # One writer per set: a second extraction waits for the first, then extracts only what the
+            # first did not commit (the plan is made again under the locks, taken in name order).
+            for name in sorted({n for t in tasks for n in t[3]}):
+                locks.enter_context(stores[name].writer_lock())
+            tasks = plan()
+        _extract_tasks(tasks, stores, report, hashes, path_of, jobs, executor, progress, corpus, sets)
+    report.wall_seconds = time.perf_counter() - t_start
+    return report, hashes, unreadable
+
+
+def _extract_tasks(tasks: list[Task], stores: dict[str, FeatureCache], report: ExtractReport, hashes: dict[str, str],
+                   path_of: dict[str, str], jobs: int, executor, progress: bool, corpus: str,
+                   sets: list[FeatureSet]) -> None:
+    """Run ``tasks``, commit their rows into ``stores`` and compact them (the caller holds the locks)."""
     # A cache that cannot take the results fails now, not after the first batch was computed.
     for name in sorted({n for t in tasks for n in t[3]}):
         stores[name].check_writable()
 
     committers = {name: _Committer(stores[name]) for name in stores}
+    odd: dict[str, str] = {}           # audio read with a warning: path -> what
     label = f"{corpus}: " + ", ".join(fs.name for fs in sets)
     try:
         with _progress(progress) as bar:
@@ -377,6 +403,8 @@ def extract_manifest(
                                 continue
                         else:
                             rep.extracted += 1
+                            if st == "ok" and detail:
+                                odd.setdefault(path_of[uid], detail)
                             if st == "nan":
                                 rep.nan += 1
                                 rep.nan_ids.append(uid)
@@ -387,13 +415,16 @@ def extract_manifest(
         pending = [c for c in committers.values() if c.rows]
         for c in pending:
             c.flush()
+    for path, what in list(odd.items())[:10]:
+        report.notes.append(f"{path}: {what}")
+    if len(odd) > 10:
+        report.notes.append(f"... and {len(odd) - 10} more file(s) read with a warning (see status_detail of "
+                            "their rows: `serbench.features.load`)")
     for store in stores.values():
         try:
             store.compact()
         except CacheError as exc:  # the parts are complete without it
             report.notes.append(str(exc))
-    report.wall_seconds = time.perf_counter() - t_start
-    return report, hashes, unreadable
 
 
 def extract(

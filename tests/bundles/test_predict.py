@@ -170,14 +170,15 @@ def test_speaker_norm_windows_normalize_each_file_with_its_own_windows(trained, 
 def test_cli_predict_writes_every_format_and_exits_1_on_failures(trained, corpus, tmp_path, suffix):
     model = trained("svm-linear")
     out = tmp_path / f"pred.{suffix}"
+    (tmp_path / "empty.wav").write_bytes(b"")     # there but unreadable: that input fails, the others do not
     res = CliRunner().invoke(cli, ["predict", "--model", str(model.path), str(corpus / "spk1"),
-                                   str(tmp_path / "absent.wav"), "--out", str(out)])
+                                   str(tmp_path / "empty.wav"), "--out", str(out)])
     assert res.exit_code == 1, res.output
-    assert "failed: " in res.output and "absent.wav: file does not exist" in res.output
+    assert "failed: " in res.output and "empty.wav: file is empty (0 bytes)" in res.output
     assert "decision scores" in res.output and "7 input(s): 6 predicted, 1 failed" in res.output
     df = {"csv": pd.read_csv, "parquet": pd.read_parquet, "json": lambda p: pd.DataFrame(json.loads(p.read_text()))}[
         suffix](out)
-    expected = model.predict([corpus / "spk1", tmp_path / "absent.wav"])
+    expected = model.predict([corpus / "spk1", tmp_path / "empty.wav"])
     assert list(df.columns) == list(expected.columns) and len(df) == 7
     np.testing.assert_allclose(scores(df)[:6], scores(expected)[:6], rtol=1e-12)
     assert list(df.emotion[:6]) == list(expected.emotion[:6]) and df.status.iloc[6] == "failed"
@@ -223,7 +224,7 @@ def test_cli_train_writes_a_bundle(tmp_path, corpus, cache):
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 2 and "--overwrite" in res.output
     res = CliRunner().invoke(cli, [*args[:5], "--system", "crnn", "--feature", "MFCC", "--out", str(tmp_path / "x")])
-    assert res.exit_code == 2 and "--feature: crnn has no such option" in res.output
+    assert res.exit_code == 2 and "--feature: crnn has no such setting" in res.output
 
 
 def test_import_serbench_and_cli_stay_light():
