@@ -211,6 +211,19 @@ def run_plans(plans: Iterable[RunPlan], *, store: RunStore, executor: Executor |
             next_finish += 1
 
     finish_ready()  # runs that were complete except for finishing
+    lost: dict[Any, list[str]] = {}
+
+    def on_lost(fut: Any, what: str) -> None:
+        """A worker died running this fold (local processes): say so now, note it in the fold's record."""
+        if fut not in futures:
+            return
+        run, fold = futures[fut]
+        lost.setdefault(fut, []).append(what)
+        again = " (from its last epoch checkpoint, if it wrote one)" if run.plan.kind == "deep" else ""
+        say(f"  {run.plan.system} {fold.name}: {what} while running this fold; the fold is rerun{again} "
+            "on a fresh worker (the other folds go on)")
+
+    executor.on_lost = on_lost
     try:
         for fut in executor.as_completed(list(futures)):
             run, fold = futures.pop(fut)
@@ -218,7 +231,7 @@ def run_plans(plans: Iterable[RunPlan], *, store: RunStore, executor: Executor |
                 continue
             try:
                 out, wall = fut.result()
-                _store_fold(run, fold, out, wall, say)
+                _store_fold(run, fold, out, wall, say, lost=lost.pop(fut, []))
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt) or not keep_going:
                     raise
@@ -248,10 +261,14 @@ def run_plan(plan: RunPlan, **kwargs: Any) -> RunResult:
     return outcome.result
 
 
-def _store_fold(run: _Run, fold: Fold, out: FoldOutput, wall: float, say: Log) -> None:
+def _store_fold(run: _Run, fold: Fold, out: FoldOutput, wall: float, say: Log, lost: list[str] = ()) -> None:
     plan = run.plan
     frame = predictions_frame(plan.data, fold.name, fold.test, out)
     info = dict(out.info)
+    if lost:   # the record says the fold ran more than once (its wall time is the last run's)
+        info["warnings"] = [*(info.get("warnings") or []),
+                            f"the worker process running this fold was lost {len(lost)} time(s) ({'; '.join(lost)}); "
+                            "the fold was rerun on a fresh worker"]
     timings = dict(info.get("timings") or {})
     timings.setdefault("wall_s", wall)
     info["timings"] = timings
