@@ -28,6 +28,18 @@ def _out_folder(out: Path | None, runs: Path | None, default: tuple[str, ...]) -
     return Path(out).expanduser()
 
 
+def _check_corpora(corpora: tuple[str, ...]) -> None:
+    """A corpus name becomes a path (the default output folder): refuse a bad one as --corpus's fault, first."""
+    from serbench.corpora import check_corpus_name
+    from serbench.errors import SerbenchError
+
+    for corpus in corpora:
+        try:
+            check_corpus_name(corpus)
+        except SerbenchError as exc:
+            raise SerbenchError(f"--corpus: {exc}") from None
+
+
 @click.command("tables")
 @click.option("--corpus", required=True, help="Corpus name as stored under the runs folder, e.g. casia.")
 @click.option("--runs", "runs", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -48,6 +60,7 @@ def tables_cmd(corpus: str, runs: Path | None, out: Path | None, experiment: str
     from serbench.reports import tables_for
     from serbench.reports.render import to_rich, unique_notes
 
+    _check_corpora((corpus,))
     out = _out_folder(out, runs, (corpus, "tables"))
     report = tables_for(corpus, runs=runs, out=out, experiment=experiment, cache=cache)
     console = Console()
@@ -97,6 +110,7 @@ def report_cmd(corpora: tuple[str, ...], runs: Path | None, out: Path | None, ex
     from serbench.reports.html import build_report
 
     command = "serbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    _check_corpora(corpora)
     out = _out_folder(out, runs, (corpora[0], "report") if len(corpora) == 1 else ("report",))
     report = build_report(list(corpora), runs=runs, out=out, command=command, experiment=experiment, cache=cache)
     systems = sum(len(s) for s in report.systems.values())

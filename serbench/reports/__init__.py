@@ -21,7 +21,8 @@ from serbench.reports.tables import missing_systems
 from serbench.io import atomic_write_text
 from serbench.settings import runs_root
 
-__all__ = ["TablesReport", "tables_for", "build_tables", "produce_command", "ReportError", "EmptyStoreError"]
+__all__ = ["TablesReport", "tables_for", "build_tables", "produce_command", "experiment_ref", "ReportError",
+           "EmptyStoreError"]
 
 
 @dataclass
@@ -32,8 +33,8 @@ class TablesReport:
     tables that exist only as CSV); ``files``: every file written (``tables.md``, ``tables.tex``,
     per-table files, then figures); ``figures``: system -> confusion PNG; ``curves``: system -> training-curves
     PNG (runs that recorded curves); ``missing``: commands that
-    would produce the runs the tables still lack; ``collection``: the runs used (latest complete
-    per system) and notes.
+    would produce the runs the tables still lack; ``collection``: the runs used (for each stored name the
+    latest complete run with the settings the experiment file declares, and each variant) and notes.
     """
 
     corpus: str
@@ -71,42 +72,74 @@ def build_tables(col: Collection) -> dict[str, Table]:
 def document_notes(report: "TablesReport") -> list[str]:
     """What a reader of the whole output needs once: the runs used, what was ignored, what is missing."""
     used = ", ".join(f"{s}/{r.run_id}" for s, r in sorted(report.collection.runs.items()))
-    lines = [f"Runs used (latest complete per system): {used}."]
+    lines = [f"Runs used (latest complete per system and settings, checked against "
+             f"{report.collection.experiment_label}): {used}."]
     lines += report.notes
     if report.missing:
-        lines.append(f"{len(report.missing)} expected run(s) missing; produce them with (ROOT = the corpus "
-                     "folder): " + "; ".join(f"`{c}`" for c in report.missing))
+        lines.append(f"{len(report.missing)} declared run(s) missing; produce them with: "
+                     + "; ".join(f"`{c}`" for c in report.missing))
     return lines
 
 
-def produce_command(spec: SystemSpec, corpus: str, runs: str | Path | None = None) -> str:
-    """The ``serbench`` command that would produce a run of ``spec`` (ROOT is the corpus folder)."""
-    runs_opt = f" --runs {runs}" if runs else ""
-    if spec.kind == "baseline":
-        norm = " --speaker-norm" if spec.speaker_norm else ""
-        return (f"serbench baseline --corpus {corpus} --root ROOT --feature {spec.feature} "
-                f"--classifier {spec.classifier}{norm}{runs_opt}")
-    segments = f" --segments {spec.segments}" if spec.segments is not None else ""
-    return f"serbench deep --corpus {corpus} --root ROOT{segments} --model {spec.model}{runs_opt}"
+def experiment_ref(col: Collection) -> str:
+    """How a command names the collection's experiment: a shipped file by its name, another by its path."""
+    from serbench.systems.experiment import recipes_dir
+
+    exp = col.experiment
+    if exp is None:
+        return "jiang2019"
+    if exp.path is None:
+        return exp.name
+    shipped = recipes_dir()
+    if shipped is not None and exp.path.resolve().parent == shipped.resolve() and exp.path.stem == exp.name:
+        return exp.name
+    return str(exp.path)
 
 
-def tables_for(corpus: str, runs: str | Path | None = None, out: str | Path | None = None) -> TablesReport:
+def corpus_root(col: Collection) -> str:
+    """The corpus folder the stored runs read (their records agree on one), else the file's [roots], else ROOT."""
+    roots = {str((r.record.get("config") or {}).get("root")) for r in col.runs.values()
+             if (r.record.get("config") or {}).get("root")}
+    if len(roots) == 1:
+        return roots.pop()
+    found = col.experiment.root_of(col.corpus) if col.experiment is not None else None
+    return str(found) if found is not None else "ROOT"
+
+
+def produce_command(spec: SystemSpec | str, col: Collection, runs: str | Path | None = None,
+                    cache: str | Path | None = None) -> str:
+    """The ``serbench run`` command that would produce the run the experiment declares as ``spec``
+    (ROOT = the corpus folder when the store does not say)."""
+    import shlex
+
+    name = spec if isinstance(spec, str) else spec.name
+    opts = (f" --cache {shlex.quote(str(cache))}" if cache else "") + (f" --runs {shlex.quote(str(runs))}" if runs else "")
+    root = corpus_root(col)
+    return (f"serbench run {shlex.quote(experiment_ref(col))} --corpus {col.corpus} "
+            f"--root {root if root == 'ROOT' else shlex.quote(root)} --only {shlex.quote(name)}{opts}")
+
+
+def tables_for(corpus: str, runs: str | Path | None = None, out: str | Path | None = None, *,
+               experiment: "str | Path | object | None" = None, cache: str | Path | None = None) -> TablesReport:
     """Write Tables I-V and the systems table (``tables.md``, ``tables.tex``, ``<key>.tex``, ``<key>.csv``,
     ``<key>-details.csv``), the all-tests CSVs and one confusion PNG per system for ``corpus``.
 
     ``runs``: the store root (default :func:`serbench.settings.runs_root`); ``out``: where files go
-    (default ``<runs>/<corpus>/tables/``). Raises :class:`EmptyStoreError` when the store has no
-    complete run for the corpus; its message lists the commands that would produce them.
+    (default ``<runs>/<corpus>/tables/``); ``experiment``: the experiment file (path, shipped name or
+    :class:`~serbench.systems.experiment.Experiment`; default ``jiang2019``) whose declarations decide
+    which run fills each row and whose reported figures fill the paper columns; ``cache``: the feature
+    cache named in the commands for missing runs. Raises :class:`EmptyStoreError` when the store has
+    no complete run for the corpus; its message lists the commands that would produce them.
     """
     from serbench.reports.plots import write_curves
 
-    col = collect(corpus, runs)
+    col = collect(corpus, runs, experiment)
     runs_dir = runs_root(runs)
-    missing = [produce_command(s, corpus, runs) for s in missing_systems(col)]
+    missing = [produce_command(s, col, runs, cache) for s in missing_systems(col)]
     if not col.runs:
         lines = [f"no complete runs for corpus {corpus!r} under {col.root}"]
         lines += [f"  note: {n}" for n in col.notes()]
-        lines.append("the tables need these runs; produce them with (ROOT = the corpus folder):")
+        lines.append(f"the tables of {col.experiment_label} need these runs; produce them with:")
         lines += [f"  {cmd}" for cmd in missing]
         raise EmptyStoreError("\n".join(lines))
     out_dir = Path(out).expanduser() if out is not None else runs_dir / corpus / "tables"

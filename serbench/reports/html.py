@@ -64,10 +64,13 @@ def default_out(corpora: Sequence[str], runs: str | Path | None = None) -> Path:
 
 
 def build_report(corpora: Sequence[str], runs: str | Path | None = None, out: str | Path | None = None, *,
-                 command: str | None = None) -> HtmlReport:
+                 command: str | None = None, experiment: "str | Path | object | None" = None,
+                 cache: str | Path | None = None) -> HtmlReport:
     """Write ``<out>/report.html`` for ``corpora`` from the store under ``runs``.
 
-    ``command``: how the report was asked for (shown under provenance). Raises
+    ``command``: how the report was asked for (shown under provenance); ``experiment``: the experiment
+    file the rows are checked against and whose figures are the paper's (default ``jiang2019``);
+    ``cache``: the feature cache named in the commands for missing runs. Raises
     :class:`EmptyStoreError` when a corpus has no complete run (the message lists what would
     produce them) and :class:`ReportError` for a corpus named twice or none.
     """
@@ -78,18 +81,21 @@ def build_report(corpora: Sequence[str], runs: str | Path | None = None, out: st
     dupes = sorted({c for c in corpora if corpora.count(c) > 1})
     if dupes:
         raise ReportError(f"--corpus {', '.join(dupes)}: named more than once; give each corpus once")
-    collections = {c: collect(c, runs) for c in corpora}
+    from serbench.reports.collect import resolve_experiment
+
+    exp = resolve_experiment(experiment)   # read once, for every corpus
+    collections = {c: collect(c, runs, exp) for c in corpora}
     for corpus, col in collections.items():
         if not col.runs:
             from serbench.reports import produce_command
 
             lines = [f"no complete runs for corpus {corpus!r} under {col.root}"]
             lines += [f"  note: {n}" for n in col.notes()]
-            lines.append("produce them with (ROOT = the corpus folder), e.g.:")
-            lines += [f"  {produce_command(s, corpus, runs)}" for s in missing_systems(col)[:5]]
+            lines.append("produce them with, e.g.:")
+            lines += [f"  {produce_command(s, col, runs, cache)}" for s in missing_systems(col)[:5]]
             raise EmptyStoreError("\n".join(lines))
     out_dir = Path(out).expanduser() if out is not None else default_out(corpora, runs)
-    page = render_page(collections, command=command)
+    page = render_page(collections, command=command, runs=runs, cache=cache)
     path = out_dir / REPORT_FILE
     atomic_write_text(path, page)
     return HtmlReport(path=path, size=len(page.encode("utf-8")), seconds=time.perf_counter() - t0,
@@ -132,8 +138,10 @@ figcaption { font-size: .88em; color: #333; max-width: 60em; }
 """
 
 
-def render_page(collections: dict[str, Collection], command: str | None = None) -> str:
-    """The whole HTML document for the given corpora (leaderboard first when there are several)."""
+def render_page(collections: dict[str, Collection], command: str | None = None, *, runs: str | Path | None = None,
+                cache: str | Path | None = None) -> str:
+    """The whole HTML document for the given corpora (leaderboard first when there are several); ``runs`` and
+    ``cache`` are named in the commands that would produce missing runs."""
     corpora = list(collections)
     built = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     mine = versions()
@@ -149,7 +157,7 @@ def render_page(collections: dict[str, Collection], command: str | None = None) 
     if len(corpora) > 1:
         body.append(leaderboard_html(collections))
     for corpus, col in collections.items():
-        body.append(corpus_html(col))
+        body.append(corpus_html(col, runs=runs, cache=cache))
     body.append(provenance_html(collections, command, built, mine, commit))
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
@@ -185,7 +193,7 @@ def leaderboard_html(collections: dict[str, Collection]) -> str:
             "– = not run on that corpus.</p></div></section>")
 
 
-def corpus_html(col: Collection) -> str:
+def corpus_html(col: Collection, *, runs: str | Path | None = None, cache: str | Path | None = None) -> str:
     """One corpus: summary, the paper-shaped tables (Table II with its plot), figures, notes, runs."""
     corpus = col.corpus
     tables = paper_tables(col)
@@ -232,7 +240,7 @@ def corpus_html(col: Collection) -> str:
         parts.append("</div>")
     else:
         parts.append("<p class='muted'>No run in this store recorded training curves.</p>")
-    parts.append(_notes_html(col))
+    parts.append(_notes_html(col, runs=runs, cache=cache))
     parts.append(runs_html(col))
     parts.append("</section>")
     return "\n".join(parts)
@@ -369,17 +377,17 @@ def _curve_summary(data: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- notes and provenance
 
-def _notes_html(col: Collection) -> str:
-    """What the store held besides the runs shown: ignored folders, warnings, runs still missing."""
+def _notes_html(col: Collection, *, runs: str | Path | None = None, cache: str | Path | None = None) -> str:
+    """What the store held besides the runs shown: ignored folders, warnings, variants, runs still missing."""
     from serbench.reports import produce_command
 
     items = col.notes()
-    missing = [produce_command(s, col.corpus) for s in missing_systems(col)]
+    missing = [produce_command(s, col, runs, cache) for s in missing_systems(col)]
     html_items = "".join(f"<li>{_e(n)}</li>" for n in items)
     if missing:
-        html_items += (f"<li>{len(missing)} run(s) the paper's tables expect are missing; produce them with "
-                       "(ROOT = the corpus folder):<ul>" + "".join(f"<li><code>{_e(c)}</code></li>" for c in missing)
-                       + "</ul></li>")
+        html_items += (f"<li>{len(missing)} run(s) that {_e(col.experiment_label)} declares are missing; produce them "
+                       "with (ROOT = the corpus folder where the store does not say):<ul>"
+                       + "".join(f"<li><code>{_e(c)}</code></li>" for c in missing) + "</ul></li>")
     if not html_items:
         html_items = "<li>Nothing was ignored and no expected run is missing.</li>"
     return f"<h3>Notes on the store</h3><ul class='notes'>{html_items}</ul>"
@@ -415,7 +423,12 @@ def runs_html(col: Collection) -> str:
     for system, run in sorted(col.runs.items()):
         rec = run.record
         fold_s = run.timings.get("fold_wall_s_mean")
-        rows.append({"system": system, "run id": run.run_id, "finished (UTC)": _when(rec.get("finished")),
+        spec = run.spec
+        ident = getattr(spec, "identity", None)
+        rows.append({"system": system, "run id": run.run_id,
+                     "settings": _CHECKS.get(getattr(spec, "check", ""), ""),
+                     "identity": ident.hash if ident is not None else "",
+                     "finished (UTC)": _when(rec.get("finished")),
                      "serbench": (rec.get("versions") or {}).get("serbench") or "",
                      "commit": str(rec.get("git_commit") or "")[:10], "device": _device(run),
                      "threads": _threads(run), "executor": str(run.timings.get("executor") or ""),
@@ -428,11 +441,16 @@ def runs_html(col: Collection) -> str:
     cmd_html = "".join(f"<li><code>{_e(c)}</code><br><span class='muted'>{_e(', '.join(s))}</span></li>"
                        for c, s in commands.items())
     return (f"<h3 id='{_anchor(col.corpus, 'runs')}'>Runs used and their provenance</h3>"
-            "<p class='muted'>The latest complete run of every system under "
-            f"<code>{_e(str(col.root.resolve()))}</code>; fold s = mean wall seconds per fold.</p>"
+            "<p class='muted'>For every stored name under "
+            f"<code>{_e(str(col.root.resolve()))}</code>, the latest complete run of each identity (settings hash); "
+            f"settings = how the run relates to {_e(col.experiment_label)}; fold s = mean wall seconds per fold.</p>"
             f"<div class='scroll details'>{frame_html(pd.DataFrame(rows))}</div>"
             f"<h4>Library versions recorded by the runs</h4><div class='scroll'>{frame_html(libs)}</div>"
             f"<h4>The exact commands</h4><ul class='notes'>{cmd_html}</ul>")
+
+
+_CHECKS = {"declared": "as declared", "profile": "not declared: the profile's", "unrecorded": "not recorded",
+           "variant": "variant"}
 
 
 def _library_versions(runs: Iterable) -> pd.DataFrame:

@@ -16,11 +16,11 @@ from serbench.reports.collect import Collection, RunResult
 from serbench.reports.render import Table, best_cells
 from serbench.reports.significance import MCNEMAR, T_TEST, PairedTest, compare
 from serbench.reports.systems import (
-    SYSTEMS_REPORTED,
     best_baseline,
     reference_run,
     system_models,
     system_runs,
+    systems_reported,
     systems_significance,
     systems_table,
 )
@@ -28,10 +28,8 @@ from serbench.reports.tables import (
     DEFAULT_CLASSIFIER,
     MISSING,
     NOT_APPLICABLE,
-    PAPER_FEATURES,
     PAPER_MODELS,
-    PAPER_REPORTED,
-    PAPER_SEGMENTS,
+    FUSED_NOTE,
     _corpus_notes,
     _p,
     best_run,
@@ -39,8 +37,17 @@ from serbench.reports.tables import (
     deep_runs,
     feature_significance,
     feature_table,
+    fused_label,
+    fused_name,
+    fused_run,
+    identity_notes,
+    model_label,
     paper_best_segments,
+    paper_features,
+    paper_name,
+    paper_segments,
     pct,
+    reported,
     segments_for_ablation,
     table1,
     table2,
@@ -57,8 +64,15 @@ COMMON_METRICS = ("WA = accuracy, UA = mean per-class recall, in percent, pooled
                   "test are in <table>-details.csv and in the HTML report.")
 COMMON_BOLD = "Bold = the best value of a column (ours and the paper's separately; ties all bold)."
 COMMON_MISSING = '"missing" = no complete run of that system in the store (never a number).'
-COMMON_PAPER = ('"paper" columns are the numbers printed in Jiang et al. (the CNN+SRU paper), not ours; "/" = '
-                'the paper does not report it; "n/a" = the paper has no such row for this corpus.')
+
+
+def common_paper(col: Collection) -> str:
+    """The footnote saying whose figures the "paper" columns hold (the experiment file's)."""
+    if not reported(col):
+        return f'"paper" columns: {col.experiment_label} reports no figures, so they are "n/a".'
+    return (f'"paper" columns are the figures printed in {paper_name(col)} (as {col.experiment_label} gives them), '
+            'not ours; "/" = the paper does not report it; "n/a" = the paper has no such row for this corpus.')
+
 def common_tests(col: Collection) -> str:
     """The one footnote naming the tests behind the marks (with this corpus' number of folds)."""
     n = max((len(r.metrics.get("folds") or []) for r in col.runs.values()), default=0)
@@ -90,8 +104,8 @@ def _tests(run: RunResult, ref: RunResult) -> dict[str, PairedTest]:
     return {t.test: t for t in compare(run, ref, tests=(T_TEST, MCNEMAR))}
 
 
-def _paper(corpus: str, table: str, row: str | None, metric: str) -> str:
-    entry = PAPER_REPORTED.get((corpus.lower(), table, row)) if row else None
+def _paper(col: Collection, table: str, row: str | None, metric: str) -> str:
+    entry = reported(col).get((col.corpus.lower(), table, row)) if row else None
     if entry is None:
         return NOT_APPLICABLE
     value = entry.get(metric)
@@ -101,7 +115,7 @@ def _paper(corpus: str, table: str, row: str | None, metric: str) -> str:
 
 
 def _common(col: Collection, *extra: str) -> list[str]:
-    return [COMMON_METRICS, COMMON_BOLD, COMMON_MISSING, *extra, *decision_notes(col), *_corpus_notes(col.corpus)]
+    return [COMMON_METRICS, COMMON_BOLD, COMMON_MISSING, *extra, *decision_notes(col), *_corpus_notes(col)]
 
 
 def _table(key: str, title: str, rows: list[list[str]], columns: list[str], notes: list[str], common: list[str],
@@ -120,10 +134,10 @@ def _ref_label(label: str, run: RunResult | None, ref: RunResult | None) -> str:
 def paper_table1(col: Collection) -> Table:
     """Table I: CNN+SRU on the non-segmented utterance (N = 1)."""
     run = deep_runs(col, "cnn-sru").get(1)
-    rows = [["CNN+SRU", *marked_cells(run, None), _paper(col.corpus, "I", "CNN+SRU N=1", "wa"),
-             _paper(col.corpus, "I", "CNN+SRU N=1", "ua")]]
+    rows = [["CNN+SRU", *marked_cells(run, None), _paper(col, "I", "CNN+SRU N=1", "wa"),
+             _paper(col, "I", "CNN+SRU N=1", "ua")]]
     return _table("table1", f"Table I — CNN+SRU on the non-segmented utterance (N = 1), {col.corpus}", rows,
-                  ["Model", WA, UA, PAPER_WA, PAPER_UA], [], _common(col, COMMON_PAPER), table1(col),
+                  ["Model", WA, UA, PAPER_WA, PAPER_UA], identity_notes(col, [run], ["cnn-sru-N1"]), _common(col, common_paper(col)), table1(col),
                   [WA, UA, PAPER_WA, PAPER_UA])
 
 
@@ -132,60 +146,90 @@ def paper_table2(col: Collection) -> Table:
     runs = deep_runs(col, "cnn-sru")
     ref, why = reference_run(col)
     rows = []
-    for n in sorted(set(PAPER_SEGMENTS) | set(runs)):
+    ns = sorted(set(paper_segments(col)) | set(runs))
+    for n in ns:
         paper = ("I", "CNN+SRU N=1") if n == 1 else ("II", f"N={n}")
         rows.append([_ref_label(str(n), runs.get(n), ref), *marked_cells(runs.get(n), ref),
-                     _paper(col.corpus, *paper, "wa"), _paper(col.corpus, *paper, "ua")])
+                     _paper(col, *paper, "wa"), _paper(col, *paper, "ua")])
     notes = [f"{REF} = {why}.", "The paper's N = 1 values are its Table I."] if ref else []
+    notes += identity_notes(col, runs.values(), [f"cnn-sru-N{n}" for n in ns])
     return _table("table2", f"Table II — CNN+SRU by number of segments N, {col.corpus}", rows,
-                  ["N", WA, UA, PAPER_WA, PAPER_UA], notes, _common(col, COMMON_PAPER, common_tests(col)),
+                  ["N", WA, UA, PAPER_WA, PAPER_UA], notes, _common(col, common_paper(col), common_tests(col)),
                   table2(col), [WA, UA, PAPER_WA, PAPER_UA])
 
 
 def paper_table3(col: Collection) -> Table:
     """Table III: CNN, SRU and CNN+SRU at each N; marks against CNN+SRU at the same N."""
-    best_n = paper_best_segments(col.corpus)
+    best_n = paper_best_segments(col)
     rows = []
+    shown: list[RunResult | None] = []
+    names: list[str] = []
+    fused_any = False
     for n in segments_for_ablation(col):
         ref = deep_runs(col, "cnn-sru").get(n)
         for model in ("cnn", "sru", "cnn-sru"):
             run = deep_runs(col, model).get(n)
             paper_row = PAPER_MODELS[model] if n == best_n else None
             rows.append([_ref_label(PAPER_MODELS[model], run, ref), str(n), *marked_cells(run, ref),
-                         _paper(col.corpus, "III", paper_row, "wa"), _paper(col.corpus, "III", paper_row, "ua")])
-    notes = [f"{REF} = CNN+SRU at the same N; marks compare CNN and SRU with it."]
+                         _paper(col, "III", paper_row, "wa"), _paper(col, "III", paper_row, "ua")])
+            shown.append(run)
+            names.append(f"{model}-N{n}")
+        fused = fused_run(col, n)
+        if fused is not None:       # fast's own decision beside the cascade: never in the paper's rows
+            run, weight = fused
+            rows.append([fused_label(weight), str(n), *marked_cells(run, ref), NOT_APPLICABLE, NOT_APPLICABLE])
+            shown.append(run)
+            fused_any = True
+    notes = [f"{REF} = CNN+SRU at the same N (the paper's cascade); marks compare the other rows with it."]
+    if fused_any:
+        notes.append(FUSED_NOTE)
+    notes += identity_notes(col, shown, names)
     if best_n is not None:
         notes.append(f"The paper does not state N for CNN and SRU alone; its values are shown at N = {best_n}, "
                      f"the N of its best CNN+SRU on {col.corpus}.")
     return _table("table3", f"Table III — CNN, SRU and CNN+SRU, {col.corpus}", rows,
                   ["Model", "N", WA, UA, PAPER_WA, PAPER_UA], notes,
-                  _common(col, COMMON_PAPER, common_tests(col)), table3(col), [WA, UA, PAPER_WA, PAPER_UA])
+                  _common(col, common_paper(col), common_tests(col)), table3(col), [WA, UA, PAPER_WA, PAPER_UA])
 
 
 def paper_table4(col: Collection) -> Table:
     """Table IV: p of CNN+SRU against CNN and against SRU (t-test as the paper, and McNemar)."""
-    best_n = paper_best_segments(col.corpus)
+    best_n = paper_best_segments(col)
     rows = []
+    shown: list[RunResult | None] = []
+    fused_any = False
     for n in segments_for_ablation(col):
-        a = deep_runs(col, "cnn-sru").get(n)
-        for other, paper_row in (("cnn", "(CNN+SRU,CNN)"), ("sru", "(CNN+SRU,SRU)")):
-            b = deep_runs(col, other).get(n)
-            paper_p = _paper(col.corpus, "IV", paper_row if n == best_n else None, "p")
-            if a is None or b is None:
-                rows.append([paper_row, str(n), MISSING, MISSING, MISSING, paper_p])
-                continue
-            tests = _tests(a, b)
-            diff = round(100 * (a.metrics["ua"] - b.metrics["ua"]), 1) + 0.0   # + 0.0: no "-0.0"
-            rows.append([paper_row, str(n), f"{diff:+.1f}", _p(tests[T_TEST].p), _p(tests[MCNEMAR].p), paper_p])
+        pairs = [(deep_runs(col, "cnn-sru").get(n), "CNN+SRU", True)]
+        fused = fused_run(col, n)
+        if fused is not None:       # the fused decision against the same CNN and SRU, beside the cascade
+            pairs.append((fused[0], "CNN+SRU fused", False))
+            fused_any = True
+        for a, a_label, is_paper in pairs:
+            shown.append(a)
+            for other, b_label in (("cnn", "CNN"), ("sru", "SRU")):
+                b = deep_runs(col, other).get(n)
+                shown.append(b)
+                paper_row = f"({a_label},{b_label})"
+                paper_p = _paper(col, "IV", paper_row if is_paper and n == best_n else None, "p")
+                if a is None or b is None:
+                    rows.append([paper_row, str(n), MISSING, MISSING, MISSING, paper_p])
+                    continue
+                tests = _tests(a, b)
+                diff = round(100 * (a.metrics["ua"] - b.metrics["ua"]), 1) + 0.0   # + 0.0: no "-0.0"
+                rows.append([paper_row, str(n), f"{diff:+.1f}", _p(tests[T_TEST].p), _p(tests[MCNEMAR].p),
+                             paper_p])
     notes = ["ΔUA = pooled UA of CNN+SRU minus the other model, in points. p: two-sided; t-test = paired t-test "
              "on per-fold UA (the paper's test), McNemar = exact test on the pooled utterances (accuracy); "
              "n/a = not testable (see table4-details.csv)."]
     if best_n is not None:
         notes.append(f"paper p: its Table IV (a t-test, with neither n, t nor N stated), shown at N = {best_n}.")
+    if fused_any:
+        notes.append(FUSED_NOTE)
+    notes += identity_notes(col, shown)
     detail = table4(col)
     frame = pd.DataFrame(rows, columns=["Pair", "N", "ΔUA (points)", "p t-test", "p McNemar", "paper p"], dtype=str)
     return Table("table4", f"Table IV — significance of CNN+SRU against CNN and SRU, {col.corpus}", frame, notes,
-                 detail.values, common=_common(col, COMMON_PAPER), details=detail.frame)
+                 detail.values, common=_common(col, common_paper(col)), details=detail.frame)
 
 
 # ---------------------------------------------------------------- Table V
@@ -205,16 +249,18 @@ def paper_table5(col: Collection) -> Table:
 
     def add(label: str, run: RunResult | None, paper_row: str | None) -> None:
         rows.append([_ref_label(label, run, cascade), *marked_cells(run, cascade),
-                     _paper(corpus, "V", paper_row, "wa"), _paper(corpus, "V", paper_row, "ua")])
+                     _paper(col, "V", paper_row, "wa"), _paper(col, "V", paper_row, "ua")])
         if run is not None:
             shown.add(run.system)
 
     baselines = sorted((r for r in col.runs.values() if r.spec.kind == "baseline"),
-                       key=lambda r: (r.spec.speaker_norm, _feature_rank(r.spec.feature), r.spec.classifier != DEFAULT_CLASSIFIER,
+                       key=lambda r: (r.spec.speaker_norm, _feature_rank(r.spec.feature, paper_features(col)),
+                                      r.spec.classifier != DEFAULT_CLASSIFIER,
                                       r.system))
     plain = {(r.spec.feature or "").lower(): r for r in baselines
              if not r.spec.speaker_norm and r.spec.classifier == DEFAULT_CLASSIFIER}
-    for feature in PAPER_FEATURES:       # the paper's rows, each shown whether run or missing
+    features = paper_features(col)
+    for feature in features:             # the paper's rows, each shown whether run or missing
         add(feature, plain.get(feature.lower()), feature)
     for run in baselines:
         if run.system not in shown and not run.spec.speaker_norm:
@@ -232,39 +278,49 @@ def paper_table5(col: Collection) -> Table:
             run = best_run(deep_runs(col, model, spk).values())
             if run is not None and run.system not in shown:
                 norm = ", speaker norm" if spk else ""
-                add(f"{PAPER_MODELS.get(model, model)} (N={run.spec.segments}{norm})", run, None)
+                add(f"{model_label(model, run)} (N={run.spec.segments}{norm})", run, None)
     systems_models = set(system_models())
     for run in sorted(col.runs.values(), key=lambda r: r.system):   # systems no table claims
         s = run.spec
-        if s.kind == "baseline" or (s.kind == "deep" and s.segments is not None) or s.model in systems_models \
-                or (s.kind == "deep" and s.table == "systems"):
+        if s.kind == "variant" or s.kind == "baseline" or (s.kind == "deep" and s.segments is not None) \
+                or s.model in systems_models or (s.kind == "deep" and s.table == "systems"):
             continue
+        add(run.system, run, None)
+    variants = sorted((r for r in col.runs.values() if r.spec.kind == "variant"), key=lambda r: r.system)
+    for run in variants:                 # runs whose settings differ from the file's: never a paper row
         add(run.system, run, None)
     notes = [f"{REF} = CNN+SRU at the N with the best pooled UA on the test folds, as the paper's \"Ours\" row "
              "(optimistic: N is picked on test speakers); other deep rows likewise show their best N.",
              '"speaker norm" rows z-score each speaker with its own statistics: another protocol than the '
              "paper's, so no paper value."]
+    if variants:
+        notes.append(f'"name [setting=value, ...]" rows: runs stored under a name whose settings differ from what '
+                     f"{col.experiment_label} declares for it: variants, not the paper's systems.")
+    notes += identity_notes(col, [r for r in col.runs.values() if r.system in shown],
+                            [f"{f}-{DEFAULT_CLASSIFIER}" for f in features] + ["cnn-sru-N" + str(n)
+                                                                               for n in paper_segments(col)])
     return _table("table5", f"Table V — feature sets (SVM) and deep systems, {corpus}", rows,
                   ["Feature / model", WA, UA, PAPER_WA, PAPER_UA], notes,
-                  _common(col, COMMON_PAPER, common_tests(col)), feature_table(col), [WA, UA, PAPER_WA, PAPER_UA])
+                  _common(col, common_paper(col), common_tests(col)), feature_table(col), [WA, UA, PAPER_WA, PAPER_UA])
 
 
-def _feature_rank(feature: str | None) -> int:
-    lower = [f.lower() for f in PAPER_FEATURES]
+def _feature_rank(feature: str | None, features: tuple[str, ...] = ()) -> int:
+    lower = [f.lower() for f in features]
     return lower.index(feature.lower()) if feature and feature.lower() in lower else len(lower)
 
 
 # ---------------------------------------------------------------- systems
 
-def _systems_paper(corpus: str, model: str | None, run: RunResult | None) -> str:
+def _systems_paper(col: Collection, model: str | None, run: RunResult | None) -> str:
     """What a system's own paper reports for UA: this corpus' figure, else each figure with its corpus."""
+    corpus = col.corpus
     if model == "cnn-sru":
         n = run.spec.segments if run is not None else None
-        return _paper(corpus, "I", "CNN+SRU N=1", "ua") if n == 1 else _paper(corpus, "II", f"N={n}", "ua")
+        return _paper(col, "I", "CNN+SRU N=1", "ua") if n == 1 else _paper(col, "II", f"N={n}", "ua")
     if run is not None and run.spec.kind == "baseline":
-        return _paper(corpus, "V", run.spec.feature, "ua") if run.spec.classifier == DEFAULT_CLASSIFIER \
+        return _paper(col, "V", run.spec.feature, "ua") if run.spec.classifier == DEFAULT_CLASSIFIER \
             else NOT_APPLICABLE
-    reports = SYSTEMS_REPORTED.get(model or "", [])
+    reports = systems_reported(col).get(model or "", [])
     same = [r for r in reports if r["corpus"] == corpus.lower()]
     if same:
         return "; ".join("/" if r["ua"] is None else f"{r['ua']:.1f}" for r in same)
@@ -280,22 +336,23 @@ def paper_systems(col: Collection) -> Table:
     ref, why = reference_run(col)
     rows: list[list[str]] = []
     rows.append([_ref_label(f"CNN+SRU (N={ref.spec.segments})" if ref else "CNN+SRU", ref, ref),
-                 *marked_cells(ref, ref), _systems_paper(corpus, "cnn-sru", ref)])
+                 *marked_cells(ref, ref), _systems_paper(col, "cnn-sru", ref)])
     present = system_runs(col)
     models = system_models()
     for model in models:          # the papers' order; a system without a run is a 'missing' row
         for run in [r for r in present if r.spec.model == model] or [None]:
-            rows.append([run.system if run else model, *marked_cells(run, ref), _systems_paper(corpus, model, run)])
+            rows.append([run.system if run else model, *marked_cells(run, ref), _systems_paper(col, model, run)])
     for run in present:
         if run.spec.model not in models:
-            rows.append([run.system, *marked_cells(run, ref), _systems_paper(corpus, run.spec.model, run)])
+            rows.append([run.system, *marked_cells(run, ref), _systems_paper(col, run.spec.model, run)])
     svm = best_baseline(col)
     rows.append([f"best SVM: {_feature_label(svm)}" if svm else "best SVM", *marked_cells(svm, ref),
-                 _systems_paper(corpus, None, svm)])
+                 _systems_paper(col, None, svm)])
     notes = [f"{REF} = {why}.",
              "paper UA = what each system's own paper reports, for this corpus when it has one, else with the "
              "corpus it was measured on: context, not a target. best SVM = the SVM without speaker norm with the "
              "highest pooled UA (picked on test results)."]
+    notes += identity_notes(col, [ref, *present, svm], models)
     return _table("systems", f"Systems — the seed papers' models against CNN+SRU, {corpus}", rows,
                   ["System", WA, UA, PAPER_UA], notes, _common(col, common_tests(col)), systems_table(col), [WA, UA])
 

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from serbench.reports.collect import Collection, RunResult
 from serbench.reports.figures import confusion_table, figure_path
 from serbench.reports.significance import MCNEMAR, T_TEST, compare
-from serbench.reports.tables import PAPER_MODELS, PAPER_REPORTED, deep_runs, paper_best_segments
+from serbench.reports.tables import deep_runs, model_label, paper_best_segments, reported
 
 DPI = 96
 # Above this many systems the significance cells are too small for their p values.
@@ -80,7 +80,7 @@ def segments_plot(col: Collection) -> Plot | None:
     for (model, spk), color, off in zip(models, colors, offsets):
         runs = deep_runs(col, model, spk)
         ns = sorted(runs)
-        label = PAPER_MODELS.get(model, model) + (" (speaker norm)" if spk else "")
+        label = model_label(model, runs[ns[0]]) + (" (speaker norm)" if spk else "")
         pooled = [100 * runs[n].metrics["ua"] for n in ns]
         ax.plot(ns, pooled, marker="o", color=color, linestyle=":" if spk else "-", label=label, zorder=3)
         for n, ua in zip(ns, pooled):
@@ -90,16 +90,16 @@ def segments_plot(col: Collection) -> Plot | None:
                        linewidths=0, zorder=2)
             rows += [{"model": label, "N": n, "what": "fold", "fold": f, "ua": v, "system": runs[n].system}
                      for f, v in folds.items()]
-    paper = _paper_curve(col.corpus)
+    paper = _paper_curve(col)
     if paper:
         ns, ua = zip(*paper)
         ax.plot(ns, ua, linestyle="--", color="0.35", marker="s", markersize=4, label="CNN+SRU, paper")
         rows += [{"model": "CNN+SRU, paper", "N": n, "what": "paper", "fold": "", "ua": v, "system": ""}
                  for n, v in paper]
-    best_n = paper_best_segments(col.corpus)
+    best_n = paper_best_segments(col)
     for name, marker in (("CNN", "^"), ("SRU", "v")):
-        entry = PAPER_REPORTED.get((col.corpus.lower(), "III", name))
-        if entry and best_n is not None:
+        entry = reported(col).get((col.corpus.lower(), "III", name))
+        if entry and entry.get("ua") is not None and best_n is not None:
             ax.scatter([best_n], [entry["ua"]], marker=marker, facecolors="none", edgecolors="0.35", s=40,
                        label=f"{name}, paper (N={best_n})", zorder=4)
             rows.append({"model": f"{name}, paper", "N": best_n, "what": "paper", "fold": "", "ua": entry["ua"],
@@ -120,10 +120,10 @@ def segments_plot(col: Collection) -> Plot | None:
     return Plot("segments", fig, data, caption, f"UA against N on {col.corpus} for {len(models)} model(s)")
 
 
-def _paper_curve(corpus: str) -> list[tuple[int, float]]:
+def _paper_curve(col) -> list[tuple[int, float]]:
     out = []
-    for (c, table, row), entry in PAPER_REPORTED.items():
-        if c == corpus.lower() and table in ("I", "II"):
+    for (c, table, row), entry in reported(col).items():
+        if c == col.corpus.lower() and table in ("I", "II") and entry.get("ua") is not None:
             out.append((1 if table == "I" else int(row.split("=")[1]), float(entry["ua"])))
     return sorted(out)
 

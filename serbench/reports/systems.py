@@ -1,8 +1,8 @@
 """The systems table: the other papers' systems next to CNN+SRU and the best SVM baseline.
 
-Every measured number is recomputed from stored predictions. The only literal numbers
-here are what each system's own paper reports, kept in :data:`SYSTEMS_REPORTED` with the
-corpus it was measured on, and always labelled "paper".
+Every measured number is recomputed from stored predictions. What each system's own paper
+reports comes from the experiment files (``[[reported_system]]``: ``recipes/seed-papers.toml``
+and the collection's experiment), with the corpus it was measured on, always labelled "paper".
 """
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from serbench.reports.collect import Collection, RunResult
 from serbench.reports.render import Table
 from serbench.reports.significance import MCNEMAR, T_TEST, compare
 from serbench.reports.tables import (
-    _SIG_COLUMNS, LEGEND_METRICS, _corpus_notes, LEGEND_MISSING, MISSING, NOT_APPLICABLE, PAPER_REPORTED, SIGNIFICANCE_NOTES,
-    _metric_cells, _metric_columns, _p, _sig_rows, _values_row, best_run, deep_runs, paper_best_segments,
+    _SIG_COLUMNS, LEGEND_METRICS, _corpus_notes, LEGEND_MISSING, MISSING, NOT_APPLICABLE, SIGNIFICANCE_NOTES,
+    _metric_cells, _metric_columns, _p, _sig_rows, _values_row, best_run, deep_runs, identity_notes,
+    paper_best_segments, paper_name, reported,
 )
 
 
@@ -24,16 +25,18 @@ def system_models() -> list[str]:
 
     return registry.names(table="systems")
 
-# What each paper reports, from the abstracts in ../shared/papers/ (percent; None = not given).
-# "corpus" is where the figure was measured; the abstracts give no per-corpus protocol details.
-SYSTEMS_REPORTED: dict[str, list[dict[str, object]]] = {
-    "crnn": [],  # the baseline the other papers improve on; none of them prints its figure in the abstract
-    "crnn-ctc": [{"corpus": None, "wa": 70.11, "ua": 69.53,
-                  "source": "Zhu et al. 2020 (abstract; corpus not named there)"}],
-    "crnn-mk": [{"corpus": "iemocap", "wa": None, "ua": 64.5, "source": "Meyer et al. 2021 (abstract)"}],
-    "dcnn-blstm-att": [{"corpus": "emodb", "wa": None, "ua": 87.86, "source": "Zhang et al. 2021 (abstract)"},
-                       {"corpus": "iemocap", "wa": None, "ua": 68.50, "source": "Zhang et al. 2021 (abstract)"}],
-}
+
+
+def systems_reported(col: Collection) -> dict[str, list[dict]]:
+    """System -> [{"corpus", "wa", "ua", "source"}]: what other papers report, from every shipped experiment
+    file (``reference_figures``) and the collection's own experiment (which wins for a system it names)."""
+    from serbench.systems.experiment import reference_figures
+
+    out = dict(reference_figures()[1])
+    if col.experiment is not None:
+        out.update(col.experiment.systems_reported)
+    return out
+
 
 _COLUMNS = (["System", "Model"] + _metric_columns() + ["fold time s (mean)", "device",
             "UA − ref (points)", "t-test p vs ref", "McNemar p vs ref", "WA % — paper", "UA % — paper",
@@ -47,7 +50,7 @@ def reference_run(col: Collection) -> tuple[RunResult | None, str]:
     results); otherwise our best N by pooled UA, which is optimistic and said so.
     """
     runs = deep_runs(col, "cnn-sru")
-    n = paper_best_segments(col.corpus)
+    n = paper_best_segments(col)
     if n is not None and n in runs:
         return runs[n], f"cnn-sru-N{n}: the N of the paper's best CNN+SRU on {col.corpus}"
     best = best_run(runs.values())
@@ -69,22 +72,23 @@ def best_baseline(col: Collection) -> RunResult | None:
     return best_run(r for r in col.runs.values() if r.spec.kind == "baseline" and not r.spec.speaker_norm)
 
 
-def _paper_cells(corpus: str, run: RunResult | None, model: str | None) -> list[str]:
+def _paper_cells(col: Collection, run: RunResult | None, model: str | None, figures: dict) -> list[str]:
+    corpus = col.corpus
+    fmt = (lambda v: "not reported" if v is None else f"{v:.1f}")
     if run is not None and run.spec.kind == "baseline":
         feature = run.spec.feature or ""
-        entry = PAPER_REPORTED.get((corpus.lower(), "V", feature))
+        entry = reported(col).get((corpus.lower(), "V", feature))
         if entry is None:
             return [NOT_APPLICABLE] * 4
-        fmt = (lambda v: "not reported" if v is None else f"{v:.1f}")
-        return [fmt(entry.get("wa")), fmt(entry.get("ua")), corpus, "Jiang et al. Table V (SVM)"]
+        return [fmt(entry.get("wa")), fmt(entry.get("ua")), corpus, f"{paper_name(col)} Table V (SVM)"]
     if model == "cnn-sru":
         n = run.spec.segments if run is not None else None
         key = ((corpus.lower(), "I", "CNN+SRU N=1") if n == 1 else (corpus.lower(), "II", f"N={n}"))
-        entry = PAPER_REPORTED.get(key)
+        entry = reported(col).get(key)
         if entry is None:
             return [NOT_APPLICABLE] * 4
-        return [f"{entry['wa']:.1f}", f"{entry['ua']:.1f}", corpus, f"Jiang et al. Table {key[1]}"]
-    reports = SYSTEMS_REPORTED.get(model or "", [])
+        return [fmt(entry.get("wa")), fmt(entry.get("ua")), corpus, f"{paper_name(col)} Table {key[1]}"]
+    reports = figures.get(model or "", [])
     if not reports:
         return ["not reported"] * 2 + [NOT_APPLICABLE] * 2
     # This corpus' figure when the paper has one, else every figure it gives with its corpus.
@@ -120,15 +124,16 @@ def systems_table(col: Collection) -> Table:
     """Each seed-paper system, CNN+SRU (reference) and the best SVM baseline, with tests against CNN+SRU."""
     corpus = col.corpus
     ref, ref_note = reference_run(col)
+    figures = systems_reported(col)
     rows: list[list[str]] = []
     values: list[dict] = []
 
     def add(label: str, model: str | None, run: RunResult | None, system: str) -> None:
         rows.append([system, label, *_metric_cells(run), *_timing_cells(run), *_versus_cells(run, ref),
-                     *_paper_cells(corpus, run, model)])
+                     *_paper_cells(col, run, model, figures)])
         values.append(_values_row("systems", system, "", run))
 
-    add("CNN+SRU (Jiang et al.)", "cnn-sru", ref, ref.system if ref else "cnn-sru-N?")
+    add(f"CNN+SRU ({paper_name(col)})", "cnn-sru", ref, ref.system if ref else "cnn-sru-N?")
     present = system_runs(col)
     models = system_models()
     for model in models:          # the papers' order; a system without a run is a 'missing' row
@@ -148,7 +153,7 @@ def systems_table(col: Collection) -> Table:
              '"paper" columns are what each system\'s own paper reports, on the corpus shown there: a figure '
              "from another corpus or protocol is context, not a target for this corpus.",
              "best SVM baseline = the SVM run with the highest pooled UA, picked on test results (optimistic).",
-             *_corpus_notes(corpus)]
+             *_corpus_notes(col), *identity_notes(col, [ref, *present, svm], models)]
     return Table("systems", f"Systems — the seed papers' models vs CNN+SRU, {corpus}",
                  pd.DataFrame(rows, columns=_COLUMNS, dtype=str), notes, pd.DataFrame(values))
 

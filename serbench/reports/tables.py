@@ -1,8 +1,9 @@
 """The paper's Tables I, II, III and V, rebuilt from the results store.
 
 Every measured number comes from :func:`serbench.experiments.metrics.summarize` on stored
-predictions (via :mod:`serbench.reports.collect`). The only literal numbers in this module
-are the paper's own results, kept in :data:`PAPER_REPORTED` and always labelled "paper".
+predictions (via :mod:`serbench.reports.collect`). The paper's own figures, its feature sets
+and its range of N come from the experiment file the collection follows (``recipes/jiang2019.toml``
+by default: ``col.experiment``), never from this module; they are always labelled "paper".
 """
 from __future__ import annotations
 
@@ -11,61 +12,16 @@ from typing import Iterable
 
 import pandas as pd
 
-from serbench.reports.collect import Collection, RunResult, SystemSpec
+from serbench.reports.collect import Collection, RunResult, SystemSpec, mixing_warnings
 from serbench.reports.render import Table
 from serbench.reports.significance import SCIPY_FUNCTIONS, T_TEST, WILCOXON, PairedTest, compare
-
-# Jiang et al., "Speech emotion recognition using deep convolutional neural network and
-# simple recurrent unit" (../shared/papers/cnn-sru-jiang.txt). Key: (corpus, table, row).
-# "wa"/"ua" in percent as printed; None where the paper prints "/" (not reported).
-# The paper's EMO-DB numbers are on the full corpus (535 utterances, 7 classes).
-PAPER_REPORTED: dict[tuple[str, str, str], dict[str, object]] = {
-    # Table I: CNN+SRU on non-segmented input (N = 1).
-    ("emodb", "I", "CNN+SRU N=1"): {"wa": 78.9, "ua": 76.1},
-    ("casia", "I", "CNN+SRU N=1"): {"wa": 41.0, "ua": 41.0},
-    # Table II: CNN+SRU with N segments.
-    ("emodb", "II", "N=2"): {"wa": 78.2, "ua": 76.3},
-    ("emodb", "II", "N=3"): {"wa": 82.5, "ua": 80.6},
-    ("emodb", "II", "N=4"): {"wa": 77.5, "ua": 77.5},
-    ("emodb", "II", "N=5"): {"wa": 76.8, "ua": 73.3},
-    ("casia", "II", "N=2"): {"wa": 41.0, "ua": 41.0},
-    ("casia", "II", "N=3"): {"wa": 45.5, "ua": 45.3},
-    ("casia", "II", "N=4"): {"wa": 45.3, "ua": 45.2},
-    ("casia", "II", "N=5"): {"wa": 51.3, "ua": 51.3},
-    # Table III: single models vs the cascade (the paper does not state N for CNN and SRU).
-    ("emodb", "III", "CNN"): {"wa": 72.1, "ua": 70.1},
-    ("emodb", "III", "SRU"): {"wa": 64.2, "ua": 61.5},
-    ("emodb", "III", "CNN+SRU"): {"wa": 82.5, "ua": 80.6},
-    ("casia", "III", "CNN"): {"wa": 33.1, "ua": 33.1},
-    ("casia", "III", "SRU"): {"wa": 42.4, "ua": 42.4},
-    ("casia", "III", "CNN+SRU"): {"wa": 51.3, "ua": 51.3},
-    # Table IV: t-test p-values (the paper gives neither n, t nor the per-fold values).
-    ("emodb", "IV", "(CNN+SRU,CNN)"): {"p": "< 0.0001"},
-    ("emodb", "IV", "(CNN+SRU,SRU)"): {"p": "< 0.0001"},
-    ("casia", "IV", "(CNN+SRU,CNN)"): {"p": "< 0.0001"},
-    ("casia", "IV", "(CNN+SRU,SRU)"): {"p": "< 0.0001"},
-    # Table V: SVM on feature sets vs "Ours" (CNN+SRU at its best N).
-    ("emodb", "V", "PLP"): {"wa": 73.3, "ua": None},
-    ("emodb", "V", "MFCC"): {"wa": 57.6, "ua": None},
-    ("emodb", "V", "HuWSF"): {"wa": 74.1, "ua": None},
-    ("emodb", "V", "IS09"): {"wa": 75.5, "ua": 74.0},
-    ("emodb", "V", "IS10"): {"wa": 78.1, "ua": 76.7},
-    ("emodb", "V", "Ours"): {"wa": 82.5, "ua": 80.6},
-    ("casia", "V", "PLP"): {"wa": 45.0, "ua": None},
-    ("casia", "V", "MFCC"): {"wa": 36.1, "ua": None},
-    ("casia", "V", "HuWSF"): {"wa": 42.5, "ua": None},
-    ("casia", "V", "IS09"): {"wa": 37.7, "ua": 37.7},
-    ("casia", "V", "IS10"): {"wa": 47.6, "ua": 47.6},
-    ("casia", "V", "Ours"): {"wa": 51.3, "ua": 51.3},
-}
-
-from serbench.features.registry import PAPER_SETS as PAPER_FEATURES  # noqa: E402  (the paper's Table V rows)
-
-from serbench.systems.builtin.cnn_sru import PAPER_SEGMENTS  # noqa: E402
+from serbench.systems.identity import describe_differences
 
 DEFAULT_CLASSIFIER = "svm-linear"
 # Our model names for the paper's: the cascade and the two ablations of Table III.
 PAPER_MODELS = {"cnn-sru": "CNN+SRU", "cnn": "CNN", "sru": "SRU"}
+#: The cascade's setting that mixes in its own CNN's decision (`fast`'s fused decision when > 0: not the paper's).
+FUSE_KEY = "sru_fuse"
 
 NO_NORM = "no speaker norm (paper protocol)"
 SPK_NORM = "per-speaker z-norm"
@@ -74,8 +30,6 @@ NOT_APPLICABLE = "n/a"
 NOT_REPORTED = "not reported"
 
 LEGEND_MISSING = f'"{MISSING}" = no complete run of that system in the store (never a number).'
-LEGEND_PAPER = ('"paper" columns are the numbers printed in Jiang et al. (CNN+SRU paper), not ours; '
-                f'"{NOT_REPORTED}" = the paper prints "/".')
 LEGEND_METRICS = ("WA = accuracy, UA = mean per-class recall, in percent; pooled over all test "
                   "predictions, and mean ± sd over the protocol's folds (speakers; sessions under "
                   "loso-session; sd with ddof=1). "
@@ -94,9 +48,41 @@ def mean_sd(mean: float, sd: float) -> str:
     return f"{pct(mean)} ± {pct(sd)}"
 
 
-def paper_value(corpus: str, table: str, row: str, metric: str) -> str:
+# ---------------------------------------------------------------- the experiment's facts
+
+def reported(col: Collection) -> dict:
+    """(corpus, table, row) -> {"wa", "ua", "p"}: the figures the experiment file reports (its [reported])."""
+    return dict(col.experiment.reported) if col.experiment is not None else {}
+
+
+def paper_features(col: Collection) -> tuple[str, ...]:
+    """The feature sets of the experiment's SVM rows (Table V), in the file's order."""
+    return tuple(str(f) for f in col.experiment.values(DEFAULT_CLASSIFIER, "feature")) if col.experiment else ()
+
+
+def paper_segments(col: Collection) -> tuple[int, ...]:
+    """The N the experiment declares for CNN+SRU (Tables I-II), in order."""
+    return tuple(sorted(int(n) for n in col.experiment.values("cnn-sru", "segments"))) if col.experiment else ()
+
+
+def paper_name(col: Collection) -> str:
+    """Whose figures the "paper" columns hold: the experiment's ``paper`` (its first words), else its title."""
+    exp = col.experiment
+    if exp is None:
+        return "the paper"
+    return (exp.paper.split(",")[0] if exp.paper else exp.title) or exp.name
+
+
+def legend_paper(col: Collection) -> str:
+    if not reported(col):
+        return (f'"paper" columns: {col.experiment_label} reports no figures, so they are "{NOT_APPLICABLE}".')
+    return (f'"paper" columns are the figures printed in {paper_name(col)} (from {col.experiment_label}), not ours; '
+            f'"{NOT_REPORTED}" = the paper prints "/".')
+
+
+def paper_value(col: Collection, table: str, row: str, metric: str) -> str:
     """The paper's number for a cell as text, or "not reported"/"n/a" (no such row for the corpus)."""
-    entry = PAPER_REPORTED.get((corpus.lower(), table, row))
+    entry = reported(col).get((col.corpus.lower(), table, row))
     if entry is None:
         return NOT_APPLICABLE
     value = entry.get(metric)
@@ -105,11 +91,11 @@ def paper_value(corpus: str, table: str, row: str, metric: str) -> str:
     return value if isinstance(value, str) else f"{value:.1f}"
 
 
-def paper_best_segments(corpus: str) -> int | None:
-    """The N of the paper's best CNN+SRU on ``corpus`` (argmax UA over Tables I-II), None if not a paper corpus."""
+def paper_best_segments(col: Collection) -> int | None:
+    """The N of the paper's best CNN+SRU on the corpus (argmax UA over Tables I-II), None if it reports none."""
     best: tuple[float, int] | None = None
-    for (c, table, row), entry in PAPER_REPORTED.items():
-        if c != corpus.lower() or table not in ("I", "II"):
+    for (c, table, row), entry in reported(col).items():
+        if c != col.corpus.lower() or table not in ("I", "II") or entry.get("ua") is None:
             continue
         n = 1 if table == "I" else int(row.split("=")[1])
         if best is None or float(entry["ua"]) > best[0]:
@@ -145,7 +131,7 @@ def _metric_columns(suffix: str = "") -> list[str]:
 # ---------------------------------------------------------------- selection helpers
 
 def deep_runs(col: Collection, model: str, speaker_norm: bool = False) -> dict[int, RunResult]:
-    """Runs of deep ``model`` keyed by number of segments."""
+    """Runs of deep ``model`` keyed by number of segments (a name's row only: never a variant)."""
     return {r.spec.segments: r for r in col.runs.values()
             if r.spec.kind == "deep" and r.spec.model == model and r.spec.segments is not None
             and r.spec.speaker_norm == speaker_norm}
@@ -184,9 +170,75 @@ def segments_for_ablation(col: Collection) -> list[int]:
     best = best_run(deep_runs(col, "cnn-sru").values())
     if best is not None:
         ns.add(best.spec.segments)
-    if paper_best_segments(col.corpus) is not None:
-        ns.add(paper_best_segments(col.corpus))
+    if paper_best_segments(col) is not None:
+        ns.add(paper_best_segments(col))
     return sorted(ns) or [1]
+
+
+def fuse_weight(run: RunResult | None) -> float:
+    """The run's ``sru_fuse`` (0 for the paper's cascade and for runs of other systems)."""
+    if run is None or run.spec is None or run.spec.system != "cnn-sru":
+        return 0.0
+    return float(run.spec.setting(FUSE_KEY, 0.0) or 0.0)
+
+
+def fused_label(weight: float | None) -> str:
+    w = f"{weight:g}" if weight else "?"
+    return f"CNN+SRU fused with its CNN ({w}, not the paper's)"
+
+
+def fused_run(col: Collection, n: int) -> tuple[RunResult | None, float] | None:
+    """CNN+SRU's fused decision at ``n`` segments: the run the experiment declares (``sru_fuse`` > 0, no speaker
+    norm), whether stored under its own name (``cnn-sru-fuse75-N3``) or as a variant of ``cnn-sru-N3``; else
+    such a run the store holds under its own name. ``(run or None, weight)``; None when neither exists."""
+    for p in col.planned:
+        s = p.identity.settings
+        if (p.system == "cnn-sru" and float(s.get(FUSE_KEY) or 0) > 0 and s.get("segments") == n
+                and not s.get("speaker_norm") and p.seed == 0):
+            return col.find(p.identity), float(s[FUSE_KEY])
+    present = [r for r in col.runs.values() if r.spec.kind == "deep" and fuse_weight(r) > 0
+               and r.spec.segments == n and not r.spec.speaker_norm]
+    best = best_run(present)
+    return (best, fuse_weight(best)) if best is not None else None
+
+
+def model_label(model: str | None, run: RunResult | None = None) -> str:
+    """A deep model's row label: the paper's name (CNN+SRU, CNN, SRU), the fused decision's, or the model."""
+    if run is not None and fuse_weight(run) > 0:
+        return fused_label(fuse_weight(run))
+    return PAPER_MODELS.get(model or "", model or "")
+
+
+# ---------------------------------------------------------------- what differs from the experiment file
+
+def identity_notes(col: Collection, runs: Iterable[RunResult | None], names: Iterable[str] = ()) -> list[str]:
+    """What a table's reader must know about its rows against the experiment file: every setting in which a
+    shown row differs from the file's declaration, rows whose settings were not recorded or that the file
+    does not declare, declared rows missing while variants are stored, and rows of different label sets or
+    protocols."""
+    shown = list({id(r): r for r in runs if r is not None}.values())   # each run once (runs are not hashable)
+    label = col.experiment_label
+    notes: list[str] = []
+    for run in shown:
+        spec = run.spec
+        if spec.check == "variant":
+            diff = {k: (v, r) for k, v, r in spec.differs}
+            what = describe_differences(diff) if diff else "its identity differs from the declaration"
+            also = (f"; {label} declares it as a run of its own" if spec.planned else "")
+            notes.append(f"{spec.name}: not the row of {spec.stored} ({label} declares other settings); differs in "
+                         f"{len(diff)} setting(s): {what}{also}.")
+        elif spec.check == "unrecorded":
+            notes.append(f"{spec.name} (run {run.run_id}): its run.json records no settings (written before serbench "
+                         f"recorded them), so whether it follows {label} cannot be checked; shown as {spec.stored}.")
+        elif spec.check == "profile" and spec.kind != "baseline":
+            exp = col.experiment
+            notes.append(f"{spec.name}: not declared in {label}; its settings are the "
+                         f"{exp.profile if exp else 'default'} profile's with what its name encodes.")
+    for name in dict.fromkeys(names):
+        if name in col.absent:
+            notes.append(col.absent[name])
+    notes += mixing_warnings(shown)
+    return notes
 
 
 # ---------------------------------------------------------------- Table V
@@ -199,15 +251,16 @@ def feature_table(col: Collection) -> Table:
 
     def add(label: str, system: str, paper_row: str | None, no_norm: RunResult | None,
             spk: RunResult | None, spk_absent: str) -> None:
-        paper = ([paper_value(corpus, "V", paper_row, "wa"), paper_value(corpus, "V", paper_row, "ua")]
+        paper = ([paper_value(col, "V", paper_row, "wa"), paper_value(col, "V", paper_row, "ua")]
                  if paper_row else [NOT_APPLICABLE, NOT_APPLICABLE])
         rows.append([label, system, *_metric_cells(no_norm), *_metric_cells(spk, spk_absent), *paper])
         values.append(_values_row("V", label, NO_NORM, no_norm))
         values.append(_values_row("V", label, SPK_NORM, spk))
 
     baselines = [s for s in col.specs() if s.kind == "baseline"]
-    paper_lower = {f.lower(): f for f in PAPER_FEATURES}
-    for feature in PAPER_FEATURES:
+    features = paper_features(col)
+    paper_lower = {f.lower(): f for f in features}
+    for feature in features:
         classifiers = sorted({s.classifier or "" for s in baselines if (s.feature or "").lower() == feature.lower()},
                              key=lambda c: (c != DEFAULT_CLASSIFIER, c)) or [DEFAULT_CLASSIFIER]
         for clf in classifiers:
@@ -225,7 +278,7 @@ def feature_table(col: Collection) -> Table:
         plain = best_run(deep_runs(col, model, False).values())
         normed = best_run(deep_runs(col, model, True).values())
         chosen = plain or normed
-        label = f"{PAPER_MODELS.get(model, model)} (best N={chosen.spec.segments}"
+        label = f"{model_label(model, chosen)} (best N={chosen.spec.segments}"
         if plain is not None and normed is not None and normed.spec.segments != plain.spec.segments:
             label += f"; with speaker norm N={normed.spec.segments}"   # each column picks its own best N
         label += ")"
@@ -253,19 +306,22 @@ def feature_table(col: Collection) -> Table:
         "`--speaker-norm` trains the other; no paper value for that row or corpus).",
         "Deep rows show the N with the best pooled UA on the test folds, as the paper's \"Ours\" row "
         "does (an optimistic choice: N is selected on test speakers).",
-        LEGEND_PAPER,
+        legend_paper(col),
     ]
-    notes += _corpus_notes(corpus)
+    notes += _corpus_notes(col)
+    notes += identity_notes(col, col.runs.values(), [f"{f}-{DEFAULT_CLASSIFIER}" + sfx for f in features
+                                                      for sfx in ("", "-spknorm")])
     return Table("table5", f"Table V — feature comparison on {corpus} (SVM per feature set, and deep systems)",
                  frame, notes, pd.DataFrame(values))
 
 
-def _corpus_notes(corpus: str) -> list[str]:
+def _corpus_notes(col: Collection) -> list[str]:
+    corpus = col.corpus
+    if not any(c == corpus.lower() for c, _, _ in reported(col)):
+        return [f"{col.experiment_label} reports no figures on {corpus}: paper columns are n/a."]
     if corpus.lower() == "emodb":
         return ["The paper's EMO-DB numbers are on the full corpus; a shortened copy (e.g. cut to 2 s) "
                 "is expected to score lower."]
-    if not any(c == corpus.lower() for c, _, _ in PAPER_REPORTED):
-        return [f"The paper reports no results on {corpus}: paper columns are n/a."]
     return []
 
 
@@ -274,61 +330,90 @@ def _corpus_notes(corpus: str) -> list[str]:
 _DEEP_COLUMNS = ["Model", "N", "System"] + _metric_columns() + ["WA % — paper", "UA % — paper", "paper source"]
 
 
-def _deep_row(corpus: str, model: str, n: int, run: RunResult | None,
-              paper: tuple[str, str] | None) -> list[str]:
-    label = PAPER_MODELS.get(model, model)
+def _deep_row(col: Collection, model: str, n: int, run: RunResult | None,
+              paper: tuple[str, str] | None, label: str | None = None, system: str | None = None) -> list[str]:
     if paper is None:
         p_wa = p_ua = src = NOT_APPLICABLE
     else:
-        p_wa, p_ua = paper_value(corpus, paper[0], paper[1], "wa"), paper_value(corpus, paper[0], paper[1], "ua")
+        p_wa, p_ua = paper_value(col, paper[0], paper[1], "wa"), paper_value(col, paper[0], paper[1], "ua")
         src = f"Table {paper[0]}, {paper[1]}" if p_wa != NOT_APPLICABLE else NOT_APPLICABLE
-    return [label, str(n), f"{model}-N{n}", *_metric_cells(run), p_wa, p_ua, src]
+    return [label or model_label(model), str(n), system or (run.system if run is not None else f"{model}-N{n}"),
+            *_metric_cells(run), p_wa, p_ua, src]
 
 
 def _deep_notes(col: Collection) -> list[str]:
-    return [LEGEND_METRICS, LEGEND_MISSING, LEGEND_PAPER,
+    return [LEGEND_METRICS, LEGEND_MISSING, legend_paper(col),
             f'"{NOT_APPLICABLE}" in paper columns = the paper has no such row for this corpus.',
-            *decision_notes(col), *_corpus_notes(col.corpus)]
+            *decision_notes(col), *_corpus_notes(col)]
 
 
 def table1(col: Collection) -> Table:
     """Table I: CNN+SRU on the non-segmented utterance (N = 1)."""
     run = deep_runs(col, "cnn-sru").get(1)
-    frame = pd.DataFrame([_deep_row(col.corpus, "cnn-sru", 1, run, ("I", "CNN+SRU N=1"))],
+    frame = pd.DataFrame([_deep_row(col, "cnn-sru", 1, run, ("I", "CNN+SRU N=1"))],
                          columns=_DEEP_COLUMNS, dtype=str)
     return Table("table1", f"Table I — CNN+SRU, non-segmented (N = 1), {col.corpus}", frame,
-                 _deep_notes(col), pd.DataFrame([_values_row("I", "cnn-sru-N1", NO_NORM, run)]))
+                 _deep_notes(col) + identity_notes(col, [run], ["cnn-sru-N1"]),
+                 pd.DataFrame([_values_row("I", "cnn-sru-N1", NO_NORM, run)]))
 
 
 def table2(col: Collection) -> Table:
     """Table II: CNN+SRU for N = 1..5 (and any other N present)."""
     runs = deep_runs(col, "cnn-sru")
-    ns = sorted(set(PAPER_SEGMENTS) | set(runs))
+    ns = sorted(set(paper_segments(col)) | set(runs))
     rows, values = [], []
     for n in ns:
         paper = ("I", "CNN+SRU N=1") if n == 1 else ("II", f"N={n}")
-        rows.append(_deep_row(col.corpus, "cnn-sru", n, runs.get(n), paper))
+        rows.append(_deep_row(col, "cnn-sru", n, runs.get(n), paper))
         values.append(_values_row("II", f"cnn-sru-N{n}", NO_NORM, runs.get(n)))
     return Table("table2", f"Table II — CNN+SRU by number of segments N, {col.corpus}",
                  pd.DataFrame(rows, columns=_DEEP_COLUMNS, dtype=str),
-                 _deep_notes(col) + ["The paper's N = 1 value is its Table I."], pd.DataFrame(values))
+                 _deep_notes(col) + ["The paper's N = 1 value is its Table I."]
+                 + identity_notes(col, runs.values(), [f"cnn-sru-N{n}" for n in ns]), pd.DataFrame(values))
 
 
 def table3(col: Collection) -> Table:
     """Table III: CNN alone, SRU alone and CNN+SRU at every N present (else the paper's best N)."""
-    best_n = paper_best_segments(col.corpus)
-    rows, values = [], []
+    best_n = paper_best_segments(col)
+    rows, values, shown, names = [], [], [], []
     for n in segments_for_ablation(col):
         for model, paper_name in _ablation_order():
             run = deep_runs(col, model).get(n)
-            rows.append(_deep_row(col.corpus, model, n, run, ("III", paper_name) if n == best_n else None))
+            rows.append(_deep_row(col, model, n, run, ("III", paper_name) if n == best_n else None))
             values.append(_values_row("III", f"{model}-N{n}", NO_NORM, run))
-    notes = _deep_notes(col)
+            shown.append(run)
+            names.append(f"{model}-N{n}")
+        fused = fused_run(col, n)
+        if fused is not None:
+            run, weight = fused
+            rows.append(_deep_row(col, "cnn-sru", n, run, None, label=fused_label(weight),
+                                  system=run.system if run is not None else fused_name(weight, n)))
+            values.append(_values_row("III", fused_name(weight, n), NO_NORM, run))
+            shown.append(run)
+    notes = _deep_notes(col) + identity_notes(col, shown, names)
+    if any(fused_run(col, n) for n in segments_for_ablation(col)):
+        notes.append(FUSED_NOTE)
     if best_n is not None:
         notes.append(f"The paper does not state N for CNN and SRU alone; its Table III values are shown at "
                      f"N = {best_n}, the N of its best CNN+SRU on {col.corpus}.")
     return Table("table3", f"Table III — CNN, SRU and CNN+SRU, {col.corpus}",
                  pd.DataFrame(rows, columns=_DEEP_COLUMNS, dtype=str), notes, pd.DataFrame(values))
+
+
+FUSED_NOTE = ("CNN+SRU fused with its CNN = the `fast` profile's own decision (sru_fuse > 0: that share of its own "
+              "CNN's segment softmax mixed into the cascade's probabilities): not the paper's system, shown beside "
+              "the cascade; the CNN+SRU row is the paper's cascade (the SRU decides).")
+
+
+def fused_name(weight: float, n: int) -> str:
+    """The stored name of the fused decision at ``n`` (``cnn-sru-fuse75-N3``), from the registry's naming."""
+    from serbench.systems import registry
+
+    system = registry.get("cnn-sru")
+    try:
+        return system.stored_name(system.settings(None, {FUSE_KEY: weight, "segments": n}))
+    except Exception:   # a weight this version refuses: name it plainly
+        return f"cnn-sru (sru_fuse={weight:g})-N{n}"
 
 
 def _ablation_order() -> list[tuple[str, str]]:
@@ -337,27 +422,19 @@ def _ablation_order() -> list[tuple[str, str]]:
 
 
 def expected_systems(col: Collection) -> list[SystemSpec]:
-    """The systems the tables need: the baseline grid in both variants and the deep grid."""
-    out = [SystemSpec(name=f"{f}-{DEFAULT_CLASSIFIER}" + ("-spknorm" if spk else ""), kind="baseline",
-                      feature=f, classifier=DEFAULT_CLASSIFIER, speaker_norm=spk)
-           for f in PAPER_FEATURES for spk in (False, True)]
-    out += [SystemSpec(name=f"cnn-sru-N{n}", kind="deep", model="cnn-sru", segments=n) for n in PAPER_SEGMENTS]
-    for n in segments_for_ablation(col):
-        out += [SystemSpec(name=f"{m}-N{n}", kind="deep", model=m, segments=n) for m in ("cnn", "sru")]
+    """The systems the experiment file declares on this corpus (one per stored name), in the file's order."""
+    from serbench.reports.collect import parse_system
+
+    out = []
+    for name, p in col.declared.items():
+        spec = parse_system(name, {"config": {"system_type": p.system, "settings": p.identity.settings}})
+        out.append(spec)
     return out
 
 
 def missing_systems(col: Collection) -> list[SystemSpec]:
-    """Expected systems with no complete run in the store."""
-    out = []
-    for spec in expected_systems(col):
-        if spec.kind == "baseline":
-            found = baseline_run(col, spec.feature or "", spec.classifier or "", spec.speaker_norm)
-        else:
-            found = deep_runs(col, spec.model or "").get(spec.segments or 0)
-        if found is None:
-            out.append(spec)
-    return out
+    """Declared systems whose row has no run (a variant under the name does not count)."""
+    return [spec for spec in expected_systems(col) if spec.name not in col.runs]
 
 
 # ---------------------------------------------------------------- significance (Table IV and features)
@@ -415,14 +492,21 @@ def _sig_rows(a_name: str, b_name: str, a: RunResult | None, b: RunResult | None
 
 def table4(col: Collection) -> Table:
     """Table IV: CNN+SRU vs CNN and vs SRU at each N present (else the paper's best N)."""
-    best_n = paper_best_segments(col.corpus)
+    best_n = paper_best_segments(col)
     rows = []
     for n in segments_for_ablation(col):
         for other, paper_row in (("cnn", "(CNN+SRU,CNN)"), ("sru", "(CNN+SRU,SRU)")):
-            paper_p = paper_value(col.corpus, "IV", paper_row, "p") if n == best_n else NOT_APPLICABLE
+            paper_p = paper_value(col, "IV", paper_row, "p") if n == best_n else NOT_APPLICABLE
             for row in _sig_rows(f"cnn-sru-N{n}", f"{other}-N{n}", deep_runs(col, "cnn-sru").get(n),
                                  deep_runs(col, other).get(n)):
                 rows.append(row + [paper_p])
+        fused = fused_run(col, n)
+        if fused is not None:
+            run, weight = fused
+            for other in ("cnn", "sru"):
+                for row in _sig_rows(run.system if run is not None else fused_name(weight, n), f"{other}-N{n}", run,
+                                     deep_runs(col, other).get(n)):
+                    rows.append(row + [NOT_APPLICABLE])
     notes = SIGNIFICANCE_NOTES + [
         LEGEND_MISSING,
         "p — paper: the paper's Table IV (a t-test; it states neither n, t nor the per-fold values, "

@@ -18,7 +18,10 @@ from serbench.reports.paper import (
     stars,
 )
 from serbench.reports.render import split_marks, to_latex, to_markdown
-from serbench.reports.tables import PAPER_REPORTED
+from serbench.systems.experiment import load_experiment
+
+# The paper's figures, as the experiment file the tables follow by default gives them.
+PAPER_REPORTED = load_experiment("jiang2019").reported
 
 REF_ACC = {"s1": 0.5, "s2": 0.5, "s3": 0.5, "s4": 0.5}
 # 40, 30, 40 and 30 points above the reference per fold: t = 12.1 with 3 df (p = 0.0012), and
@@ -89,7 +92,8 @@ def test_table2_and_3_reference_rows(store):
     assert (j, "paper UA %") in t2.bold
     t3 = paper_table3(col)
     rows = t3.frame[t3.frame["N"] == "5"]
-    assert rows["Model"].tolist() == ["CNN", "SRU", "CNN+SRU (ref)"]
+    assert rows["Model"].tolist() == ["CNN", "SRU", "CNN+SRU (ref)", "CNN+SRU fused with its CNN (0.75, not the paper's)"]
+    assert rows.iloc[3][UA] == "missing"            # declared by jiang2019 at N = 5, not run here
     assert rows.iloc[0][UA] == "20.0" and rows.iloc[0][WA] == "20.0**"   # equal fold gaps: t undefined
     assert rows.iloc[1][UA] == "missing"
 
@@ -137,7 +141,8 @@ def test_notes_once_per_output(store, tmp_path):
     assert "WA = accuracy" not in (tmp_path / "out" / "table5.tex").read_text(encoding="utf-8")
     # Every shown table has at most six columns: the paper's shape.
     assert all(len(t.frame.columns) <= 6 for t in report.shown)
-    assert re.search(r"Runs used \(latest complete per system\): .*IS10-svm-linear/20260101T000000", md)
+    assert re.search(r"Runs used \(latest complete per system and settings, checked against jiang2019.toml\): "
+                     r".*IS10-svm-linear/20260101T000000", md)
 
 
 def test_a_decision_that_departs_from_the_paper_is_printed_under_the_tables(store, tmp_path):
