@@ -276,14 +276,18 @@ def _memory(seconds: float, feature_set: str) -> float:
     return seconds * (BYTES_PER_S.get(feature_set, DEFAULT_BYTES_PER_S) + 4 * TARGET_SR)
 
 
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
 def _too_long(name: str, seconds: float, feature_set: str, windowed: bool = False) -> str:
     need = _memory(seconds, feature_set)
     if need <= MEMORY_BUDGET:
         return ""
     longest = MEMORY_BUDGET / _memory(1.0, feature_set)
     what = f"windows of {seconds:g} s" if windowed else f"{seconds:.0f} s as one input"
-    return (f"{name}: {what} would need about {need / 1e9:.1f} GB for the {feature_set} features, over the "
-            f"{MEMORY_BUDGET / 1e9:g} GB allowed per input (about {longest:.0f} s); give "
+    return (f"{name}: {what} would need about {_size(need)} for the {feature_set} features, over the "
+            f"{_size(MEMORY_BUDGET)} allowed per input (about {longest:.0f} s); give "
             + ("a shorter --window" if windowed else "--window S (e.g. --window 10) to predict it in windows"))
 
 

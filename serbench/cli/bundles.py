@@ -5,36 +5,10 @@ import click
 
 from serbench.cli.common import cache_option, emotions_option, runs_option, split_list
 from serbench.cli.run_options import (
-    SystemChoice, SystemsCommand, device_option, jobs_option, parse_sets, profile_option, protocol_option,
-    seed_option, sets_option, threads_option,
+    SystemChoice, SystemsCommand, device_option, epoch_overrides, epochs_option, flag_overrides, jobs_option,
+    profile_option, protocol_option, seed_option, sets_option, setting_flags, setting_options, threads_option,
 )
 from serbench.errors import SerbenchError
-
-
-def _overrides(system: str, feature: str | None, segments: int | None, speaker_norm: bool,
-               class_weight: str | None, pretrained: str | None, epochs: int | None, sets: tuple[str, ...]) -> dict:
-    """The command's options as settings of ``system``; an option the system has no use for is an error."""
-    from serbench.systems import registry
-
-    target = registry.get(system)
-    fields = target.settings_class.fields()
-    out = parse_sets(sets)
-    for flag, key, value in (("--feature", "feature", feature), ("--segments", "segments", segments),
-                             ("--class-weight", "class_weight", class_weight), ("--pretrained", "pretrained", pretrained)):
-        if value is None:
-            continue
-        if key not in fields:
-            raise SerbenchError(f"{flag}: {system} has no such option (its settings: `serbench systems {system}`)")
-        out[key] = value
-    if speaker_norm:
-        out["speaker_norm"] = True
-    if epochs is not None:
-        from serbench.cli.deep import epoch_overrides
-
-        if target.kind != "deep":
-            raise SerbenchError(f"--epochs: {system} is not trained in epochs")
-        out.update(epoch_overrides(system, epochs, None, None))
-    return out
 
 
 @click.command("train", cls=SystemsCommand, systems_kind=None)
@@ -47,16 +21,9 @@ def _overrides(system: str, feature: str | None, segments: int | None, speaker_n
                    "corpus) or a run id.")
 @click.option("--out", required=True, type=click.Path(path_type=str),
               help="Folder of the model bundle (new or empty; an existing bundle needs --overwrite).")
-@click.option("--feature", default=None, help="SVMs: the functional feature set (IS10, IS09, MFCC, ...).")
-@click.option("--segments", "-n", type=int, default=None, help="cnn-sru, cnn, sru: segments per utterance N.")
+@setting_options()
 @profile_option
-@click.option("--speaker-norm", is_flag=True,
-              help="Z-score each speaker with its own statistics (predicting then needs each input's speaker).")
-@click.option("--class-weight", type=click.Choice(["none", "balanced"]), default=None, help="SVMs only.")
-@click.option("--pretrained", type=click.Path(dir_okay=False), default=None,
-              help="Local torchvision-named AlexNet state dict (cnn-sru, cnn, dcnn-blstm-att); its weights go into "
-                   "the bundle.")
-@click.option("--epochs", type=int, default=None, help="Shorthand: every epoch setting of a deep system.")
+@epochs_option
 @sets_option
 @protocol_option
 @seed_option
@@ -67,18 +34,21 @@ def _overrides(system: str, feature: str | None, segments: int | None, speaker_n
 @threads_option
 @device_option
 @click.option("--overwrite", is_flag=True, help="Replace the model bundle already in --out.")
-def train_cmd(corpus, root, system, from_run, out, feature, segments, profile, speaker_norm, class_weight, pretrained,
-              epochs, sets, protocol, seed, emotions, cache, runs, jobs, threads, device, overwrite) -> None:
+def train_cmd(corpus, root, system, from_run, out, profile, epochs, sets, protocol, seed, emotions, cache, runs, jobs,
+              threads, device, overwrite, **settings) -> None:
     """Fit a system on ALL speakers of a corpus (hyper-parameters by the benchmark's speaker-grouped inner CV)
     and write a model bundle for `serbench predict`."""
     from serbench.bundles.training import run_recipe, train
+    from serbench.io import check_output_folder
+    from serbench.settings import cache_root
 
+    # The bundle never lands in (or over) the feature cache or the corpus it is trained from.
+    check_output_folder(out, inside_inputs=[cache_root(cache), root])
     say = (lambda m: click.echo(f"  {m}", err=True))
     if from_run is not None:
-        given = [flag for flag, v in (("--system", system), ("--feature", feature), ("--segments", segments),
-                                      ("--speaker-norm", speaker_norm or None), ("--class-weight", class_weight),
-                                      ("--pretrained", pretrained), ("--epochs", epochs), ("--set", sets or None),
+        given = [flag for flag, v in (("--system", system), ("--epochs", epochs), ("--set", sets or None),
                                       ("--emotions", emotions)) if v is not None]
+        given += [flag for flag, key, _t, _d in setting_flags() if settings.get(key) is not None]
         if given:
             raise SerbenchError(f"--from-run takes the system and its settings from the run; leave out "
                                 f"{', '.join(given)}")
@@ -89,7 +59,8 @@ def train_cmd(corpus, root, system, from_run, out, feature, segments, profile, s
     elif system is None:
         raise SerbenchError("give --system NAME (and its options), or --from-run best|RUN_ID")
     else:
-        overrides = _overrides(system, feature, segments, speaker_norm, class_weight, pretrained, epochs, sets)
+        overrides = flag_overrides(system, settings, sets)
+        overrides.update(epoch_overrides(system, epochs))
         emotions_list = split_list(emotions)
     model = train(system, corpus, root, out, profile=profile, overrides=overrides, emotions=emotions_list,
                   seed=seed, protocol=protocol, cache=cache, jobs=jobs, device=device, threads=threads, runs=runs,
@@ -121,6 +92,19 @@ def _speakers(speaker: str | None, folder_level: int | None):
     return speaker
 
 
+def _feature_set_name(model_dir: str) -> str | None:
+    """The bundle's feature set, read from its model.json without loading the model (None: unreadable,
+    which load_model then reports in full)."""
+    import json
+    from pathlib import Path
+
+    try:
+        name = json.loads((Path(model_dir).expanduser() / "model.json").read_text("utf-8"))["feature_set"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
 def _print_table(df, prefix_cols: list[str]) -> None:
     view = df.drop(columns=[c for c in ("error",) if c in df.columns and not df[c].astype(bool).any()])
     with_pd_options = {c: (lambda v: "" if v != v else f"{v:.3f}") for c in prefix_cols}
@@ -145,46 +129,65 @@ def _print_table(df, prefix_cols: list[str]) -> None:
 @click.option("--hop", type=float, default=None, metavar="S", help="Step between windows (default: --window).")
 @click.option("--out", default=None, type=click.Path(dir_okay=False, path_type=str),
               help="Write the table here (format from the suffix: .csv, .parquet, .json); default: print it.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]), default=None)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]), default=None,
+              help="Optional; must agree with the suffix of --out.")
+@click.option("--overwrite", is_flag=True, help="Replace the file --out if it exists.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the model (torch).")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="Inputs scored per call of the model.")
-def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_folder, window, hop, out, fmt, device,
-                threads, batch) -> None:
+def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_folder, window, hop, out, fmt, overwrite,
+                device, threads, batch) -> None:
     """Label audio files, folders or a corpus with a model bundle: emotion and every class's score per file.
 
     Exit status 1 when an input could not be predicted (each is listed with the reason)."""
-    from serbench.bundles.inference import write_table
+    from pathlib import Path
+
+    from serbench.bundles.inference import check_output, check_sources, check_window, collect, write_table
     from serbench.bundles.model import load_model
 
+    # Every option and input is checked before the model loads (seconds for a deep bundle).
     if (corpus is None) != (root is None):
         raise SerbenchError("--corpus and --root go together: give both to predict a corpus, or neither")
     if not paths and corpus is None:
         raise SerbenchError("nothing to predict: give audio files or folders, or --corpus C --root DIR")
-    _speakers(speaker, speaker_folder)                 # option errors before the model loads
-    model = load_model(model_dir, device=device)
+    if paths and corpus is not None:
+        raise SerbenchError("give files/folders or --corpus/--root, not both")
+    if not Path(model_dir).expanduser().is_dir():
+        raise SerbenchError(f"--model {model_dir}: no such folder; give a model bundle folder written by "
+                            "`serbench train`")
+    absent = [p for p in paths if not (Path(p).expanduser().exists() or Path(p).expanduser().is_symlink())]
+    if absent:
+        raise SerbenchError(f"{absent[0]}: no such file or folder" + (f" (and {len(absent) - 1} more input(s))"
+                                                                     if len(absent) > 1 else "") + "; check the path")
+    window, hop = check_window(window, hop)
+    speakers = _speakers(speaker, speaker_folder)
     if corpus is not None:
         from serbench.corpora import scan
 
-        if paths:
-            raise SerbenchError("give files/folders or --corpus/--root, not both")
         inputs = scan(corpus, root, emotions=split_list(emotions)).manifest
+        input_files = inputs["path"].astype(str).tolist()
     else:
-        inputs = list(paths)
-    df = model.predict(inputs, speakers=_speakers(speaker, speaker_folder), window=window, hop=hop,
+        inputs = input_files = list(paths)
+    if out:
+        out, fmt = check_output(out, fmt, inputs=input_files, model_dir=model_dir, overwrite=overwrite)
+    check_sources(collect(inputs, speakers)[0], window, hop, _feature_set_name(model_dir))
+    model = load_model(model_dir, device=device)
+    df = model.predict(inputs, speakers=speakers, window=window, hop=hop,
                        threads=threads, batch=batch, progress=True)
     scores = [c for c in df.columns if c.startswith(model.score_prefix)]
     note = ("probabilities" if model.score_kind == "probability"
             else "SVM one-vs-rest decision scores (larger = more likely; not probabilities)")
     click.echo(f"{model.name}: {note}" + (f"; summary rows: {df.attrs['summary']}" if window else ""), err=True)
     if out:
-        written = write_table(df, out, fmt)
+        written = write_table(df, out, fmt, overwrite=overwrite)
         click.echo(f"{len(df)} row(s) written to {written}", err=True)
     else:
         _print_table(df, scores)
     for p in df.attrs.get("passed_over") or []:
         click.echo(f"passed over (not an audio file): {p}", err=True)
+    for w in df.attrs.get("warnings") or []:
+        click.echo(f"warning: {w}", err=True)
     failed = df[df["status"] == "failed"]
     files = df[df["segment"] != "window"]
     click.echo(f"{len(files)} input(s): {int((files['status'] == 'ok').sum())} predicted, "
