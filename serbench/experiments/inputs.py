@@ -20,6 +20,7 @@ from serbench.errors import SerbenchError
 from serbench.experiments.dataset import Dataset, DatasetError, label_indices
 from serbench.experiments.protocol import Protocol
 from serbench.experiments.store import fingerprint
+from serbench.features.handle import CorpusHandle
 
 #: The NaN policy, printed by the CLI and written into every baseline's run record.
 NAN_POLICY = ("rows whose features are not 'ok' (extraction status 'nan' or 'failed') are excluded "
@@ -82,43 +83,38 @@ def _groups(used: pd.DataFrame, protocol: Protocol | None, corpus: str) -> np.nd
     return None if protocol is None else protocol.groups(used, corpus)
 
 
-def load_feature_table(corpus: str, root: str | Path, feature: str, *, cache=None, jobs: int = 1,
-                       emotions: Sequence[str] | None = None, load_features: FeatureLoader | None = None,
-                       executor=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(X, manifest)`` of ``feature`` from the cache (extracting what it lacks, on ``executor`` when given).
+def load_feature_table(corpus: CorpusHandle, feature: str, *, load_features: FeatureLoader | None = None
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(X, manifest)`` of ``feature`` from the corpus' cache (extracting what it lacks).
 
     ``load_features(corpus, feature, *, root, cache, jobs, emotions) -> (X, manifest)`` replaces
     :func:`serbench.features.load` (tests).
     """
     if load_features is not None:
-        return load_features(corpus, feature, root=root, cache=cache, jobs=jobs, emotions=emotions)
-    from serbench.features import load
+        return load_features(corpus.name, feature, root=corpus.root, cache=corpus.cache, jobs=corpus.jobs,
+                             emotions=list(corpus.emotions) if corpus.emotions else None)
+    return corpus.features(feature)
 
-    return load(corpus, feature, root=root, cache=cache, jobs=jobs, emotions=emotions, executor=executor)
 
-
-def feature_dataset(corpus: str, root: str | Path, feature: str, *, protocol: Protocol | None = None,
-                    speaker_norm: bool = False, cache=None, jobs: int = 1, emotions: Sequence[str] | None = None,
-                    load_features: FeatureLoader | None = None, executor=None,
+def feature_dataset(corpus: CorpusHandle, feature: str, *, protocol: Protocol | None = None,
+                    speaker_norm: bool = False, load_features: FeatureLoader | None = None,
                     table: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[Dataset, pd.DataFrame]:
     """``(dataset, excluded)``: the usable rows of ``feature`` as an ``(n, d)`` float64 matrix.
 
     ``table``: the ``(X, manifest)`` of :func:`load_feature_table` when the caller has it already
-    (both normalization variants of a grid read one table).
+    (both normalization variants of an experiment read one table).
     """
     t0 = time.perf_counter()
-    X_df, manifest = table if table is not None else load_feature_table(
-        corpus, root, feature, cache=cache, jobs=jobs, emotions=emotions, load_features=load_features,
-        executor=executor)
+    X_df, manifest = table if table is not None else load_feature_table(corpus, feature, load_features=load_features)
     values, manifest = _align(X_df, manifest, feature)
     ok, excluded = _status(values, manifest, feature)
     if not ok.any():
-        raise DatasetError(f"no usable {feature} rows for {corpus}: all {len(ok)} rows failed extraction")
+        raise DatasetError(f"no usable {feature} rows for {corpus.name}: all {len(ok)} rows failed extraction")
     used = manifest[ok].reset_index(drop=True)
     X = values[ok]
     emotions_used = used["emotion"].astype(str).to_numpy()
     labels = sorted(np.unique(emotions_used).tolist())
-    groups = _groups(used, protocol, corpus)
+    groups = _groups(used, protocol, corpus.name)
     ids = used["utterance_id"].astype(str).to_numpy()
     fp = fingerprint(X, ids, emotions_used, groups if groups is not None else used["speaker"].astype(str).to_numpy(),
                      [f"speaker_norm={bool(speaker_norm)}"])
@@ -127,15 +123,14 @@ def feature_dataset(corpus: str, root: str | Path, feature: str, *, protocol: Pr
         from serbench.experiments.normalize import normalize_per_speaker
 
         X = normalize_per_speaker(X, speakers)
-    data = Dataset(corpus=corpus, labels=labels, y=label_indices(emotions_used, labels), speakers=speakers,
+    data = Dataset(corpus=corpus.name, labels=labels, y=label_indices(emotions_used, labels), speakers=speakers,
                    utterance_ids=ids, inputs=X, fingerprint=fp, groups=groups,
                    meta={"feature": feature, "n_features": int(X.shape[1]), "n_rows": int(len(manifest)),
                          "speaker_norm": bool(speaker_norm), "load_s": time.perf_counter() - t0})
     return data, excluded
 
 
-def melseg_dataset(corpus: str, root: str | Path, *, protocol: Protocol | None = None, speaker_norm: bool = False,
-                   cache=None, jobs: int = 1, emotions: Sequence[str] | None = None, executor=None,
+def melseg_dataset(corpus: CorpusHandle, *, protocol: Protocol | None = None, speaker_norm: bool = False,
                    table: tuple[dict, pd.DataFrame] | None = None) -> tuple[Dataset, pd.DataFrame]:
     """``(dataset, excluded)``: the ``(3, 60, T_i)`` float32 log-mel of every usable utterance.
 
@@ -144,11 +139,7 @@ def melseg_dataset(corpus: str, root: str | Path, *, protocol: Protocol | None =
     speaker's own frame statistics.
     """
     t0 = time.perf_counter()
-    if table is None:
-        from serbench.features import load_arrays
-
-        table = load_arrays(corpus, "melseg", root=root, cache=cache, jobs=jobs, emotions=emotions, executor=executor)
-    arrays, manifest = table
+    arrays, manifest = table if table is not None else corpus.arrays("melseg")
     status = manifest["status"].astype(str) if "status" in manifest else pd.Series("ok", index=manifest.index)
     ok = ((status == "ok") & manifest["utterance_id"].isin(list(arrays))).to_numpy()
     detail = (manifest["status_detail"].astype(str).to_numpy() if "status_detail" in manifest
@@ -156,13 +147,13 @@ def melseg_dataset(corpus: str, root: str | Path, *, protocol: Protocol | None =
     excluded = _excluded_table(manifest.reset_index(drop=True), ok, status.to_numpy(), detail)
     used = manifest.loc[ok].reset_index(drop=True)
     if used.empty:
-        raise DatasetError(f"--corpus {corpus} --root {root}: no utterance has usable melseg features")
+        raise DatasetError(f"--corpus {corpus.name} --root {corpus.root}: no utterance has usable melseg features")
     ids = used["utterance_id"].astype(str).to_numpy()
     mels = [np.asarray(arrays[u], dtype=np.float32) for u in ids]
     speakers = used["speaker"].astype(str).to_numpy()
     emotions_used = used["emotion"].astype(str).to_numpy()
     labels = sorted(np.unique(emotions_used).tolist())
-    groups = _groups(used, protocol, corpus)
+    groups = _groups(used, protocol, corpus.name)
     shapes = np.array([m.shape for m in mels], dtype=np.int64)
     sums = np.array([float(np.sum(m, dtype=np.float64)) for m in mels])
     fp = fingerprint(ids, shapes, sums, emotions_used, groups if groups is not None else speakers,
@@ -171,7 +162,7 @@ def melseg_dataset(corpus: str, root: str | Path, *, protocol: Protocol | None =
         from serbench.experiments.normalize import normalize_mels_per_speaker
 
         mels = normalize_mels_per_speaker(mels, speakers)
-    data = Dataset(corpus=corpus, labels=labels, y=label_indices(emotions_used, labels), speakers=speakers,
+    data = Dataset(corpus=corpus.name, labels=labels, y=label_indices(emotions_used, labels), speakers=speakers,
                    utterance_ids=ids, inputs=mels, fingerprint=fp, groups=groups,
                    meta={"feature": "melseg", "n_rows": int(len(manifest)), "speaker_norm": bool(speaker_norm),
                          "load_s": time.perf_counter() - t0})

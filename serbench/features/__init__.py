@@ -38,6 +38,7 @@ _LAZY: dict[str, str] = {
     "load_arrays": "serbench.features.extract", "ExtractReport": "serbench.features.extract",
     "SetReport": "serbench.features.extract", "Failure": "serbench.features.extract",
     "FeatureCache": "serbench.features.cache", "CacheError": "serbench.features.cache",
+    "CorpusHandle": "serbench.features.handle",
 }
 
 
@@ -65,5 +66,5 @@ sys.modules[__name__].__class__ = _Package
 __all__ = [
     "extract", "load", "load_arrays", "ExtractReport", "SetReport", "Failure",
     "FeatureSet", "Kind", "get_feature_set", "list_feature_sets", "resolve_feature_sets", "register",
-    "PAPER_SETS", "DEFAULT_SETS", "FeatureCache", "CacheError", "FeatureSetError",
+    "PAPER_SETS", "DEFAULT_SETS", "FeatureCache", "CacheError", "FeatureSetError", "CorpusHandle",
 ]

@@ -474,13 +474,15 @@ class Outcome:
     detail: str = ""
 
 
-def run_experiment(exp: Experiment, corpus: str, root: str | Path, *, cache: str | Path | None = None,
+def run_experiment(exp: Experiment, corpus: Any, root: str | Path | None = None, *,
+                   cache: str | Path | None = None,
                    runs: str | Path | None = None, jobs: int = 1, seed: int | None = None,
                    only: Sequence[str] | None = None, device: str = "auto", pretrained: str | Path | None = None,
                    threads: int | None = None, force: bool = False, keep_going: bool = True, executor: Any = None,
                    workers: int | None = None, scheduler: str | None = None,
                    log: Log = print) -> list[Outcome]:
-    """Run every planned run of ``exp`` on ``corpus`` that the store lacks (all of them with ``force``).
+    """Run every planned run of ``exp`` on ``corpus`` (a :class:`~serbench.features.CorpusHandle`, or a name with
+    ``root``, ``cache`` and ``jobs``) that the store lacks (all of them with ``force``).
 
     A planned run is done when a complete run with its identity is stored; a changed setting is
     another identity and runs again. Missing runs' folds go to the executor at once; the runs are
@@ -490,8 +492,11 @@ def run_experiment(exp: Experiment, corpus: str, root: str | Path, *, cache: str
     from serbench.executors import make_executor
     from serbench.experiments.harness import run_plans
     from serbench.experiments.store import RunStore
+    from serbench.features.handle import CorpusHandle
     from serbench.systems.run import DataCache, prepare
 
+    handle = CorpusHandle.of(corpus, root, cache=cache, jobs=jobs, emotions=exp.emotions)
+    corpus = handle.name
     planned = exp.plan(corpus, only=only, seed=seed,
                        extra={"pretrained": str(pretrained)} if pretrained is not None else None)
     if not planned:
@@ -507,15 +512,15 @@ def run_experiment(exp: Experiment, corpus: str, root: str | Path, *, cache: str
     if own and todo:
         executor = make_executor(workers, scheduler, threads=threads,
                                  preload=tuple({m for p in todo for m in registry.get(p.system).preload}))
+    handle = CorpusHandle.of(handle, executor=executor)
     data = DataCache()
 
     def plans() -> Iterator[Any]:
         for p in todo:
             k = planned.index(p) + 1
             try:
-                plan = prepare(p.system, corpus, root, profile=p.profile, overrides=p.overrides, seed=p.seed,
-                               protocol=p.protocol, cache=cache, jobs=jobs, emotions=exp.emotions, device=device,
-                               threads=threads, log=log, data_cache=data, executor=executor)
+                plan = prepare(p.system, handle, profile=p.profile, overrides=p.overrides, seed=p.seed,
+                               protocol=p.protocol, device=device, threads=threads, log=log, data_cache=data)
             except SerbenchError as exc:
                 if not keep_going:
                     raise

@@ -28,6 +28,7 @@ from serbench.experiments.harness import RunPlan, run_plan
 from serbench.experiments.inputs import excluded_record, feature_dataset, load_feature_table, melseg_dataset
 from serbench.experiments.protocol import Fold, Protocol, resolve_protocol
 from serbench.experiments.store import RunResult, RunStore
+from serbench.features.handle import CorpusHandle
 from serbench.systems import registry
 from serbench.systems.base import System, SystemOptionError
 from serbench.systems.identity import settings_identity
@@ -84,7 +85,7 @@ def default_command() -> str:
     return shlex.join(argv)
 
 
-def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = None,
+def prepare(name: str, corpus: str | CorpusHandle, root: str | Path | None = None, *, profile: str | None = None,
             overrides: Mapping[str, Any] | None = None, protocol: str | Protocol | None = None, seed: int = 0,
             cache: str | Path | None = None, jobs: int = 1, emotions: Sequence[str] | None = None,
             device: str = "auto", threads: int | None = None, command: str | None = None,
@@ -93,13 +94,16 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
             executor: Executor | None = None) -> RunPlan:
     """The :class:`~serbench.experiments.harness.RunPlan` of system ``name`` on ``corpus``.
 
-    ``profile`` picks the deep systems' settings (``paper`` / ``fast`` / ``tiny``; None: ``fast``; the SVMs
-    have one recipe); ``overrides`` are ``--set`` values and options such as ``feature``, ``segments``,
-    ``speaker_norm``, ``pretrained``. ``device`` ('auto' | 'cpu' | 'cuda') is resolved where a
-    fold runs; ``threads`` caps the CPU threads of each fold task. ``load_features`` replaces
-    :func:`serbench.features.load` (tests). ``kind`` ('baseline' | 'deep') restricts ``name``.
-    ``executor`` extracts what the feature cache lacks (else ``jobs`` local processes).
+    ``corpus`` is a :class:`~serbench.features.CorpusHandle` (name, root, cache, jobs, emotions,
+    executor), or a corpus name with ``root`` and those options. ``profile`` picks the deep systems'
+    settings (``paper`` / ``fast`` / ``tiny``; None: ``fast``; the SVMs have one recipe);
+    ``overrides`` are ``--set`` values and options such as ``feature``, ``segments``,
+    ``speaker_norm``, ``pretrained`` (a setting the system lacks is an error). ``device`` ('auto' |
+    'cpu' | 'cuda') is resolved where a fold runs; ``threads`` caps the CPU threads of each fold
+    task. ``load_features`` replaces :func:`serbench.features.load` (tests). ``kind`` ('baseline' |
+    'deep') restricts ``name``.
     """
+    corpus = CorpusHandle.of(corpus, root, cache=cache, jobs=jobs, emotions=emotions, executor=executor)
     say = log or (lambda _m: None)
     system = registry.get(name, kind=kind)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -109,8 +113,8 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
     if str(device).lower() not in ("auto", "cpu") and not str(device).lower().startswith("cuda"):
         raise SystemOptionError(f"--device {device!r}: choose auto, cpu or cuda")
     s = system.settings(profile if system.kind == "deep" else None, dict(overrides or {}))
-    proto = resolve_protocol(corpus, protocol)
-    emotions = list(emotions) if emotions else None
+    proto = resolve_protocol(corpus.name, protocol)
+    emotions = list(corpus.emotions) if corpus.emotions else None
     data_cache = data_cache or DataCache()
     spk = bool(s.speaker_norm)
     subset = tuple(emotions or ())
@@ -118,20 +122,16 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
         feature = system.feature_set(s)
         # One read of the cache per feature set; each normalization variant is derived from it.
         table = data_cache.get(("table", feature, subset), lambda: load_feature_table(
-            corpus, root, feature, cache=cache, jobs=jobs, emotions=emotions, load_features=load_features,
-            executor=executor))
+            corpus, feature, load_features=load_features))
         data, excluded = data_cache.get(
             ("features", feature, spk, proto.name, subset),
-            lambda: feature_dataset(corpus, root, feature, protocol=proto, speaker_norm=spk, table=table))
+            lambda: feature_dataset(corpus, feature, protocol=proto, speaker_norm=spk, table=table))
     else:
-        from serbench.features import load_arrays
-
-        table = data_cache.get(("table", "melseg", subset), lambda: load_arrays(
-            corpus, "melseg", root=root, cache=cache, jobs=jobs, emotions=emotions, executor=executor))
+        table = data_cache.get(("table", "melseg", subset), lambda: corpus.arrays("melseg"))
         data, excluded = data_cache.get(
             ("melseg", spk, proto.name, subset),
-            lambda: melseg_dataset(corpus, root, protocol=proto, speaker_norm=spk, table=table))
-    folds = _folds(proto, data, corpus)
+            lambda: melseg_dataset(corpus, protocol=proto, speaker_norm=spk, table=table))
+    folds = _folds(proto, data, corpus.name)
     system.check_data(data, s)
     stored = system.stored_name(s)
     warnings = data_warnings(data, folds)
@@ -143,15 +143,15 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
     ident = settings_identity(system.name, s, protocol=proto.name, emotions=emotions, seed=int(seed))
     config = {
         "system_type": system.name, "kind": system.kind, "settings": s.as_dict(), "profile": s.profile,
-        "corpus": corpus, "root": str(root), "protocol": proto.name, "emotions": emotions, "seed": int(seed),
+        "corpus": corpus.name, "root": str(corpus.root), "protocol": proto.name, "emotions": emotions, "seed": int(seed),
         "speaker_norm": spk, "device": str(device) if system.kind == "deep" else None,
         "inputs": {**{k: v for k, v in data.meta.items() if k != "load_s"},
                    "feature_key": ident.fields["feature_key"]},
         "identity": {"hash": ident.hash, "fields": ident.fields}, **description,
     }
     if description.get("note"):
-        say(f"{stored} on {corpus}: {len(data)} utterances, {len(folds)} folds ({proto.name}); {description['note']}")
-    return RunPlan(corpus=corpus, system=stored, kind=system.kind, config=config,
+        say(f"{stored} on {corpus.name}: {len(data)} utterances, {len(folds)} folds ({proto.name}); {description['note']}")
+    return RunPlan(corpus=corpus.name, system=stored, kind=system.kind, config=config,
                    command=command or default_command(), seed=int(seed), data=data, folds=folds, task=system,
                    payload=s, resources=system.resources(s, str(device)),
                    extra={"excluded": excluded_record(excluded, data.meta.get("n_rows", len(data))),
@@ -160,7 +160,7 @@ def prepare(name: str, corpus: str, root: str | Path, *, profile: str | None = N
                    load_s=float(data.meta.get("load_s") or 0.0))
 
 
-def run_system(name: str, corpus: str, root: str | Path, *, runs: str | Path | None = None, resume: bool = True,
+def run_system(name: str, corpus: str | CorpusHandle, root: str | Path | None = None, *, runs: str | Path | None = None, resume: bool = True,
                executor: Executor | None = None, workers: int | None = None, scheduler: str | None = None,
                on_epoch: Callable[[dict], None] | None = None, log: Log | None = None,
                **prepare_kw: Any) -> RunResult:
