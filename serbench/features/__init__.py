@@ -23,7 +23,6 @@ import types
 
 from serbench.features.registry import (
     DEFAULT_SETS,
-    PAPER_SETS,
     FeatureSet,
     FeatureSetError,
     Kind,
@@ -66,5 +65,5 @@ sys.modules[__name__].__class__ = _Package
 __all__ = [
     "extract", "load", "load_arrays", "ExtractReport", "SetReport", "Failure",
     "FeatureSet", "Kind", "get_feature_set", "list_feature_sets", "resolve_feature_sets", "register",
-    "PAPER_SETS", "DEFAULT_SETS", "FeatureCache", "CacheError", "FeatureSetError", "CorpusHandle",
+    "DEFAULT_SETS", "FeatureCache", "CacheError", "FeatureSetError", "CorpusHandle",
 ]

@@ -8,7 +8,6 @@ import pytest
 from serbench.errors import SerbenchError
 from serbench.features import (
     DEFAULT_SETS,
-    PAPER_SETS,
     FeatureSet,
     FeatureSetError,
     Kind,
@@ -40,8 +39,7 @@ def test_unknown_name_lists_choices():
 def test_registered_sets_and_defaults():
     names = [fs.name for fs in list_feature_sets()]
     assert {"IS09", "IS10", "eGeMAPS", "ComParE", "MFCC", "PLP", "HuWSF", "melseg"} <= set(names)
-    assert PAPER_SETS == ("PLP", "MFCC", "HuWSF", "IS09", "IS10")
-    assert DEFAULT_SETS == PAPER_SETS + ("melseg",)
+    assert DEFAULT_SETS == ("PLP", "MFCC", "HuWSF", "IS09", "IS10", "melseg")
     assert [fs.name for fs in resolve_feature_sets(None)] == list(DEFAULT_SETS)
     assert [fs.name for fs in resolve_feature_sets("is10, IS09,is10")] == ["IS10", "IS09"]
     with pytest.raises(FeatureSetError):
@@ -95,3 +93,12 @@ def test_register_and_unregister():
         unregister("custom")
     with pytest.raises(FeatureSetError):
         get_feature_set("Custom")
+
+
+def test_extract_defaults_cover_every_set_the_shipped_experiments_read():
+    from serbench.systems.experiment import load_experiment, shipped
+
+    for path in shipped():
+        exp = load_experiment(path)
+        for system in exp.systems():
+            assert set(exp.values(system, "feature")) <= set(DEFAULT_SETS), path

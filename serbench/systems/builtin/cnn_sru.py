@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from serbench.systems import deep_runtime as R
 from serbench.systems.base import ModelParts, System, SystemOptionError, load_module, module_tensors
 from serbench.systems.builtin import cnn_sru_training as T
-from serbench.systems.builtin.cnn_sru_settings import (  # noqa: F401  (PAPER_SEGMENTS: re-exported)
-    FROM_SCRATCH, PAPER_SEGMENTS, CascadeSettings, CNNSettings, cnn_epochs,
+from serbench.systems.builtin.cnn_sru_settings import (
+    FROM_SCRATCH, CascadeSettings, CNNSettings, cnn_epochs,
 )
 from serbench.systems.naming import Naming, flag, member_stage, number, percent
 from serbench.systems.registry import register

@@ -15,8 +15,6 @@ from serbench.systems.settings import (
 )
 
 FROM_SCRATCH = "from scratch"
-#: The paper's segment counts (Tables I and II).
-PAPER_SEGMENTS: tuple[int, ...] = (1, 2, 3, 4, 5)
 CNN_OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
@@ -24,7 +22,7 @@ CNN_OPTIMIZERS = ("sgd", "adam", "adamw")
 class CascadeSettings(Settings):
     """All settings of CNN+SRU and its ablations. ``cnn_*`` = stage 1 (segment CNN), ``sru_*`` = stage 2."""
 
-    segments: int | None = setting(None, "segments per utterance N (the paper: 1..5)", check=Interval(1, 20),
+    segments: int | None = setting(None, "segments per utterance N, 1 to 20 (the paper: 1..5)", check=Interval(1, 20),
                                    flag="--segments")
     image_size: int = setting(227, "segments resized (bilinear) to image_size x image_size", check=Interval(63, None))
     cnn_width: float = setting(1.0, "AlexNet width multiplier (1 = AlexNet; ImageNet weights need 1)", check=POSITIVE)
@@ -126,7 +124,7 @@ class CascadeSettings(Settings):
 
     def check(self) -> None:
         if self.segments is None:
-            raise self.bad("segments", "give the number of segments N, from 1 to 5 (the paper's range)")
+            raise self.bad("segments", "give the number of segments N (1 to 20; the paper runs 1 to 5)")
         if self.val_speakers and self.val_fraction:
             raise self.bad("val_speakers", "hold out speakers or utterances, not both: set val_fraction=0")
         if self.cnn_test_crops > 1 and R.image_context(self) == 0:
