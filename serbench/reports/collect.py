@@ -307,7 +307,7 @@ def _tag_items(name: str, run: RunResult, ident: Identity, ref: Identity, planne
     declared_profile = planned.profile if planned is not None else exp.profile
     if profile and profile != declared_profile:
         alt = reference_identity(name, ident, profile=profile, overrides=planned.overrides if planned else None)
-        if alt is not None and alt.hash != ref.hash:
+        if alt is not None and alt.fields.get("settings") != ref.fields.get("settings"):
             items.append(f"profile={profile}")
             rest = differences(ident.fields, alt.fields)
             diff = {k: v for k, v in diff.items() if k not in settings_keys or k in rest}
@@ -381,14 +381,11 @@ def _place(out: Collection, name: str, candidates: list[RunResult], planned: Pla
         if older:
             out.older[row] = older
     if row_key is None and ref is not None:
-        shown = out.variants.get(name, [])
-        what = "; ".join(f"{v}: {describe_differences(dict((k, (a, b)) for k, a, b in out.runs[v].spec.differs))}"
-                         if out.runs[v].spec.differs else v for v in shown)
-        declared_as = (f"{out.experiment_label} declares it as identity {ref.hash}" if planned is not None
-                       else f"{out.experiment_label} does not declare it; expected the {exp.profile} profile "
-                       f"(identity {ref.hash})")
-        out.absent[name] = (f"{name}: no stored run matches ({declared_as}), so its row is missing; the store holds "
-                            f"{len(shown)} other run(s) under that name, each shown as a variant row: {what}")
+        declared_as = (f"the declaration in {out.experiment_label} (identity {ref.hash})" if planned is not None
+                       else f"the {exp.profile} profile ({out.experiment_label} does not declare it; identity "
+                       f"{ref.hash})")
+        out.absent[name] = (f"{name}: no stored run matches {declared_as}, so its row is missing; stored under that "
+                            f"name instead (variant rows): {', '.join(out.variants.get(name, []))}")
 
 
 def _with(spec: SystemSpec, **changes: Any) -> SystemSpec:

@@ -217,9 +217,12 @@ def identity_notes(col: Collection, runs: Iterable[RunResult | None], names: Ite
     does not declare, declared rows missing while variants are stored, and rows of different label sets or
     protocols."""
     shown = list({id(r): r for r in runs if r is not None}.values())   # each run once (runs are not hashable)
+    names = list(dict.fromkeys(names))
     label = col.experiment_label
     notes: list[str] = []
-    for run in shown:
+    explained = shown + [col.runs[v] for n in names if n in col.absent for v in col.variants.get(n, [])
+                         if all(col.runs[v] is not r for r in shown)]
+    for run in explained:
         spec = run.spec
         if spec.check == "variant":
             diff = {k: (v, r) for k, v, r in spec.differs}
@@ -234,9 +237,7 @@ def identity_notes(col: Collection, runs: Iterable[RunResult | None], names: Ite
             exp = col.experiment
             notes.append(f"{spec.name}: not declared in {label}; its settings are the "
                          f"{exp.profile if exp else 'default'} profile's with what its name encodes.")
-    for name in dict.fromkeys(names):
-        if name in col.absent:
-            notes.append(col.absent[name])
+    notes += [col.absent[name] for name in names if name in col.absent]
     notes += mixing_warnings(shown)
     return notes
 
