@@ -32,10 +32,13 @@ def systems_reported(col: Collection) -> dict[str, list[dict]]:
     file (``reference_figures``) and the collection's own experiment (which wins for a system it names)."""
     from serbench.systems.experiment import reference_figures
 
-    out = dict(reference_figures()[1])
-    if col.experiment is not None:
-        out.update(col.experiment.systems_reported)
-    return out
+    cached = col.__dict__.get("_systems_reported")   # read the shipped files once per collection
+    if cached is None:
+        cached = dict(reference_figures()[1])
+        if col.experiment is not None:
+            cached.update(col.experiment.systems_reported)
+        col.__dict__["_systems_reported"] = cached
+    return cached
 
 
 _COLUMNS = (["System", "Model"] + _metric_columns() + ["fold time s (mean)", "device",
