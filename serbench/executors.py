@@ -798,6 +798,8 @@ class DaskExecutor(Executor):
         self.log = log
         self._cluster = None
         self._live: set = set()     # submitted futures not known to be done (they size a LocalCluster)
+        self._by_key: dict[str, Any] = {}   # our futures not yet collected, by task key (lost-worker news)
+        self._lost: deque[tuple[Any, str]] = deque()
         self._shared: "weakref.WeakSet[Any]" = weakref.WeakSet()   # scattered data still referenced
         if scheduler.startswith("local:"):
             n = int(scheduler.partition(":")[2])
@@ -849,6 +851,41 @@ class DaskExecutor(Executor):
                                 f"({type(self._started['error']).__name__}: {self._started['error']})")
         self._cluster = self._started["cluster"]
         self.client = self._started["client"]
+        self._watch_workers()
+
+    def _watch_workers(self) -> None:
+        """Hear from a LocalCluster's scheduler (it runs in this process) when a worker is lost with our tasks.
+
+        A remote scheduler (tcp://...) reruns such tasks without telling this client. (Subscribing a
+        client to the scheduler's "all" events breaks its connection: some are not serializable.)
+        """
+        scheduler = getattr(self._cluster, "scheduler", None)
+        if scheduler is None or not hasattr(scheduler, "add_plugin"):
+            return
+        from distributed.diagnostics.plugin import SchedulerPlugin
+
+        on_event = self._on_event
+
+        class LostWorkers(SchedulerPlugin):
+            name = "serbench-lost-workers"
+
+            def log_event(self, topic: str, msg: Any) -> None:
+                if topic == "all":
+                    on_event(msg)
+
+        try:
+            scheduler.add_plugin(LostWorkers(), name=LostWorkers.name)
+        except Exception:  # an older scheduler: Dask still reruns the tasks, silently
+            pass
+
+    def _on_event(self, msg: Any) -> None:
+        # Called in the scheduler's event-loop thread: only queue the news (as_completed reports it).
+        if not isinstance(msg, dict) or msg.get("action") != "remove-worker" or msg.get("expected"):
+            return
+        for key in msg.get("processing-tasks") or ():
+            fut = self._by_key.get(key)
+            if fut is not None and not fut.done():
+                self._lost.append((fut, f"Dask worker {msg.get('worker', '?')} was lost"))
 
     def describe(self) -> str:
         where = f"LocalCluster {self.address}" if self.address.startswith("local:") else self.address
@@ -896,6 +933,8 @@ class DaskExecutor(Executor):
                                     "start workers with `dask worker ADDRESS --resources GPU=1` or use --device cpu")
         fut = self.client.submit(_call_dask, fn, token, self.threads, args, resources=resources,
                                  retries=self.retries, pure=False)
+        self._by_key = {k: f for k, f in self._by_key.items() if not f.done()}
+        self._by_key[fut.key] = fut
         self._grow(fut)
         return fut
 
@@ -914,7 +953,23 @@ class DaskExecutor(Executor):
     def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
         from dask.distributed import as_completed
 
-        yield from as_completed(list(futures))
+        done = as_completed(list(futures))
+        while not done.is_empty():
+            # In batches with a short wait, so that a lost worker is reported while the other tasks run.
+            batch = done.next_batch(block=False)
+            self._report_lost()
+            if not batch:
+                time.sleep(0.05)
+            yield from batch
+        self._report_lost()
+
+    def _report_lost(self) -> None:
+        while self._lost:
+            fut, what = self._lost.popleft()
+            if self.on_lost is not None:
+                self.on_lost(fut, what)
+            else:
+                _say(self.log, f"{what} while running a task; Dask reruns the task on another worker")
 
     def close(self) -> None:
         _LIVE_EXECUTORS.discard(self)

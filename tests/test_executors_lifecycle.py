@@ -371,3 +371,14 @@ def test_the_harness_logs_and_records_a_lost_worker(toy_systems, features, tmp_p
     record = {f["fold"]: f for f in res.record["folds"]}
     assert any("lost 1 time" in w for w in record[fold].get("warnings") or [])
     assert all(not f.get("warnings") for name, f in record.items() if name != fold)
+
+
+@pytest.mark.slow
+def test_a_lost_dask_worker_is_reported_with_its_task(tmp_path):
+    lost: list[tuple[object, str]] = []
+    with DaskExecutor("local:2", threads=1) as ex:
+        ex.on_lost = lambda fut, what: lost.append((fut, what))
+        token = ex.share(None)
+        doomed = ex.submit(die_first_time, token, str(tmp_path))
+        assert [f.result() for f in ex.as_completed([doomed])] == ["second try"]
+    assert [f for f, _ in lost] == [doomed] and "Dask worker" in lost[0][1] and "lost" in lost[0][1]

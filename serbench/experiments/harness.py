@@ -214,14 +214,14 @@ def run_plans(plans: Iterable[RunPlan], *, store: RunStore, executor: Executor |
     lost: dict[Any, list[str]] = {}
 
     def on_lost(fut: Any, what: str) -> None:
-        """A worker died running this fold (local processes): say so now, note it in the fold's record."""
+        """A worker died running this fold: say so now, note it in the fold's record."""
         if fut not in futures:
             return
         run, fold = futures[fut]
         lost.setdefault(fut, []).append(what)
-        again = " (from its last epoch checkpoint, if it wrote one)" if run.plan.kind == "deep" else ""
-        say(f"  {run.plan.system} {fold.name}: {what} while running this fold; the fold is rerun{again} "
-            "on a fresh worker (the other folds go on)")
+        again = " from its last epoch checkpoint, if it wrote one," if run.plan.kind == "deep" and not remote else ""
+        say(f"  {run.plan.system} {fold.name}: {what} while running this fold; the fold is rerun{again} on "
+            "another worker (the other folds go on)")
 
     executor.on_lost = on_lost
     try:
@@ -261,14 +261,14 @@ def run_plan(plan: RunPlan, **kwargs: Any) -> RunResult:
     return outcome.result
 
 
-def _store_fold(run: _Run, fold: Fold, out: FoldOutput, wall: float, say: Log, lost: list[str] = ()) -> None:
+def _store_fold(run: _Run, fold: Fold, out: FoldOutput, wall: float, say: Log, lost: list[str] | None = None) -> None:
     plan = run.plan
     frame = predictions_frame(plan.data, fold.name, fold.test, out)
     info = dict(out.info)
     if lost:   # the record says the fold ran more than once (its wall time is the last run's)
         info["warnings"] = [*(info.get("warnings") or []),
                             f"the worker process running this fold was lost {len(lost)} time(s) ({'; '.join(lost)}); "
-                            "the fold was rerun on a fresh worker"]
+                            "the fold was rerun on another worker"]
     timings = dict(info.get("timings") or {})
     timings.setdefault("wall_s", wall)
     info["timings"] = timings
