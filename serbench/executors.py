@@ -320,7 +320,8 @@ def _dumps(obj: Any) -> bytes:
     return bytes(ForkingPickler.dumps(obj))
 
 
-def _worker_main(conn: Any, alive: Any, threads: int | None, preload: tuple[str, ...], folders: tuple[str, ...]) -> None:
+def _worker_main(conn: Any, alive: Any, threads: int | None, preload: tuple[str, ...],
+                 folders: tuple[str, ...]) -> None:
     """A local worker: run the tasks the client sends on ``conn``, one at a time, until told to stop.
 
     A task is ``8-byte id + pickle(fn, shared, args)``; the reply ``pickle(id, ok, value or
@@ -1001,8 +1002,11 @@ def make_executor(workers: int | None = None, scheduler: str | None = None, *,
                   log: Callable[[str], None] | None = None) -> Executor:
     """The executor for ``--workers`` / ``--scheduler`` (``$SERBENCH_SCHEDULER`` when neither is given).
 
-    ``workers`` None and no scheduler: :class:`InProcess`. Giving both is an error. ``preload``:
-    modules local worker processes import as they start (the libraries the tasks will need).
+    ``workers`` None and no scheduler: :class:`InProcess`. Giving both is an error. A scheduler
+    address is checked before anything starts (:func:`check_scheduler`; a bad one names
+    ``--scheduler`` or ``$SERBENCH_SCHEDULER``, whichever gave it). ``preload``: modules local
+    worker processes import as they start (the libraries the tasks will need). ``log``: where the
+    executor's warnings go (more workers than cores, a lost worker; default: stderr).
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ExecutorError(f"--workers {workers!r}: give a positive number of worker processes")

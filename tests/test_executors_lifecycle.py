@@ -134,12 +134,13 @@ def test_workers_of_a_killed_client_exit_at_once_and_remove_its_shared_folder(tm
     proc, shared = _start_client(tmp_path, "LocalProcesses(2, threads=1)")
     client = psutil.Process(proc.pid)
     tree = client.children(recursive=True)
-    workers = [p for p in tree if p.pid in {int(m.name.split("-")[1]) for m in (tmp_path / "markers").glob("started-*")}]
+    started = {int(m.name.split("-")[1]) for m in (tmp_path / "markers").glob("started-*")}
+    workers = [p for p in tree if p.pid in started]
     assert len(workers) == 2 and os.path.isdir(os.path.dirname(shared))
     assert len(tree) <= 4      # 2 workers, the fork server and multiprocessing's resource tracker; 4 tasks
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    alive = _wait_gone(tree, 5.0)
+    alive = _wait_gone(tree, 10.0)
     assert not alive, [(p.pid, " ".join(p.cmdline())[:80]) for p in alive]
     assert not os.path.exists(os.path.dirname(shared))   # removed by the workers on their way out
 
@@ -173,8 +174,6 @@ def test_a_closed_local_cluster_leaves_no_semaphore_and_grows_only_with_the_task
 
 
 def test_closing_stops_the_workers_and_removes_the_shared_folder(tmp_path):
-    from serbench.experiments.dataset import Dataset   # noqa: F401  (a shareable type exists)
-
     ex = LocalProcesses(2, threads=1)
 
     class Box:
@@ -247,7 +246,8 @@ def test_shared_folders_are_named_after_their_owner_and_removed_at_exit(tmp_path
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     folder = Path(out.stdout.strip()).parent
-    assert folder.name.startswith(f"serbench-shared-") and folder.parent == tmp_path
+    assert executors._SHARED_NAME.fullmatch(folder.name) and f"-{executors._HOST_TAG}-" in folder.name
+    assert folder.parent == tmp_path
     assert not folder.exists()
 
 
@@ -352,7 +352,6 @@ def test_a_task_that_keeps_killing_its_worker_fails_with_a_clear_error():
             next(iter(ex.as_completed([fut]))).result()
 
 
-@pytest.mark.slow
 def test_the_harness_logs_and_records_a_lost_worker(toy_systems, features, tmp_path):
     from serbench.systems.run import run_system
 
