@@ -156,6 +156,10 @@ def settings_from_record(system: System, saved: dict, where: Path) -> Any:
     cls = system.settings_class
     fields = cls.fields()
     types = cls.types()
+    try:   # settings removed since the bundle was written: dropped at their neutral value, else refused
+        saved = cls.drop_retired(saved, where=str(where))
+    except SettingsError as exc:
+        raise BundleError(str(exc)) from None
     unknown = sorted(set(saved) - set(fields))
     if unknown:
         raise BundleError(f"{where}: settings {unknown} are not settings of {system.name} in this install "

@@ -2,7 +2,7 @@
 
 * :mod:`~serbench.deep.alexnet`: torchvision-named AlexNet (``load_pretrained``);
 * :mod:`~serbench.deep.sru`: the Simple Recurrent Unit (Jiang et al. equations 3-7);
-* :mod:`~serbench.deep.models`: the SRU classifier and the CNN+SRU cascade module;
+* :mod:`~serbench.deep.models`: the segment CNN builder, the SRU classifier, the CNN's utterance decision;
 * :mod:`~serbench.deep.crnn`, :mod:`~serbench.deep.crnn_ctc`, :mod:`~serbench.deep.crnn_mk`,
   :mod:`~serbench.deep.dcnn_blstm_att`: the seed papers' networks; :mod:`~serbench.deep.augment`
   their training-set augmentation;
@@ -17,7 +17,7 @@ The systems that use them (settings, folds, the results store) are in
 :func:`serbench.systems.run_deep`.
 """
 from serbench.deep.alexnet import AlexNet, PretrainedError, load_pretrained
-from serbench.deep.models import CNNSRU, SRUClassifier, cnn_utterance_probs
+from serbench.deep.models import SRUClassifier, cnn_utterance_probs
 from serbench.deep.sru import SRU
 
-__all__ = ["AlexNet", "PretrainedError", "load_pretrained", "SRU", "SRUClassifier", "CNNSRU", "cnn_utterance_probs"]
+__all__ = ["AlexNet", "PretrainedError", "load_pretrained", "SRU", "SRUClassifier", "cnn_utterance_probs"]

@@ -3,9 +3,8 @@
 * ``cnn-sru``: stage 1 fine-tunes the segment CNN (AlexNet), each segment carrying its
   utterance's label; stage 2 freezes it, takes the FC7 feature of each of the N
   segments and trains an SRU over the ``(N, fc_dim)`` sequence, then a linear layer +
-  softmax on the LAST hidden state (``sru_pool='last'``: after the SRU has read every
-  segment, h_N is the utterance representation of the paper's Fig. 3/eq. 8; 'mean'
-  averages h_1..h_N instead).
+  softmax on the LAST hidden state (after the SRU has read every segment, h_N is the
+  utterance representation of the paper's Fig. 3/eq. 8).
 * ``cnn``: stage 1 only; the utterance decision is the mean of its N segments'
   softmax probabilities (argmax of the mean).
 * ``sru``: stage 2 only, on low-level features: per segment, the mean and standard
@@ -34,20 +33,16 @@ def build_cnn(num_classes: int, *, width: float = 1.0, dropout: float = 0.5, bat
 
 
 class SRUClassifier(nn.Module):
-    """``(B, N, D)`` sequences -> ``(B, num_classes)`` logits: SRU, pool, linear (softmax in the loss).
+    """``(B, N, D)`` sequences -> ``(B, num_classes)`` logits: SRU, last hidden state, linear (softmax in the loss).
 
     With ``skip`` (a ``D -> num_classes`` layer, kept frozen: the CNN's FC8), the SRU's output is a
     correction added to the mean of ``skip`` over the N segments; its last layer starts at zero, so
     training starts from the CNN's own utterance decision rather than from chance.
     """
 
-    def __init__(self, input_size: int, num_classes: int, *, hidden: int, pool: str = "last",
-                 init_std: float = 0.01, init_bias: float = 0.1, input_dropout: float = 0.0,
-                 skip: nn.Linear | None = None) -> None:
+    def __init__(self, input_size: int, num_classes: int, *, hidden: int, init_std: float = 0.01,
+                 init_bias: float = 0.1, input_dropout: float = 0.0, skip: nn.Linear | None = None) -> None:
         super().__init__()
-        if pool not in ("last", "mean"):
-            raise ValueError(f"pool must be 'last' or 'mean', got {pool!r}")
-        self.pool = pool
         self.drop = nn.Dropout(input_dropout)                    # no parameters: saved models are unchanged
         self.sru = SRU(input_size, hidden, init_std=init_std, init_bias=init_bias)
         self.out = nn.Linear(hidden, num_classes)
@@ -62,28 +57,10 @@ class SRUClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.sru(self.drop(x))                            # (B, N, H)
-        z = h[:, -1] if self.pool == "last" else h.mean(dim=1)   # (B, H)
+        z = h[:, -1]                                             # (B, H)
         if self.skip is None:
             return self.out(z)
         return self.out(z) + self.skip(x).mean(dim=1)
-
-
-class CNNSRU(nn.Module):
-    """The cascade at inference: ``(B, N, 3, S, S)`` segment images -> ``(B, num_classes)`` logits.
-
-    Training is staged (see :mod:`serbench.systems.cnn_sru`); this module chains the frozen
-    CNN's FC7 features into the SRU classifier.
-    """
-
-    def __init__(self, cnn: AlexNet, head: SRUClassifier) -> None:
-        super().__init__()
-        self.cnn = cnn
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n = x.shape[:2]
-        feats = self.cnn.fc7(x.reshape(b * n, *x.shape[2:]))   # (B*N, fc_dim), utterance-major
-        return self.head(feats.reshape(b, n, -1))
 
 
 def cnn_utterance_probs(segment_logits: torch.Tensor, n_segments: int) -> torch.Tensor:

@@ -1,7 +1,6 @@
-"""Batch transforms of segment images: SpecAugment-style masks, frequency shifts, random levels,
-spectral envelopes and time crops.
+"""Batch transforms of segment images: SpecAugment-style masks, frequency shifts and time crops.
 
-The masks, frequency shifts, levels and envelopes are applied to normalized training batches
+The masks and frequency shifts are applied to normalized training batches
 (``StageConfig.augment``), never to validation or test inputs. Random time crops shift training
 segments over their context columns (``StageConfig.crop``); fixed crops cut the segments themselves,
 or evenly spread shifts of them, for validation and test. Randomness comes from the global torch RNG,
@@ -93,43 +92,6 @@ def random_freq_shift(x: torch.Tensor, most: int) -> torch.Tensor:
     d = torch.randint(-most, most + 1, (b,))
     rows = (torch.arange(f)[None, :] - d[:, None]).clamp(0, f - 1).to(x.device)     # (B, F)
     return x.gather(2, rows[:, None, :, None].expand(b, c, f, t))
-
-
-def random_envelope(x: torch.Tensor, most: float, channel: int = 0) -> torch.Tensor:
-    """Each ``(B, C, F, T)`` image's ``channel`` plus its own smooth random curve over the mel rows.
-
-    The curve is ``a cos(pi r) + b cos(2 pi r)`` for ``r`` from 0 to 1 over the rows, with ``a, b``
-    drawn from ``U(-most, most)`` per image: a spectral tilt and a bow, in the units of the normalized
-    input. On the static log-mel channel this is another speaker's voice quality or another
-    microphone's response. The curve has zero mean over the rows, so the level stays; the delta
-    channels stay too, since a curve constant over time has no deltas. Global torch RNG (checkpointed).
-    """
-    if most <= 0:
-        return x
-    r = torch.linspace(0.0, 1.0, x.shape[2], dtype=x.dtype)
-    basis = torch.stack([torch.cos(torch.pi * r), torch.cos(2 * torch.pi * r)])           # (2, F)
-    basis = basis - basis.mean(1, keepdim=True)             # the level stays exactly
-    coef = (torch.rand(x.shape[0], 2, dtype=x.dtype) * 2 - 1) * most                   # (B, 2)
-    return _add_rows(x, coef @ basis, channel)
-
-
-def random_gain(x: torch.Tensor, most: float, channel: int = 0) -> torch.Tensor:
-    """Each ``(B, C, F, T)`` image's ``channel`` plus its own constant from ``U(-most, most)``.
-
-    On the static log-mel channel this is another recording level or a louder or quieter speaker; the
-    delta channels stay as they are. Global torch RNG (checkpointed).
-    """
-    if most <= 0:
-        return x
-    level = (torch.rand(x.shape[0], 1, dtype=x.dtype) * 2 - 1) * most                  # (B, 1)
-    return _add_rows(x, level.expand(-1, x.shape[2]), channel)
-
-
-def _add_rows(x: torch.Tensor, curve: torch.Tensor, channel: int) -> torch.Tensor:
-    """A copy of ``(B, C, F, T)`` images with ``curve`` ``(B, F)`` added to ``channel`` at every frame."""
-    out = x.clone()
-    out[:, channel] += curve.to(x.device)[:, :, None]
-    return out
 
 
 def crop_offsets(context: int, crops: int) -> list[int]:

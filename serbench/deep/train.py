@@ -190,7 +190,7 @@ def epoch_logger(log: Callable[[str], None], hook: EpochHook | None, unit: str =
 
 
 #: What the ``(truth, predicted)`` pairs a ``batch_loss`` returns after its loss are recorded as.
-SCORED = ("ua", "group_ua")
+SCORED = ("ua",)
 
 
 def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epochs: int, patience: int, seed: int,
@@ -205,8 +205,7 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, *, name: str, epoch
     ``epoch_batches(gen)`` yields one epoch's batches (all randomness from ``gen``, whose state
     is checkpointed); ``batch_loss(batch)`` returns ``(loss, n_samples)`` in train mode, run under
     float16 autocast on CUDA when ``amp``, or ``(loss, n_samples, (labels, predicted))`` to
-    record the epoch's training UA, and ``(..., (groups, predicted groups))`` after it for a group
-    head's ("group_ua"; a speaker adversary's is near chance when it cannot tell the speakers apart).
+    record the epoch's training UA.
     With ``val_loss`` (a float, or a dict with "loss" and "ua", both recorded in the history) the
     best-validation-loss weights are kept and training stops after ``patience`` epochs without
     improvement. ``scheduler`` steps after every optimizer step; its state is checkpointed.
@@ -314,8 +313,7 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
                 device: torch.device, transform: Callable[[torch.Tensor], torch.Tensor],
                 checkpoint: Path | None = None, amp: bool = False,
                 val: tuple[torch.Tensor, torch.Tensor] | None = None,
-                on_epoch: EpochHook | None = None, extra: dict | None = None,
-                groups: torch.Tensor | None = None) -> StageResult:
+                on_epoch: EpochHook | None = None, extra: dict | None = None) -> StageResult:
     """Train ``model`` (already on ``device``) on ``X`` ``(M, ...)`` / ``y`` ``(M,)`` with cross-entropy.
 
     ``transform`` maps a raw batch to the model input (normalization); batches of
@@ -323,9 +321,6 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
     stopping (``cfg.patience``; validation loss and UA in the history). ``cfg.crop``, ``cfg.augment``,
     ``cfg.mixup_alpha`` and ``cfg.label_smoothing`` change the training batches and loss only;
     ``cfg.schedule`` sets the per-step learning rate. Checkpoints, resume and ``on_epoch``: see :func:`run_epochs`.
-    ``groups`` ``(M,)`` (e.g. each row's training speaker) needs a model with ``with_groups(x) -> (logits,
-    group logits)`` (:class:`serbench.deep.adversary.SpeakerAdversarial`): the group cross-entropy's gradient
-    is added to the step, while the recorded loss stays the label cross-entropy.
     """
     opt = cfg.optimizer([p for p in model.parameters() if p.requires_grad])
     steps = cfg.epochs * -(-len(X) // cfg.batch)
@@ -348,19 +343,10 @@ def train_stage(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: StageCo
             lam = float(torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample())
             perm = torch.randperm(len(idx)).to(device)
             xb = lam * xb + (1 - lam) * xb[perm]
-        if groups is None:
-            out = model(xb).float()
-            loss = _mixed_cross_entropy(out, yb, lam, perm, cfg.label_smoothing)
-            # Training UA against each segment's own label (under mixup: the unpermuted one).
-            return loss, len(idx), (yb, out.argmax(dim=-1))
-        out, group_out = (o.float() for o in model.with_groups(xb))
-        gb = groups[idx].to(device, non_blocking=True)
+        out = model(xb).float()
         loss = _mixed_cross_entropy(out, yb, lam, perm, cfg.label_smoothing)
-        group_loss = _mixed_cross_entropy(group_out, gb, lam, perm, 0.0)
-        # Adds the group head's gradient but not its value: the curves and the chance check read the label
-        # cross-entropy alone.
-        loss = loss + (group_loss - group_loss.detach())
-        return loss, len(idx), (yb, out.argmax(dim=-1)), (gb, group_out.argmax(dim=-1))
+        # Training UA against each segment's own label (under mixup: the unpermuted one).
+        return loss, len(idx), (yb, out.argmax(dim=-1))
 
     val_loss = None
     if val is not None:
@@ -415,29 +401,12 @@ def predict_logits(model: nn.Module, X: torch.Tensor, *, batch: int, device: tor
 
 
 def extract_fc7(cnn: nn.Module, X: torch.Tensor, *, batch: int, device: torch.device,
-                transform: Callable[[torch.Tensor], torch.Tensor], amp: bool = False, dropout: bool = False,
-                augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-    """``(M, fc_dim)`` float32 FC7 features, kept on ``device``.
-
-    By default the CNN is in eval mode (no dropout). ``dropout=True`` and ``augment`` (a batch
-    transform after normalization) give a noisy training view: dropout active, batch norm
-    still on its running statistics, so features vary as an unseen utterance's would rather
-    than with the batch's composition. Randomness comes from the global torch RNG.
-    """
+                transform: Callable[[torch.Tensor], torch.Tensor], amp: bool = False) -> torch.Tensor:
+    """``(M, fc_dim)`` float32 FC7 features of ``X`` ``(M, ...)`` in eval mode (no dropout), kept on ``device``."""
     cnn.eval()
-    if dropout:
-        for m in cnn.modules():
-            if isinstance(m, nn.Dropout):
-                m.train()
     outs = []
-    try:
-        with torch.no_grad():
-            for i in range(0, len(X), batch):
-                xb = transform(X[i:i + batch].to(device))
-                if augment is not None:
-                    xb = augment(xb)
-                with autocast(device, amp):
-                    outs.append(cnn.fc7(xb).float())
-    finally:
-        cnn.eval()
+    with torch.no_grad():
+        for i in range(0, len(X), batch):
+            with autocast(device, amp):
+                outs.append(cnn.fc7(transform(X[i:i + batch].to(device))).float())
     return torch.cat(outs)

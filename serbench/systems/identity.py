@@ -14,7 +14,9 @@ row of a table.
 Run records written before identities existed (no ``identity`` in their config) get one
 computed from their ``config.settings`` the same way: settings the system no longer has are
 dropped, settings it gained since take their defaults, and the feature set's cache key, which
-such records lack, is taken as the current one (``legacy`` says so).
+such records lack, is taken as the current one (``legacy`` says so). A retired setting
+(``Settings.RETIRED``) recorded at its neutral value is dropped from either kind of record, the
+stored hash recomputed without it; at another value the run is refused (``Settings.drop_retired``).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from serbench.errors import SerbenchError
 from serbench.systems import registry
 from serbench.systems.settings import DEFAULT_PROFILE, Settings
 
@@ -74,8 +77,11 @@ def make_identity(system: str, settings: Mapping[str, Any], *, feature: str | No
         "emotions": sorted(str(e) for e in emotions) if emotions else None,
         "seed": int(seed or 0),
     }
-    digest = hashlib.sha256(_canonical(fields).encode("utf-8")).hexdigest()[:12]
-    return Identity(digest, fields, legacy)
+    return Identity(_digest(fields), fields, legacy)
+
+
+def _digest(fields: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_canonical(fields).encode("utf-8")).hexdigest()[:12]
 
 
 def settings_identity(system_name: str, s: Settings, *, protocol: str | None, emotions: Any = None,
@@ -95,14 +101,14 @@ def identity_of(config: Mapping[str, Any], *, name: str | None = None) -> Identi
     """
     stored = config.get("identity")
     if isinstance(stored, dict) and isinstance(stored.get("hash"), str) and isinstance(stored.get("fields"), dict):
-        return Identity(stored["hash"], dict(stored["fields"]))
+        return _without_retired(Identity(stored["hash"], dict(stored["fields"])), name)
     found = registry.identify(name or "", {"config": dict(config)})
     if found.system is None:
         return None
     system = found.system
     cls = system.settings_class
     fields = cls.fields()
-    recorded = dict(config.get("settings") or {})
+    recorded = cls.drop_retired(dict(config.get("settings") or {}), where=f"run {name or system.name}")
     if not recorded:   # the oldest records: only the settings the stored name encodes
         recorded = dict(found.settings)
     values = {}
@@ -120,6 +126,20 @@ def identity_of(config: Mapping[str, Any], *, name: str | None = None) -> Identi
                          feature_key=inputs.get("feature_key") or feature_key(feature),
                          protocol=config.get("protocol"), emotions=config.get("emotions"),
                          seed=config.get("seed"), legacy=True)
+
+
+def _without_retired(ident: Identity, name: str | None) -> Identity:
+    """``ident`` without the retired settings at their neutral value (hash recomputed); others refused."""
+    try:
+        cls = registry.get(ident.system).settings_class
+    except SerbenchError:   # a system this install does not know: nothing to retire
+        return ident
+    settings = ident.settings
+    kept = cls.drop_retired(settings, where=f"run {name or ident.system}")
+    if kept == settings:
+        return ident
+    fields = {**ident.fields, "settings": kept}
+    return Identity(_digest(fields), fields, ident.legacy)
 
 
 def _default(f: Any) -> Any:

@@ -82,7 +82,8 @@ def rerun(ref: str | Path, *, runs: str | Path | None = None, root: str | Path |
                          "again with its command: " + str(original.record.get("command") or "?"))
     system = registry.get(str(typ))
     fields = system.settings_class.fields()
-    recorded = dict(cfg.get("settings") or {})
+    # Settings removed since the run: dropped at their neutral value, else refused (as for model bundles).
+    recorded = system.settings_class.drop_retired(dict(cfg.get("settings") or {}), where=str(path / RUN_JSON))
     notes = []
     dropped = sorted(k for k in recorded if k not in fields)
     if dropped:

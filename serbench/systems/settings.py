@@ -12,6 +12,11 @@ system refuses bad values with the same kind of message::
 
 A cross-field rule of one system goes in its :meth:`Settings.check`, raising
 :meth:`Settings.bad`.
+
+A setting a system no longer has is listed in its ``RETIRED`` with the value every profile
+gave it; :meth:`Settings.drop_retired` is the one rule for recorded settings (model bundles,
+run records, run identities): a retired setting at that value had no effect and is dropped,
+at any other value the record is refused.
 """
 from __future__ import annotations
 
@@ -179,6 +184,9 @@ class Settings:
     #: Profile name -> the fields it changes from the defaults. Without a profile name, :data:`DEFAULT_PROFILE`
     #: is used where a system has it, else the first profile.
     PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {"paper": {}}
+    #: Settings this system no longer has -> the value every profile gave them (the neutral one): a record
+    #: that holds one at that value ran as this version runs; see :meth:`drop_retired`.
+    RETIRED: ClassVar[Mapping[str, Any]] = {}
 
     @classmethod
     def fields(cls) -> dict[str, dataclasses.Field]:
@@ -220,6 +228,27 @@ class Settings:
         validate(s)
         return s
 
+    @classmethod
+    def drop_retired(cls, recorded: Mapping[str, Any], *, where: str) -> dict:
+        """``recorded`` settings (a bundle's model.json, a run record) less the retired ones at their neutral value.
+
+        A retired setting (:attr:`RETIRED`) at any other value is refused in one line naming ``where``
+        (the bundle, record or run), the setting and that this version no longer has it. Other keys pass
+        unchanged: what a caller does with settings it does not know is its own rule.
+        """
+        out = dict(recorded)
+        for key, neutral in cls.RETIRED.items():
+            if key not in out:
+                continue
+            value = out.pop(key)
+            same = (value == neutral and isinstance(value, bool) == isinstance(neutral, bool)
+                    and isinstance(value, str) == isinstance(neutral, str))
+            if not same:
+                raise SettingsError(f"{where}: setting {key}={_shown(value)}: this version of serbench no longer "
+                                    f"has {key} (only its neutral value {_shown(neutral)} can be read); use the "
+                                    "serbench that wrote it")
+        return out
+
     def replace(self, **changes: Any) -> "Settings":
         """A copy with ``changes``, validated."""
         s = dataclasses.replace(self, **changes)
@@ -240,6 +269,15 @@ class Settings:
 
     def check(self) -> None:
         """Cross-field rules of a system (override; raise ``self.bad(key, what)``)."""
+
+
+def _shown(value: Any) -> str:
+    """A recorded value as a user writes it (``--set key=value``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def validate(s: Settings) -> None:

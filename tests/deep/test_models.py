@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from serbench.cli.run_options import parse_sets
-from serbench.deep import CNNSRU, SRU, AlexNet, PretrainedError, SRUClassifier, cnn_utterance_probs, load_pretrained
+from serbench.deep import SRU, AlexNet, PretrainedError, SRUClassifier, cnn_utterance_probs, load_pretrained
 from serbench.deep.train import StageConfig, train_stage
 from serbench.errors import SerbenchError
 from serbench.systems import SettingsError
@@ -168,10 +168,11 @@ def test_cnn_sru_shapes(n):
     torch.manual_seed(0)
     cnn = AlexNet(6, width=0.0625)
     head = SRUClassifier(cnn.fc_dim, 6, hidden=8)
-    model = CNNSRU(cnn, head).eval()
+    cnn.eval()
     x = torch.randn(2, n, 3, 67, 67)
     assert cnn.fc7(x[:, 0]).shape == (2, cnn.fc_dim) == (2, 256)
-    assert model(x).shape == (2, 6)
+    feats = cnn.fc7(x.reshape(2 * n, 3, 67, 67)).reshape(2, n, -1)      # utterance-major, as the cascade does
+    assert head(feats).shape == (2, 6)
     probs = cnn_utterance_probs(cnn(x.reshape(2 * n, 3, 67, 67)), n)
     assert probs.shape == (2, 6)
     torch.testing.assert_close(probs.sum(1), torch.ones(2))

@@ -8,6 +8,7 @@ levers measured and left out: ``recipes/jiang2019-notes.md``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
 
 from serbench.systems import deep_runtime as R
 from serbench.systems.settings import (
@@ -111,6 +112,13 @@ class CascadeSettings(Settings):
         # stayed near chance: 34 % UA, one fold collapsed; this: 63 %).
         "tiny": {"image_size": 67, "cnn_width": 0.125, "cnn_epochs": 4, "cnn_batch": 16, "cnn_lr": 0.003,
                  "sru_hidden": 32, "sru_epochs": 3, "sru_batch": 16, "val_fraction": 0.0},
+    }
+
+    #: Removed after measurement (recipes/jiang2019-notes.md), at the value every profile had: a bundle or run
+    #: record that holds one of them at this value is read as if it did not (Settings.drop_retired).
+    RETIRED: ClassVar[Mapping[str, Any]] = {
+        "cnn_gain": 0.0, "cnn_envelope": 0.0, "cnn_adversary": 0.0,
+        "sru_fc7_views": 0, "sru_joint": False, "sru_pool": "last",
     }
 
     @classmethod
