@@ -727,6 +727,7 @@ class LocalProcesses(Executor):
         fut, w.task = w.task, None
         if fut is None:
             return
+        fut.blob = b""   # kept only for a rerun
         try:
             tid, ok, value, tb = _loads(blob)
         except BaseException as exc:
