@@ -35,3 +35,12 @@ def test_the_python_api_defaults_to_fast_never_paper():
     assert registry.get("crnn").settings().profile == "fast"
     assert registry.get("cnn-sru").settings(None, {"segments": 3}).profile == "fast"
     assert registry.get("cnn").settings_class.build(None, {"segments": 1}).profile == "fast"
+
+
+@pytest.mark.parametrize("command", [["baseline", "--feature", "IS10"], ["deep", "--segments", "3"], ["manifest"]])
+def test_an_emotions_list_naming_nothing_is_refused(command, tmp_path):
+    result = CliRunner().invoke(cli, [command[0], "--corpus", "demo", "--root", str(tmp_path), *command[1:],
+                                      "--emotions", " , "])
+    assert result.exit_code == 2, result.output
+    assert "--emotions" in result.output and "names nothing" in result.output
+    assert len(result.output.strip().splitlines()) == 1

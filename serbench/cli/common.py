@@ -45,7 +45,19 @@ def split_list(value: str | None) -> list[str] | None:
 corpus_option = click.option("--corpus", required=True, help="Corpus name (see `serbench corpora`).")
 root_option = click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str),
                            help="The corpus folder, laid out as its official release.")
-emotions_option = click.option("--emotions", default=None, metavar="A,B,...",
+def _named_list(option: str):
+    """A click callback refusing a list option given but naming nothing (``--emotions ,``): it would mean 'all'."""
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None and split_list(value) is None:
+            from serbench.errors import SerbenchError
+
+            raise SerbenchError(f"{option} {value!r}: names nothing; give names separated by commas, or leave "
+                                f"{option} out for all")
+        return value
+    return check
+
+
+emotions_option = click.option("--emotions", default=None, metavar="A,B,...", callback=_named_list("--emotions"),
                                help="Keep only these canonical emotions (e.g. angry,happy,neutral,sad).")
 cache_option = click.option("--cache", default=None, type=click.Path(file_okay=False, path_type=str),
                             help="Feature cache root (default $SERBENCH_CACHE or ~/.cache/serbench).")
