@@ -84,6 +84,12 @@ def _digest(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(fields).encode("utf-8")).hexdigest()[:12]
 
 
+def extend_identity(ident: Identity, **extra: Any) -> Identity:
+    """``ident`` with more fields (e.g. a cross-corpus run's ``adapt`` and ``train`` corpus), hash recomputed."""
+    fields = {**ident.fields, **json.loads(_canonical(extra))}
+    return Identity(_digest(fields), fields, ident.legacy)
+
+
 def settings_identity(system_name: str, s: Settings, *, protocol: str | None, emotions: Any = None,
                       seed: int = 0) -> Identity:
     """The identity of a run about to start: system ``system_name`` with settings ``s``."""
@@ -216,7 +222,7 @@ def reference_identity(stored_name: str, identity: Identity, *, profile: str | N
                          protocol=identity.fields.get("protocol"), emotions=identity.fields.get("emotions"), seed=0)
 
 
-__all__ = ["Identity", "run_summary", "make_identity", "settings_identity", "identity_of", "differences", "describe_differences",
+__all__ = ["Identity", "run_summary", "make_identity", "extend_identity", "settings_identity", "identity_of", "differences", "describe_differences",
            "reference_identity", "default_profile", "DEFAULT_PROFILE", "feature_key", "show_value"]
 
 
