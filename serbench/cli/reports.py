@@ -67,10 +67,15 @@ def tables_cmd(corpus: str, runs: Path | None, out: Path | None, experiment: str
     if not console.is_terminal and "COLUMNS" not in os.environ:
         # Piped to a file or log: rich would fold the tables at 80 columns.
         console = Console(width=160)
+    console.print(to_rich(report.summary))   # the answer first: every system run, ranked, tested against the best
+    console.print()
     for table in report.shown:
+        if table.key in report.folded:        # a table without any run: one line and the command that fills it
+            console.print(Text(report.folded[table.key]))
+            continue
         console.print(to_rich(table, common=False))
         console.print()
-    for note in unique_notes(report.shown):   # the legends the tables share, once
+    for note in unique_notes([t for t in report.shown if t.key not in report.folded]):   # shared legends, once
         console.print(Text(f"- {note}"))
     used = ", ".join(f"{s}/{r.run_id}" for s, r in sorted(report.collection.runs.items()))
     console.print(Text(f"Runs used (latest complete per system and settings, checked against "

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from serbench.reports.collect import Collection, EmptyStoreError, ReportError, SystemSpec, collect
+from serbench.reports.collect import Collection, EmptyStoreError, ReportError, collect
+from serbench.reports.commands import corpus_root, experiment_ref, produce_command, store_cache
 from serbench.reports.figures import write_confusion
 from serbench.reports.paper import paper_tables
 from serbench.reports.render import Table, document_latex, document_markdown, write_table
 from serbench.reports.tables import missing_systems
-from serbench.io import atomic_write_text
+from serbench.io import atomic_write_bytes, atomic_write_text
 from serbench.settings import runs_root
 
-__all__ = ["TablesReport", "tables_for", "build_tables", "produce_command", "experiment_ref", "ReportError",
-           "EmptyStoreError"]
+__all__ = ["TablesReport", "tables_for", "build_tables", "produce_command", "experiment_ref", "corpus_root",
+           "store_cache", "ReportError", "EmptyStoreError"]
 
 
 @dataclass
@@ -34,7 +35,9 @@ class TablesReport:
     per-table files, then figures); ``figures``: system -> confusion PNG; ``curves``: system -> training-curves
     PNG (runs that recorded curves); ``missing``: commands that
     would produce the runs the tables still lack; ``collection``: the runs used (for each stored name the
-    latest complete run with the settings the experiment file declares, and each variant) and notes.
+    latest complete run with the settings the experiment file declares, and each variant) and notes;
+    ``summary``: every system run, ranked, tested against the best (what the outputs open with);
+    ``folded``: table key -> the one line shown instead of a paper table that has no run at all.
     """
 
     corpus: str
@@ -46,6 +49,8 @@ class TablesReport:
     figures: dict[str, Path] = field(default_factory=dict)
     curves: dict[str, Path] = field(default_factory=dict)   # system -> training-curves PNG (deep runs)
     missing: list[str] = field(default_factory=list)
+    summary: Table | None = None
+    folded: dict[str, str] = field(default_factory=dict)
 
     @property
     def frames(self) -> dict[str, pd.DataFrame]:
@@ -69,6 +74,19 @@ def build_tables(col: Collection) -> dict[str, Table]:
     return {t.key: t for t in paper_tables(col)}
 
 
+def figures_markdown(report: "TablesReport", significance: bool) -> str:
+    """The figures, linked right after the summary: significance between systems, then one confusion per system."""
+    from serbench.reports.render import _md_cell
+
+    items = []
+    if significance:
+        items.append("[significance between systems](significance.png) (paired t-test on per-fold UA; both tests "
+                     "for every pair in significance-details.csv)")
+    order = sorted(report.figures.items(), key=lambda kv: (-report.collection.runs[kv[0]].metrics["ua"], kv[0]))
+    items.append("confusion matrices: " + ", ".join(f"[{_md_cell(system)}]({path.name})" for system, path in order))
+    return "**Figures**: " + "; ".join(items) + "\n"
+
+
 def document_notes(report: "TablesReport") -> list[str]:
     """What a reader of the whole output needs once: the runs used, what was ignored, what is missing."""
     used = ", ".join(f"{s}/{r.run_id}" for s, r in sorted(report.collection.runs.items()))
@@ -79,44 +97,6 @@ def document_notes(report: "TablesReport") -> list[str]:
         lines.append(f"{len(report.missing)} declared run(s) missing; produce them with: "
                      + "; ".join(f"`{c}`" for c in report.missing))
     return lines
-
-
-def experiment_ref(col: Collection) -> str:
-    """How a command names the collection's experiment: a shipped file by its name, another by its path."""
-    from serbench.systems.experiment import recipes_dir
-
-    exp = col.experiment
-    if exp is None:
-        return "jiang2019"
-    if exp.path is None:
-        return exp.name
-    shipped = recipes_dir()
-    if shipped is not None and exp.path.resolve().parent == shipped.resolve() and exp.path.stem == exp.name:
-        return exp.name
-    return str(exp.path)
-
-
-def corpus_root(col: Collection) -> str:
-    """The corpus folder the stored runs read (their records agree on one), else the file's [roots], else ROOT."""
-    roots = {str((r.record.get("config") or {}).get("root")) for r in col.runs.values()
-             if (r.record.get("config") or {}).get("root")}
-    if len(roots) == 1:
-        return roots.pop()
-    found = col.experiment.root_of(col.corpus) if col.experiment is not None else None
-    return str(found) if found is not None else "ROOT"
-
-
-def produce_command(spec: SystemSpec | str, col: Collection, runs: str | Path | None = None,
-                    cache: str | Path | None = None) -> str:
-    """The ``serbench run`` command that would produce the run the experiment declares as ``spec``
-    (ROOT = the corpus folder when the store does not say)."""
-    import shlex
-
-    name = spec if isinstance(spec, str) else spec.name
-    opts = (f" --cache {shlex.quote(str(cache))}" if cache else "") + (f" --runs {shlex.quote(str(runs))}" if runs else "")
-    root = corpus_root(col)
-    return (f"serbench run {shlex.quote(experiment_ref(col))} --corpus {col.corpus} "
-            f"--root {root if root == 'ROOT' else shlex.quote(root)} --only {shlex.quote(name)}{opts}")
 
 
 def tables_for(corpus: str, runs: str | Path | None = None, out: str | Path | None = None, *,
@@ -131,7 +111,8 @@ def tables_for(corpus: str, runs: str | Path | None = None, out: str | Path | No
     cache named in the commands for missing runs. Raises :class:`EmptyStoreError` when the store has
     no complete run for the corpus; its message lists the commands that would produce them.
     """
-    from serbench.reports.plots import write_curves
+    from serbench.reports.plots import png_bytes, significance_pairs, significance_plot, write_curves
+    from serbench.reports.summary import folded_tables, summary_table
 
     col = collect(corpus, runs, experiment)
     runs_dir = runs_root(runs)
@@ -145,7 +126,17 @@ def tables_for(corpus: str, runs: str | Path | None = None, out: str | Path | No
     out_dir = Path(out).expanduser() if out is not None else runs_dir / corpus / "tables"
     report = TablesReport(corpus=corpus, runs_dir=runs_dir, out_dir=out_dir, collection=col, missing=missing)
     report.tables = build_tables(col)
+    report.summary = summary_table(col)
+    report.folded = folded_tables(col, report.shown, runs, cache)
     figures = []
+    sig = significance_plot(col)
+    if sig is not None:
+        path = out_dir / "significance.png"
+        atomic_write_bytes(path, png_bytes(sig.figure))
+        figures.append(path)
+        detail = out_dir / "significance-details.csv"
+        atomic_write_text(detail, significance_pairs(col, sig.data).to_csv(index=False))
+        report.files.append(detail)
     for system, run in sorted(col.runs.items()):
         report.figures[system] = write_confusion(run, corpus, out_dir)
         figures.append(report.figures[system])
@@ -158,9 +149,12 @@ def tables_for(corpus: str, runs: str | Path | None = None, out: str | Path | No
         notes.append("Training curves (loss and UA by epoch, one line per fold): " + ", ".join(
             f"[{system}]({path.name})" for system, path in sorted(report.curves.items())) + ".")
     md, tex = out_dir / "tables.md", out_dir / "tables.tex"
-    atomic_write_text(md, document_markdown(report.shown, f"serbench tables — {corpus}", notes))
-    atomic_write_text(tex, document_latex(report.shown, notes))
+    document = [report.summary, *report.shown]
+    atomic_write_text(md, document_markdown(document, f"serbench tables — {corpus}", notes, folded=report.folded,
+                                            after={"summary": figures_markdown(report, sig is not None)}))
+    atomic_write_text(tex, document_latex(document, notes, folded=report.folded))
     report.files += [md, tex]
+    report.files.extend(write_table(report.summary, out_dir))
     for table in report.tables.values():
         report.files.extend(write_table(table, out_dir))
     report.files += figures

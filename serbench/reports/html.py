@@ -33,6 +33,7 @@ from serbench.reports.plots import (
     fold_dots_plot,
     png_bytes,
     segments_plot,
+    significance_pairs,
     significance_plot,
 )
 from serbench.reports.render import Table, split_marks, unique_notes
@@ -126,7 +127,7 @@ details { margin: .4em 0 1em; } summary { cursor: pointer; color: #0b5cad; font-
 .details table { font-size: .8em; } .details td { white-space: nowrap; }
 figure { margin: 1em 0 1.6em; } figure img { max-width: 100%; height: auto; border: 1px solid #eceef1; }
 figcaption { font-size: .88em; color: #333; max-width: 60em; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: .8em; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 1em; }
 .grid figure { margin: 0; } .grid figcaption { font-size: .8em; }
 .curves { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 1em; }
 .curves figure.wide { grid-column: 1 / -1; }
@@ -134,6 +135,12 @@ figcaption { font-size: .88em; color: #333; max-width: 60em; }
           padding: .05em .3em; border-radius: 3px; word-break: break-all; }
 .lb td.best { font-weight: 700; } .lb td.rank { color: #555; }
 .muted { color: #6b7280; font-size: .88em; }
+.summary-table tbody tr:first-child td { background: #e6f4ea; font-weight: 600; }
+.summary-table { font-size: .95em; } .summary-table th, .summary-table td:nth-child(2) { white-space: nowrap; }
+.summary-table th, .summary-table td { padding: .28em .55em; }
+.answer { font-size: 1.08em; font-weight: 600; margin: .3em 0 .2em; }
+details.empty { margin: .5em 0; } details.empty > summary { color: #1d1d1f; font-size: .92em; }
+details.empty code { font-size: .84em; }
 .legend { background: #f7f8fa; border-left: 3px solid #c5ccd6; padding: .3em .8em; font-size: .88em; }
 """
 
@@ -156,6 +163,9 @@ def render_page(collections: dict[str, Collection], command: str | None = None, 
     body = head
     if len(corpora) > 1:
         body.append(leaderboard_html(collections))
+        from serbench.reports.cross import cross_html   # its own section, empty without cross-corpus runs
+
+        body.append(cross_html(corpora, runs))
     for corpus, col in collections.items():
         body.append(corpus_html(col, runs=runs, cache=cache))
     body.append(provenance_html(collections, command, built, mine, commit))
@@ -194,35 +204,33 @@ def leaderboard_html(collections: dict[str, Collection]) -> str:
 
 
 def corpus_html(col: Collection, *, runs: str | Path | None = None, cache: str | Path | None = None) -> str:
-    """One corpus: summary, the paper-shaped tables (Table II with its plot), figures, notes, runs."""
+    """One corpus, the answer first: the summary (every system run, ranked, tested against the best), the
+    figures, then the paper-shaped tables (Table II with its plot; a table without any run folded, with the
+    command that would fill it), the all-tests tables, notes and the runs' provenance."""
+    from serbench.reports.summary import folded_tables, summary_table, table_label
+
     corpus = col.corpus
     tables = paper_tables(col)
     shown = [t for t in tables if not t.detail_only]
+    folded = folded_tables(col, shown, runs, cache)
     pre = _anchor(corpus) + "-"
     parts = [f"<section id='{_anchor(corpus)}'><h2>{_e(corpus)}</h2>", _summary_html(col)]
-    parts.append("<h3>Tables</h3>")
-    legend = "".join(f"<li>{_e(n)}</li>" for n in unique_notes(shown))
-    parts.append(f"<details class='legend' open><summary>How to read the tables</summary><ul class='notes'>{legend}"
-                 "</ul></details>")
-    seg = segments_plot(col)
-    for table in shown:
-        parts.append(table_html(table, pre))
-        if table.key == "table2" and seg is not None:
-            parts.append(figure_html(seg, _pivot_html(seg.data, "model", "N", "ua", what="pooled"), prefix=pre))
-    for table in tables:
-        if table.detail_only:
-            parts.append(f"<h4>{_e(table.title)}</h4>" + _details_html("every test, all pairs", table.frame))
-    parts.append("<h3 id='" + _anchor(corpus, "folds") + "'>Per-fold UA by speaker</h3>")
-    dots = fold_dots_plot(col)
-    parts.append(figure_html(dots, _fold_pivot_html(dots), prefix=pre))
+    parts.append(f"<h3 id='{_anchor(corpus, 'answer')}'>Which system won</h3>")
+    summary = summary_table(col)
+    if summary.notes:
+        parts.append(f"<p class='answer'>{_e(summary.notes[0])}</p>")
+    parts.append(table_html(summary, pre, css="paper summary-table"))
     sig = significance_plot(col)
     parts.append("<h3>Significance between systems</h3>")
     if sig is None:
         parts.append("<p class='muted'>One system only: nothing to compare.</p>")
     else:
-        one_way = sig.data[sig.data["a"] < sig.data["b"]]
-        parts.append(figure_html(sig, _details_html("the p values and differences (points)", _fmt(one_way)),
-                                 prefix=pre))
+        pairs = significance_pairs(col, sig.data)
+        parts.append(figure_html(sig, _details_html("both tests for every pair: ΔUA and t-test p, ΔWA and McNemar p",
+                                                    _fmt_pairs(pairs)), prefix=pre))
+    parts.append("<h3 id='" + _anchor(corpus, "folds") + "'>Per-fold UA by speaker</h3>")
+    dots = fold_dots_plot(col)
+    parts.append(figure_html(dots, _fold_pivot_html(dots), prefix=pre))
     parts.append("<h3>Confusion matrices</h3><p class='muted'>Rows: true class, columns: predicted; cells: % of "
                  "the true class, ordered as the systems in the per-fold plot (best pooled UA first).</p>"
                  "<div class='grid'>")
@@ -240,10 +248,43 @@ def corpus_html(col: Collection, *, runs: str | Path | None = None, cache: str |
         parts.append("</div>")
     else:
         parts.append("<p class='muted'>No run in this store recorded training curves.</p>")
+    parts.append(f"<h3>The paper's tables ({_e(col.experiment_label)})</h3>")
+    if folded:
+        parts.append(f"<p class='muted'>{len(folded)} of {len(shown)} tables have no run yet: folded, each with the "
+                     "command that would fill it (the store's corpus folder, feature cache and runs folder).</p>")
+    legend = "".join(f"<li>{_e(n)}</li>" for n in unique_notes([t for t in shown if t.key not in folded]))
+    parts.append(f"<details class='legend'><summary>How to read the tables</summary><ul class='notes'>{legend}"
+                 "</ul></details>")
+    seg = segments_plot(col)
+    for table in shown:
+        if table.key in folded:
+            line = folded[table.key]
+            head, _, command = line.partition(" — run: ")
+            what = (f"no run yet — run: <code>{_e(command)}</code>" if command
+                    else _e(line.split(": ", 1)[-1]))
+            parts.append(f"<details class='empty'><summary><strong>{_e(table_label(table))}</strong> "
+                         f"{_e(table.title.split(' — ', 1)[-1])}: {what}</summary>{table_html(table, pre)}</details>")
+            continue
+        parts.append(table_html(table, pre))
+        if table.key == "table2" and seg is not None:
+            parts.append(figure_html(seg, _pivot_html(seg.data, "model", "N", "ua", what="pooled"), prefix=pre))
+    for table in tables:
+        if table.detail_only:
+            parts.append(f"<h4>{_e(table.title)}</h4>" + _details_html("every test, all pairs", table.frame))
     parts.append(_notes_html(col, runs=runs, cache=cache))
     parts.append(runs_html(col))
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _fmt_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    out = pairs.copy()
+    for col in out.columns:
+        if out[col].dtype.kind == "f":
+            is_p = col.startswith("p ")
+            out[col] = out[col].map(lambda v: "n/a" if pd.isna(v) else (f"{v:.2e}" if 0 < v < 1e-3 else f"{v:.4f}")
+                                    if is_p else f"{v:+.1f}")
+    return out
 
 
 def _summary_html(col: Collection) -> str:
@@ -259,7 +300,7 @@ def _summary_html(col: Collection) -> str:
 
 # ---------------------------------------------------------------- tables
 
-def table_html(table: Table, prefix: str = "") -> str:
+def table_html(table: Table, prefix: str = "", css: str = "paper") -> str:
     """A paper-shaped table: best cells bold, marks superscript, own notes under it, details folded."""
     cols = [str(c) for c in table.frame.columns]
     head = "".join(f"<th>{_e(c)}</th>" for c in cols)
@@ -280,7 +321,7 @@ def table_html(table: Table, prefix: str = "") -> str:
     details = ""
     if table.details is not None:
         details = _details_html("details: fold mean ± sd, run ids, every column", table.details)
-    return (f"<div class='scroll'><table class='paper' id='{_e(prefix + table.key)}'><caption>{_e(table.title)}</caption>"
+    return (f"<div class='scroll'><table class='{_e(css)}' id='{_e(prefix + table.key)}'><caption>{_e(table.title)}</caption>"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
             f"<div class='footnotes'>{notes}</div>{details}")
 
@@ -316,15 +357,6 @@ def _text(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1e-3 and v != 0 else f"{v:.2f}".rstrip("0").rstrip(".")
     return str(v)
-
-
-def _fmt(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype.kind == "f":
-            out[col] = out[col].map(lambda v: "" if pd.isna(v) else (f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.4f}")
-                                    if col == "p" else f"{v:+.1f}")
-    return out
 
 
 # ---------------------------------------------------------------- figures

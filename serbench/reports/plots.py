@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from serbench.reports.collect import Collection, RunResult
@@ -25,8 +24,6 @@ from serbench.reports.tables import deep_runs, model_label, paper_best_segments,
 DPI = 96
 # Above this many systems the significance cells are too small for their p values.
 MAX_ANNOTATED = 28
-# -log10(p) is capped here: p below 1e-4 all read as "very significant".
-P_CAP = 4.0
 
 
 @dataclass
@@ -221,64 +218,154 @@ def significance_matrix(col: Collection) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["a", "b", "test", "diff", "p", "note"])
 
 
-def significance_plot(col: Collection) -> Plot | None:
-    """Heat map of p values between systems: t-test below the diagonal, McNemar above.
+@dataclass
+class SignificanceGrid:
+    """The significance figure's cells: systems ``names`` (best pooled UA first); k x k frames indexed by name.
 
-    Colour = direction and strength: red when the row system scores higher, blue when the column
-    system does, darker the smaller p (-log10 p, capped at 4); grey = not testable. Cells print p.
-    None with fewer than two systems.
+    ``p``: the primary test's p (paired t-test on per-fold UA; NaN on the diagonal and where it could not
+    run); ``p_second``: McNemar's exact p on the pooled utterances; ``diff``: mean per-fold UA of the row
+    system minus the column's, in points; ``marks``: what each cell prints first: the sign of ``diff``
+    (``+`` / ``−``), ``*`` p < 0.05 or ``**`` p < 0.01, ``†`` where the two tests disagree at 0.05
+    (× = not testable, "" on the diagonal); ``disagree``: bool.
+    """
+
+    names: list[str]
+    p: pd.DataFrame
+    p_second: pd.DataFrame
+    diff: pd.DataFrame
+    marks: pd.DataFrame
+    disagree: pd.DataFrame
+
+
+def significance_grid(col: Collection, data: pd.DataFrame | None = None) -> SignificanceGrid:
+    """The cells of :func:`significance_plot` (see :class:`SignificanceGrid`), from :func:`significance_matrix`."""
+    from serbench.reports.summary import disagree as tests_disagree, stars
+
+    names = [r.system for r in sorted(col.runs.values(), key=lambda r: (-r.metrics["ua"], r.system))]
+    data = significance_matrix(col) if data is None else data
+    empty = lambda value: pd.DataFrame(value, index=names, columns=names)   # noqa: E731
+    p, p2, diff = empty(np.nan), empty(np.nan), empty(np.nan)
+    for row in data.itertuples(index=False):
+        target = p if row.test == T_TEST else p2 if row.test == MCNEMAR else None
+        if target is not None:
+            target.loc[row.a, row.b] = row.p
+        if row.test == T_TEST:
+            diff.loc[row.a, row.b] = row.diff
+    marks, split = empty(""), empty(False)
+    for a in names:
+        for b in names:
+            if a == b:
+                continue
+            pt, pm, d = p.loc[a, b], p2.loc[a, b], diff.loc[a, b]
+            if math.isnan(pt):
+                marks.loc[a, b] = "×"
+                continue
+            sign = "+" if d > 0 else "−" if d < 0 else "±"
+            split.loc[a, b] = tests_disagree(pt, None if math.isnan(pm) else pm)
+            marks.loc[a, b] = sign + stars(pt) + ("†" if split.loc[a, b] else "")
+    return SignificanceGrid(names, p, p2, diff, marks, split.astype(bool))
+
+
+def significance_pairs(col: Collection, data: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per pair (a above b in pooled UA): ΔUA and the t-test's p, ΔWA and McNemar's p, and whether the
+    two tests disagree at 0.05: the numbers behind the significance figure (its details and CSV)."""
+    from serbench.reports.summary import disagree as tests_disagree
+
+    data = significance_matrix(col) if data is None else data
+    names = [r.system for r in sorted(col.runs.values(), key=lambda r: (-r.metrics["ua"], r.system))]
+    order = {n: i for i, n in enumerate(names)}
+    one_way = data[[order[a] < order[b] for a, b in zip(data["a"], data["b"])]]
+    rows = []
+    for (a, b), g in one_way.groupby(["a", "b"], sort=False):
+        t = g[g["test"] == T_TEST].iloc[0]
+        m = g[g["test"] == MCNEMAR].iloc[0]
+        pt = None if math.isnan(t["p"]) else float(t["p"])
+        pm = None if math.isnan(m["p"]) else float(m["p"])
+        rows.append({"a": a, "b": b, "ΔUA a−b (points, per-fold mean)": t["diff"], "p t-test (UA, folds)": t["p"],
+                     "ΔWA a−b (points)": m["diff"], "p McNemar (WA, utterances)": m["p"],
+                     "tests disagree": "yes" if tests_disagree(pt, pm) else "",
+                     "note": "; ".join(n for n in (t["note"], m["note"]) if n)})
+    return pd.DataFrame(rows, columns=["a", "b", "ΔUA a−b (points, per-fold mean)", "p t-test (UA, folds)",
+                                       "ΔWA a−b (points)", "p McNemar (WA, utterances)", "tests disagree", "note"])
+
+
+#: The significance figure's colour scale: -log10 p from 0 (p = 1) to this cap (p <= 0.001).
+SIG_CAP = 3.0
+
+
+def significance_plot(col: Collection) -> Plot | None:
+    """Heat map of one test between every pair of systems: the paired t-test on per-fold UA.
+
+    Colour = p alone (a sequential scale on -log10 p, capped at p = 0.001; the matrix is symmetric),
+    never the direction; each cell prints the direction as a sign (+: the row system's per-fold UA is
+    higher), ``*`` p < 0.05 / ``**`` p < 0.01 with the cell outlined, ``†`` where McNemar's test on the
+    utterances disagrees (one p < 0.05, the other not), and p. ``extra["grid"]`` is the
+    :class:`SignificanceGrid`; ``data`` every test of every ordered pair. None with fewer than two systems.
     """
     runs = sorted(col.runs.values(), key=lambda r: (-r.metrics["ua"], r.system))
     if len(runs) < 2:
         return None
     data = significance_matrix(col)
-    names = [r.system for r in runs]
+    grid = significance_grid(col, data)
+    names = grid.names
     k = len(names)
-    index = {n: i for i, n in enumerate(names)}
     strength = np.full((k, k), np.nan)
-    text = [[""] * k for _ in range(k)]
-    for row in data.itertuples(index=False):
-        i, j = index[row.a], index[row.b]
-        lower = i > j
-        if (row.test == T_TEST) != lower:
-            continue      # t-test fills the lower triangle, McNemar the upper
-        if math.isnan(row.p):
-            text[i][j] = "×"
-            continue
-        signed = math.copysign(min(-math.log10(max(row.p, 1e-300)), P_CAP), row.diff) if row.diff else 0.0
-        strength[i, j] = signed
-        text[i][j] = _short_p(row.p)
-    size = max(5.0, 0.46 * k + 2.8)
-    fig = new_figure(size + 1.2, size)
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            p = grid.p.iat[i, j]
+            if i != j and not math.isnan(p):
+                strength[i, j] = min(-math.log10(max(p, 1e-300)), SIG_CAP)
+    size = max(5.5, 0.62 * k + 3.2)
+    fig = new_figure(size + 1.6, size)
     ax = fig.add_subplot(1, 1, 1)
     from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
 
-    cmap = colormaps["RdBu_r"].with_extremes(bad="0.88")
-    im = ax.imshow(np.ma.masked_invalid(strength), cmap=cmap, norm=TwoSlopeNorm(0.0, -P_CAP, P_CAP))
-    ax.set_xticks(range(k), labels=names, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(k), labels=names, fontsize=7)
-    ax.plot([-0.5, k - 0.5], [-0.5, k - 0.5], color="0.4", linewidth=0.8)
-    if k <= MAX_ANNOTATED:
-        fs = 7.5 if k <= 14 else 6.5
-        for i in range(k):
-            for j in range(k):
-                if text[i][j]:
-                    dark = not np.isnan(strength[i, j]) and abs(strength[i, j]) > 2.5
-                    ax.text(j, i, text[i][j], ha="center", va="center", fontsize=fs,
-                            color="white" if dark else "black")
-    ticks = [-4, -3, -2, -1.3, 0, 1.3, 2, 3, 4]
+    cmap = colormaps["YlGnBu"].with_extremes(bad="0.93")
+    im = ax.imshow(np.ma.masked_invalid(strength), cmap=cmap, norm=Normalize(0.0, SIG_CAP))
+    fs = 10 if k <= 6 else 9 if k <= 10 else 7.5 if k <= 16 else 6.5
+    ax.set_xticks(range(k), labels=names, rotation=45, ha="right", fontsize=fs)
+    ax.set_yticks(range(k), labels=names, fontsize=fs)
+    ax.set_xlabel("column system", fontsize=fs)
+    ax.set_ylabel("row system", fontsize=fs)
+    for i in range(k):
+        for j in range(k):
+            p = grid.p.iat[i, j]
+            if i == j or math.isnan(p):
+                if i != j:
+                    ax.text(j, i, "×", ha="center", va="center", fontsize=fs, color="0.35")
+                continue
+            if p < 0.05:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black",
+                                       linewidth=2.6 if p < 0.01 else 1.4, zorder=3))
+            if grid.disagree.iat[i, j]:
+                ax.add_patch(Rectangle((j - 0.42, i - 0.42), 0.84, 0.84, fill=False, edgecolor="#d95f02",
+                                       linewidth=1.3, linestyle="--", zorder=3))
+            if k <= MAX_ANNOTATED:
+                dark = strength[i, j] > 0.6 * SIG_CAP
+                text = grid.marks.iat[i, j] + ("" if k > 12 else "\n" + _short_p(p))
+                ax.text(j, i, text, ha="center", va="center", fontsize=fs, linespacing=1.1,
+                        color="white" if dark else "black", zorder=4)
+    ticks = [0, -math.log10(0.5), 1, -math.log10(0.05), 2, SIG_CAP]
     cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.03, ticks=ticks)
-    cb.ax.set_yticklabels([("≤1e-4" if abs(t) == P_CAP else f"{10 ** -abs(t):.2g}") for t in ticks], fontsize=7)
-    cb.set_label("p (blue: column system higher, red: row system higher)", fontsize=8)
-    ax.set_title("below the diagonal: paired t-test on per-fold UA\n"
-                 "above the diagonal: McNemar's exact test on pooled utterances (WA)", fontsize=9)
+    cb.ax.set_yticklabels(["1", ".5", ".1", ".05", ".01", "≤.001"], fontsize=fs - 1)
+    cb.set_label("p, paired t-test on per-fold UA", fontsize=fs - 1)
+    n_folds = max((len(r.metrics.get("folds") or []) for r in runs), default=0)
+    ax.set_title(f"Paired t-test on per-fold UA ({n_folds} folds), row vs column\n"
+                 "sign: + row higher, − column higher;  * p < .05, ** p < .01 (outlined);  "
+                 "† McNemar disagrees", fontsize=fs)
     fig.tight_layout()
-    caption = ("Significance between every pair of systems (ordered by pooled UA). Below the diagonal: paired t-test on "
-               "per-fold UA; above: McNemar's exact test on the pooled utterances (accuracy). Red = the row system "
-               "scores higher, blue = the column system; the darker, the smaller p (numbers are p; × = not testable, "
-               "e.g. identical per-fold differences or different folds). Two-sided, uncorrected for the many "
-               "comparisons.")
-    return Plot("significance", fig, data, caption, f"significance matrix of {k} systems on {col.corpus}")
+    n_pairs = k * (k - 1) // 2
+    split = int(grid.disagree.to_numpy().sum() // 2)
+    caption = (f"Significance between every pair of systems (ordered by pooled UA), one test: the two-sided paired "
+               f"t-test on per-fold UA. Colour = p only (darker = smaller p); the sign is the direction (+: the row "
+               f"system's mean per-fold UA is higher); * p < 0.05 and ** p < 0.01, outlined; × = not testable. "
+               f"† and a dashed orange box: McNemar's exact test on the pooled utterances (accuracy) disagrees, one "
+               f"p < 0.05 and the other not ({split} of {n_pairs} pairs); its p values are in the details. "
+               f"{n_pairs} comparisons, uncorrected: at 0.05 about one in 20 pairs that do not differ is marked.")
+    return Plot("significance", fig, data, caption, f"significance matrix of {k} systems on {col.corpus}",
+                extra={"grid": grid})
 
 
 def _short_p(p: float) -> str:
@@ -290,24 +377,26 @@ def _short_p(p: float) -> str:
 # ---------------------------------------------------------------- confusion matrices
 
 def confusion_plot(run: RunResult) -> Plot:
-    """A small confusion matrix (row percent, counts in the data) for the report's grid."""
+    """A confusion matrix (row percent, counts in the data) for the report's grid of two per row: cells and
+    fonts sized to be read at the page's width (about 550 px a figure)."""
     counts, percent = confusion_table(run)
     k = len(run.labels)
-    size = max(3.0, 0.45 * k + 1.5)
-    fig = new_figure(size, size)
+    size = max(5.0, 0.62 * k + 2.2)
+    fig = new_figure(size, size * 0.92)
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(np.nan_to_num(percent.to_numpy()), cmap="Blues", vmin=0, vmax=100)
-    ax.set_xticks(range(k), labels=run.labels, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(k), labels=run.labels, fontsize=7)
-    ax.set_xlabel("predicted", fontsize=7)
-    ax.set_ylabel("true", fontsize=7)
+    fs = 11 if k <= 6 else 10 if k <= 9 else 8
+    ax.set_xticks(range(k), labels=run.labels, rotation=40, ha="right", fontsize=fs)
+    ax.set_yticks(range(k), labels=run.labels, fontsize=fs)
+    ax.set_xlabel("predicted", fontsize=fs)
+    ax.set_ylabel("true", fontsize=fs)
     for i in range(k):
         for j in range(k):
             p = percent.iat[i, j]
-            ax.text(j, i, "–" if np.isnan(p) else f"{p:.0f}", ha="center", va="center", fontsize=7 if k <= 6 else 6,
+            ax.text(j, i, "–" if np.isnan(p) else f"{p:.0f}", ha="center", va="center", fontsize=fs,
                     color="white" if not np.isnan(p) and p > 60 else "black")
     m = run.metrics
-    ax.set_title(f"{run.system}\nWA {100 * m['wa']:.1f}  UA {100 * m['ua']:.1f}", fontsize=8)
+    ax.set_title(f"{run.system}\nWA {100 * m['wa']:.1f}  UA {100 * m['ua']:.1f}", fontsize=fs)
     fig.tight_layout()
     data = counts.stack().rename("count").reset_index().rename(columns={"true": "true", "predicted": "predicted"})
     data["percent_of_true"] = percent.stack(future_stack=True).to_numpy()
@@ -419,5 +508,6 @@ def write_curves(run: RunResult, out_dir=None):
     return path
 
 
-__all__ = ["Plot", "png_bytes", "write_curves", "CURVES_FILE", "segments_plot", "fold_dots_plot", "significance_matrix", "significance_plot",
+__all__ = ["Plot", "png_bytes", "write_curves", "CURVES_FILE", "segments_plot", "fold_dots_plot", "significance_matrix",
+           "significance_grid", "significance_pairs", "SignificanceGrid", "significance_plot",
            "confusion_plot", "curves_data", "curves_plot"]

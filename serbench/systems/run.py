@@ -29,6 +29,7 @@ from serbench.experiments.inputs import excluded_record, feature_dataset, load_f
 from serbench.experiments.protocol import Fold, Protocol, resolve_protocol
 from serbench.experiments.store import RunResult, RunStore
 from serbench.features.handle import CorpusHandle
+from serbench.settings import cache_root
 from serbench.systems import registry
 from serbench.systems.base import System, SystemOptionError
 from serbench.systems.identity import settings_identity
@@ -149,6 +150,8 @@ def prepare(name: str, corpus: str | CorpusHandle, root: str | Path | None = Non
                    "feature_key": ident.fields["feature_key"]},
         "identity": {"hash": ident.hash, "fields": ident.fields}, **description,
     }
+    # Where the features were read: the reports name it in the commands for missing runs.
+    config["cache"] = str(cache_root(corpus.cache).resolve())
     if description.get("note"):
         say(f"{stored} on {corpus.name}: {len(data)} utterances, {len(folds)} folds ({proto.name}); {description['note']}")
     return RunPlan(corpus=corpus.name, system=stored, kind=system.kind, config=config,

@@ -176,7 +176,13 @@ def test_files_written_and_parseable(store, tmp_path):
         assert all(len(re.findall(r"(?<!\\)&", ln)) == ncol - 1 for ln in rows)
         assert not re.search(r"(?<!\\)[%_#]", body)  # specials are escaped
     md = (out / "tables.md").read_text(encoding="utf-8")
-    for table in report.shown:
+    assert md.index(report.summary.title) < md.index("Table V")      # the summary opens the document
+    assert set(report.folded) == {"table1", "table4"}                # no run at all: one line each, no table
+    for key, line in report.folded.items():
+        assert line in md and report.tables[key].title not in md
+    for table in [report.summary, *report.shown]:
+        if table.key in report.folded:
+            continue
         assert table.title in md
         md_rows = [ln for ln in md.split(table.title)[1].split("\n\n")[1].splitlines() if ln.startswith("| ")]
         assert len(md_rows) == len(table.frame) + 1

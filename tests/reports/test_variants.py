@@ -61,7 +61,8 @@ def test_a_tiny_run_is_a_variant_not_the_papers_row(store):
     assert any("cnn-sru-N3: no stored run matches" in n and variant in n for n in t2.notes)
     assert "cnn-sru-N3" not in table2(col).values["system"].dropna().tolist()
     t5 = paper_table5(col)
-    assert _row(t5, variant)[UA] == "70.0"
+    assert _row(t5, f"{variant} (ref)")[UA] == "70.0"       # the only run: the marks' stand-in reference
+    assert any(n.startswith("CNN+SRU, this table's reference, has no run") for n in t5.notes)
     assert _row(t5, "CNN+SRU (best N)")[UA] == "missing"   # Table V's "Ours" is the paper's cascade only
     named = [n for n in t5.notes if n.startswith(f"{variant}: not the row of cnn-sru-N3")]
     assert len(named) == 1 and "image_size=" in named[0] and "(declared 96)" in named[0]
@@ -149,7 +150,7 @@ def test_a_fused_run_stored_under_the_cascades_name_is_its_variant(store):
     assert "cnn-sru-N5" not in col.runs and col.variants["cnn-sru-N5"] == ["cnn-sru-N5 [sru_fuse=0.75]"]
     rows = paper_table3(col).frame
     rows = rows[rows["N"] == "5"]
-    assert rows["Model"].tolist() == ["CNN", "SRU", "CNN+SRU", FUSED]
+    assert rows["Model"].tolist() == ["CNN", "SRU", "CNN+SRU", f"{FUSED} (ref)"]   # the cascade missing: stand-in
     assert rows[UA].tolist() == ["missing", "missing", "missing", "70.0"]
     assert any("jiang2019.toml declares it as a run of its own" in n for n in paper_table5(col).notes)
 
