@@ -196,6 +196,12 @@ for _fs in (
 ):
     register(_fs)
 
+# Self-supervised upstreams (WavLM, HuBERT, ...): one vector set each, read from a local model folder.
+from serbench.features.ssl import feature_sets as _ssl_sets  # noqa: E402  (after the names it imports)
+
+for _fs in _ssl_sets():
+    register(_fs)
+
 #: What ``serbench extract`` does without ``--features``: the functional sets the shipped experiments
 #: read and ``melseg`` (the deep models' input); tests check it covers recipes/jiang2019.toml.
 DEFAULT_SETS: tuple[str, ...] = ("PLP", "MFCC", "HuWSF", "IS09", "IS10", "melseg")

@@ -1,0 +1,610 @@
+"""Self-supervised speech upstreams (WavLM, HuBERT, wav2vec 2.0, data2vec, Whisper's encoder) as feature sets.
+
+Each upstream is a vector set: per utterance, the mean and the standard deviation over time of
+every hidden state of the frozen model (``L00`` is the input of the first transformer layer,
+``L01``..``LN`` the layers' outputs), columns ``L03_mean_0017``, ``L03_std_0017``, one block of
+``2 * hidden`` columns per layer, layers in order (:func:`layer_blocks`).
+
+Offline first: a model is read from ``<models root>/<name>/`` (the Hugging Face folder layout:
+``config.json``, ``preprocessor_config.json``, ``model.safetensors`` or ``pytorch_model.bin``)
+through ``transformers`` with ``local_files_only=True``; the models root is ``--model-dir``,
+else ``$SERBENCH_MODELS``, else ``~/.local/share/serbench/models``. ``serbench models fetch NAME``
+fills it with ``huggingface_hub`` where there is a network. The SHA-256 of the weights (and of the
+two configuration files) is part of the set's cache key: other weights under the same name start
+another cache folder, never mixing with cached rows.
+
+Windows: Whisper reads 30-s frames; a longer file is cut into 30-s windows and each window's
+features are pooled only over the encoder frames that hold audio (``ceil(samples / 320)`` of its
+1500), never its zero padding. The other upstreams read windows of :data:`WINDOW_S` seconds (a
+tail shorter than :data:`MIN_TAIL_S` joins the window before it). Pooling over windows is
+frame-weighted (sums and sums of squares over every frame of every window, in float64). Trailing
+digital silence (samples below one 16-bit step) is padding, not audio, and is cut first.
+Windows of equal length are run as one batch. On a GPU the model runs in float16, on a CPU in
+float32; the precision is part of the key (``SERBENCH_SSL_DEVICE=cpu`` forces the CPU).
+
+This module imports only the standard library at import time (the registry is read by
+``serbench --help``); transformers and torch load when a model is loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import struct
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from serbench.features.registry import FeatureSet, FeatureSetError, Kind, _dist_version, _major_minor
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MODELS_ENV = "SERBENCH_MODELS"
+DEVICE_ENV = "SERBENCH_SSL_DEVICE"
+#: Bump when the pooling or windowing changes (part of every SSL set's key).
+VERSION = "1"
+SAMPLE_RATE = 16000
+#: Window of the wav2vec2-family upstreams (seconds): attention memory grows with its square.
+WINDOW_S = 20.0
+#: A tail window shorter than this joins the window before it (the conv front-end needs 25 ms, and a
+#: very short window describes little).
+MIN_TAIL_S = 1.0
+#: Whisper's frame: 30 s of audio, 1500 encoder frames of 20 ms (320 samples) each.
+WHISPER_WINDOW_S = 30.0
+WHISPER_HOP = 320
+#: Windows run together in one forward pass at most.
+MAX_BATCH = 4
+SILENCE_PEAK = 1.0 / 32768
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class ModelFolderError(FeatureSetError):
+    """An upstream's local folder is missing, of another architecture, or incomplete."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One registered upstream: where it comes from and what it expects.
+
+    ``family`` is the transformers ``model_type`` its ``config.json`` must declare; ``layers`` the
+    number of transformer layers (hidden states: ``layers + 1``); ``hidden`` their width.
+    """
+
+    name: str
+    hub_id: str
+    revision: str
+    licence: str
+    family: str
+    layers: int
+    hidden: int
+    size: str                     # "base" | "large" (the benchmark's grouping)
+    normalization: str
+    description: str
+
+    @property
+    def input(self) -> str:
+        return f"{SAMPLE_RATE // 1000} kHz mono float; {self.normalization}"
+
+
+_WAV_NORM = "zero mean, unit variance per window (do_normalize in the folder's preprocessor_config.json)"
+_RAW = "raw waveform (do_normalize false in its preprocessor_config.json)"
+_WHISPER = "log-mel of a 30-s frame zero-padded (80 bins; 128 for large-v3), scaled as Whisper does"
+
+# Revisions: this machine reaches no hub, so no commit could be read and checked here; every upstream is
+# pinned to "main", and the cache key holds the SHA-256 of the weights actually used (so a moved "main"
+# never mixes with cached rows). `serbench models fetch` records the commit it resolved in
+# serbench-fetch.json beside the weights. Licences as their model cards state them.
+UPSTREAMS: tuple[Upstream, ...] = (
+    Upstream("wav2vec2-base", "facebook/wav2vec2-base", "main", "apache-2.0", "wav2vec2", 12, 768, "base",
+             _WAV_NORM, "wav2vec 2.0 base, LibriSpeech 960 h, self-supervised only"),
+    Upstream("wav2vec2-large-robust", "facebook/wav2vec2-large-robust", "main", "apache-2.0", "wav2vec2", 24, 1024,
+             "large", _WAV_NORM, "wav2vec 2.0 large, robust pre-training (Libri-Light, CommonVoice, Switchboard, Fisher)"),
+    Upstream("hubert-base", "facebook/hubert-base-ls960", "main", "apache-2.0", "hubert", 12, 768, "base",
+             _RAW, "HuBERT base, LibriSpeech 960 h"),
+    Upstream("hubert-large", "facebook/hubert-large-ll60k", "main", "apache-2.0", "hubert", 24, 1024, "large",
+             _WAV_NORM, "HuBERT large, Libri-Light 60k h"),
+    Upstream("wavlm-base-plus", "microsoft/wavlm-base-plus", "main", "MIT (microsoft/unilm)", "wavlm", 12, 768,
+             "base", _RAW, "WavLM base+, 94k h (Libri-Light, GigaSpeech, VoxPopuli)"),
+    Upstream("wavlm-large", "microsoft/wavlm-large", "main", "MIT (microsoft/unilm)", "wavlm", 24, 1024, "large",
+             _WAV_NORM, "WavLM large, 94k h"),
+    Upstream("data2vec-base", "facebook/data2vec-audio-base", "main", "apache-2.0", "data2vec-audio", 12, 768,
+             "base", _WAV_NORM, "data2vec audio base, LibriSpeech 960 h, self-supervised only"),
+    Upstream("data2vec-large", "facebook/data2vec-audio-large", "main", "apache-2.0", "data2vec-audio", 24, 1024,
+             "large", _WAV_NORM, "data2vec audio large, Libri-Light 60k h, self-supervised only"),
+    Upstream("whisper-small", "openai/whisper-small", "main", "apache-2.0", "whisper", 12, 768, "base",
+             _WHISPER, "Whisper small, encoder only"),
+    Upstream("whisper-medium", "openai/whisper-medium", "main", "apache-2.0", "whisper", 24, 1024, "large",
+             _WHISPER, "Whisper medium, encoder only"),
+    Upstream("whisper-large-v3", "openai/whisper-large-v3", "main", "apache-2.0", "whisper", 32, 1280, "large",
+             _WHISPER, "Whisper large-v3, encoder only"),
+)
+
+_BY_NAME = {u.name.lower(): u for u in UPSTREAMS}
+
+
+def get_upstream(name: str) -> Upstream:
+    try:
+        return _BY_NAME[str(name).strip().lower()]
+    except KeyError:
+        raise FeatureSetError(f"unknown upstream {name!r}; choose from {', '.join(u.name for u in UPSTREAMS)}") \
+            from None
+
+
+def is_ssl(feature: str | None) -> bool:
+    """Whether ``feature`` names a registered self-supervised upstream set."""
+    return feature is not None and str(feature).strip().lower() in _BY_NAME
+
+
+def models_root(value: str | os.PathLike | None = None) -> Path:
+    """The models root: ``value``, else ``$SERBENCH_MODELS``, else ``~/.local/share/serbench/models``."""
+    if value:
+        return Path(value).expanduser()
+    if os.environ.get(MODELS_ENV):
+        return Path(os.environ[MODELS_ENV]).expanduser()
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "serbench" / "models"
+
+
+def use_models_root(value: str | os.PathLike | None) -> None:
+    """``--model-dir``: make ``value`` the models root of this process and of the workers it starts."""
+    if value:
+        os.environ[MODELS_ENV] = str(Path(value).expanduser().resolve())
+
+
+# ---- the local folder --------------------------------------------------------------------------------
+def _fetch_hint(up: Upstream, folder: Path) -> str:
+    return (f"`serbench models fetch {up.name} --to {folder.parent}` where there is a network, or put the Hugging "
+            f"Face folder of {up.hub_id} (revision {up.revision}: config.json, preprocessor_config.json, "
+            f"model.safetensors) at {folder}")
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The weights of a Hugging Face folder: one file or the shards its index lists (sorted)."""
+    for index_name, single in (("model.safetensors.index.json", "model.safetensors"),
+                               ("pytorch_model.bin.index.json", "pytorch_model.bin")):
+        index = folder / index_name
+        if index.is_file():
+            try:
+                shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ModelFolderError(f"{folder}: {index_name} is unreadable ({type(exc).__name__}); fetch the "
+                                       "folder again") from None
+            return [folder / s for s in shards]
+        if (folder / single).is_file():
+            return [folder / single]
+    return []
+
+
+def _check_safetensors(path: Path) -> str | None:
+    """Why a safetensors file is incomplete (None: its header's tensors all fit in the file)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return "shorter than a safetensors header"
+        n = struct.unpack("<Q", head)[0]
+        if n > size - 8 or n > 100_000_000:
+            return "its header runs past the end of the file"
+        try:
+            header = json.loads(f.read(n))
+        except ValueError:
+            return "its header is not JSON"
+    ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    want = 8 + n + (max(ends) if ends else 0)
+    if size < want:
+        return f"{size} bytes where its header needs {want}"
+    return None
+
+
+def check_weights(path: Path) -> str | None:
+    """Why a weights file cannot be complete (None when it looks whole); reads headers only."""
+    if not path.is_file():
+        return "missing"
+    if path.suffix == ".safetensors":
+        return _check_safetensors(path)
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; a cut one has no central directory
+        return "not a complete torch zip archive"
+    return None
+
+
+def inspect_folder(up: Upstream, folder: Path) -> dict:
+    """Check ``folder`` holds ``up`` (cheap: configs and weight headers); returns its config.
+
+    Raises :class:`ModelFolderError` in one line naming the folder: missing, another architecture,
+    no preprocessor config, no or truncated weights.
+    """
+    if not folder.is_dir():
+        raise ModelFolderError(f"{up.name}: no model folder {folder}; {_fetch_hint(up, folder)}")
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFolderError(f"{folder}: no config.json, not a Hugging Face model folder; "
+                               f"{_fetch_hint(up, folder)}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelFolderError(f"{folder}: config.json is unreadable ({type(exc).__name__}); "
+                               f"{_fetch_hint(up, folder)}") from None
+    found = config.get("model_type") if isinstance(config, dict) else None
+    if found != up.family:
+        raise ModelFolderError(f"{folder}: holds a {found!r} model (config.json model_type), {up.name} is a "
+                               f"{up.family!r} model; {_fetch_hint(up, folder)}")
+    if not (folder / "preprocessor_config.json").is_file():
+        raise ModelFolderError(f"{folder}: no preprocessor_config.json (the feature extractor's settings); "
+                               f"{_fetch_hint(up, folder)}")
+    files = weight_files(folder)
+    if not files:
+        raise ModelFolderError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES)}); {_fetch_hint(up, folder)}")
+    for p in files:
+        problem = check_weights(p)
+        if problem:
+            raise ModelFolderError(f"{folder}: weights file {p.name} is truncated or damaged ({problem}); "
+                                   f"{_fetch_hint(up, folder)}")
+    return config
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+_HASH_LOCK = threading.Lock()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, remembered per (path, size, mtime) in this process."""
+    st = path.stat()
+    k = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _HASH_LOCK:
+        if k in _HASHES:
+            return _HASHES[k]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    with _HASH_LOCK:
+        _HASHES[k] = digest
+    return digest
+
+
+def _combined(paths: list[Path]) -> str:
+    if len(paths) == 1:
+        return file_sha256(paths[0])
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(f"{p.name}:{file_sha256(p)}\n".encode())
+    return h.hexdigest()
+
+
+def compute_device() -> tuple[str, str]:
+    """``(device, dtype name)``: cuda/float16 when a GPU is present (unless ``SERBENCH_SSL_DEVICE=cpu``)."""
+    want = os.environ.get(DEVICE_ENV, "").strip().lower()
+    if want == "cpu":
+        return "cpu", "float32"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", "float16"
+    if want == "cuda":
+        raise FeatureSetError(f"{DEVICE_ENV}=cuda but torch sees no GPU")
+    return "cpu", "float32"
+
+
+def layer_blocks(n_columns: int, n_states: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]``: the columns of each hidden state (mean then std, ``2 * hidden`` wide)."""
+    if n_states < 1 or n_columns % n_states:
+        raise FeatureSetError(f"{n_columns} columns do not split into {n_states} layer blocks")
+    w = n_columns // n_states
+    return [(i * w, (i + 1) * w) for i in range(n_states)]
+
+
+# ---- the backend ---------------------------------------------------------------------------------------
+@dataclass
+class SSLBackend:
+    """What the registry needs of one upstream in one local folder (see :class:`~serbench.features.registry.Backend`)."""
+
+    upstream: Upstream
+    folder: Path
+    config: dict = field(repr=False)
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    version = VERSION
+
+    @cached_property
+    def n_layers(self) -> int:
+        key = "encoder_layers" if self.upstream.family == "whisper" else "num_hidden_layers"
+        return int(self.config[key])
+
+    @cached_property
+    def hidden(self) -> int:
+        return int(self.config["d_model" if self.upstream.family == "whisper" else "hidden_size"])
+
+    @property
+    def n_states(self) -> int:
+        return self.n_layers + 1
+
+    @cached_property
+    def weights_sha256(self) -> str:
+        return _combined(weight_files(self.folder))
+
+    @cached_property
+    def config_sha256(self) -> str:
+        return _combined([self.folder / "config.json", self.folder / "preprocessor_config.json"])
+
+    @cached_property
+    def params(self) -> dict[str, object]:  # type: ignore[override]
+        up = self.upstream
+        return {"hub_id": up.hub_id, "revision": up.revision, "family": up.family, "layers": self.n_layers,
+                "hidden": self.hidden, "pooling": "mean and std (ddof 0) over the frames of every hidden state",
+                "window_s": WHISPER_WINDOW_S if up.family == "whisper" else WINDOW_S,
+                "min_tail_s": None if up.family == "whisper" else MIN_TAIL_S,
+                "trailing_silence": "cut (peak below one 16-bit step)",
+                "weights_sha256": self.weights_sha256, "config_sha256": self.config_sha256,
+                "precision": self.dtype}
+
+    def libraries(self) -> dict[str, str]:
+        return {n: _major_minor(_dist_version(n)) for n in ("transformers", "torch")}
+
+    def feature_names(self) -> list[str]:
+        names = []
+        for layer in range(self.n_states):
+            for stat in ("mean", "std"):
+                names += [f"L{layer:02d}_{stat}_{j:04d}" for j in range(self.hidden)]
+        return names
+
+    def provenance(self) -> dict:
+        """What a run record says about the upstream it read."""
+        up = self.upstream
+        return {"upstream": up.name, "hub_id": up.hub_id, "revision": up.revision, "licence": up.licence,
+                "folder": str(self.folder), "weights_sha256": self.weights_sha256,
+                "fetched": _fetch_record(self.folder), "layers": self.n_layers, "precision": self.dtype}
+
+    def make_extractor(self) -> Callable[["np.ndarray", int], "np.ndarray"]:
+        return Encoder(self)
+
+
+def _fetch_record(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / FETCH_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+FETCH_RECORD = "serbench-fetch.json"
+_BACKENDS: dict[tuple, SSLBackend] = {}
+
+
+def backend_for(up: Upstream, root: Path | None = None) -> SSLBackend:
+    """The backend of ``up`` in ``<models root>/<name>`` (checked; remembered while the folder is unchanged)."""
+    folder = (root or models_root()) / up.name
+    config = inspect_folder(up, folder)
+    stats = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in
+                  [*weight_files(folder), folder / "config.json", folder / "preprocessor_config.json"])
+    device, dtype = compute_device()
+    k = (up.name, str(folder.resolve()), stats, device, dtype)
+    if k not in _BACKENDS:
+        _BACKENDS[k] = SSLBackend(up, folder, config, device, dtype)
+    return _BACKENDS[k]
+
+
+@dataclass(frozen=True)
+class SSLFeatureSet(FeatureSet):
+    """A feature set whose implementation lives in a local model folder: backend and key follow the folder."""
+
+    upstream: Upstream | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def backend(self) -> SSLBackend:  # type: ignore[override]
+        assert self.upstream is not None
+        return backend_for(self.upstream)
+
+    @property
+    def key(self) -> str:  # type: ignore[override]
+        blob = json.dumps({"name": self.name, "kind": self.kind.value, "version": self.version,
+                           "params": self.params, "libraries": self.libraries}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
+def feature_sets() -> list[SSLFeatureSet]:
+    """One vector set per upstream (registered by :mod:`serbench.features.registry`)."""
+    return [SSLFeatureSet(u.name, Kind.VECTOR, f"{u.description}: mean and std over time of every hidden layer "
+                                                f"({u.layers} layers + input, {u.hidden} wide)",
+                          lambda: None, None, upstream=u) for u in UPSTREAMS]
+
+
+def provenance(feature: str | None) -> dict | None:
+    """The run record's upstream facts for an SSL ``feature`` (None for other sets)."""
+    if not is_ssl(feature):
+        return None
+    return backend_for(get_upstream(str(feature))).provenance()
+
+
+def n_states(feature: str) -> int:
+    """Hidden states (layers + 1) of an SSL set in its local folder."""
+    return backend_for(get_upstream(feature)).n_states
+
+
+# ---- extraction ---------------------------------------------------------------------------------------
+def windows(n: int, family: str) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` sample ranges of the windows of an ``n``-sample signal."""
+    size = int((WHISPER_WINDOW_S if family == "whisper" else WINDOW_S) * SAMPLE_RATE)
+    bounds = [(s, min(s + size, n)) for s in range(0, n, size)] or [(0, 0)]
+    if family != "whisper" and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < MIN_TAIL_S * SAMPLE_RATE:
+        last = bounds.pop()
+        bounds[-1] = (bounds[-1][0], last[1])
+    return bounds
+
+
+def whisper_frames(n_samples: int) -> int:
+    """Encoder frames of a Whisper window that hold audio: mel frames centred before the end, halved by conv2."""
+    return max(1, min(1500, math.ceil(n_samples / WHISPER_HOP)))
+
+
+def trim_trailing_silence(x: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    loud = np.flatnonzero(np.abs(x) >= SILENCE_PEAK)
+    return x[: int(loud[-1]) + 1] if loud.size else x[:0]
+
+
+class Encoder:
+    """An upstream loaded once (per process): ``encoder(signal, sr) -> (n_states * 2 * hidden,)`` float64."""
+
+    def __init__(self, backend: SSLBackend) -> None:
+        import torch
+        import transformers
+
+        self.backend = backend
+        up, folder = backend.upstream, str(backend.folder)
+        self.torch = torch
+        self.device = torch.device(backend.device)
+        self.dtype = torch.float16 if backend.dtype == "float16" else torch.float32
+        transformers.logging.set_verbosity_error()
+        try:
+            self.processor = transformers.AutoFeatureExtractor.from_pretrained(folder, local_files_only=True)
+            cls = {"wav2vec2": "Wav2Vec2Model", "hubert": "HubertModel", "wavlm": "WavLMModel",
+                   "data2vec-audio": "Data2VecAudioModel", "whisper": "WhisperModel"}[up.family]
+            model, info = getattr(transformers, cls).from_pretrained(folder, local_files_only=True,
+                                                                     output_loading_info=True)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelFolderError(f"{folder}: transformers cannot load it ({type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())[:200]}); fetch the folder again") from None
+        missing = [k for k in info.get("missing_keys", ()) if "masked_spec_embed" not in k
+                   and (up.family != "whisper" or k.startswith("encoder."))]
+        if missing:
+            raise ModelFolderError(f"{folder}: its weights lack {len(missing)} tensor(s) of the {cls} "
+                                   f"(e.g. {missing[0]}): not {up.hub_id}'s weights; fetch the folder again")
+        if up.family == "whisper":
+            model = model.get_encoder()  # the decoder is dropped with the full model
+        self.model = model.to(self.device, self.dtype).eval()
+        self.family = up.family
+        self.n_states = backend.n_states
+        self.hidden = backend.hidden
+
+    def _forward(self, batch: list["np.ndarray"]) -> list[tuple[list["np.ndarray"], int]]:
+        """Equal-length windows -> per window ``(hidden states (T, H) float32 each, frames that hold audio)``."""
+        import numpy as np
+
+        torch = self.torch
+        if self.family == "whisper":
+            feats = self.processor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            with torch.inference_mode():
+                out = self.model(feats["input_features"].to(self.device, self.dtype), output_hidden_states=True)
+            valid = [whisper_frames(len(w)) for w in batch]
+        else:
+            feats = self.processor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            inputs = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
+                      for k, v in feats.items()}
+            with torch.inference_mode():
+                out = self.model(**inputs, output_hidden_states=True)
+            valid = [int(out.hidden_states[0].shape[1])] * len(batch)
+        states = [h.float().cpu().numpy() for h in out.hidden_states]
+        if len(states) != self.n_states:
+            raise FeatureSetError(f"{self.backend.folder}: the model gave {len(states)} hidden states, its config "
+                                  f"{self.n_states}")
+        return [([s[i].astype(np.float32) for s in states], valid[i]) for i in range(len(batch))]
+
+    def __call__(self, signal: "np.ndarray", sr: int) -> "np.ndarray":
+        import numpy as np
+
+        if sr != SAMPLE_RATE:
+            raise FeatureSetError(f"{self.backend.upstream.name} reads {SAMPLE_RATE} Hz audio, got {sr} Hz")
+        x = trim_trailing_silence(np.asarray(signal, dtype=np.float32).reshape(-1))
+        if x.size < 400:  # shorter than one 25-ms frame of the convolutional front-end: nothing to describe
+            return np.full(self.n_states * 2 * self.hidden, np.nan)
+        parts = [x[a:b] for a, b in windows(x.size, self.family)]
+        sums = np.zeros((self.n_states, self.hidden))
+        squares = np.zeros((self.n_states, self.hidden))
+        frames = 0
+        by_length: dict[int, list[np.ndarray]] = {}
+        for p in parts:
+            by_length.setdefault(p.size, []).append(p)
+        for group in by_length.values():
+            for i in range(0, len(group), MAX_BATCH):
+                for states, n in self._forward(group[i:i + MAX_BATCH]):
+                    for layer, h in enumerate(states):
+                        v = h[:n].astype(np.float64)
+                        sums[layer] += v.sum(0)
+                        squares[layer] += (v * v).sum(0)
+                    frames += n
+        mean = sums / frames
+        std = np.sqrt(np.maximum(squares / frames - mean * mean, 0.0))
+        return np.concatenate([np.concatenate([mean[i], std[i]]) for i in range(self.n_states)])
+
+
+# ---- fetching ---------------------------------------------------------------------------------------------
+class FetchError(FeatureSetError):
+    """A download that could not be done (no network, hub refused)."""
+
+
+def fetch(name: str, to: str | os.PathLike | None = None, *, say: Callable[[str], None] = lambda _m: None) -> Path:
+    """Download upstream ``name`` at its pinned revision into ``<to>/<name>`` (default: the models root).
+
+    The files go into a temp folder beside the target, which is renamed into place only when the
+    download is complete and checks out (:func:`inspect_folder`); on any failure the temp folder is
+    removed, so nothing is left half-written. Without a network: :class:`FetchError` in one line.
+    """
+    from serbench.io import ensure_inside, rmtree_inside
+
+    up = get_upstream(name)
+    root = models_root(to)
+    target = root / up.name
+    if target.exists():
+        inspect_folder(up, target)
+        say(f"{up.name}: already at {target}")
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{up.name}.partial-", dir=root))
+    ensure_inside(tmp, root)
+    try:
+        try:
+            import huggingface_hub as hub
+
+            api = hub.HfApi()
+            info = api.model_info(up.hub_id, revision=up.revision)
+            files = {s.rfilename for s in (info.siblings or [])}
+            weights = ([f for f in files if f.endswith(".safetensors") or f == "model.safetensors.index.json"]
+                       or [f for f in files if f.startswith("pytorch_model.bin")])
+            wanted = ["config.json", "preprocessor_config.json", *sorted(weights)]
+            say(f"{up.name}: downloading {up.hub_id} at {info.sha} ({', '.join(wanted)})")
+            hub.snapshot_download(up.hub_id, revision=info.sha, local_dir=str(tmp), allow_patterns=wanted)
+        except Exception as exc:  # no network, hub errors: one line, nothing kept
+            raise FetchError(f"models fetch {up.name}: cannot download {up.hub_id} ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:160]}); without a network, put its Hugging Face folder "
+                             f"(config.json, preprocessor_config.json, model.safetensors) at {target}") from None
+        from serbench.io import atomic_write_text
+
+        hashes = {p.name: file_sha256(p) for p in weight_files(tmp)}
+        atomic_write_text(tmp / FETCH_RECORD, json.dumps(
+            {"hub_id": up.hub_id, "revision": up.revision, "commit": info.sha, "sha256": hashes},
+            indent=1, sort_keys=True) + "\n", inside=root)
+        inspect_folder(up, tmp)
+        cache = tmp / ".cache"          # huggingface_hub's download bookkeeping
+        if cache.is_dir():
+            rmtree_inside(cache, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if tmp.exists():
+            rmtree_inside(tmp, root)
+        raise
+    say(f"{up.name}: {target}")
+    return target
+
+
+def local_status(up: Upstream, root: Path | None = None) -> tuple[str, Path]:
+    """``("found" | "missing" | problem, folder)``: a cheap look at an upstream's local folder (no hashing)."""
+    folder = (root or models_root()) / up.name
+    if not folder.exists():
+        return "missing", folder
+    try:
+        inspect_folder(up, folder)
+    except ModelFolderError as exc:
+        return f"unusable: {exc}", folder
+    return "found", folder
+
+
+__all__ = ["UPSTREAMS", "Upstream", "SSLFeatureSet", "SSLBackend", "Encoder", "ModelFolderError", "FetchError",
+           "models_root", "use_models_root", "get_upstream", "is_ssl", "inspect_folder", "fetch", "local_status",
+           "layer_blocks", "provenance", "n_states", "windows", "whisper_frames", "feature_sets"]
