@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from serbench.cli.models import model_dir_option
 from serbench.cli.common import cache_option, corpus_option, emotions_option, root_option, runs_option, split_list
 from serbench.cli.run_options import (
     SystemChoice, SystemsCommand, device_option, epoch_overrides, epochs_option, flag_overrides, jobs_option,
@@ -32,6 +33,7 @@ from serbench.cli.run_options import (
 @workers_option
 @scheduler_option
 @resume_option
+@model_dir_option
 def deep_cmd(corpus, root, model, protocol, profile, device, seed, epochs, sets, emotions, cache, runs, jobs, threads,
              workers, scheduler, resume, **settings) -> None:
     """Train and evaluate a deep system under leave-one-speaker-out; write it to the results store."""

@@ -5,6 +5,7 @@ import math
 
 import click
 
+from serbench.cli.models import model_dir_option
 from serbench.cli.common import cache_option, corpus_option, emotions_option, root_option, runs_option, split_list
 from serbench.cli.run_options import (
     SystemChoice, SystemsCommand, flag_overrides, jobs_option, print_result, protocol_option, resume_option,
@@ -28,6 +29,7 @@ from serbench.cli.run_options import (
 @cache_option
 @runs_option
 @emotions_option
+@model_dir_option
 def baseline_cmd(corpus: str, root: str, classifier: str, protocol: str | None, seed: int, jobs: int,
                  threads: int | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...], resume: bool,
                  cache: str | None, runs: str | None, emotions: str | None, **settings: object) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from serbench.cli.models import model_dir_option
 from serbench.features.registry import DEFAULT_SETS, list_feature_sets, resolve_feature_sets
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def print_report(report: ExtractReport, console: Console) -> None:
 @click.option("--retry-failed", is_flag=True, help="Retry files cached as failed even if unchanged.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any file failed.")
+@model_dir_option
 @click.pass_context
 def extract_cmd(ctx: click.Context, corpus: str, root: str, features: str | None, jobs: int, scheduler: str | None,
                 cache: str | None, emotions: str | None, retry_failed: bool, no_progress: bool, strict: bool) -> None:
