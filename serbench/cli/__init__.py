@@ -13,7 +13,7 @@ import click
 from serbench import __version__
 from serbench.errors import SerbenchError
 
-AREAS = ("corpora", "features", "systems", "experiments", "deep", "run", "reports", "bundles", "models")
+AREAS = ("corpora", "features", "systems", "experiments", "deep", "run", "reports", "bundles", "cross", "models")
 
 
 class _Group(click.Group):

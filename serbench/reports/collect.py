@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from serbench.errors import SerbenchError
+from serbench.experiments.cross import is_cross_name
 from serbench.experiments.store import RunResult, StoreError
 from serbench.experiments.store import load_run as read_run
 from serbench.settings import runs_root
@@ -229,8 +230,8 @@ def collect(corpus: str, runs: str | Path | None = None, experiment: "Experiment
         return out
     declared = out.declared
     for system_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        if system_dir.name in RESERVED_DIRS or system_dir.name.startswith("."):
-            continue
+        if system_dir.name in RESERVED_DIRS or system_dir.name.startswith(".") or is_cross_name(system_dir.name):
+            continue   # cross-corpus runs (trained on another corpus) have their own tables: serbench cross-tables
         candidates: list[RunResult] = []
         for run_dir in sorted(p for p in system_dir.iterdir() if p.is_dir()):
             if run_dir.name.endswith(".partial"):
