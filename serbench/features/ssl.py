@@ -460,6 +460,7 @@ class Encoder:
         self.device = torch.device(backend.device)
         self.dtype = torch.float16 if backend.dtype == "float16" else torch.float32
         transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()   # one bar per worker per load: noise in the run's log
         try:
             self.processor = transformers.AutoFeatureExtractor.from_pretrained(folder, local_files_only=True)
             cls = {"wav2vec2": "Wav2Vec2Model", "hubert": "HubertModel", "wavlm": "WavLMModel",
@@ -607,4 +608,19 @@ def local_status(up: Upstream, root: Path | None = None) -> tuple[str, Path]:
 
 __all__ = ["UPSTREAMS", "Upstream", "SSLFeatureSet", "SSLBackend", "Encoder", "ModelFolderError", "FetchError",
            "models_root", "use_models_root", "get_upstream", "is_ssl", "inspect_folder", "fetch", "local_status",
-           "layer_blocks", "provenance", "n_states", "windows", "whisper_frames", "feature_sets"]
+           "layer_blocks", "check_layer_data", "provenance", "n_states", "windows", "whisper_frames", "feature_sets"]
+
+
+def check_layer_data(data: Any, feature: str, layer: str) -> None:
+    """Before a run: ``data`` holds ``feature``'s layer blocks and ``layer`` is one of them.
+
+    Records the number of blocks in ``data.meta['layer_blocks']`` for the fold tasks (which may run
+    where the model folder is not).
+    """
+    n = n_states(feature)
+    width = int(data.inputs.shape[1])
+    layer_blocks(width, n)     # raises when the columns do not split into the model's layers
+    if layer != "auto" and int(layer) >= n:
+        raise FeatureSetError(f"--layer {layer}: {feature} has layers 0..{n - 1} (0: the input of the first "
+                              "transformer layer)")
+    data.meta["layer_blocks"] = n

@@ -125,6 +125,8 @@ def identity_of(config: Mapping[str, Any], *, name: str | None = None) -> Identi
     try:
         s = cls(profile=str(recorded.get("profile") or "paper"), **values)
         feature = system.feature_set(s)
+        # What a new run records (a settings class may leave an unset setting out, e.g. the SVM's layer).
+        values = {k: v for k, v in s.as_dict().items() if k not in NOT_IDENTITY}
     except Exception:   # values an old version accepted and this one does not: identify by the raw values
         feature = str(values.get("feature") or system.inputs)
     inputs = config.get("inputs") or {}

@@ -16,7 +16,8 @@ torch.set_num_threads(1)
 
 LABELS = ["angry", "sad"]
 OVERRIDES = {"cnn-sru": {"segments": 2}, "cnn": {"segments": 2}, "sru": {"segments": 2},
-             "svm-linear": {"feature": "MFCC"}, "svm-rbf": {"feature": "MFCC"}, "svm-liblinear": {"feature": "MFCC"}}
+             "svm-linear": {"feature": "MFCC"}, "svm-rbf": {"feature": "MFCC"}, "svm-liblinear": {"feature": "MFCC"},
+             "ssl-probe": {"feature": "wavlm-base-plus"}}
 
 
 def dataset(kind: str, seed: int = 0) -> Dataset:
@@ -35,7 +36,8 @@ def dataset(kind: str, seed: int = 0) -> Dataset:
             inputs.append(m)
     return Dataset(corpus="synthetic", labels=list(LABELS), y=y.astype(np.int64), speakers=speakers,
                    utterance_ids=np.array([f"u{i}" for i in range(18)]), inputs=inputs,
-                   fingerprint=f"export-test-{kind}-{seed}")
+                   fingerprint=f"export-test-{kind}-{seed}",
+                   meta={"layer_blocks": 2} if kind == "features" else {})   # ssl-probe: 2 layers of 6
 
 
 CASES = [pytest.param(name, OVERRIDES.get(name), id=name) for name in registry.names()] + [

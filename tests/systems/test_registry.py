@@ -12,9 +12,10 @@ from serbench.systems.settings import SettingsError
 
 def test_every_builtin_system_is_registered_in_the_papers_order():
     assert registry.names(kind="baseline")[:2] == ["svm-linear", "svm-rbf"]
-    assert registry.names(kind="deep") == ["cnn-sru", "cnn", "sru", "crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att"]
+    assert registry.names(kind="deep") == ["cnn-sru", "cnn", "sru", "crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att",
+                                             "ssl-probe"]
     assert registry.names(table="cnn-sru") == ["cnn-sru", "cnn", "sru"]
-    assert registry.names(table="systems") == ["crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att"]
+    assert registry.names(table="systems") == ["crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att", "ssl-probe"]
 
 
 def test_importing_the_registry_loads_no_heavy_library():
@@ -98,7 +99,7 @@ def test_unknown_setting_and_profile_name_the_choices():
 @pytest.mark.parametrize("name", registry.names())
 def test_every_profile_of_every_system_is_valid(name):
     system = registry.get(name)
-    extra = {"feature": "IS10", "segments": 3}
+    extra = {"feature": "wavlm-base-plus" if name == "ssl-probe" else "IS10", "segments": 3}   # the probe reads SSL sets
     for profile in system.settings_class.PROFILES:
         s = system.settings(profile, {k: v for k, v in extra.items() if k in system.settings_class.fields()})
         for f in dataclasses.fields(s):

@@ -35,8 +35,27 @@ class SVMSettings(Settings):
     feature: str | None = setting(None, "functional feature set the SVM reads", flag="--feature")
     class_weight: str = setting("none", "'balanced' weights classes by inverse frequency (not the paper's)",
                                 check=Options(*CLASS_WEIGHTS), flag="--class-weight")
+    layer: str | None = setting(None, "self-supervised sets only: the hidden layer whose pooled mean and std the SVM "
+                                      "reads (0: the input of the first transformer layer), or 'auto' (the default "
+                                      "for those sets): chosen per fold by the inner speaker-grouped CV",
+                                flag="--layer")
+
+    def as_dict(self) -> dict:
+        # Unset (every non-SSL run) it is left out, so the identities of runs stored before it existed hold.
+        d = super().as_dict()
+        if d.get("layer") is None:
+            d.pop("layer", None)
+        return d
 
     def check(self) -> None:
+        from serbench.features.ssl import is_ssl
+
+        if self.layer is not None:
+            if not is_ssl(self.feature):
+                raise self.bad("layer", f"{self.feature} has no layers; --layer is for the self-supervised sets "
+                                        "(`serbench models`)")
+            if self.layer != "auto" and not str(self.layer).isdigit():
+                raise self.bad("layer", "give a layer number (0: the input of the first transformer layer) or auto")
         if self.feature == "melseg":
             raise self.bad("feature", "melseg is the log-mel the deep systems read, not a functional set; "
                                       "run it with `serbench deep --corpus C --root DIR --model cnn-sru --segments N`")
@@ -87,6 +106,7 @@ class FittedSVM:
 
     search: Any
     info: dict
+    columns: tuple[int, int] | None = None   # the layer block an SSL set's SVM reads (None: every column)
 
 
 class SVMBaseline(System):
@@ -109,6 +129,10 @@ class SVMBaseline(System):
         s = self.settings_class.build(None, overrides, system=self.name)
         if s.feature is None:
             raise SystemOptionError(f"{self.name} needs --feature: one of {', '.join(functional_sets())}")
+        from serbench.features.ssl import is_ssl
+
+        if is_ssl(s.feature) and s.layer is None:
+            s = s.replace(layer="auto")
         return s
 
     def describe(self, s: Settings) -> dict:
@@ -116,10 +140,19 @@ class SVMBaseline(System):
         from serbench.experiments.inputs import NAN_POLICY
         from serbench.experiments.protocol import MAX_INNER_SPLITS
 
-        return {"param_grid": svm.param_grid(self.name), "scoring": svm.SCORING, "classifier": self.name,
-                "inner_cv": "speaker-grouped over the fold's training speakers: LeaveOneGroupOut with at most "
-                            f"{MAX_INNER_SPLITS} speakers, else GroupKFold({MAX_INNER_SPLITS})",
-                "nan_policy": NAN_POLICY}
+        from serbench.features.ssl import provenance
+
+        out = {"param_grid": svm.param_grid(self.name), "scoring": svm.SCORING, "classifier": self.name,
+               "inner_cv": "speaker-grouped over the fold's training speakers: LeaveOneGroupOut with at most "
+                           f"{MAX_INNER_SPLITS} speakers, else GroupKFold({MAX_INNER_SPLITS})",
+               "nan_policy": NAN_POLICY}
+        upstream = provenance(s.feature)
+        if upstream is not None:
+            out["upstream"] = upstream
+            out["layer"] = (f"layer {s.layer}" if s.layer != "auto" else
+                            "chosen per fold: the layer whose model selection scores the best inner-CV UA on the "
+                            "fold's training speakers (fold records: layer, layer_inner_ua)")
+        return out
 
     def check_data(self, data: Dataset, s: Settings) -> None:
         import numpy as np
@@ -128,6 +161,11 @@ class SVMBaseline(System):
         if n < 3:  # each fold's inner CV needs 2 training speakers
             raise SystemOptionError(f"{self.name}: the inner model-selection CV needs at least 2 training speakers "
                                     f"per fold, so at least 3 speakers; {data.corpus} has {n}")
+        if s.layer is not None:
+            from serbench.features.ssl import check_layer_data
+
+            check_layer_data(data, s.feature, s.layer)
+
 
     def fit(self, data: Dataset, rows: np.ndarray, s: Settings, ctx: FoldContext) -> FittedSVM:
         import numpy as np
@@ -137,13 +175,31 @@ class SVMBaseline(System):
         X = data.inputs[rows]
         speakers = data.speakers[rows]
         t0 = time.perf_counter()
+
+        def select(X):
+            return svm.select_model(X, data.true_labels(rows), speakers, classifier=self.name, seed=int(ctx.seed),
+                                    class_weight=None if s.class_weight == "none" else s.class_weight,
+                                    jobs=int(ctx.threads or 1))
+
+        columns, layer_info = None, {}
         with collected_warnings() as caught:
-            search = svm.select_model(X, data.true_labels(rows), speakers, classifier=self.name, seed=int(ctx.seed),
-                                      class_weight=None if s.class_weight == "none" else s.class_weight,
-                                      jobs=int(ctx.threads or 1))
+            if s.layer is None:
+                search = select(X)
+            else:  # an SSL set: one layer's block, given or chosen on the training speakers' inner CV
+                from serbench.features.ssl import layer_blocks
+
+                blocks = layer_blocks(X.shape[1], int(data.meta["layer_blocks"]))
+                layers = range(len(blocks)) if s.layer == "auto" else [int(s.layer)]
+                searches = {k: select(X[:, slice(*blocks[k])]) for k in layers}
+                best = max(searches, key=lambda k: (searches[k].best_score_, -k))
+                search, columns = searches[best], blocks[best]
+                layer_info = {"layer": int(best)}
+                if s.layer == "auto":
+                    layer_info["layer_inner_ua"] = {str(k): float(v.best_score_) for k, v in searches.items()}
         fit_s = time.perf_counter() - t0
         refit_s = float(search.refit_time_)
         return FittedSVM(search, {
+            **layer_info,
             "best_params": {str(k): v for k, v in search.best_params_.items()},
             "inner_cv_ua": float(search.best_score_),
             "inner_cv": type(search.cv).__name__,
@@ -152,7 +208,7 @@ class SVMBaseline(System):
             "n_train_speakers": int(len(np.unique(speakers))),
             "timings": {"model_selection_s": fit_s - refit_s, "refit_s": refit_s},
             "warnings": caught,
-        })
+        }, columns=columns)
 
     def predict(self, model: FittedSVM, data: Dataset, rows: np.ndarray, s: Settings,
                 ctx: FoldContext) -> FoldOutput:
@@ -162,6 +218,8 @@ class SVMBaseline(System):
         from serbench.experiments.dataset import FoldOutput
 
         X = data.inputs[rows]
+        if model.columns is not None:
+            X = X[:, slice(*model.columns)]
         decided = np.asarray(model.search.predict(X)).astype(str)  # libsvm's one-vs-one vote
         index = {lab: i for i, lab in enumerate(data.labels)}
         scores = svm.decision_scores(model.search, X, data.labels)
