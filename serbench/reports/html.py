@@ -12,6 +12,7 @@ PosixPath('report/report.html')
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import html
 import time
@@ -138,9 +139,10 @@ figcaption { font-size: .88em; color: #333; max-width: 60em; }
 .summary-table tbody tr:first-child td { background: #e6f4ea; font-weight: 600; }
 .summary-table { font-size: .95em; } .summary-table th, .summary-table td:nth-child(2) { white-space: nowrap; }
 .summary-table th, .summary-table td { padding: .28em .55em; }
+@media (max-width: 1100px) { .summary-table th, .summary-table td { padding: .25em .4em; } }
 .answer { font-size: 1.08em; font-weight: 600; margin: .3em 0 .2em; }
 details.empty { margin: .5em 0; } details.empty > summary { color: #1d1d1f; font-size: .92em; }
-details.empty code { font-size: .84em; }
+details.empty code { font-size: .84em; word-break: normal; overflow-wrap: anywhere; }
 .legend { background: #f7f8fa; border-left: 3px solid #c5ccd6; padding: .3em .8em; font-size: .88em; }
 """
 
@@ -217,8 +219,9 @@ def corpus_html(col: Collection, *, runs: str | Path | None = None, cache: str |
     parts = [f"<section id='{_anchor(corpus)}'><h2>{_e(corpus)}</h2>", _summary_html(col)]
     parts.append(f"<h3 id='{_anchor(corpus, 'answer')}'>Which system won</h3>")
     summary = summary_table(col)
-    if summary.notes:
+    if summary.notes:   # the headline above the table, the legend under it
         parts.append(f"<p class='answer'>{_e(summary.notes[0])}</p>")
+        summary = dataclasses.replace(summary, notes=summary.notes[1:])
     parts.append(table_html(summary, pre, css="paper summary-table"))
     sig = significance_plot(col)
     parts.append("<h3>Significance between systems</h3>")
@@ -260,7 +263,7 @@ def corpus_html(col: Collection, *, runs: str | Path | None = None, cache: str |
         if table.key in folded:
             line = folded[table.key]
             head, _, command = line.partition(" — run: ")
-            what = (f"no run yet — run: <code>{_e(command)}</code>" if command
+            what = (f"no run yet — run:<br><code>{_e(command)}</code>" if command
                     else _e(line.split(": ", 1)[-1]))
             parts.append(f"<details class='empty'><summary><strong>{_e(table_label(table))}</strong> "
                          f"{_e(table.title.split(' — ', 1)[-1])}: {what}</summary>{table_html(table, pre)}</details>")

@@ -328,18 +328,39 @@ def test_cli_writes_and_prints_the_path(store, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed")
-def test_chromium_renders_the_page(store, tmp_path):
+@pytest.mark.parametrize("width", [1400, 1000])
+def test_chromium_renders_the_page(store, tmp_path, width):
     _fill(store)
     _fill(store, corpus="emodb")
     report = build_report(["casia", "emodb"], runs=store.root, out=tmp_path / "out")
-    shot = tmp_path / "report.png"
+    pixels = _screenshot(report.path, tmp_path, width, 3000)
+    assert pixels.shape[:2] == (3000, width)
+    # Not a blank page: text and figures leave many non-white pixels.
+    assert (pixels[..., :3].mean(axis=2) < 0.5).mean() > 0.005
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed")
+@pytest.mark.parametrize("width", [1400, 1000])
+def test_chromium_first_screen_of_an_svm_only_report(store, tmp_path, width):
+    """The issue's case (SVMs only): the first screen holds the summary, whose winner row is highlighted."""
+    for system, acc in (("IS10-svm-linear", 0.8), ("IS09-svm-linear", 0.6), ("IS10-svm-linear-spknorm", 0.7)):
+        store.add(system, acc=acc)
+    report = build_report(["casia"], runs=store.root, out=tmp_path / "out")
+    pixels = _screenshot(report.path, tmp_path, width, 1000)[..., :3]
+    assert pixels.shape[:2] == (1000, width)
+    # The winner row's green (#e6f4ea) is on the first screen.
+    green = np.all(np.abs(pixels - np.array([0xe6, 0xf4, 0xea]) / 255) < 0.02, axis=2)
+    assert green.sum() > 2000
+
+
+def _screenshot(page: Path, tmp_path: Path, width: int, height: int) -> np.ndarray:
+    shot = tmp_path / f"report-{width}.png"
     cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-           f"--screenshot={shot}", "--window-size=1400,3000", report.path.as_uri()]
+           "--disable-component-update", "--disable-sync", "--no-first-run",
+           f"--user-data-dir={tmp_path / f'profile-{width}'}", f"--screenshot={shot}",
+           f"--window-size={width},{height}", page.as_uri()]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     from matplotlib.image import imread
 
-    pixels = imread(shot)
-    assert pixels.shape[:2] == (3000, 1400)
-    # Not a blank page: text and figures leave many non-white pixels.
-    assert (pixels[..., :3].mean(axis=2) < 0.5).mean() > 0.005
+    return imread(shot)
