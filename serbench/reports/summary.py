@@ -102,9 +102,9 @@ def headline(col: Collection, best: RunResult, n_runs: int) -> str:
         return text + "; it is the only system run."
     others = [r for r in col.runs.values() if r is not best]
     tested = [t for r in others for t in compare(r, best, tests=(PRIMARY,))]
-    below = sum(1 for t in tested if t.p is not None and t.p < ALPHA)
-    return (text + f"; the paired t-test on per-fold UA puts {below} of the {len(others)} other system(s) "
-            "significantly apart from it (p < 0.05).")
+    below = sum(1 for t in tested if t.p is not None and t.p < ALPHA and (t.mean_diff or 0) < 0)
+    return (text + f"; by the paired t-test on per-fold UA, {below} of the {len(others)} other system(s) are "
+            "significantly below it (p < 0.05).")
 
 
 def _percent(value: float | None) -> float:
