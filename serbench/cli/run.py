@@ -12,8 +12,9 @@ from serbench.errors import SerbenchError
 
 @click.command("run")
 @click.argument("experiment", metavar="FILE")
-@click.option("--corpus", "corpora", multiple=True,
-              help="Corpus to run it on (repeatable; default: the corpora under the file's [roots]).")
+@click.option("--corpus", "corpora", multiple=True, metavar="NAME[=DIR]",
+              help="Corpus to run it on, with its folder as NAME=DIR or with --root (repeatable; default: the "
+                   "corpora under the file's [roots]).")
 @click.option("--root", default=None, type=click.Path(file_okay=False, path_type=str),
               help="The corpus folder (with one --corpus; default: the file's [roots]).")
 @click.option("--only", default=None, metavar="GLOB,...",
@@ -25,6 +26,8 @@ from serbench.errors import SerbenchError
               help="torchvision-named AlexNet state dict for the systems with a CNN (else trained from scratch).")
 @click.option("--keep-going/--stop-on-error", default=True, show_default=True,
               help="Go on with the other runs when one fails.")
+@click.option("--cross/--no-cross", "with_cross", default=True, show_default=True,
+              help="Also run the file's [cross] matrix (every ordered pair of its corpora).")
 @device_option
 @jobs_option
 @threads_option
@@ -32,8 +35,8 @@ from serbench.errors import SerbenchError
 @scheduler_option
 @cache_option
 @runs_option
-def run_cmd(experiment, corpora, root, only, dry_run, force, seed, pretrained, keep_going, device, jobs, threads,
-            workers, scheduler, cache, runs) -> None:
+def run_cmd(experiment, corpora, root, only, dry_run, force, seed, pretrained, keep_going, with_cross, device, jobs,
+            threads, workers, scheduler, cache, runs) -> None:
     """Run an experiment file: every declared run the results store lacks, on the chosen executor.
 
     FILE is a TOML experiment file or the name of a shipped one (jiang2019, seed-papers, demo;
@@ -44,10 +47,20 @@ def run_cmd(experiment, corpora, root, only, dry_run, force, seed, pretrained, k
     from serbench.systems.experiment import load_experiment, run_experiment, status_of, stored_identities
 
     exp = load_experiment(experiment)
-    targets = _targets(exp, corpora, root)
+    given = _given_roots(corpora, root)
+    targets = _targets(exp, given) if exp.entries else []
     patterns = split_list(only)
     extra = {"pretrained": str(pretrained)} if pretrained else None
+    cross = _cross_plan(exp, given, cache=cache, jobs=jobs, seed=seed) if exp.cross and with_cross else None
     if dry_run:
+        if cross is not None:
+            from serbench.systems.cross import status as cross_status
+
+            states = cross_status(cross, runs)
+            for line in cross.describe():
+                click.echo(line)
+            for cell in cross.cells:
+                click.echo(f"  {states[cell.key]:8s} {cell.hash}  {cell.label}")
         for corpus, _root in targets:
             planned = exp.plan(corpus, only=patterns, seed=seed, extra=extra)
             stored = stored_identities(corpus, runs)
@@ -69,6 +82,17 @@ def run_cmd(experiment, corpora, root, only, dry_run, force, seed, pretrained, k
         click.echo(f"{exp.name} on {corpus}: {ran} run, {sum(o.action == 'done' for o in outcomes)} already "
                    f"stored, {len(bad)} failed")
         failed += [f"{corpus}/{o.run.name} ({o.detail})" for o in bad]
+    if cross is not None:
+        from serbench.systems.cross import run_cross
+
+        outcomes = run_cross(cross, runs=runs, workers=workers, scheduler=scheduler, threads=threads, device=device,
+                             force=force, keep_going=keep_going, log=click.echo)
+        bad = [o for o in outcomes if o.action == "failed"]
+        click.echo(f"{exp.name} [cross]: {sum(o.action == 'ran' for o in outcomes)} run, "
+                   f"{sum(o.action == 'done' for o in outcomes)} already stored, {len(bad)} failed; tables: "
+                   f"serbench cross-tables {' '.join(f'--corpus {c}' for c in exp.cross.corpora)}"
+                   + (f" --runs {runs}" if runs else ""))
+        failed += [f"{o.cell.label} ({o.detail})" for o in bad]
     if failed:
         raise SerbenchError("failed runs: " + "; ".join(failed))
 
@@ -85,23 +109,53 @@ def _show(value: object) -> str:
     return show_value(value)
 
 
-def _targets(exp, corpora: tuple[str, ...], root: str | None) -> list[tuple[str, str]]:
-    """(corpus, root) pairs to run on: --corpus/--root, else the file's [roots]."""
-    if root is not None and len(corpora) != 1:
-        raise SerbenchError("--root: give exactly one --corpus with it (or list the corpora under [roots] in "
-                            "the experiment file)")
-    if not corpora:
-        if not exp.roots:
-            raise SerbenchError(f"{exp.path}: no corpus to run on; give --corpus NAME --root DIR (or a [roots] "
-                                "table in the file)")
-        corpora = tuple(exp.roots)
-    out = []
-    for c in corpora:
-        r = root if root is not None else exp.root_of(c)
-        if r is None:
-            raise SerbenchError(f"--corpus {c}: give --root DIR (the file's [roots] does not name {c})")
-        out.append((c, str(r)))
+def _given_roots(corpora: tuple[str, ...], root: str | None) -> dict[str, str | None]:
+    """``--corpus NAME[=DIR]`` and ``--root`` as {corpus: folder or None}."""
+    out: dict[str, str | None] = {}
+    for item in corpora:
+        name, sep, folder = item.partition("=")
+        if sep and not folder.strip():
+            raise SerbenchError(f"--corpus {item}: give NAME=DIR with a folder, or NAME with --root DIR")
+        out[name.strip()] = folder.strip() if sep else None
+    if root is not None:
+        bare = [c for c, f in out.items() if f is None]
+        if len(bare) != 1:
+            raise SerbenchError("--root: give exactly one --corpus NAME with it (or --corpus NAME=DIR each, or list "
+                                "the corpora under [roots] in the experiment file)")
+        out[bare[0]] = root
     return out
+
+
+def _root_of(exp, corpus: str, given: dict[str, str | None]) -> str:
+    folder = given.get(corpus) or exp.root_of(corpus)
+    if folder is None:
+        raise SerbenchError(f"--corpus {corpus}: give its folder (--corpus {corpus}=DIR, or --root DIR; the file's "
+                            f"[roots] does not name {corpus})")
+    return str(folder)
+
+
+def _targets(exp, given: dict[str, str | None]) -> list[tuple[str, str]]:
+    """(corpus, root) pairs of the in-corpus runs: the --corpus given, else the file's [roots]."""
+    names = list(given) or list(exp.roots)
+    if not names:
+        raise SerbenchError(f"{exp.path}: no corpus to run on; give --corpus NAME --root DIR (or a [roots] table in "
+                            "the file)")
+    return [(c, _root_of(exp, c, given)) for c in names]
+
+
+def _cross_plan(exp, given: dict[str, str | None], *, cache, jobs: int, seed: int | None):
+    """The plan of the file's [cross] matrix, its corpora found in --corpus NAME=DIR / --root / [roots]."""
+    from serbench.features import CorpusHandle
+    from serbench.systems.cross import plan_cross
+
+    spec = exp.cross
+    try:
+        handles = [CorpusHandle.of(c, _root_of(exp, c, given), cache=cache, jobs=jobs) for c in spec.corpora]
+    except SerbenchError as exc:
+        raise SerbenchError(f"{exc}; the file's [cross] matrix needs every one of {', '.join(spec.corpora)} "
+                            "(or --no-cross)") from None
+    return plan_cross(handles, systems=spec.systems(), adapt=spec.adapt, emotions=spec.emotions,
+                      seed=seed or 0, profile=exp.profile, diagonal=spec.diagonal)
 
 
 @click.command("rerun")

@@ -23,6 +23,13 @@
     matrix = { segments = [1, 2, 3, 4, 5] }
     seeds = [0]                          # optional: one run per seed
 
+    [cross]                              # optional: a cross-corpus matrix (every ordered pair)
+    corpora = ["casia", "emodb"]         # their folders: [roots], or --corpus NAME=DIR
+    adapt = ["none", "corpus"]           # label-free normalization of each corpus (none|corpus|speaker)
+    [[cross.run]]                        # the systems of the matrix, as [[run]] entries
+    system = "svm-linear"
+    matrix = { feature = ["IS09", "IS10"] }
+
     [reported]                           # optional: a paper's figures, per corpus (percent)
     casia = [{ table = "II", row = "N=3", wa = 45.5, ua = 45.3 }]
 
@@ -61,7 +68,8 @@ Log = Callable[[str], None]
 
 SUFFIX = ".toml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_TOP_KEYS = {"experiment", "roots", "run", "reported", "reported_system"}
+_TOP_KEYS = {"experiment", "roots", "run", "reported", "reported_system", "cross"}
+_CROSS_KEYS = {"corpora", "adapt", "emotions", "diagonal", "run"}
 _EXPERIMENT_KEYS = {"name", "title", "paper", "corpora", "profile", "protocol", "emotions", "description"}
 _RUN_KEYS = {"system", "label", "profile", "set", "matrix", "seeds", "protocol"}
 _REPORTED_KEYS = {"table", "row", "wa", "ua", "p", "note"}
@@ -84,10 +92,11 @@ class Entry:
     seeds: tuple[int, ...] = (0,)
     protocol: str | None = None
     label: str | None = None
+    section: str = "run"
 
     @property
     def where(self) -> str:
-        return f"run[{self.index}] ({self.system})"
+        return f"{self.section}[{self.index}] ({self.system})"
 
     def combinations(self) -> list[dict]:
         """The overrides of every run this entry declares: ``set`` updated with each matrix combination."""
@@ -115,6 +124,21 @@ class PlannedRun:
 
 
 @dataclass(frozen=True)
+class CrossSpec:
+    """A ``[cross]`` table: the corpora of a cross-corpus matrix, the adaptations, and its systems."""
+
+    corpora: tuple[str, ...]
+    adapt: tuple[str, ...] = ("none",)
+    emotions: tuple[str, ...] | None = None
+    diagonal: bool = True
+    entries: tuple[Entry, ...] = ()
+
+    def systems(self) -> list[tuple[str, dict]]:
+        """(system, overrides) of every combination its entries declare."""
+        return [(e.system, combo) for e in self.entries for combo in e.combinations()]
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A validated experiment file (see the module docstring)."""
 
@@ -132,6 +156,8 @@ class Experiment:
     reported: dict = field(default_factory=dict)
     #: system -> [{"corpus", "wa", "ua", "source"}]: figures other papers give for a system.
     systems_reported: dict = field(default_factory=dict)
+    #: The ``[cross]`` matrix, if the file declares one.
+    cross: "CrossSpec | None" = None
 
     def values(self, system: str, key: str) -> tuple:
         """Every value the file gives setting ``key`` of ``system`` (matrix or ``set``), in file order."""
@@ -300,14 +326,15 @@ def parse_experiment(raw: Mapping[str, Any], path: Path | None = None) -> Experi
         except SerbenchError as exc:
             raise _fail(path, f"[roots] {c}", str(exc)) from None
     runs = raw.get("run", [])
-    if not isinstance(runs, list) or not runs:
+    cross = _cross(path, raw.get("cross"))
+    if not isinstance(runs, list) or (not runs and cross is None):
         raise _fail(path, "[[run]]", "declare at least one run: [[run]] system = \"svm-linear\" ...")
     entries = tuple(_entry(path, i, r) for i, r in enumerate(runs, 1))
     exp = Experiment(name=name, title=str(head.get("title") or name), path=path, entries=entries,
                      paper=str(head.get("paper") or ""), corpora=corpora, profile=profile, protocol=protocol,
                      emotions=emotions, roots=dict(roots), reported=_reported(path, raw.get("reported", {})),
-                     systems_reported=_systems_reported(path, raw.get("reported_system", [])))
-    for e in entries:   # resolve every combination now: a bad value fails before anything runs
+                     systems_reported=_systems_reported(path, raw.get("reported_system", [])), cross=cross)
+    for e in entries + (cross.entries if cross is not None else ()):   # a bad value fails before anything runs
         system = registry.get(e.system)
         if e.profile is not None and e.profile not in system.settings_class.PROFILES:
             raise _fail(path, f"{e.where} profile", f"{e.profile!r} unknown; choose one of "
@@ -328,8 +355,45 @@ def _check_feature(path: Path | None, e: Entry, feature: str) -> None:
         raise _fail(path, f"{e.where} feature", str(exc)) from None
 
 
-def _entry(path: Path | None, i: int, r: Any) -> Entry:
-    where = f"run[{i}]"
+def _cross(path: Path | None, raw: Any) -> CrossSpec | None:
+    """The ``[cross]`` table, validated (corpora known, adaptations known, entries as [[run]]'s)."""
+    from serbench.corpora import check_corpus_name
+    from serbench.experiments.cross import check_adapt
+
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _fail(path, "[cross]", "give a table: corpora = [...], adapt = [...], [[cross.run]] entries")
+    _unknown(path, "[cross]", raw, _CROSS_KEYS)
+    corpora = _strings(path, "[cross] corpora", raw.get("corpora", []))
+    if len(set(corpora)) < 2:
+        raise _fail(path, "[cross] corpora", "give at least two corpora")
+    for c in corpora:
+        try:
+            check_corpus_name(c)
+        except SerbenchError as exc:
+            raise _fail(path, "[cross] corpora", str(exc)) from None
+    adapt = _strings(path, "[cross] adapt", raw.get("adapt", ["none"]))
+    for a in adapt:
+        try:
+            check_adapt(a)
+        except SerbenchError as exc:
+            raise _fail(path, "[cross] adapt", str(exc)) from None
+    emotions = raw.get("emotions")
+    if emotions is not None:
+        emotions = _strings(path, "[cross] emotions", emotions)
+    diagonal = raw.get("diagonal", True)
+    if not isinstance(diagonal, bool):
+        raise _fail(path, "[cross] diagonal", "give true or false")
+    runs = raw.get("run", [])
+    if not isinstance(runs, list) or not runs:
+        raise _fail(path, "[[cross.run]]", "declare the matrix's systems: [[cross.run]] system = \"svm-linear\" ...")
+    entries = tuple(_entry(path, i, r, prefix="cross.run") for i, r in enumerate(runs, 1))
+    return CrossSpec(tuple(corpora), tuple(adapt), emotions, diagonal, entries)
+
+
+def _entry(path: Path | None, i: int, r: Any, *, prefix: str = "run") -> Entry:
+    where = f"{prefix}[{i}]"
     if not isinstance(r, dict):
         raise _fail(path, where, "each [[run]] is a table")
     system = r.get("system")
@@ -344,7 +408,7 @@ def _entry(path: Path | None, i: int, r: Any) -> Entry:
         sysobj = registry.get(system)
     except SerbenchError:
         raise _fail(path, where, f"system {system!r} unknown; choose one of {', '.join(registry.names())}") from None
-    where = f"run[{i}] ({system})"
+    where = f"{prefix}[{i}] ({system})"
     fields = sysobj.settings_class.fields()
     known = sorted(k for k in fields if k != "profile")
     overrides = r.get("set", {})
@@ -373,7 +437,7 @@ def _entry(path: Path | None, i: int, r: Any) -> Entry:
         raise _fail(path, f"{where} protocol", "choose loso or loso-session")
     return Entry(index=i, system=system, profile=profile, overrides=dict(overrides),
                  matrix={k: list(v) for k, v in matrix.items()}, seeds=tuple(seeds), protocol=protocol,
-                 label=r.get("label"))
+                 label=r.get("label"), section=prefix)
 
 
 def _number(path: Path | None, where: str, v: Any) -> float | None:
@@ -547,6 +611,6 @@ def run_experiment(exp: Experiment, corpus: Any, root: str | Path | None = None,
     return [outcomes[p.hash] for p in planned if p.hash in outcomes]
 
 
-__all__ = ["Experiment", "Entry", "PlannedRun", "Outcome", "ExperimentError", "load_experiment",
+__all__ = ["Experiment", "CrossSpec", "Entry", "PlannedRun", "Outcome", "ExperimentError", "load_experiment",
            "parse_experiment", "find_experiment", "shipped", "recipes_dir", "reference_figures",
            "stored_identities", "status_of", "run_experiment"]

@@ -209,3 +209,60 @@ def test_runs_shows_identity_and_what_differs_from_the_profile(corpus, tmp_path)
     run_experiment(other, "demo", corpus, cache=cache, runs=copy, only=["cnn-N1"], threads=1, **QUIET)
     result = CliRunner().invoke(cli, ["runs", "--corpus", "demo", "--runs", str(copy)])
     assert "cnn_lr=0.002" in result.output
+
+
+CROSS = """
+[experiment]
+name = "cross"
+
+[cross]
+corpora = ["demo", "casia"]
+adapt = ["none", "corpus"]
+
+[[cross.run]]
+system = "svm-linear"
+matrix = { feature = ["IS09"] }
+"""
+
+
+def test_an_experiment_file_declares_a_cross_corpus_matrix(tmp_path):
+    """[cross] expands into the cross-corpus plan: every ordered pair, each adaptation, the diagonal."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from cross_helpers import loader_of, two_corpora
+
+    from serbench.features import CorpusHandle
+    from serbench.systems.cross import plan_cross, run_cross
+
+    exp = load_experiment(write(tmp_path, CROSS))
+    assert exp.entries == () and exp.cross.corpora == ("demo", "casia") and exp.cross.adapt == ("none", "corpus")
+    assert exp.cross.systems() == [("svm-linear", {"feature": "IS09"})]
+    tables = two_corpora(offset=3.0)
+    handles = [CorpusHandle.of(c, f"/nowhere/{c}") for c in exp.cross.corpora]
+    plan = plan_cross(handles, systems=exp.cross.systems(), adapt=exp.cross.adapt, diagonal=exp.cross.diagonal,
+                      load_features=loader_of(tables))
+    labels = sorted((c.train, c.test, c.adapt) for c in plan.cells if not c.diagonal)
+    assert labels == [("casia", "demo", "corpus"), ("casia", "demo", "none"),
+                      ("demo", "casia", "corpus"), ("demo", "casia", "none")]
+    outcomes = run_cross(plan, runs=tmp_path / "runs", log=lambda m: None)
+    assert all(o.action == "ran" for o in outcomes)
+
+
+@pytest.mark.parametrize("edit, what", [
+    (('adapt = ["none", "corpus"]', 'adapt = ["none", "test"]'), "[cross] adapt"),
+    (('corpora = ["demo", "casia"]', 'corpora = ["demo"]'), "at least two corpora"),
+    (('system = "svm-linear"', 'system = "svm-linear"\nepochs = 2'), "cross.run[1] (svm-linear)"),
+])
+def test_a_broken_cross_table_is_one_line(tmp_path, edit, what):
+    path = write(tmp_path, CROSS.replace(*edit))
+    result = CliRunner().invoke(cli, ["run", str(path), "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert str(path) in result.output and what in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_cross_matrix_without_the_folder_of_one_corpus_says_so(tmp_path):
+    path = write(tmp_path, CROSS)
+    result = CliRunner().invoke(cli, ["run", str(path), "--corpus", f"demo={tmp_path}", "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert "--corpus casia" in result.output and "--no-cross" in result.output
