@@ -16,7 +16,11 @@ FAMILY_OF = {"wav2vec2": "wav2vec2-base", "hubert": "hubert-base", "wavlm": "wav
              "data2vec-audio": "data2vec-base", "whisper": "whisper-small"}
 
 
-def tiny_model(family: str, seed: int = 0):
+#: The same tiny widths at the real models' frame rate (320 samples, 20 ms per frame), for runs on a corpus.
+TINY_SSL_20MS = {**TINY_SSL, "conv_kernel": (10, 64), "conv_stride": (5, 64)}
+
+
+def tiny_model(family: str, seed: int = 0, real_rate: bool = False):
     """``(model, feature_extractor)`` of a tiny random model of ``family`` (a transformers model_type)."""
     import torch
     import transformers as T
@@ -29,26 +33,27 @@ def tiny_model(family: str, seed: int = 0):
                               pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)
         return T.WhisperModel(cfg).eval(), T.WhisperFeatureExtractor(feature_size=80)
     if family == "data2vec-audio":
-        cfg = T.Data2VecAudioConfig(**{**TINY_SSL, "num_conv_pos_embeddings": 3}, conv_pos_kernel_size=5)
+        tiny = TINY_SSL_20MS if real_rate else TINY_SSL
+        cfg = T.Data2VecAudioConfig(**{**tiny, "num_conv_pos_embeddings": 3}, conv_pos_kernel_size=5)
         model = T.Data2VecAudioModel(cfg)
         norm = True
     else:
         config_cls, model_cls = {"wav2vec2": (T.Wav2Vec2Config, T.Wav2Vec2Model),
                                  "hubert": (T.HubertConfig, T.HubertModel),
                                  "wavlm": (T.WavLMConfig, T.WavLMModel)}[family]
-        model = model_cls(config_cls(**TINY_SSL))
+        model = model_cls(config_cls(**(TINY_SSL_20MS if real_rate else TINY_SSL)))
         norm = family != "hubert"
     fe = T.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=norm,
                                     return_attention_mask=False)
     return model.eval(), fe
 
 
-def save_tiny(root: Path, name: str, family: str | None = None, seed: int = 0) -> Path:
+def save_tiny(root: Path, name: str, family: str | None = None, seed: int = 0, real_rate: bool = False) -> Path:
     """Write a tiny random model into ``root/name`` (``family``: another architecture, for error tests)."""
     from serbench.features.ssl import get_upstream
 
     family = family or get_upstream(name).family
-    model, fe = tiny_model(family, seed)
+    model, fe = tiny_model(family, seed, real_rate)
     folder = Path(root) / name
     model.save_pretrained(folder)
     fe.save_pretrained(folder)
