@@ -45,6 +45,7 @@ def run_folds(X, m, layer=None):
     return plan, out
 
 
+@pytest.mark.slow
 def test_auto_layer_is_chosen_on_training_speakers_only(wavlm, monkeypatch):
     X, m = make_data(n_features=N_STATES * WIDTH)
     matrix, speakers = X.to_numpy(), m["speaker"].to_numpy(str)
@@ -76,6 +77,7 @@ def test_auto_layer_is_chosen_on_training_speakers_only(wavlm, monkeypatch):
         assert info["layer"] == max(range(N_STATES), key=lambda k: (info["layer_inner_ua"][str(k)], -k))
 
 
+@pytest.mark.slow
 def test_the_chosen_layer_ignores_the_test_speaker(wavlm):
     X, m = make_data(n_features=N_STATES * WIDTH)
     poisoned = X.copy()
