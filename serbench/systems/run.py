@@ -144,7 +144,7 @@ def prepare(name: str, corpus: str | CorpusHandle, root: str | Path | None = Non
     ident = settings_identity(system.name, s, protocol=proto.name, emotions=emotions, seed=int(seed))
     config = {
         "system_type": system.name, "kind": system.kind, "settings": s.as_dict(), "profile": s.profile,
-        "corpus": corpus.name, "root": str(corpus.root), "protocol": proto.name, "emotions": emotions, "seed": int(seed),
+        "corpus": corpus.name, "root": str(Path(corpus.root).resolve()), "protocol": proto.name, "emotions": emotions, "seed": int(seed),
         "speaker_norm": spk, "device": str(device) if system.kind == "deep" else None,
         "inputs": {**{k: v for k, v in data.meta.items() if k != "load_s"},
                    "feature_key": ident.fields["feature_key"]},
