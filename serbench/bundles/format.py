@@ -41,7 +41,9 @@ from serbench.systems.base import ModelParts, System
 
 FORMAT = "serbench-model"
 #: Bump when a bundle written by this version cannot be read by an older reader.
-FORMAT_VERSION = 1
+#: 2: SVM bundles hold a calibration and give probabilities (``scores: probability``); a reader
+#: of format 1 would label their decision values as probabilities.
+FORMAT_VERSION = 2
 MODEL_JSON = "model.json"
 WEIGHTS = "weights.safetensors"
 SKOPS_SUFFIX = ".skops"

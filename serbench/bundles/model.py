@@ -63,7 +63,8 @@ class Model:
 
     @property
     def score_prefix(self) -> str:
-        """``prob_`` for probabilities, ``score_`` for decision scores (the SVMs)."""
+        """``prob_`` for probabilities (the default output), ``score_`` for decision scores (SVM bundles written
+        before calibration)."""
         return "prob_" if self.score_kind == "probability" else "score_"
 
     def extractor(self) -> Callable:
@@ -74,12 +75,14 @@ class Model:
 
     def predict(self, inputs: Any, *, speakers: str | Sequence[str] | Callable[[Path], str] | None = None,
                 window: float | None = None, hop: float | None = None, sample_rate: int = 16000,
-                threads: int | None = None, batch: int = 64, progress: bool = False) -> pd.DataFrame:
-        """Emotion and per-class scores of each input; see :func:`serbench.bundles.inference.predict`."""
+                threads: int | None = None, batch: int = 64, progress: bool = False,
+                scores: str | None = None) -> pd.DataFrame:
+        """Emotion and per-class probabilities (or, ``scores='decision'``, an SVM's decision values) of each
+        input; see :func:`serbench.bundles.inference.predict`."""
         from serbench.bundles.inference import predict
 
         return predict(self, inputs, speakers=speakers, window=window, hop=hop, sample_rate=sample_rate,
-                       threads=threads, batch=batch, progress=progress)
+                       threads=threads, batch=batch, progress=progress, scores=scores)
 
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""

@@ -28,9 +28,41 @@ from serbench.bundles.model import Model
 
 Log = Callable[[str], None]
 
-SPEAKER_NORM_NOTE = ("each speaker's inputs are z-scored with that speaker's own statistics (label-free) before the "
-                     "model's own normalization; predicting needs the speaker of every input and at least two "
-                     "inputs per speaker")
+def speaker_norm_note() -> str:
+    from serbench.bundles.inference import MIN_SPEAKER_INPUTS
+
+    return ("each speaker's inputs are z-scored with that speaker's own statistics (label-free) before the model's "
+            f"own normalization; predicting needs the speaker of every input and at least {MIN_SPEAKER_INPUTS} "
+            "inputs per speaker, and a prediction depends on the other inputs of its speaker")
+
+
+#: Training files decoded to measure the training audio's bandwidth (evenly spread over the manifest).
+AUDIO_SAMPLE_FILES = 24
+
+
+def training_audio(manifest, utterance_ids) -> dict:
+    """What the bandwidth check of ``predict`` compares inputs with (model.json ``training.audio``).
+
+    ``{"sample_rates": {"16000": 1200}, "high_band_share": median share of energy above 4 kHz
+    over :data:`AUDIO_SAMPLE_FILES` files, "high_band_files": how many were read}``; files that
+    cannot be read are left out of the median.
+    """
+    from serbench.audio import load_audio
+    from serbench.bundles.inference import HIGH_BAND_HZ, high_band_share
+
+    used = manifest[manifest["utterance_id"].astype(str).isin(set(map(str, utterance_ids)))]
+    rates = used["sample_rate"].dropna().astype(int).value_counts().sort_index()
+    paths = used["path"].astype(str).tolist()
+    pick = sorted({int(round(i)) for i in np.linspace(0, len(paths) - 1, min(AUDIO_SAMPLE_FILES, len(paths)))})
+    shares = []
+    for i in pick:
+        try:
+            shares.append(high_band_share(load_audio(paths[i]).signal))
+        except Exception:  # an unreadable file is no measure of the others
+            continue
+    return {"sample_rates": {str(k): int(v) for k, v in rates.items()},
+            "high_band_hz": HIGH_BAND_HZ,
+            "high_band_share": float(np.median(shares)) if shares else None, "high_band_files": len(shares)}
 
 
 def manifest_hash(utterance_ids: Sequence[str], speakers: Sequence[str], emotions: Sequence[str]) -> str:
@@ -76,7 +108,9 @@ def run_recipe(corpus: str, which: str = "best", runs: str | Path | None = None)
     ``which``: ``"best"`` (highest pooled UA, recomputed from the predictions, among the
     complete runs of systems that can be saved; ties go to the first system name), a run id,
     or a run folder. Returns ``{"system", "profile", "overrides", "emotions", "seed", "run_id",
-    "ua"}`` for :func:`train`.
+    "ua", "name", "speaker_norm", "without_speaker_norm"}`` for :func:`train`; with ``best`` and
+    a per-speaker normalized winner, ``without_speaker_norm`` is ``{"run_id", "name", "ua"}`` of
+    the best run that needs no speakers at prediction time (None when there is none).
     """
     import math
 
@@ -92,11 +126,12 @@ def run_recipe(corpus: str, which: str = "best", runs: str | Path | None = None)
             return typ in registry.names() and registry.get(typ).exportable
 
         listed = listed[[usable(p) and not math.isnan(ua) for p, ua in zip(listed["path"], listed["ua"])]]
+        listed = listed.sort_values(["ua", "system"], ascending=[False, True], kind="stable")
         if listed.empty:
             raise BundleError(f"--from-run best: no complete run of a system that can be saved for corpus {corpus} "
                               f"under {store.root}; run a benchmark first (serbench baseline / deep / grid) or give "
                               "--system")
-        row = listed.sort_values(["ua", "system"], ascending=[False, True], kind="stable").iloc[0]
+        row = listed.iloc[0]
     else:
         match = listed[(listed["run_id"] == which) | (listed["path"] == str(Path(which).expanduser()))]
         if match.empty:
@@ -110,9 +145,17 @@ def run_recipe(corpus: str, which: str = "best", runs: str | Path | None = None)
         raise BundleError(f"--from-run {which}: run {row['run_id']} records no system settings (written by an older "
                           "serbench); give --system and its options instead")
     profile = settings.pop("profile", None)
+    spk = bool(settings.get("speaker_norm"))
+    other = None
+    if spk and which == "best":
+        for _, alt in listed.iterrows():
+            alt_settings = (_run_json(Path(alt["path"])).get("config") or {}).get("settings") or {}
+            if alt_settings and not alt_settings.get("speaker_norm"):
+                other = {"run_id": str(alt["run_id"]), "name": str(alt["system"]), "ua": float(alt["ua"])}
+                break
     return {"system": cfg["system_type"], "profile": profile, "overrides": settings,
             "emotions": cfg.get("emotions"), "seed": int(cfg.get("seed") or 0), "run_id": str(row["run_id"]),
-            "ua": float(row["ua"])}
+            "ua": float(row["ua"]), "name": str(row["system"]), "speaker_norm": spk, "without_speaker_norm": other}
 
 
 def _run_json(path: Path) -> dict:
@@ -140,6 +183,7 @@ def train(system: str, corpus: str, root: str | Path, out: str | Path, *, profil
     """
     from serbench.experiments.harness import FoldContext
     from serbench.experiments.store import git_commit, jsonable, utc_now, versions
+    from serbench.features.handle import CorpusHandle
     from serbench.systems import registry
     from serbench.systems.deep_runtime import resolve_device
     from serbench.systems.run import default_command, prepare
@@ -150,7 +194,8 @@ def train(system: str, corpus: str, root: str | Path, out: str | Path, *, profil
         raise BundleError(f"--system {system}: this system cannot be saved as a model bundle (it implements no "
                           "export/restore)")
     out = prepare_folder(out, overwrite)
-    plan = prepare(system, corpus, root, profile=profile, overrides=overrides, protocol=protocol, seed=seed,
+    handle = CorpusHandle.of(corpus, root, cache=cache, jobs=jobs, emotions=emotions)
+    plan = prepare(system, handle, profile=profile, overrides=overrides, protocol=protocol, seed=seed,
                    cache=cache, jobs=jobs, emotions=emotions, device=device, threads=threads,
                    command=command, log=say)
     data, s = plan.data, plan.payload
@@ -161,6 +206,11 @@ def train(system: str, corpus: str, root: str | Path, out: str | Path, *, profil
                       device=dev, threads=threads, log=say)
     t0 = time.perf_counter()
     fitted = sysobj.fit(data, np.arange(len(data)), s, ctx)
+    calibrate = getattr(sysobj, "calibrate", None)
+    if calibrate is not None:
+        # SVMs: probabilities from a slope fitted on out-of-fold decision values of speaker-grouped splits.
+        say("calibrating probabilities on speaker-grouped out-of-fold decision values")
+        fitted = calibrate(fitted, data, np.arange(len(data)), s, ctx)
     fit_s = time.perf_counter() - t0
     parts = sysobj.export(fitted, s)
     settings = jsonable(s.as_dict())
@@ -173,11 +223,14 @@ def train(system: str, corpus: str, root: str | Path, out: str | Path, *, profil
                    "profile": s.profile, "settings": settings},
         "labels": list(data.labels),
         "scores": parts.score_kind,
-        "scores_note": ("softmax probabilities" if parts.score_kind == "probability" else
+        "scores_note": (("probabilities: softmax of the SVM's one-vs-rest decision values with a slope fitted out "
+                         "of fold on the training speakers (model.calibration); predict --scores decision gives the "
+                         "raw decision values") if parts.meta.get("calibration") else
+                        "softmax probabilities" if parts.score_kind == "probability" else
                         "SVM one-vs-rest decision scores (larger = more likely; not probabilities)"),
         "feature_set": feature_record(sysobj.feature_set(s)),
         "normalization": {"speaker_norm": bool(s.speaker_norm),
-                          "speaker_norm_note": SPEAKER_NORM_NOTE if s.speaker_norm else None,
+                          "speaker_norm_note": speaker_norm_note() if s.speaker_norm else None,
                           "model": jsonable(parts.normalization)},
         "training": {
             "corpus": corpus, "root": str(root), "emotions": list(emotions) if emotions else None,
@@ -187,6 +240,7 @@ def train(system: str, corpus: str, root: str | Path, out: str | Path, *, profil
             "manifest_sha256": manifest_hash(data.utterance_ids, data.speakers, emotions_used),
             "data_fingerprint": data.fingerprint, "inputs": jsonable(plan.config.get("inputs")),
             "fit_s": fit_s, "details": jsonable(sysobj.fold_info(fitted)),
+            "audio": training_audio(handle.manifest, data.utterance_ids),
         },
         "benchmark_run": find_benchmark_run(runs, corpus, plan.system, settings, data.fingerprint),
         "model": jsonable(parts.meta),

@@ -53,7 +53,9 @@ def train_cmd(corpus, root, system, from_run, out, profile, epochs, sets, protoc
             raise SerbenchError(f"--from-run takes the system and its settings from the run; leave out "
                                 f"{', '.join(given)}")
         recipe = run_recipe(corpus, from_run, runs)
-        say(f"run {recipe['run_id']}: {recipe['system']} (UA {100 * recipe['ua']:.1f}%)")
+        say(f"run {recipe['run_id']}: {recipe['name']} (UA {100 * recipe['ua']:.1f}%)")
+        if recipe["speaker_norm"]:
+            _say_speaker_norm(recipe, corpus, root, out, cache, runs)
         system, profile, overrides = recipe["system"], recipe["profile"], recipe["overrides"]
         emotions_list, seed = recipe["emotions"], recipe["seed"]
     elif system is None:
@@ -77,6 +79,27 @@ def train_cmd(corpus, root, system, from_run, out, profile, epochs, sets, protoc
                    f"{'baseline' if model.system.kind == 'baseline' else 'deep'}` with the same options to "
                    "measure it")
     click.echo(f"model: {out}")
+
+
+def _say_speaker_norm(recipe: dict, corpus: str, root: str, out: str, cache: str | None, runs: str | None) -> None:
+    """``train --from-run``: the run normalizes per speaker; say what that asks of every prediction, and offer
+    the best run that does not."""
+    import shlex
+
+    from serbench.bundles.inference import MIN_SPEAKER_INPUTS
+
+    click.echo(f"note: run {recipe['run_id']} ({recipe['name']}) normalizes per speaker: every prediction will need "
+               f"at least {MIN_SPEAKER_INPUTS} recordings of each input's speaker (--speaker/--speaker-folder), and "
+               "its emotion depends on which of them are given together", err=True)
+    other = recipe.get("without_speaker_norm")
+    if other is None:
+        click.echo("  no complete run without speaker normalization in the store for this corpus", err=True)
+        return
+    argv = ["serbench", "train", "--corpus", corpus, "--root", root, "--from-run", other["run_id"],
+            "--out", f"{out.rstrip('/')}-nospknorm"]
+    argv += [x for flag, v in (("--cache", cache), ("--runs", runs)) if v for x in (flag, v)]
+    click.echo(f"  the best run without it: {other['run_id']} ({other['name']}, UA {100 * other['ua']:.1f}%); "
+               f"to train that one instead:\n    {shlex.join(argv)}", err=True)
 
 
 def _speakers(speaker: str | None, folder_level: int | None):
@@ -136,8 +159,11 @@ def _print_table(df, prefix_cols: list[str]) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the model (torch).")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="Inputs scored per call of the model.")
+@click.option("--scores", "score_kind", type=click.Choice(["probability", "decision"]), default=None,
+              help="probability (default): prob_<label> columns that sum to 1; decision: an SVM's raw one-vs-rest "
+                   "decision values as score_<label> (not probabilities).")
 def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_folder, window, hop, out, fmt, overwrite,
-                device, threads, batch) -> None:
+                device, threads, batch, score_kind) -> None:
     """Label audio files, folders or a corpus with a model bundle: emotion and every class's score per file.
 
     Exit status 1 when an input could not be predicted (each is listed with the reason)."""
@@ -174,11 +200,10 @@ def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_folde
     check_sources(collect(inputs, speakers)[0], window, hop, _feature_set_name(model_dir))
     model = load_model(model_dir, device=device)
     df = model.predict(inputs, speakers=speakers, window=window, hop=hop,
-                       threads=threads, batch=batch, progress=True)
-    scores = [c for c in df.columns if c.startswith(model.score_prefix)]
-    note = ("probabilities" if model.score_kind == "probability"
-            else "SVM one-vs-rest decision scores (larger = more likely; not probabilities)")
-    click.echo(f"{model.name}: {note}" + (f"; summary rows: {df.attrs['summary']}" if window else ""), err=True)
+                       threads=threads, batch=batch, progress=True, scores=score_kind)
+    scores = [c for c in df.columns if c.startswith(("prob_", "score_", "share_"))]
+    click.echo(f"{model.name}: {df.attrs['scores_note']}" + (f"; summary rows: {df.attrs['summary']}" if window
+                                                             else ""), err=True)
     if out:
         written = write_table(df, out, fmt, overwrite=overwrite)
         click.echo(f"{len(df)} row(s) written to {written}", err=True)

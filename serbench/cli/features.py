@@ -52,8 +52,10 @@ def print_report(report: ExtractReport, console: Console) -> None:
     from rich.table import Table
 
     table = Table(title=f"{report.corpus}: {report.utterances} utterances, jobs={report.jobs}, "
-                        f"{report.wall_seconds:.1f} s")
-    for col in ("set", "extracted", "cached", "nan", "failed", "seconds"):
+                        f"{report.wall_seconds:.1f} s wall",
+                  caption="extractor s: time inside each set's extractor, summed over files and workers (with "
+                          "several jobs more than the wall time; decoding and hashing not included)")
+    for col in ("set", "extracted", "cached", "nan", "failed", "extractor s"):
         table.add_column(col, justify="left" if col == "set" else "right")
     for name, r in report.sets.items():
         table.add_row(name, str(r.extracted), str(r.cached), str(r.nan), str(r.n_failed), f"{r.seconds:.1f}")
@@ -151,7 +153,6 @@ _features_opt = click.option("--features", default=None, callback=_check_sets,
 def cache_info(cache: str | None, corpus: str | None, features: str | None) -> None:
     """Sets, rows per status and size on disk."""
     from rich.console import Console
-    from rich.table import Table
 
     from serbench.features import cache as cache_mod
 
@@ -163,10 +164,8 @@ def cache_info(cache: str | None, corpus: str | None, features: str | None) -> N
         console.print(f"no cached features under {root}", highlight=False)
     else:
         console.print(f"feature cache {root}", highlight=False, soft_wrap=True)
-        table = Table()
-        for col in ("corpus", "set", "key", "rows", "ok", "nan", "failed", "parts", "size"):
-            numeric = col in ("rows", "ok", "nan", "failed", "parts", "size")
-            table.add_column(col, justify="right" if numeric else "left", no_wrap=True)
+        # Plain columns two spaces apart, never cut: the widest corpus, set, stale key and counts fit 80.
+        table = _PlainTable()
         total, stale, errors = 0, 0, []
         for f in folders:
             i = cache_mod.folder_info(f)
@@ -177,14 +176,34 @@ def cache_info(cache: str | None, corpus: str | None, features: str | None) -> N
             key = f.key if i["current"] else f"{f.key}*"
             counts = ["?" if i[c] is None else str(i[c]) for c in ("rows", "ok", "nan", "failed")]
             table.add_row(f.corpus, f.name, key, *counts, str(i["parts"]), _size(int(i["bytes"])))  # type: ignore[arg-type]
-        console.print(table)
+        for line in table.lines():
+            click.echo(line)
         console.print(f"total {_size(total)} in {len(folders)} folder(s)", highlight=False)
         if stale:
             console.print(f"* {stale} stale folder(s): written with other parameters or library versions; "
-                          "`serbench cache clear --stale --yes` removes them", highlight=False, soft_wrap=True)
+                          "`serbench cache clear --stale --yes` removes them", highlight=False)
         for e in errors:
-            console.print(f"[yellow]damaged:[/] {e}", highlight=False, soft_wrap=True)
+            console.print(f"[yellow]damaged:[/] {e}", highlight=False)
     _print_foreign(console, foreign)
+
+
+class _PlainTable:
+    """``cache info``'s table as plain text: a header and one line per folder, columns two spaces apart."""
+
+    COLUMNS = ("corpus", "set", "key", "rows", "ok", "nan", "failed", "parts", "size")
+    LEFT = ("corpus", "set", "key")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, ...]] = []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(tuple(cells))
+
+    def lines(self) -> list[str]:
+        table = [self.COLUMNS, *self.rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(self.COLUMNS))]
+        return ["  ".join(c.ljust(w) if name in self.LEFT else c.rjust(w)
+                          for c, w, name in zip(r, widths, self.COLUMNS)).rstrip() for r in table]
 
 
 def _print_foreign(console: Console, foreign: list) -> None:

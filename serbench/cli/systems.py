@@ -31,6 +31,12 @@ def systems_cmd(name: str | None) -> None:
         option = cls.option_name(key)
         click.echo(f"{key:<{width}}  " + "  ".join(f"{v:>10}" for v in shown) + f"  {doc}"
                    + (f" ({option})" if not option.startswith("--set") else ""))
+    grid = getattr(system, "hyper_parameter_grid", None)
+    if grid is not None:
+        # Chosen per fold by the speaker-grouped inner CV (UA); a choice on the grid's edge is warned about.
+        click.echo("\nhyper-parameters chosen in each fold by a speaker-grouped inner CV (UA) from:")
+        for key, values in grid().items():
+            click.echo(f"  {key:<6} " + ", ".join(v if isinstance(v, str) else f"{v:g}" for v in values))
 
 
 def _fmt(value: object) -> str:

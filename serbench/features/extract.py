@@ -388,7 +388,8 @@ def _extract_tasks(tasks: list[Task], stores: dict[str, FeatureCache], report: E
     odd: dict[str, str] = {}           # audio read with a warning: path -> what
     label = f"{corpus}: " + ", ".join(fs.name for fs in sets)
     try:
-        with _progress(progress) as bar:
+        # Nothing to extract (all cached): no bar at all, rather than an empty "0/0" one.
+        with _progress(progress and bool(tasks)) as bar:
             bar_task = bar.add_task(label, total=len(tasks))
             workers = getattr(executor, "workers", 1) if executor is not None else jobs
             for results in _run(_chunks(tasks, max(jobs, workers)), jobs, executor):

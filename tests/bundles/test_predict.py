@@ -57,7 +57,7 @@ def test_window_rows_on_a_60_s_file(trained, long_file):
     middle = win[(win.start_s >= 21) & (win.end_s <= 39)]
     outer = win[(win.end_s <= 19) | (win.start_s >= 41)]
     assert (middle.emotion == "sad").all() and (outer.emotion == "angry").all()
-    assert df.attrs["summary"].startswith("mean of the window scores")
+    assert df.attrs["summary"].startswith("mean of the window probabilities")
 
 
 def test_window_options_are_checked(trained, long_file):
@@ -139,7 +139,16 @@ def test_speaker_norm_bundle_needs_speakers(trained, corpus):
         model.predict([corpus / "spk1" / "sad" / "t0.wav"])
 
 
-def test_speaker_norm_with_speakers_gives_the_benchmark_scores(trained, corpus, cache, benchmark_scores):
+@pytest.fixture
+def few_per_speaker(monkeypatch):
+    """The test corpus has 6 files per speaker, fewer than MIN_SPEAKER_INPUTS: these tests lower it."""
+    from serbench.bundles import inference
+
+    monkeypatch.setattr(inference, "MIN_SPEAKER_INPUTS", 2)
+
+
+def test_speaker_norm_with_speakers_gives_the_benchmark_scores(trained, corpus, cache, benchmark_scores,
+                                                               few_per_speaker):
     """All of a speaker's utterances normalized together: exactly the benchmark's per-speaker inputs."""
     model = trained("svm-spknorm")
     data, expected = benchmark_scores(model, corpus, cache)
@@ -152,16 +161,18 @@ def test_speaker_norm_with_speakers_gives_the_benchmark_scores(trained, corpus, 
     assert (by_folder.status == "ok").all() and set(by_folder.speaker) == {"spk1", "spk2", "spk3"}
 
 
-def test_speaker_norm_single_utterance_speaker_fails_that_input(trained, corpus):
+def test_speaker_norm_too_few_inputs_of_a_speaker_are_refused(trained, corpus, few_per_speaker):
     model = trained("svm-spknorm")
     files = [corpus / "spk1" / "sad" / "t0.wav", corpus / "spk1" / "angry" / "t0.wav", corpus / "spk3" / "sad" / "t1.wav"]
-    df = model.predict(files, speakers=["a", "a", "b"])
-    assert list(df.status) == ["ok", "ok", "failed"] and "speaker 'b' has 1 usable input" in df.error.iloc[2]
+    with pytest.raises(PredictError, match="needs at least 2 inputs of each speaker.*speaker 'b' has 1"):
+        model.predict(files, speakers=["a", "a", "b"])
 
 
 def test_speaker_norm_windows_normalize_each_file_with_its_own_windows(trained, long_file):
-    df = trained("svm-spknorm").predict([long_file], window=5.0)
-    assert (df.status == "ok").all() and len(df) == 13 and (df.speaker == str(long_file)).all()
+    df = trained("svm-spknorm").predict([long_file], window=2.5)      # 24 windows: above the minimum of 20
+    assert (df.status == "ok").all() and len(df) == 25 and (df.speaker == str(long_file)).all()
+    few = trained("svm-spknorm").predict([long_file], window=5.0)     # 12 windows: each fails, naming the minimum
+    assert (few.status == "failed").all() and "needs at least 20" in few.error.iloc[0]
 
 
 # ---------------------------------------------------------------- writing and the CLI
@@ -175,7 +186,8 @@ def test_cli_predict_writes_every_format_and_exits_1_on_failures(trained, corpus
                                    str(tmp_path / "empty.wav"), "--out", str(out)])
     assert res.exit_code == 1, res.output
     assert "failed: " in res.output and "empty.wav: file is empty (0 bytes)" in res.output
-    assert "decision scores" in res.output and "7 input(s): 6 predicted, 1 failed" in res.output
+    assert "probabilities: softmax of the SVM's decision values" in res.output
+    assert "7 input(s): 6 predicted, 1 failed" in res.output
     df = {"csv": pd.read_csv, "parquet": pd.read_parquet, "json": lambda p: pd.DataFrame(json.loads(p.read_text()))}[
         suffix](out)
     expected = model.predict([corpus / "spk1", tmp_path / "empty.wav"])
@@ -189,7 +201,7 @@ def test_cli_predict_prints_a_table_and_reads_a_corpus(trained, corpus):
     res = CliRunner().invoke(cli, ["predict", "--model", str(model.path), "--corpus", "demo", "--root", str(corpus),
                                    "--emotions", "sad"])
     assert res.exit_code == 0, res.output
-    assert "utterance_id" in res.output and "spk3_sad_t2" in res.output and "score_angry" in res.output
+    assert "utterance_id" in res.output and "spk3_sad_t2" in res.output and "prob_angry" in res.output
     assert "9 input(s): 9 predicted, 0 failed" in res.output
 
 
@@ -203,7 +215,7 @@ def test_cli_predict_option_errors_are_one_line(trained, corpus):
     assert res.exit_code == 2 and "no model.json" in res.output
 
 
-def test_cli_predict_speakers_from_folders(trained, corpus):
+def test_cli_predict_speakers_from_folders(trained, corpus, few_per_speaker):
     res = CliRunner().invoke(cli, ["predict", "--model", str(trained("svm-spknorm").path), str(corpus / "spk2"),
                                    str(corpus / "spk3" / "sad"), "--speaker-folder", "2"])
     assert res.exit_code == 0, res.output

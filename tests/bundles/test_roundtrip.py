@@ -71,7 +71,8 @@ def test_model_json_records_what_the_model_is(trained, corpus):
     assert rec["format"] == FORMAT and rec["format_version"] == FORMAT_VERSION
     assert rec["system"]["type"] == "svm-linear" and rec["system"]["name"] == "MFCC-svm-linear"
     assert rec["system"]["settings"]["feature"] == "MFCC" and rec["labels"] == ["angry", "sad"]
-    assert rec["scores"] == "decision" and "not probabilities" in rec["scores_note"]
+    assert rec["scores"] == "probability" and "fitted out of fold" in rec["scores_note"]
+    assert rec["model"]["calibration"]["scale"] > 0
     from serbench.features import get_feature_set
 
     fs = get_feature_set("MFCC")
@@ -130,7 +131,7 @@ def test_train_from_the_best_benchmark_run(tmp_path, corpus, cache):
             "--out", str(tmp_path / "m")]
     res = CliRunner().invoke(cli, [*args, "--from-run", "best"])
     assert res.exit_code == 0, res.output
-    assert f"run {best.run_id}: {best.record['config']['system_type']}" in res.output
+    assert f"run {best.run_id}: {best.record['system']} (UA" in res.output      # the stored name of the run
     model = load_model(tmp_path / "m")
     assert model.name == best.system and model.record["benchmark_run"]["run_id"] == best.run_id
     other = next(r for r in done if r is not best)
