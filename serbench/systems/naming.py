@@ -66,8 +66,8 @@ def word(key: str, choices: Sequence[str], *, omit: str | None = None) -> Part:
 
 
 def text(key: str) -> Part:
-    """A free token without hyphens (e.g. the feature set of a baseline: ``IS10``)."""
-    return Part(key, lambda v: str(v), r"(?P<v>[^-]+)", lambda t: t, optional=False)
+    """A free token before the system name (e.g. the feature set of a baseline: ``IS10``, ``wavlm-base-plus``)."""
+    return Part(key, lambda v: str(v), r"(?P<v>.+?)", lambda t: t, optional=False)
 
 
 @dataclass(frozen=True)
