@@ -166,14 +166,15 @@ def cache_info(cache: str | None, corpus: str | None, features: str | None) -> N
         console.print(f"feature cache {root}", highlight=False, soft_wrap=True)
         # Plain columns two spaces apart, never cut: the widest corpus, set, stale key and counts fit 80.
         table = _PlainTable()
-        total, stale, errors = 0, 0, []
+        total, stale, unknown, errors = 0, 0, 0, []
         for f in folders:
             i = cache_mod.folder_info(f)
             total += int(i["bytes"])  # type: ignore[arg-type]
-            stale += not i["current"]
+            stale += i["current"] is False
+            unknown += i["current"] is None
             if i["error"]:
                 errors.append(str(i["error"]))
-            key = f.key if i["current"] else f"{f.key}*"
+            key = f.key + {True: "", False: "*", None: "?"}[i["current"]]
             counts = ["?" if i[c] is None else str(i[c]) for c in ("rows", "ok", "nan", "failed")]
             table.add_row(f.corpus, f.name, key, *counts, str(i["parts"]), _size(int(i["bytes"])))  # type: ignore[arg-type]
         for line in table.lines():
@@ -182,6 +183,9 @@ def cache_info(cache: str | None, corpus: str | None, features: str | None) -> N
         if stale:
             console.print(f"* {stale} stale folder(s): written with other parameters or library versions; "
                           "`serbench cache clear --stale --yes` removes them", highlight=False)
+        if unknown:
+            console.print(f"? {unknown} folder(s) whose key cannot be checked here (a self-supervised set's weights "
+                          "are not found: see `serbench models`); kept by `cache clear --stale`", highlight=False)
         for e in errors:
             console.print(f"[yellow]damaged:[/] {e}", highlight=False)
     _print_foreign(console, foreign)
@@ -260,7 +264,7 @@ def cache_clear(cache: str | None, corpus: str | None, features: str | None, sta
 
     folders = cache_mod.list_folders(cache, corpus, _split(features))
     if stale:
-        folders = [f for f in folders if not f.current]
+        folders = [f for f in folders if f.current is False]   # unknown (None) is never stale
     if not folders:
         click.echo(f"nothing to clear under {cache_mod.cache_root(cache)}")
         return

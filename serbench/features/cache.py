@@ -442,14 +442,20 @@ class CacheFolder:
     path: Path
 
     @property
-    def current(self) -> bool:
-        """Whether this folder holds the registered set at today's key (else it is stale)."""
+    def current(self) -> bool | None:
+        """Whether this folder holds the registered set at today's key: True, False (stale: another key, or a set
+        this version does not have), or None when today's key cannot be computed here (a self-supervised set whose
+        weights are not on this machine): unknown, never taken for stale."""
         from serbench.features.registry import FeatureSetError, get_feature_set
 
         try:
-            return get_feature_set(self.name).key == self.key
-        except (FeatureSetError, ImportError):
+            fs = get_feature_set(self.name)
+        except FeatureSetError:
             return False
+        try:
+            return fs.key == self.key
+        except (FeatureSetError, ImportError, OSError):
+            return None
 
 
 def folder_meta(path: Path) -> dict | None:

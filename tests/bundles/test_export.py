@@ -48,7 +48,9 @@ CASES = [pytest.param(name, OVERRIDES.get(name), id=name) for name in registry.n
     # An ensemble of two seeds: both members' CNNs and SRUs travel.
     pytest.param("cnn-sru", {"segments": 2, "ensemble": 2}, id="cnn-sru-ensemble2"),
     # The SRU as a correction to its CNN's FC8: the frozen copy of FC8 travels in the head.
-    pytest.param("cnn-sru", {"segments": 2, "sru_residual": True}, id="cnn-sru-residual")]
+    pytest.param("cnn-sru", {"segments": 2, "sru_residual": True}, id="cnn-sru-residual"),
+    # An SVM on one layer block of a self-supervised set: the block's columns travel with the model.
+    pytest.param("svm-linear", {"feature": "wavlm-base-plus", "layer": "1"}, id="svm-linear-ssl-layer")]
 
 
 @pytest.mark.parametrize("name,overrides", CASES)

@@ -164,3 +164,31 @@ def test_extract_writes_layer_columns_to_the_cache_and_resumes(models, tmp_path)
     assert (manifest["status"] == "ok").all() and np.isfinite(X.to_numpy()).all()
     meta = json.loads(next((cache / "demo").glob("hubert-base-*/meta.json")).read_text())
     assert meta["params"]["weights_sha256"] and meta["params"]["hub_id"] == "facebook/hubert-base-ls960"
+
+
+def test_a_cached_set_whose_weights_are_not_here_is_unknown_never_stale(models, tmp_path, monkeypatch):
+    """Without the weights, a self-supervised set's key cannot be computed: `cache clear --stale` keeps its
+    (expensive) features and `cache info` marks it '?', where a set at another key is stale ('*')."""
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from serbench.cli import cli
+    from serbench.features import extract
+    from serbench.features.cache import list_folders
+
+    save_tiny(models, "hubert-base")
+    root = tmp_path / "corpus"
+    for i, emo in enumerate(("angry", "sad")):
+        (root / "spk1m" / emo).mkdir(parents=True)
+        sf.write(root / "spk1m" / emo / "s01.wav", noise(0.4, seed=i), SR, subtype="PCM_16")
+    cache = tmp_path / "cache"
+    extract("demo", root, ["hubert-base"], cache=cache, progress=False)
+    [folder] = list_folders(cache)
+    assert folder.current is True
+    monkeypatch.setenv("SERBENCH_MODELS", str(tmp_path / "elsewhere"))
+    assert folder.current is None
+    info = CliRunner().invoke(cli, ["cache", "info", "--cache", str(cache)])
+    assert info.exit_code == 0 and f"{folder.key}?" in info.output and "cannot be checked" in info.output
+    cleared = CliRunner().invoke(cli, ["cache", "clear", "--stale", "--yes", "--cache", str(cache)])
+    assert cleared.exit_code == 0, cleared.output
+    assert folder.path.is_dir()

@@ -323,6 +323,8 @@ class SVMBaseline(System):
                 "inner_cv_ua": model.info.get("inner_cv_ua")}
         if model.calibration:
             meta["calibration"] = dict(model.calibration)
+        if model.columns is not None:   # the layer block of a self-supervised set the SVM reads
+            meta["columns"] = [int(c) for c in model.columns]
         return ModelParts(
             estimators={"svm": pipe}, score_kind="probability" if model.calibration else "decision", meta=meta,
             normalization={"standardize": "x -> (x - mean) / scale, fitted on every training row",
@@ -345,7 +347,14 @@ class SVMBaseline(System):
                                         "slope (model.json 'model.calibration.scale'); the bundle is damaged")
         else:
             calibration = None
-        return FittedSVM(pipe, {"best_params": parts.meta.get("best_params")}, calibration)
+        columns = parts.meta.get("columns")
+        if columns is not None and (not isinstance(columns, list) or len(columns) != 2
+                                    or not all(isinstance(c, int) and c >= 0 for c in columns)
+                                    or columns[1] - columns[0] != int(pipe.named_steps["scaler"].n_features_in_)):
+            raise SystemOptionError(f"the saved {self.name} model's layer columns {columns!r} do not fit its "
+                                    "scaler; the bundle is damaged")
+        return FittedSVM(pipe, {"best_params": parts.meta.get("best_params")}, calibration,
+                         tuple(columns) if columns is not None else None)
 
     def hyper_parameter_grid(self) -> dict[str, list]:
         """The grid the speaker-grouped inner CV searches (``serbench systems NAME`` shows it)."""
