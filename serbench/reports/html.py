@@ -475,13 +475,29 @@ def runs_html(col: Collection) -> str:
         commands.setdefault(str(run.record.get("command") or "(not recorded)"), []).append(system)
     cmd_html = "".join(f"<li><code>{_e(c)}</code><br><span class='muted'>{_e(', '.join(s))}</span></li>"
                        for c, s in commands.items())
+    upstreams = _upstreams(col.runs.items())
     return (f"<h3 id='{_anchor(col.corpus, 'runs')}'>Runs used and their provenance</h3>"
             "<p class='muted'>For every stored name under "
             f"<code>{_e(str(col.root.resolve()))}</code>, the latest complete run of each identity (settings hash); "
             f"settings = how the run relates to {_e(col.experiment_label)}; fold s = mean wall seconds per fold.</p>"
             f"<div class='scroll details'>{frame_html(pd.DataFrame(rows))}</div>"
-            f"<h4>Library versions recorded by the runs</h4><div class='scroll'>{frame_html(libs)}</div>"
+            + (f"<h4>Self-supervised upstreams the runs read</h4><div class='scroll'>{frame_html(upstreams)}</div>"
+               if not upstreams.empty else "")
+            + f"<h4>Library versions recorded by the runs</h4><div class='scroll'>{frame_html(libs)}</div>"
             f"<h4>The exact commands</h4><ul class='notes'>{cmd_html}</ul>")
+
+
+def _upstreams(runs: Iterable) -> pd.DataFrame:
+    """One row per self-supervised upstream a run read: its name, hub id, revision, licence and weights' SHA-256."""
+    seen: dict[tuple, list[str]] = {}
+    for system, run in runs:
+        up = (run.record.get("config") or {}).get("upstream")
+        if isinstance(up, dict) and up.get("upstream"):
+            key = tuple(str(up.get(k) or "") for k in ("upstream", "hub_id", "revision", "licence", "weights_sha256"))
+            seen.setdefault(key, []).append(system)
+    rows = [{"upstream": k[0], "hub id": k[1], "revision": k[2], "licence": k[3], "weights SHA-256": k[4][:16],
+             "runs": ", ".join(v)} for k, v in seen.items()]
+    return pd.DataFrame(rows, columns=["upstream", "hub id", "revision", "licence", "weights SHA-256", "runs"])
 
 
 _CHECKS = {"declared": "as declared", "profile": "not declared: the profile's", "unrecorded": "not recorded",

@@ -364,3 +364,20 @@ def _screenshot(page: Path, tmp_path: Path, width: int, height: int) -> np.ndarr
     from matplotlib.image import imread
 
     return imread(shot)
+
+
+def test_the_upstream_weights_a_run_read_are_in_its_provenance(store, tmp_path):
+    upstream = {"upstream": "wavlm-base-plus", "hub_id": "microsoft/wavlm-base-plus", "revision": "main",
+                "licence": "MIT", "weights_sha256": "ab" * 32, "folder": "/m/wavlm-base-plus"}
+    store.add("IS10-svm-linear", acc=0.6, config={"system_type": "svm-linear", "settings": {"feature": "IS10"}})
+    store.add("wavlm-base-plus-svm-linear", acc=0.7,
+              config={"system_type": "svm-linear", "settings": {"feature": "wavlm-base-plus"}, "upstream": upstream})
+    report = build_report(["casia"], runs=store.root, out=tmp_path / "out")
+    words = " ".join(_parse(report.path.read_text(encoding="utf-8")).text)
+    assert "Self-supervised upstreams the runs read" in words
+    assert "microsoft/wavlm-base-plus" in words and "abababababababab" in words
+    plain = tmp_path / "plain"
+    store_plain = type(store)(tmp_path / "runs2")
+    store_plain.add("IS10-svm-linear", acc=0.6, config={"system_type": "svm-linear", "settings": {"feature": "IS10"}})
+    text = build_report(["casia"], runs=store_plain.root, out=plain).path.read_text(encoding="utf-8")
+    assert "Self-supervised upstreams" not in text
