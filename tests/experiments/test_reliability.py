@@ -34,7 +34,8 @@ def test_repeated_library_warnings_become_one_line_in_the_output_and_the_record(
     lines = []
     res = run_baseline("demo", "/c", "IS10", runs=tmp_path, load_features=load, log=lines.append)
     fold = res.record["folds"][0]
-    assert fold["warnings"] == ["UserWarning x7: Liblinear failed to converge, increase the number of iterations."]
+    library = [w for w in fold["warnings"] if "UserWarning" in w]   # (a grid-edge warning of C may stand beside it)
+    assert library == ["UserWarning x7: Liblinear failed to converge, increase the number of iterations."]
     assert sum("WARNING (spk0): UserWarning x7" in line for line in lines) == 1
     from serbench.reports.collect import collect
 
