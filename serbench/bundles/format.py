@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,6 @@ def write_bundle(out: str | Path, parts: ModelParts, record: dict, *, overwrite:
     the complete model.json record.
     """
     import safetensors.numpy
-    import skops.io
 
     out = prepare_folder(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
@@ -233,7 +233,7 @@ def write_bundle(out: str | Path, parts: ModelParts, record: dict, *, overwrite:
     for name, est in parts.estimators.items():
         if not _NAME.fullmatch(name):
             raise BundleError(f"estimator name {name!r}: use letters, digits, '_', '-' and '.' only")
-        blobs[name + SKOPS_SUFFIX] = ("estimator", skops.io.dumps(est))
+        blobs[name + SKOPS_SUFFIX] = ("estimator", skops_io().dumps(est))
     if not blobs:
         raise BundleError(f"{record.get('system', {}).get('name')}: the fitted model exported no weights")
     stale = [n for n in _old_files(out) if n not in blobs] if overwrite else []
@@ -244,6 +244,10 @@ def write_bundle(out: str | Path, parts: ModelParts, record: dict, *, overwrite:
     for name, (role, data) in blobs.items():
         atomic_write_bytes(out / name, data, inside=root)
         files[name] = {"role": role, "bytes": len(data), "sha256": sha256_bytes(data)}
+        if role == "estimator":
+            # The types the file holds beyond plain values, so a load checks them against the allow-list
+            # without reading the file twice (and never walks scikit-learn).
+            files[name]["types"] = skops_types(data)
     full = {**record, "files": files}
     atomic_write_text(out / MODEL_JSON, json.dumps(full, indent=2, sort_keys=False, allow_nan=True) + "\n",
                       inside=root)
@@ -288,10 +292,9 @@ def read_system(record: dict, where: Path) -> System:
     return system
 
 
-def read_files(folder: Path, record: dict, system: System) -> ModelParts:
-    """Check every file listed in model.json (present, size, SHA-256, no pickle) and load the parts."""
-    import safetensors.numpy
-
+def check_files(folder: Path, record: dict) -> dict[str, bytes]:
+    """name -> bytes of every file listed in model.json, each checked (a plain name of the bundle, present,
+    its size and SHA-256, no pickle); nothing is parsed, and nothing heavier than hashlib is imported."""
     files = record.get("files")
     if not isinstance(files, dict) or not files:
         raise BundleError(f"{folder / MODEL_JSON}: lists no weights files; the bundle is damaged")
@@ -313,7 +316,17 @@ def read_files(folder: Path, record: dict, system: System) -> ModelParts:
             raise BundleError(f"{path}: changed since the bundle was written (SHA-256 differs from model.json); "
                               "refusing to load modified weights")
         _refuse_pickle(path, data)
+        role = entry.get("role")
+        if role != "tensors" and not (role == "estimator" and name.endswith(SKOPS_SUFFIX)):
+            raise BundleError(f"{folder / MODEL_JSON}: file {name} has unknown role {role!r}")
         blobs[name] = data
+    return blobs
+
+
+def parse_files(folder: Path, record: dict, system: System, blobs: dict[str, bytes]) -> ModelParts:
+    """The parts in the checked files (:func:`check_files`): safetensors parsed with ``safetensors.numpy``,
+    skops files loaded trusting only the allowed types they hold."""
+    files = record["files"]
     parts = ModelParts(meta=dict(record.get("model") or {}), score_kind=str(record.get("scores") or "probability"),
                        normalization=dict(record.get("normalization") or {}))
     for name, data in blobs.items():
@@ -322,23 +335,141 @@ def read_files(folder: Path, record: dict, system: System) -> ModelParts:
         if role == "tensors":
             if len(data) < 8 or data[8:9] != b"{":
                 raise BundleError(f"{path}: not a safetensors file")
+            import safetensors.numpy
+
             try:
                 parts.tensors.update(safetensors.numpy.load(data))
             except Exception as exc:  # the parser's own errors vary by version
                 raise BundleError(f"{path}: not a readable safetensors file ({type(exc).__name__})") from None
-        elif role == "estimator" and name.endswith(SKOPS_SUFFIX):
-            parts.estimators[name[:-len(SKOPS_SUFFIX)]] = _load_skops(path, data, system)
         else:
-            raise BundleError(f"{folder / MODEL_JSON}: file {name} has unknown role {role!r}")
+            parts.estimators[name[:-len(SKOPS_SUFFIX)]] = _load_skops(path, data, system, files[name].get("types"))
     return parts
 
 
-def _load_skops(path: Path, data: bytes, system: System) -> Any:
-    import skops.io
+def read_files(folder: Path, record: dict, system: System) -> ModelParts:
+    """Check every file listed in model.json (present, size, SHA-256, no pickle) and load the parts."""
+    return parse_files(folder, record, system, check_files(folder, record))
+
+
+# ---------------------------------------------------------------- skops: one explicit allow-list, no walk
+
+#: What ``import skops.io`` would otherwise cost: skops builds its default list of trusted scikit-learn
+#: types at import by walking every scikit-learn module (``sklearn.utils.all_estimators``, which also
+#: imports torch through scikit-learn's array-API shims): 2.7-4.5 s on a 2-core machine, at every load.
+_SKOPS_LOCK = threading.Lock()
+#: Parts of a module path that scikit-learn's own estimator list (``all_estimators``) leaves out.
+_SKLEARN_IGNORED = {"tests", "externals", "setup", "conftest", "experimental", "estimator_checks"}
+
+
+def skops_io() -> Any:
+    """``skops.io``, imported without its walk of scikit-learn when serbench imports it first.
+
+    skops' defaults then trust no scikit-learn estimator by themselves: serbench names every type
+    a file holds that is not a plain value (:func:`skops_types`) and passes exactly those as
+    ``trusted`` once :func:`check_trusted` has allowed each of them, so a load trusts no more than
+    before (never a type outside the allow-list) and walks nothing. A process that imported skops
+    itself keeps skops' full defaults; serbench's check is the same either way.
+    """
+    import sys
+
+    mod = sys.modules.get("skops.io")
+    if mod is not None and "skops.io._general" in sys.modules:
+        return mod
+    with _SKOPS_LOCK:
+        if "skops.io._trusted_types" in sys.modules:
+            import skops.io
+
+            return skops.io
+        import sklearn.utils
+
+        real = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = lambda type_filter=None: []
+        try:
+            import skops.io
+        finally:
+            sklearn.utils.all_estimators = real
+        return skops.io
+
+
+def skops_types(data: bytes) -> list[str]:
+    """The types a skops file holds beyond what skops trusts by default (plain values, numpy, ufuncs),
+    as skops names them (``sklearn.svm._classes.SVC``); with skops imported by :func:`skops_io`
+    this includes every scikit-learn type of the file."""
+    return sorted(skops_io().get_untrusted_types(data=data))
+
+
+def _is_sklearn_estimator(name: str) -> bool:
+    """Is ``name`` a type skops trusts by default: a public, concrete scikit-learn estimator class found,
+    under its defining name, in a public module of scikit-learn (what ``all_estimators`` lists), or one
+    of skops' own trusted scikit-learn internals? Imports only that type's own scikit-learn modules."""
+    import importlib
+    import inspect
+
+    module, _, cls_name = name.rpartition(".")
+    parts = module.split(".")
+    if parts[0] != "sklearn" or not cls_name or cls_name.startswith("_") or _SKLEARN_IGNORED & set(parts):
+        return False
+    try:
+        cls = getattr(importlib.import_module(module), cls_name, None)
+    except Exception:  # no such module (or not a module name at all)
+        return False
+    from sklearn.base import BaseEstimator
+
+    if not inspect.isclass(cls) or f"{cls.__module__}.{cls.__qualname__}" != name:
+        return False
+    if getattr(cls, "__abstractmethods__", None):
+        return False
+    if issubclass(cls, BaseEstimator) and cls is not BaseEstimator:
+        # reachable from a public module above (or at) its definition: sklearn.svm for sklearn.svm._classes
+        for k in range(len(parts), 0, -1):
+            public = ".".join(parts[:k])
+            if any(p.startswith("_") for p in parts[:k]):
+                continue
+            if getattr(importlib.import_module(public), cls_name, None) is cls:
+                return True
+        return False
+    trusted_internals = getattr(importlib.import_module("skops.io._trusted_types"), "SKLEARN_INTERNAL_TYPE_NAMES", [])
+    return name in trusted_internals
+
+
+def check_trusted(types: Any, system: System, where: Path) -> list[str]:
+    """``types`` (names, as :func:`skops_types` gives them) when every one is on ``system``'s allow-list:
+    its ``trusted_types`` plus the scikit-learn estimators skops trusts by default. Else :class:`BundleError`."""
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise BundleError(f"{where}: its list of types in model.json is not a list of names; the bundle is damaged")
+    allowed = set(system.trusted_types)
+    outside = [t for t in types if t not in allowed and not _is_sklearn_estimator(t)]
+    if outside:
+        raise BundleError(f"{where}: holds types outside {system.name}'s allow-list ({', '.join(sorted(outside))}); "
+                          "refused")
+    return list(types)
+
+
+def _load_skops(path: Path, data: bytes, system: System, recorded: Any = None) -> Any:
+    """The object of a skops file, loaded trusting exactly the allowed types it holds.
+
+    ``recorded``: the types model.json lists for the file (written by :func:`write_bundle`); they are
+    checked against the allow-list before skops reads the file, and skops then refuses any other type
+    in it, so an edited list gains nothing. Without a list (older bundles) the file's types are read
+    from the file first.
+    """
+    sk = skops_io()
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
-        return skops.io.loads(data, trusted=list(system.trusted_types))
+        types = skops_types(data) if recorded is None else recorded
+        trusted = check_trusted(types, system, path)
+        try:
+            return sk.loads(data, trusted=trusted)
+        except UntrustedTypesFoundException:
+            if recorded is None:
+                raise
+            # Types model.json does not list (a file replaced, or a list written with skops' full defaults):
+            # decide on the file's own types instead.
+            trusted = check_trusted(skops_types(data), system, path)
+            return sk.loads(data, trusted=trusted)
+    except BundleError:
+        raise
     except UntrustedTypesFoundException as exc:
         raise BundleError(f"{path}: holds types outside {system.name}'s allow-list ({exc}); refused") from None
     except Exception as exc:  # a damaged zip or schema
@@ -346,5 +477,6 @@ def _load_skops(path: Path, data: bytes, system: System) -> Any:
 
 
 __all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "MODEL_JSON", "WEIGHTS", "write_bundle", "read_record",
-           "read_system", "read_files", "check_versions", "check_feature_set", "feature_record",
+           "read_system", "read_files", "check_files", "parse_files", "check_versions", "check_trusted", "skops_io",
+           "skops_types", "check_feature_set", "feature_record",
            "settings_from_record", "prepare_folder", "pickle_payload", "sha256_bytes"]

@@ -51,6 +51,9 @@ import pandas as pd
 
 from serbench.audio import TARGET_SR
 from serbench.bundles.format import BundleError
+from serbench.bundles.options import (  # noqa: F401  (re-exported: the checks made before heavy imports)
+    FORMATS, MIN_HOP_S, MIN_WINDOW_S, OUTPUT_SUFFIXES, PredictError, check_window, output_format,
+)
 from serbench.errors import AudioError
 
 #: What the functions here take as ``model``: a :class:`serbench.bundles.model.Model` (not imported:
@@ -62,11 +65,6 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".a
                   ".caf", ".w64", ".rf64")
 #: Below one 16-bit step: what the feature extraction records as digital silence.
 SILENCE_PEAK = 1.0 / 32768
-#: Shortest window accepted (seconds): the functionals need enough 10 ms frames for their statistics
-#: (regression coefficients, percentiles, deltas) and the log-mel sets a few 25 ms frames per segment.
-MIN_WINDOW_S = 0.25
-#: Shortest step between windows (seconds): one frame of the feature sets; finer steps repeat the same frames.
-MIN_HOP_S = 0.01
 #: Most windows per file: beyond this a prediction is more rows than anyone reads (a hop typed wrong).
 MAX_WINDOWS = 10_000
 #: Most memory the features of one input (a whole file, or one window) may take; a longer input is
@@ -108,16 +106,14 @@ HIGH_BAND_HZ = 4000.0
 HIGH_BAND_FLOOR = 1e-4
 HIGH_BAND_TRAINING = 1e-3
 SCORE_CHOICES = ("probability", "decision")
+#: The progress bar shows from this many inputs on (fewer finish before a bar says anything).
+PROGRESS_MIN_INPUTS = 3
 
 SPEAKER_NORM_HELP = ("was trained with per-speaker normalization: each speaker's inputs are z-scored with that "
                      "speaker's own statistics, which need several recordings of the same speaker, so single files "
                      "cannot be normalized. Give the speaker of the inputs (--speaker NAME for all of them, "
                      "--speaker-folder N, a corpus with --corpus/--root, or speakers= in Python), or --window S "
                      "to normalize each file with its own windows")
-
-
-class PredictError(BundleError):
-    """Inputs or options that cannot be predicted (no inputs, bad windows, speakers unknown)."""
 
 
 @dataclass
@@ -321,22 +317,6 @@ def windows(n_samples: int, window: float, hop: float, sr: int = TARGET_SR) -> l
         return [(0, n_samples)]
     count = math.ceil((n_samples - w) / h) + 1
     return [(min(k * h, n_samples - w), min(k * h, n_samples - w) + w) for k in range(count)]
-
-
-def check_window(window: float | None, hop: float | None) -> tuple[float | None, float | None]:
-    if window is None:
-        if hop is not None:
-            raise PredictError("--hop needs --window")
-        return None, None
-    window = float(window)
-    hop = window if hop is None else float(hop)
-    if not math.isfinite(window) or window < MIN_WINDOW_S:
-        raise PredictError(f"--window {window:g}: give a length in seconds >= {MIN_WINDOW_S} (the feature sets "
-                           "need that much audio per window)")
-    if not math.isfinite(hop) or hop < MIN_HOP_S or hop > window:
-        raise PredictError(f"--hop {hop:g}: give a step in seconds from {MIN_HOP_S} (one feature frame) to the "
-                           f"window length {window:g} (longer steps would leave audio out)")
-    return window, hop
 
 
 def window_count(n_samples: int, window: float, hop: float, sr: int = TARGET_SR) -> int:
@@ -611,14 +591,141 @@ def _enough_per_speaker(units: list[Unit], speakers: list[str]) -> list[Unit]:
     return keep
 
 
+@dataclass
+class FeatureSpec:
+    """What extracting a model's inputs needs, without the fitted model: sent to worker processes.
+
+    Has what :func:`_features`, :func:`_units` and :func:`bandwidth_warning` read of a model:
+    ``feature_set``, ``record`` (the parts of model.json they read) and ``extractor()``.
+    """
+
+    feature_set_name: str
+    record: dict
+
+    @classmethod
+    def of(cls, model: Model) -> "FeatureSpec":
+        rec = model.record or {}
+        return cls(model.feature_set.name, {"model": {"n_features": (rec.get("model") or {}).get("n_features")},
+                                            "training": {"audio": ((rec.get("training") or {}).get("audio") or {})}})
+
+    @property
+    def feature_set(self) -> Any:
+        from serbench.features.registry import get_feature_set
+
+        return get_feature_set(self.feature_set_name)
+
+    def extractor(self) -> Callable:
+        """The feature set's extractor, built once per process."""
+        if self.feature_set_name not in _EXTRACTORS:
+            _EXTRACTORS[self.feature_set_name] = make_extractor(self.feature_set)
+        return _EXTRACTORS[self.feature_set_name]
+
+
+#: Extractors of worker processes (and of :class:`FeatureSpec` in this one), by feature set name.
+_EXTRACTORS: dict[str, Callable] = {}
+
+
+def make_extractor(fs: Any) -> Callable:
+    """``fs.make_extractor()``, without the scan of every installed distribution that opensmile's
+    ``Smile`` object asks of audobject (``importlib.metadata.packages_distributions()``, 0.5-0.8 s):
+    the distributions of the modules it names are looked up one by one instead (same answers)."""
+    _seed_audobject()
+    return fs.make_extractor()
+
+
+def _seed_audobject() -> None:
+    import sys
+
+    utils = sys.modules.get("audobject.core.utils")
+    if utils is None:
+        try:
+            import audobject.core.utils as utils
+        except ImportError:
+            return
+    table = getattr(utils, "PACKAGES_DISTRIBUTIONS", None)
+    if not isinstance(table, dict):
+        return
+    import importlib.metadata as md
+
+    for module in ("opensmile", "audobject", "audeer", "audinterface", "audformat", "audresample", "audmath"):
+        if module in table:
+            continue
+        try:
+            dist = md.distribution(module)
+        except md.PackageNotFoundError:
+            continue
+        names = {str(f).split("/", 1)[0] for f in (dist.files or ())}
+        if module in names:        # the distribution of that name holds the module: what the scan would say
+            table[module] = [dist.metadata["Name"]]
+
+
+def _extract_chunk(spec: FeatureSpec, window: float | None, hop: float | None,
+                   items: list[tuple[int, Source]]) -> list[tuple[int, list[Unit], list[str], int | None]]:
+    """A task: decode and extract each ``(index, source)``; ``(index, units, warnings, original rate)`` each."""
+    out = []
+    for i, src in items:
+        units = _units(spec, i, src, window, hop)
+        out.append((i, units, list(src.warnings), src.orig_rate))
+    return out
+
+
+def _chunk_size(n: int, workers: int) -> int:
+    # As serbench extract: small enough for a lively bar and balanced workers, large enough to amortize IPC.
+    return max(1, min(8, math.ceil(n / (workers * 8))))
+
+
+def _extracted(model: Model, sources: list[Source], window: float | None, hop: float | None, executor: Any,
+               tick: Callable[[], None]) -> Iterator[tuple[int, list[Unit]]]:
+    """``(index, units)`` of every source, in input order, extracted in this process (``executor`` None) or
+    on the executor, with at most a few chunks per worker extracted ahead of the one awaited (a reorder
+    buffer: memory stays bounded however many inputs there are)."""
+    if executor is None:
+        for i, src in enumerate(sources):
+            units = _units(model, i, src, window, hop)
+            tick()
+            yield i, units
+        return
+    spec = FeatureSpec.of(model)
+    workers = max(1, int(getattr(executor, "workers", 1) or 1))
+    size = _chunk_size(len(sources), workers)
+    chunks = [list(range(k, min(k + size, len(sources)))) for k in range(0, len(sources), size)]
+    from serbench.executors import InProcess
+
+    if not isinstance(executor, InProcess):
+        from serbench.features.extract import warm_up
+
+        warm_up([spec.feature_set_name])   # compile librosa's numba functions once, before the workers do
+    token = executor.share(spec)
+    ahead = 4 * workers + 2
+    inflight: dict[Any, int] = {}
+    ready: dict[int, list] = {}
+    submitted = emitted = 0
+    while emitted < len(chunks):
+        while submitted < len(chunks) and len(inflight) + len(ready) < ahead:
+            items = [(i, sources[i]) for i in chunks[submitted]]
+            inflight[executor.submit(_extract_chunk, token, window, hop, items)] = submitted
+            submitted += 1
+        fut = next(iter(executor.as_completed(list(inflight))))
+        k = inflight.pop(fut)
+        results = fut.result()
+        for i, _units_i, warnings, rate in results:
+            sources[i].warnings, sources[i].orig_rate = warnings, rate
+            tick()
+        ready[k] = results
+        while emitted in ready:
+            for i, units, _w, _r in ready.pop(emitted):
+                yield i, units
+            emitted += 1
+
+
 def _scored_units(model: Model, sources: list[Source], speakers: list[str], window: float | None,
                   hop: float | None, threads: int | None, batch: int, tick: Callable[[], None], kind: str,
-                  notes: list[str]) -> Iterator[Unit]:
-    """Every unit of every source, in order, scored in batches (all at once with per-speaker normalization)."""
+                  notes: list[str], executor: Any = None) -> Iterator[list[Unit]]:
+    """Every unit of every source, in order, scored in batches (all at once with per-speaker normalization),
+    yielded batch by batch; windowed files' summaries are filled in."""
     pending: list[Unit] = []
-    done: list[Unit] = []
 
-    def flush() -> None:
+    def flush() -> list[Unit]:
         todo = [u for u in pending if u.status == "ok" and u.segment != "summary"]
         if model.speaker_norm:
             todo = _enough_per_speaker(pending, speakers)
@@ -629,18 +736,20 @@ def _scored_units(model: Model, sources: list[Source], speakers: list[str], wind
                 notes.extend(batch_check(model, todo, speakers, sources, threads, kind))
         for u in todo:
             u.value = None                                    # inputs are not needed once scored
-        done.extend(pending)
+        done = list(pending)
         pending.clear()
+        if window:
+            _summarize(done)       # a source's units are always flushed together
+        return done
 
-    for i, src in enumerate(sources):
-        pending.extend(_units(model, i, src, window, hop))
-        tick()
-        if not model.speaker_norm and sum(u.value is not None for u in pending) >= batch:
-            flush()
-            yield from done
-            done.clear()
-    flush()
-    yield from done
+    waiting = 0
+    for _i, units in _extracted(model, sources, window, hop, executor, tick):
+        pending.extend(units)
+        waiting += sum(u.value is not None for u in units)
+        if not model.speaker_norm and waiting >= batch:
+            yield flush()
+            waiting = 0
+    yield flush()
 
 
 def _summarize(units: list[Unit]) -> None:
@@ -690,7 +799,7 @@ def _score_kind(model: Model, scores: str | None) -> str:
 
 def predict(model: Model, inputs: Any, *, speakers: Any = None, window: float | None = None,
             hop: float | None = None, sample_rate: int = TARGET_SR, threads: int | None = None, batch: int = 64,
-            progress: bool = False, scores: str | None = None) -> pd.DataFrame:
+            progress: bool = False, scores: str | None = None, executor: Any = None) -> pd.DataFrame:
     """One row per input (or per window, plus a summary row per file); see the module docstring.
 
     ``speakers``: one name for all inputs, one per input (a folder's files share it), or a
@@ -698,31 +807,73 @@ def predict(model: Model, inputs: Any, *, speakers: Any = None, window: float | 
     given. ``sample_rate``: of array inputs. ``batch``: inputs scored per call of the system.
     ``progress``: a rich progress bar on stderr. ``scores``: 'probability' (``prob_`` columns;
     the default where the bundle has them) or 'decision' (an SVM's raw decision values,
-    ``score_`` columns). ``df.attrs`` holds ``model``, ``score_kind``, ``scores_note`` (what
+    ``score_`` columns). ``executor``: a :mod:`serbench.executors` executor that decodes and
+    extracts the inputs (``make_executor(workers=2)``; None: this process); the predictions are
+    the same. ``df.attrs`` holds ``model``, ``score_kind``, ``scores_note`` (what
     the score columns are), ``passed_over`` (non-audio files found in folders), ``warnings``
     (one line each: files read with a warning, truncated or far beyond full scale; inputs far
     narrower-band than the training audio; speakers whose emotions changed with the batch)
-    and, with windows, ``summary``.
+    and, with windows, ``summary``. :class:`Prediction` gives the rows batch by batch instead.
     """
-    window, hop = check_window(window, hop)
-    if int(batch) < 1:
-        raise PredictError(f"batch {batch!r}: give a positive number of inputs")
-    kind = _score_kind(model, scores)
-    sources, passed_over = collect(inputs, speakers, sample_rate)
-    check_sources(sources, window, hop, model.feature_set.name)
-    spk = _speakers(sources, model, window)
-    notes: list[str] = []
-    with _progress(progress, len(sources), model.name) as tick:
-        units = list(_scored_units(model, sources, spk, window, hop, threads, int(batch), tick, kind, notes))
-    if window:
-        _summarize(units)
-    df = _frame(model, sources, units, show_speaker=any(s.speaker is not None for s in sources) or model.speaker_norm,
-                speakers=spk, kind=kind, window=bool(window))
-    df.attrs.update({"model": model.name, "score_kind": kind, "scores_note": scores_note(model, kind),
-                     "passed_over": passed_over, "warnings": [w for s in sources for w in s.warnings] + notes})
-    if window:
-        df.attrs["summary"] = SUMMARY if kind == "probability" else SUMMARY.replace("probabilities", "scores")
+    run = Prediction(model, inputs, speakers=speakers, window=window, hop=hop, sample_rate=sample_rate,
+                     threads=threads, batch=batch, progress=progress, scores=scores, executor=executor)
+    units = [u for done in run.batches() for u in done]
+    df = run.frame(units)
+    df.attrs.update(run.attrs())
     return df
+
+
+class Prediction:
+    """One prediction run, checked when made; :meth:`frames` gives its rows batch by batch, in input order.
+
+    >>> run = Prediction(model, ["recordings/"], executor=make_executor(workers=2))   # doctest: +SKIP
+    >>> for frame in run.frames(): ...                                                 # doctest: +SKIP
+    >>> run.attrs()["warnings"]                                                        # doctest: +SKIP
+
+    Only the scores of the rows stay in memory while it runs, never the features of all inputs:
+    inputs are extracted a few chunks ahead of the batch being scored (all at once with per-speaker
+    normalization, whose statistics need every input of a speaker). Takes :func:`predict`'s arguments.
+    """
+
+    def __init__(self, model: Model, inputs: Any, *, speakers: Any = None, window: float | None = None,
+                 hop: float | None = None, sample_rate: int = TARGET_SR, threads: int | None = None, batch: int = 64,
+                 progress: bool = False, scores: str | None = None, executor: Any = None) -> None:
+        window, hop = check_window(window, hop)
+        if int(batch) < 1:
+            raise PredictError(f"batch {batch!r}: give a positive number of inputs")
+        self.model, self.window, self.hop, self.threads, self.batch = model, window, hop, threads, int(batch)
+        self.kind = _score_kind(model, scores)
+        self.sources, self.passed_over = collect(inputs, speakers, sample_rate)
+        check_sources(self.sources, window, hop, model.feature_set.name)
+        self.speakers = _speakers(self.sources, model, window)
+        self.show_speaker = any(s.speaker is not None for s in self.sources) or model.speaker_norm
+        self.progress, self.executor = progress, executor
+        self.notes: list[str] = []
+
+    def batches(self) -> Iterator[list[Unit]]:
+        """The scored units, batch by batch, in input order."""
+        with _progress(self.progress, len(self.sources), self.model.name) as tick:
+            yield from _scored_units(self.model, self.sources, self.speakers, self.window, self.hop, self.threads,
+                                     self.batch, tick, self.kind, self.notes, self.executor)
+
+    def frame(self, units: list[Unit]) -> pd.DataFrame:
+        """The rows of ``units`` (the columns are the same for every batch of the run)."""
+        return _frame(self.model, self.sources, units, show_speaker=self.show_speaker, speakers=self.speakers,
+                      kind=self.kind, window=bool(self.window))
+
+    def frames(self) -> Iterator[pd.DataFrame]:
+        """The prediction table, one frame per scored batch, in input order."""
+        for units in self.batches():
+            if units:
+                yield self.frame(units)
+
+    def attrs(self) -> dict:
+        """What :func:`predict` puts in ``df.attrs`` (complete once the rows are all out)."""
+        out = {"model": self.model.name, "score_kind": self.kind, "scores_note": scores_note(self.model, self.kind),
+               "passed_over": self.passed_over, "warnings": [w for s in self.sources for w in s.warnings] + self.notes}
+        if self.window:
+            out["summary"] = SUMMARY if self.kind == "probability" else SUMMARY.replace("probabilities", "scores")
+        return out
 
 
 def scores_note(model: Model, kind: str) -> str:
@@ -778,7 +929,7 @@ class _progress:
         self.bar: Any = None
 
     def __enter__(self) -> Callable[[], None]:
-        if not self.enabled:
+        if not self.enabled or self.total <= PROGRESS_MIN_INPUTS:
             return lambda: None
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -796,29 +947,6 @@ class _progress:
 
 
 # ---------------------------------------------------------------- writing
-
-FORMATS = ("csv", "parquet", "json")
-#: Output file suffixes and the format each names (the format always follows the suffix).
-OUTPUT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
-
-
-def output_format(out: str | Path, fmt: str | None = None) -> str:
-    """The format ``out``'s suffix names; ``fmt``, when given, must agree with it.
-
-    An unknown or missing suffix is refused: a CSV written under ``.xlsx`` or no suffix at
-    all misleads whoever opens it.
-    """
-    suffix = Path(out).suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        got = f"suffix {Path(out).suffix!r}" if suffix else "no suffix"
-        raise PredictError(f"--out {out}: {got}; the format follows the suffix, use one of "
-                           f"{', '.join(OUTPUT_SUFFIXES)}")
-    named = OUTPUT_SUFFIXES[suffix]
-    if fmt and fmt != named:
-        raise PredictError(f"--format {fmt}: --out {out} names {named} by its suffix; leave out --format or "
-                           f"give a .{fmt} file name")
-    return named
-
 
 def check_output(out: str | Path, fmt: str | None = None, *, inputs: Any = (), model_dir: str | Path | None = None,
                  overwrite: bool = False) -> tuple[Path, str]:
@@ -877,8 +1005,91 @@ def write_table(df: pd.DataFrame, out: str | Path, fmt: str | None = None, *, ov
     return out
 
 
+class TableWriter:
+    """Writes a prediction table to ``out`` frame by frame, as :func:`write_table` would write it whole
+    (CSV and JSON byte for byte; Parquet one row group per frame): into a temp file beside ``out``,
+    renamed into place by :meth:`close` (an interrupted run leaves no half table). Use as a context
+    manager; a refused ``out`` (a folder, an existing file without ``overwrite``) is refused at once.
+    """
+
+    def __init__(self, out: str | Path, fmt: str | None = None, *, overwrite: bool = True) -> None:
+        out = Path(out).expanduser()
+        if out.is_dir():
+            raise PredictError(f"--out {out}: is a folder; give a file name, e.g. {out / 'predictions.csv'}")
+        self.fmt = output_format(out, fmt)
+        if not overwrite and (out.exists() or out.is_symlink()):
+            raise PredictError(f"--out {out}: already exists; give --overwrite to replace it, or another name")
+        self.out, self.rows = out, 0
+        self._cm: Any = None
+        self._file: Any = None
+        self._parquet: Any = None
+
+    def __enter__(self) -> "TableWriter":
+        from serbench.io import atomic_write
+
+        self._cm = atomic_write(self.out, "wb")
+        self._file = self._cm.__enter__()
+        return self
+
+    def write(self, df: pd.DataFrame) -> None:
+        """Append the rows of ``df`` (the same columns every time)."""
+        frame = df.copy()
+        frame.attrs = {}
+        if self.fmt == "csv":
+            self._file.write(frame.to_csv(index=False, header=self.rows == 0).encode("utf-8"))
+        elif self.fmt == "json":
+            import json
+            import textwrap
+
+            records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+            # json.dumps(all_records, indent=1), one record at a time
+            text = ",\n".join(textwrap.indent(json.dumps(r, indent=1, allow_nan=False), " ") for r in records)
+            if text:
+                self._file.write((("[\n" if self.rows == 0 else ",\n") + text).encode("utf-8"))
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self._parquet is None:
+                self._schema = _arrow_schema(frame)
+                self._parquet = pq.ParquetWriter(self._file, self._schema)
+            self._parquet.write_table(pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False))
+        self.rows += len(frame)
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if exc[0] is None:
+                if self.fmt == "json":
+                    self._file.write(b"[]\n" if self.rows == 0 else b"\n]\n")
+                elif self.fmt == "csv" and self.rows == 0:
+                    pass
+                elif self.fmt == "parquet" and self._parquet is None:
+                    raise PredictError(f"--out {self.out}: no rows to write")
+            if self._parquet is not None:
+                self._parquet.close()
+        finally:
+            self._cm.__exit__(*exc)
+
+
+def _arrow_schema(frame: pd.DataFrame) -> Any:
+    """The Parquet schema of a prediction table: text, flags and numbers, whatever the first frame holds
+    (a first frame of failed rows has no emotion, yet the column is text)."""
+    import pyarrow as pa
+
+    fields = []
+    for col in frame.columns:
+        if col == "batch_stable":
+            typ = pa.bool_()
+        elif col in ("file", "speaker", "utterance_id", "true", "segment", "emotion", "status", "error"):
+            typ = pa.string()
+        else:
+            typ = pa.float64()
+        fields.append(pa.field(col, typ))
+    return pa.schema(fields)
+
+
 __all__ = ["predict", "collect", "batch_check", "bandwidth_warning", "high_band_share", "scores_note",
            "MIN_SPEAKER_INPUTS", "SCORE_CHOICES", "windows", "window_count", "check_window", "check_sources", "check_output",
-           "write_table", "output_format", "PredictError", "OUTPUT_SUFFIXES", "MIN_WINDOW_S", "MIN_HOP_S", "MAX_WINDOWS",
+           "write_table", "TableWriter", "Prediction", "FeatureSpec", "make_extractor", "output_format", "PredictError", "OUTPUT_SUFFIXES", "MIN_WINDOW_S", "MIN_HOP_S", "MAX_WINDOWS",
            "MEMORY_BUDGET", "BYTES_PER_S",
            "AUDIO_SUFFIXES", "FORMATS", "SUMMARY", "SPEAKER_NORM_HELP"]

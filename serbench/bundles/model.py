@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from serbench.bundles.format import (
-    BundleError, check_feature_set, check_versions, read_files, read_record, read_system, settings_from_record,
+    BundleError, check_feature_set, check_files, check_versions, parse_files, read_record, read_system,
+    settings_from_record,
 )
 from serbench.systems.base import System
 
@@ -70,33 +71,48 @@ class Model:
     def extractor(self) -> Callable:
         """The feature set's extractor, built once per model."""
         if self._extractor is None:
-            self._extractor = self.feature_set.make_extractor()
+            from serbench.bundles.inference import make_extractor
+
+            self._extractor = make_extractor(self.feature_set)
         return self._extractor
 
     def predict(self, inputs: Any, *, speakers: str | Sequence[str] | Callable[[Path], str] | None = None,
                 window: float | None = None, hop: float | None = None, sample_rate: int = 16000,
                 threads: int | None = None, batch: int = 64, progress: bool = False,
-                scores: str | None = None) -> pd.DataFrame:
+                scores: str | None = None, executor: Any = None) -> pd.DataFrame:
         """Emotion and per-class probabilities (or, ``scores='decision'``, an SVM's decision values) of each
         input; see :func:`serbench.bundles.inference.predict`."""
         from serbench.bundles.inference import predict
 
         return predict(self, inputs, speakers=speakers, window=window, hop=hop, sample_rate=sample_rate,
-                       threads=threads, batch=batch, progress=progress, scores=scores)
+                       threads=threads, batch=batch, progress=progress, scores=scores, executor=executor)
 
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""
         return f"<serbench Model {self.name}{where}: {', '.join(self.labels)}>"
 
 
-def load_model(path: str | Path, *, device: str = "cpu") -> Model:
-    """The model bundle at ``path`` (a folder written by ``serbench train``), checked and ready to predict.
+@dataclass
+class CheckedBundle:
+    """A bundle folder that passed every check that needs no heavy library (:func:`check_bundle`):
+    model.json, versions, system, feature set, labels, settings, and each file's size, SHA-256 and
+    pickle sniffing. ``blobs``: the checked files' bytes, parsed by :func:`load_model`."""
 
-    Raises :class:`~serbench.bundles.format.BundleError` naming what does not match: a newer
-    bundle format or serbench, an unknown system, a feature set computed differently here,
-    a missing, truncated or changed file, a pickle where weights should be. ``device``:
-    where the torch parts are loaded ('cpu', 'cuda' or 'auto').
-    """
+    folder: Path
+    record: dict
+    system: System
+    settings: Any
+    labels: list[str]
+    blobs: dict[str, bytes] = field(repr=False, default_factory=dict)
+
+    @property
+    def feature_set_name(self) -> str:
+        return str((self.record.get("feature_set") or {}).get("name"))
+
+
+def check_bundle(path: str | Path) -> CheckedBundle:
+    """Every check of :func:`load_model` that imports nothing heavy (no numpy, torch, scikit-learn):
+    a command refuses a damaged or incompatible bundle in a fraction of a second, before its imports."""
     folder, record = read_record(path)
     check_versions(record, folder)
     system = read_system(record, folder)
@@ -108,7 +124,23 @@ def load_model(path: str | Path, *, device: str = "cpu") -> Model:
     if not isinstance(saved, dict):
         raise BundleError(f"{folder}: model.json holds no settings; the bundle is damaged")
     s = settings_from_record(system, saved, folder)
-    parts = read_files(folder, record, system)
+    blobs = check_files(folder, record)
+    return CheckedBundle(folder=folder, record=record, system=system, settings=s, labels=list(labels), blobs=blobs)
+
+
+def load_model(path: str | Path | CheckedBundle, *, device: str = "cpu") -> Model:
+    """The model bundle at ``path`` (a folder written by ``serbench train``, or one :func:`check_bundle`
+    checked), checked and ready to predict.
+
+    Raises :class:`~serbench.bundles.format.BundleError` naming what does not match: a newer
+    bundle format or serbench, an unknown system, a feature set computed differently here,
+    a missing, truncated or changed file, a pickle where weights should be, a type outside the
+    system's allow-list in a skops file. ``device``: where the torch parts are loaded ('cpu',
+    'cuda' or 'auto').
+    """
+    checked = path if isinstance(path, CheckedBundle) else check_bundle(path)
+    folder, record, system, s, labels = checked.folder, checked.record, checked.system, checked.settings, checked.labels
+    parts = parse_files(folder, record, system, checked.blobs)
     dev = _device(device, system)
     from serbench.systems.base import SystemOptionError
 
@@ -128,4 +160,4 @@ def _device(device: str, system: System) -> str:
     return str(resolve_device(device))
 
 
-__all__ = ["Model", "load_model"]
+__all__ = ["Model", "load_model", "check_bundle", "CheckedBundle"]

@@ -115,19 +115,6 @@ def _speakers(speaker: str | None, folder_level: int | None):
     return speaker
 
 
-def _feature_set_name(model_dir: str) -> str | None:
-    """The bundle's feature set, read from its model.json without loading the model (None: unreadable,
-    which load_model then reports in full)."""
-    import json
-    from pathlib import Path
-
-    try:
-        name = json.loads((Path(model_dir).expanduser() / "model.json").read_text("utf-8"))["feature_set"]["name"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return name if isinstance(name, str) else None
-
-
 def _print_table(df, prefix_cols: list[str]) -> None:
     view = df.drop(columns=[c for c in ("error",) if c in df.columns and not df[c].astype(bool).any()])
     with_pd_options = {c: (lambda v: "" if v != v else f"{v:.3f}") for c in prefix_cols}
@@ -162,23 +149,38 @@ def _print_table(df, prefix_cols: list[str]) -> None:
 @click.option("--scores", "score_kind", type=click.Choice(["probability", "decision"]), default=None,
               help="probability (default): prob_<label> columns that sum to 1; decision: an SVM's raw one-vs-rest "
                    "decision values as score_<label> (not probabilities).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Decode and extract the inputs in N local worker processes (default: in this process).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="The same as --jobs.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Extract on a Dask cluster (tcp://HOST:PORT, or local:N; default $SERBENCH_SCHEDULER unless "
+                   "--jobs/--workers is given). Workers read the audio at the same paths.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_folder, window, hop, out, fmt, overwrite,
-                device, threads, batch, score_kind) -> None:
+                device, threads, batch, score_kind, jobs, workers, scheduler, no_progress) -> None:
     """Label audio files, folders or a corpus with a model bundle: emotion and every class's score per file.
 
-    Exit status 1 when an input could not be predicted (each is listed with the reason)."""
+    With --out, rows are written as they are predicted, in input order. Exit status 1 when an input
+    could not be predicted (each is listed with the reason)."""
+    import os
     from pathlib import Path
 
-    from serbench.bundles.inference import check_output, check_sources, check_window, collect, write_table
-    from serbench.bundles.model import load_model
+    from serbench.bundles.model import check_bundle
+    from serbench.bundles.options import check_window, output_format
 
-    # Every option and input is checked before the model loads (seconds for a deep bundle).
+    # Every option, input and the bundle itself are checked before anything heavy is imported (numpy,
+    # pandas, scikit-learn, torch: seconds), so a mistyped command fails at once.
     if (corpus is None) != (root is None):
         raise SerbenchError("--corpus and --root go together: give both to predict a corpus, or neither")
     if not paths and corpus is None:
         raise SerbenchError("nothing to predict: give audio files or folders, or --corpus C --root DIR")
     if paths and corpus is not None:
         raise SerbenchError("give files/folders or --corpus/--root, not both")
+    if jobs is not None and workers is not None and jobs != workers:
+        raise SerbenchError(f"--jobs {jobs} and --workers {workers}: they are the same option; give one")
+    local = jobs or workers
+    if local is not None and scheduler:
+        raise SerbenchError("give either --jobs/--workers N (local processes) or --scheduler ADDRESS (Dask), not both")
     if not Path(model_dir).expanduser().is_dir():
         raise SerbenchError(f"--model {model_dir}: no such folder; give a model bundle folder written by "
                             "`serbench train`")
@@ -187,7 +189,21 @@ def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_folde
         raise SerbenchError(f"{absent[0]}: no such file or folder" + (f" (and {len(absent) - 1} more input(s))"
                                                                      if len(absent) > 1 else "") + "; check the path")
     window, hop = check_window(window, hop)
+    if out:
+        fmt = output_format(out, fmt)
     speakers = _speakers(speaker, speaker_folder)
+    source = "--scheduler"
+    if scheduler is None and local is None and os.environ.get("SERBENCH_SCHEDULER"):
+        scheduler, source = os.environ["SERBENCH_SCHEDULER"], "$SERBENCH_SCHEDULER"
+    if scheduler:
+        from serbench.executors.addresses import check_scheduler
+
+        scheduler = check_scheduler(scheduler, source)
+    checked = check_bundle(model_dir)
+
+    from serbench.bundles.inference import Prediction, TableWriter, check_output, check_sources, collect
+    from serbench.bundles.model import load_model
+
     if corpus is not None:
         from serbench.corpora import scan
 
@@ -197,30 +213,62 @@ def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_folde
         inputs = input_files = list(paths)
     if out:
         out, fmt = check_output(out, fmt, inputs=input_files, model_dir=model_dir, overwrite=overwrite)
-    check_sources(collect(inputs, speakers)[0], window, hop, _feature_set_name(model_dir))
-    model = load_model(model_dir, device=device)
-    df = model.predict(inputs, speakers=speakers, window=window, hop=hop,
-                       threads=threads, batch=batch, progress=True, scores=score_kind)
-    scores = [c for c in df.columns if c.startswith(("prob_", "score_", "share_"))]
-    click.echo(f"{model.name}: {df.attrs['scores_note']}" + (f"; summary rows: {df.attrs['summary']}" if window
-                                                             else ""), err=True)
+    check_sources(collect(inputs, speakers)[0], window, hop, checked.feature_set_name)   # before the model loads
+    model = load_model(checked, device=device)
+    run = Prediction(model, inputs, speakers=speakers, window=window, hop=hop, threads=threads, batch=batch,
+                     progress=not no_progress, scores=score_kind)
+    executor = None
+    if (local or 0) > 1 or scheduler:
+        from serbench.executors import make_executor
+
+        # One thread per worker: openSMILE and the log-mel front end are single-threaded per file.
+        executor = make_executor(workers=local if not scheduler else None, scheduler=scheduler, threads=1,
+                                 preload=("serbench.bundles.inference",))
+        run.executor = executor
+    counts = {"files": 0, "ok": 0, "failed": 0}
+    failed: list = []
+    frames: list = []
+
+    def take(df) -> None:
+        files = df[df["segment"] != "window"]
+        counts["files"] += len(files)
+        counts["ok"] += int((files["status"] == "ok").sum())
+        counts["failed"] += int((files["status"] == "failed").sum())
+        failed.extend(df[df["status"] == "failed"][["file", "segment", "start_s", "end_s", "error"]]
+                      .itertuples(index=False))
+
+    try:
+        if out:
+            with TableWriter(out, fmt, overwrite=overwrite) as table:
+                for df in run.frames():
+                    take(df)
+                    table.write(df)
+        else:
+            for df in run.frames():
+                take(df)
+                frames.append(df)
+    finally:
+        if executor is not None:
+            executor.close()
+    attrs = run.attrs()
+    click.echo(f"{model.name}: {attrs['scores_note']}" + (f"; summary rows: {attrs['summary']}" if window else ""),
+               err=True)
     if out:
-        written = write_table(df, out, fmt, overwrite=overwrite)
-        click.echo(f"{len(df)} row(s) written to {written}", err=True)
+        click.echo(f"{table.rows} row(s) written to {out}", err=True)
     else:
-        _print_table(df, scores)
-    for p in df.attrs.get("passed_over") or []:
+        import pandas as pd
+
+        df = pd.concat(frames, ignore_index=True)
+        _print_table(df, [c for c in df.columns if c.startswith(("prob_", "score_", "share_"))])
+    for p in attrs.get("passed_over") or []:
         click.echo(f"passed over (not an audio file): {p}", err=True)
-    for w in df.attrs.get("warnings") or []:
+    for w in attrs.get("warnings") or []:
         click.echo(f"warning: {w}", err=True)
-    failed = df[df["status"] == "failed"]
-    files = df[df["segment"] != "window"]
-    click.echo(f"{len(files)} input(s): {int((files['status'] == 'ok').sum())} predicted, "
-               f"{int((files['status'] == 'failed').sum())} failed", err=True)
-    for _, row in failed.iterrows():
-        where = f" [{row['start_s']:.2f}-{row['end_s']:.2f} s]" if row["segment"] == "window" else ""
-        click.echo(f"failed: {row['file']}{where}: {row['error']}", err=True)
-    if len(failed):
+    click.echo(f"{counts['files']} input(s): {counts['ok']} predicted, {counts['failed']} failed", err=True)
+    for row in failed:
+        where = f" [{row.start_s:.2f}-{row.end_s:.2f} s]" if row.segment == "window" else ""
+        click.echo(f"failed: {row.file}{where}: {row.error}", err=True)
+    if failed:
         raise SystemExit(1)
 
 
