@@ -8,7 +8,9 @@
 * :mod:`~serbench.bundles.format`: the bundle folder (model.json, safetensors, skops), its
   checks, :class:`BundleError`;
 * :mod:`~serbench.bundles.model`: :class:`Model` and :func:`load_model`;
-* :mod:`~serbench.bundles.inference`: inputs, windows, the predictions table, writing it.
+* :mod:`~serbench.bundles.inference`: inputs, windows, the predictions table (streamed batch by batch,
+  extracted on an executor when given one), writing it;
+* :mod:`~serbench.bundles.options`: the option checks made before anything heavy is imported.
 
 Names load on first use, so importing this package pulls in neither numpy nor torch.
 """
@@ -21,6 +23,7 @@ _LAZY = {
     "train": "serbench.bundles.training", "load_model": "serbench.bundles.model", "Model": "serbench.bundles.model",
     "BundleError": "serbench.bundles.format", "predict": "serbench.bundles.inference",
     "write_table": "serbench.bundles.inference", "PredictError": "serbench.bundles.inference",
+    "Prediction": "serbench.bundles.inference", "check_bundle": "serbench.bundles.model",
 }
 
 

@@ -37,6 +37,12 @@ A prediction normalized this way depends on which other inputs of the speaker ar
 
 Inputs recorded at a far lower rate, or with far less bandwidth, than the training audio are
 named in ``df.attrs['warnings']`` (:func:`bandwidth_warning`).
+
+Decoding and feature extraction run in this process or, given an executor
+(:func:`serbench.executors.make_executor`: local worker processes or Dask), on its workers in
+chunks, a few chunks ahead of the batch being scored; the client scores batches in input order
+and :class:`Prediction` hands out each batch's rows as soon as it is scored, so a folder of
+thousands of files never holds all their features. The predictions do not depend on the executor.
 """
 from __future__ import annotations
 
