@@ -14,15 +14,26 @@ Memory: a kernel over ``n`` training rows costs ``8 n^2`` bytes. An inner split 
 training kernel and its validation block (``8 n_train (n_train + n_val)`` bytes), twice for
 RBF (distances kept across gammas, plus the kernel of the current gamma); the refit holds
 ``8 n^2``. :func:`kernel_bytes` is that estimate; libsvm adds at most ``cache_size`` MB per
-concurrent fit.
+concurrent fit. With ``jobs`` > 1 up to ``jobs`` inner splits run side by side, next to the
+refit's kernel, within :data:`CONCURRENT_KERNEL_BYTES` (:func:`concurrent_tasks`).
+
+Threads: every kernel product runs on one BLAS thread (:func:`one_blas_thread`), so the kernels,
+hence the choice, the refit and the decision scores, are bit-identical for every ``jobs``, every
+``--threads`` and every executor. Where the time of a fold goes (CREMA-D's shape, 7,360 training
+rows of IS10, ``benchmarks/bench_svm_loso.py``): about half in libsvm's SMO iterations (30 inner
+fits and the refit; ``select_working_set``), a third in the kernel products, the rest in libsvm's
+predictions of the validation rows and the scalers. None of it can be shared between folds or
+inner splits without changing the numbers: each split's kernel is over rows standardized with
+that split's own per-feature scale, which sits inside the inner product.
 """
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import effective_n_jobs
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.metrics import balanced_accuracy_score
@@ -31,7 +42,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils import check_array
-from threadpoolctl import threadpool_limits
 
 KERNELS: tuple[str, ...] = ("linear", "rbf")
 
@@ -55,6 +65,24 @@ def kernel_bytes(n_train: int, kernel: str, n_val: int = 0) -> int:
     """
     per = 8 * n_train * (n_train + n_val)
     return 2 * per if kernel == "rbf" and n_val else per
+
+
+_CONTROLLER: list = []
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread: every kernel product is computed in it.
+
+    OpenBLAS rounds ``A @ B.T`` differently with 1 and 2 threads (last bits, ~1e-13 relative), so a
+    kernel computed with the caller's thread count would make decision scores depend on ``--threads``
+    and the executor. With one thread they do not; the speed comes from running inner splits side by
+    side (:func:`kernel_grid_search`) or folds in worker processes.
+    """
+    if not _CONTROLLER:  # inspecting the loaded libraries takes milliseconds: once per process
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 class TrainingKernel(TransformerMixin, BaseEstimator):
@@ -84,7 +112,8 @@ class TrainingKernel(TransformerMixin, BaseEstimator):
         """
         same = X is None
         A = self.rows_ if same else np.asarray(X, dtype=np.float64)
-        out = A @ self.rows_.T
+        with one_blas_thread():
+            out = A @ self.rows_.T
         if self.kernel == "linear":
             return out
         out *= -2.0
@@ -160,6 +189,45 @@ def _fit_score(svc: SVC, C: float, K_tr: np.ndarray, y_tr: np.ndarray, K_val: np
     return float(balanced_accuracy_score(y_val, model.predict(K_val)))
 
 
+#: Kernel bytes that the inner splits and the refit computed side by side (``jobs`` > 1) may hold at once;
+#: above it fewer run at a time (down to one: the sequential path). Results do not depend on it.
+CONCURRENT_KERNEL_BYTES = 8 * 2**30
+
+
+def concurrent_tasks(n_jobs: int, split_bytes: int, refit_bytes: int, n_splits: int,
+                     budget: int | None = None) -> int:
+    """How many inner splits (with the refit's kernel) run side by side: ``n_jobs``, at most one per task,
+    fewer where their kernels would exceed ``budget`` bytes (:data:`CONCURRENT_KERNEL_BYTES`); 1 means
+    the sequential path."""
+    budget = CONCURRENT_KERNEL_BYTES if budget is None else budget
+    workers = max(1, min(int(n_jobs), n_splits + 1))
+    while workers > 1 and refit_bytes + workers * split_bytes > budget:
+        workers -= 1
+    return workers
+
+
+def _split_scores(X: np.ndarray, y: np.ndarray, tr: np.ndarray, val: np.ndarray, kernel: str, gammas: list,
+                  candidates: list[dict], template: SVC) -> np.ndarray:
+    """Validation UA of every candidate on one inner split, (n_candidates,): a scaler fitted on ``X[tr]``
+    only, the split's kernel once (distances once for RBF, then each gamma), every C fitted on it."""
+    out = np.empty(len(candidates), dtype=np.float64)
+    _, (X_tr, X_val) = _standardize(X, tr, val)
+    km = TrainingKernel(kernel).fit(X_tr)
+    base_tr, base_val = km.base(), km.base(X_val)
+    K_tr = np.empty_like(base_tr) if kernel == "rbf" else base_tr
+    K_val = np.empty_like(base_val) if kernel == "rbf" else base_val
+    scale = scale_gamma(X_tr) if "scale" in gammas else None
+    for gamma in gammas:
+        if kernel == "rbf":
+            g = scale if gamma == "scale" else float(gamma)
+            km.finish(base_tr, g, out=K_tr)
+            km.finish(base_val, g, out=K_val)
+        for i, p in enumerate(candidates):
+            if p.get("svc__gamma") == gamma:
+                out[i] = _fit_score(template, p["svc__C"], K_tr, y[tr], K_val, y[val])
+    return out
+
+
 def kernel_grid_search(X: np.ndarray, y: Sequence, groups: Sequence, *, cv, kernel: str,
                        param_grid: dict[str, list], svc: SVC, scoring: str = "balanced_accuracy",
                        jobs: int = 1) -> KernelGridSearch:
@@ -174,8 +242,8 @@ def kernel_grid_search(X: np.ndarray, y: Sequence, groups: Sequence, *, cv, kern
     svc : an unfitted SVC template (class_weight, random_state, cache_size ...); its kernel,
         C and gamma are replaced.
     scoring : only 'balanced_accuracy' (UA) is supported.
-    jobs : threads for the fits of one kernel (libsvm releases the GIL) and BLAS threads
-        for the kernels.
+    jobs : inner splits run side by side in threads (numpy's BLAS and libsvm release the GIL); the
+        results do not depend on it (kernels on one BLAS thread, see the module docstring).
     """
     if scoring != "balanced_accuracy":
         raise ValueError(f"kernel_grid_search scores with balanced_accuracy only, got {scoring!r}")
@@ -199,25 +267,39 @@ def kernel_grid_search(X: np.ndarray, y: Sequence, groups: Sequence, *, cv, kern
     search = KernelGridSearch(cv, scoring, param_grid)
     search.n_splits_ = cv.get_n_splits(X, y, groups)
 
-    n_jobs = effective_n_jobs(jobs)  # joblib's reading of jobs (-1: all cores), also for the BLAS threads
-    with threadpool_limits(limits=n_jobs, user_api="blas"), Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
-        for s, (tr, val) in enumerate(splits):
-            _, (X_tr, X_val) = _standardize(X, tr, val)
-            km = TrainingKernel(kernel).fit(X_tr)
-            base_tr, base_val = km.base(), km.base(X_val)
-            K_tr = np.empty_like(base_tr) if kernel == "rbf" else base_tr
-            K_val = np.empty_like(base_val) if kernel == "rbf" else base_val
-            scale = scale_gamma(X_tr) if "scale" in gammas else None
-            for gamma in gammas:
-                if kernel == "rbf":
-                    g = scale if gamma == "scale" else float(gamma)
-                    km.finish(base_tr, g, out=K_tr)
-                    km.finish(base_val, g, out=K_val)
-                idx = [i for i, p in enumerate(candidates) if p.get("svc__gamma") == gamma]
-                got = parallel(delayed(_fit_score)(template, candidates[i]["svc__C"], K_tr, y[tr], K_val, y[val])
-                               for i in idx)
-                scores[idx, s] = got
-            del base_tr, base_val, K_tr, K_val
+    n_jobs = effective_n_jobs(jobs)  # joblib's reading of jobs (-1: all cores)
+    n_val_max = max((len(val) for _, val in splits), default=0)
+    n_tr_max = max((len(tr) for tr, _ in splits), default=0)
+    workers = concurrent_tasks(n_jobs, kernel_bytes(n_tr_max, kernel, n_val_max), kernel_bytes(len(X), kernel),
+                               len(splits))
+    refit: dict = {}
+
+    def split_task(s: int) -> None:
+        tr, val = splits[s]
+        scores[:, s] = _split_scores(X, y, tr, val, kernel, gammas, candidates, template)
+
+    def refit_task() -> None:
+        t0 = time.perf_counter()
+        scaler, (X_all,) = _standardize(X, np.arange(len(X)))
+        km = TrainingKernel(kernel).fit(X_all)
+        refit.update(scaler=scaler, X_all=X_all, km=km, base=km.base(), seconds=time.perf_counter() - t0)
+
+    # Every kernel is computed by ONE BLAS thread, whatever ``jobs``: OpenBLAS rounds a product
+    # differently with 1 and 2 threads (~1e-13), so a thread count inside the kernels would make the
+    # predictions depend on --threads. Parallelism comes from running whole inner splits (and the
+    # refit's kernel, which does not depend on the choice) side by side in threads: numpy's BLAS calls
+    # and libsvm release the GIL. Each task's arithmetic is the sequential path's, so the scores, the
+    # choice and the refit are bit-identical for every ``jobs`` (tests/baselines/test_kernel_grid_parallel.py).
+    with one_blas_thread():
+        if workers == 1:  # the order of the fits as in GridSearchCV: splits in order, then the refit
+            for s in range(len(splits)):
+                split_task(s)
+            refit_task()
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                # the refit's kernel does not depend on the choice: computed while the splits run
+                for fut in [pool.submit(refit_task)] + [pool.submit(split_task, s) for s in range(len(splits))]:
+                    fut.result()
 
         # GridSearchCV's ranking: mean over splits, rank with ties at the minimum, first best.
         means = np.average(scores, axis=1)
@@ -234,14 +316,14 @@ def kernel_grid_search(X: np.ndarray, y: Sequence, groups: Sequence, *, cv, kern
         search.best_score_ = means[best]
 
         t0 = time.perf_counter()
-        everything = np.arange(len(X))
-        scaler, (X_all,) = _standardize(X, everything)
         gamma = search.best_params_.get("svc__gamma")
+        X_all, km, base = refit["X_all"], refit["km"], refit.pop("base")
         g = None if kernel == "linear" else (scale_gamma(X_all) if gamma == "scale" else float(gamma))
-        km = TrainingKernel(kernel, g).fit(X_all)
-        model = clone(template).set_params(C=search.best_params_["svc__C"]).fit(km.gram(), y)
-        search.best_estimator_ = Pipeline([("scaler", scaler), ("kernel", km), ("svc", model)])
-        search.refit_time_ = time.perf_counter() - t0
+        km.gamma = g
+        model = clone(template).set_params(C=search.best_params_["svc__C"]).fit(km.finish(base, out=base), y)
+        del base
+        search.best_estimator_ = Pipeline([("scaler", refit["scaler"]), ("kernel", km), ("svc", model)])
+        search.refit_time_ = refit["seconds"] + time.perf_counter() - t0
     return search
 
 
