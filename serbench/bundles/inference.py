@@ -58,7 +58,8 @@ import pandas as pd
 from serbench.audio import TARGET_SR
 from serbench.bundles.format import BundleError
 from serbench.bundles.options import (  # noqa: F401  (re-exported: the checks made before heavy imports)
-    FORMATS, MIN_HOP_S, MIN_WINDOW_S, OUTPUT_SUFFIXES, PredictError, check_window, output_format,
+    AUDIO_SUFFIXES, FORMATS, MIN_HOP_S, MIN_WINDOW_S, OUTPUT_SUFFIXES, PredictError, _folder_files, check_output,
+    check_window, output_format,
 )
 from serbench.errors import AudioError
 
@@ -66,9 +67,6 @@ from serbench.errors import AudioError
 #: model.py imports this module).
 Model = Any
 
-#: File suffixes taken from a folder (what libsndfile decodes); other files there are listed as passed over.
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".snd",
-                  ".caf", ".w64", ".rf64")
 #: Below one 16-bit step: what the feature extraction records as digital silence.
 SILENCE_PEAK = 1.0 / 32768
 #: Most windows per file: beyond this a prediction is more rows than anyone reads (a hop typed wrong).
@@ -158,18 +156,6 @@ class Unit:
 
 
 # ---------------------------------------------------------------- inputs
-
-def _folder_files(folder: Path, passed_over: list[str]) -> list[Path]:
-    out = []
-    for p in sorted(folder.rglob("*")):
-        if p.is_dir() or p.name.startswith("."):
-            continue
-        if p.suffix.lower() in AUDIO_SUFFIXES:
-            out.append(p)
-        else:
-            passed_over.append(str(p))
-    return out
-
 
 def _speaker_of(speakers: Any, i: int, name: str, path: Path | None) -> str | None:
     if speakers is None:
@@ -954,30 +940,6 @@ class _progress:
 
 
 # ---------------------------------------------------------------- writing
-
-def check_output(out: str | Path, fmt: str | None = None, *, inputs: Any = (), model_dir: str | Path | None = None,
-                 overwrite: bool = False) -> tuple[Path, str]:
-    """``(path, format)`` of the table to write, checked before any work (see :func:`serbench.io.check_output_file`).
-
-    Refused: an unknown suffix, one of the ``inputs`` (files; folders are expanded to their
-    audio files), a path inside the model bundle ``model_dir``, and an existing file unless
-    ``overwrite``.
-    """
-    from serbench.io import OutputError, check_output_file
-
-    fmt = output_format(out, fmt)
-    files: list[Path] = []
-    for item in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
-        if isinstance(item, (str, Path)):
-            p = Path(item).expanduser()
-            files.extend(_folder_files(p, []) if p.is_dir() else [p])
-    try:
-        path = check_output_file(out, inputs=files, inside_inputs=[model_dir] if model_dir is not None else [],
-                                 overwrite=overwrite)
-    except OutputError as exc:
-        raise PredictError(str(exc)) from None
-    return path, fmt
-
 
 def write_table(df: pd.DataFrame, out: str | Path, fmt: str | None = None, *, overwrite: bool = True) -> Path:
     """Write the predictions atomically as CSV, Parquet or JSON (a list of row objects), by ``out``'s suffix.

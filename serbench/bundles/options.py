@@ -1,4 +1,4 @@
-"""What ``serbench predict`` checks before it imports anything heavy: windows and the output's format.
+"""What ``serbench predict`` checks before it imports anything heavy: windows and the output (format, place).
 
 Pure Python (no numpy, pandas, torch or scikit-learn), so a mistyped option is refused at once;
 :mod:`serbench.bundles.inference` re-exports every name here.
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from serbench.bundles.format import BundleError
 
@@ -15,6 +16,11 @@ from serbench.bundles.format import BundleError
 MIN_WINDOW_S = 0.25
 #: Shortest step between windows (seconds): one frame of the feature sets; finer steps repeat the same frames.
 MIN_HOP_S = 0.01
+
+#: File suffixes taken from a folder (what libsndfile decodes); other files there are listed as passed over.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".snd",
+                  ".caf", ".w64", ".rf64")
+
 
 class PredictError(BundleError):
     """Inputs or options that cannot be predicted (no inputs, bad windows, speakers unknown)."""
@@ -61,4 +67,41 @@ def output_format(out: str | Path, fmt: str | None = None) -> str:
     return named
 
 
-__all__ = ["PredictError", "check_window", "output_format", "FORMATS", "OUTPUT_SUFFIXES", "MIN_WINDOW_S", "MIN_HOP_S"]
+def _folder_files(folder: Path, passed_over: list[str]) -> list[Path]:
+    out = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_dir() or p.name.startswith("."):
+            continue
+        if p.suffix.lower() in AUDIO_SUFFIXES:
+            out.append(p)
+        else:
+            passed_over.append(str(p))
+    return out
+
+
+def check_output(out: str | Path, fmt: str | None = None, *, inputs: Any = (), model_dir: str | Path | None = None,
+                 overwrite: bool = False) -> tuple[Path, str]:
+    """``(path, format)`` of the table to write, checked before any work (see :func:`serbench.io.check_output_file`).
+
+    Refused: an unknown suffix, one of the ``inputs`` (files; folders are expanded to their
+    audio files), a path inside the model bundle ``model_dir``, and an existing file unless
+    ``overwrite``.
+    """
+    from serbench.io import OutputError, check_output_file
+
+    fmt = output_format(out, fmt)
+    files: list[Path] = []
+    for item in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
+        if isinstance(item, (str, Path)):
+            p = Path(item).expanduser()
+            files.extend(_folder_files(p, []) if p.is_dir() else [p])
+    try:
+        path = check_output_file(out, inputs=files, inside_inputs=[model_dir] if model_dir is not None else [],
+                                 overwrite=overwrite)
+    except OutputError as exc:
+        raise PredictError(str(exc)) from None
+    return path, fmt
+
+
+__all__ = ["AUDIO_SUFFIXES", "check_output", "PredictError", "check_window", "output_format", "FORMATS",
+           "OUTPUT_SUFFIXES", "MIN_WINDOW_S", "MIN_HOP_S"]

@@ -166,7 +166,7 @@ def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_folde
     from pathlib import Path
 
     from serbench.bundles.model import check_bundle
-    from serbench.bundles.options import check_window, output_format
+    from serbench.bundles.options import check_output, check_window, output_format
 
     # Every option, input and the bundle itself are checked before anything heavy is imported (numpy,
     # pandas, scikit-learn, torch: seconds), so a mistyped command fails at once.
@@ -199,9 +199,11 @@ def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_folde
         from serbench.executors.addresses import check_scheduler
 
         scheduler = check_scheduler(scheduler, source)
+    if out and corpus is None:   # where the output may go is known from the arguments alone: before the bundle
+        out, fmt = check_output(out, fmt, inputs=list(paths), model_dir=model_dir, overwrite=overwrite)
     checked = check_bundle(model_dir)
 
-    from serbench.bundles.inference import Prediction, TableWriter, check_output, check_sources, collect
+    from serbench.bundles.inference import Prediction, TableWriter, check_sources, collect
     from serbench.bundles.model import load_model
 
     if corpus is not None:
@@ -211,7 +213,7 @@ def predict_cmd(paths, model_dir, corpus, root, emotions, speaker, speaker_folde
         input_files = inputs["path"].astype(str).tolist()
     else:
         inputs = input_files = list(paths)
-    if out:
+    if out and corpus is not None:
         out, fmt = check_output(out, fmt, inputs=input_files, model_dir=model_dir, overwrite=overwrite)
     check_sources(collect(inputs, speakers)[0], window, hop, checked.feature_set_name)   # before the model loads
     model = load_model(checked, device=device)
