@@ -42,7 +42,8 @@ demo: $(STAMP)
 	$(SB) report --corpus demo --experiment $(DEMO_EXPERIMENT) --runs $(DEMO_DIR)/runs --out $(DEMO_DIR)/report
 	$(SB) train --corpus demo --root $(DEMO_DIR)/corpus --cache $(DEMO_DIR)/cache --runs $(DEMO_DIR)/runs \
 	  --jobs $(JOBS) --from-run best --out $(DEMO_DIR)/model --overwrite
-	$(SB) predict --model $(DEMO_DIR)/model --speaker-folder 2 $(DEMO_DIR)/corpus/spk1m/*/s0[12].wav
+	$(SB) predict --model $(DEMO_DIR)/model --speaker-folder 2 $(DEMO_DIR)/corpus/spk1m \
+	  --out $(DEMO_DIR)/predictions.csv --overwrite
 
 tables: $(STAMP)
 	$(SB) extract --corpus $(CORPUS) --root $(ROOT) --jobs $(JOBS) $(CACHE_OPT)
