@@ -1,4 +1,4 @@
-"""Cross-corpus matrix (issue 39): a 3-corpus IS10 SVM matrix from a warm cache, sequential vs ``--workers 2``.
+"""Cross-corpus matrix: a 3-corpus IS10 SVM matrix from a warm cache, sequential vs ``--workers 2``.
 
 Corpora: CASIA (``SERBENCH_BENCH_CASIA``, default ``../shared/corpora/casia``), EMO-DB cut to 2 s
 (``SERBENCH_BENCH_EMODB``, default ``../shared/corpora/emodb-2s``) and the demo corpus

@@ -14,7 +14,7 @@ already imported); ``cold_start_s`` (a fresh interpreter: import, load, predict 
 one ``serbench predict`` call pays it); and ``rtf`` = predict seconds / audio seconds on the long file (below 1:
 faster than real time). Quick mode: 12 files, a 60-s file, one repetition.
 
-Issue 42 adds, per bundle, ``cli``: the ``serbench predict`` command in a fresh process on one file,
+Per bundle it also measures ``cli``: the ``serbench predict`` command in a fresh process on one file,
 median of 5 (``cold_s``), the same refused at once (``arg_error_s``: a missing input; ``bundle_error_s``:
 a changed weights file), and ``breakdown``: the medians of 5 fresh processes timing each stage in
 turn (interpreter and CLI import, the bundle's light checks, numpy/pandas, loading the model with its

@@ -11,7 +11,7 @@ training rows, labels and decision scores of the test rows).
 
   * ``today_inprocess_jobs2``: the kernel path as of ``LEGACY_COMMIT`` (its ``kernel_grid.py``
     read from git), folds one after another in this process, ``jobs=2`` (2 BLAS threads for the
-    kernels, the C values of a kernel fitted on 2 threads) -- the 18.6 s/fold of issue 42;
+    kernels, the C values of a kernel fitted on 2 threads) -- the 18.6 s per fold measured before;
   * ``new_inprocess_jobs2``: today's code, ``jobs=2`` in one process (inner splits side by side,
     kernels on one BLAS thread);
   * ``new_workers2_threads1``: today's code on :class:`serbench.executors.LocalProcesses` with 2

@@ -1,4 +1,4 @@
-"""Rule (issue 41): nothing a user owns is overwritten. Every command that writes is walked:
+"""Rule: nothing a user owns is overwritten. Every command that writes is walked:
 
 - ON_INPUT: its output can never land on one of its inputs (a file it reads, the bundle or the cache it reads);
 - EXISTING: a command that writes a single file never replaces an existing one without ``--overwrite``;

@@ -124,7 +124,7 @@ def feature_record(name: str) -> dict:
 
 def check_feature_set(saved: dict, where: Path) -> None:
     """Refuse a bundle whose feature set this install computes differently (its cache key differs)."""
-    from serbench.features.registry import FeatureSetError, get_feature_set
+    from serbench.features.registry import FeatureSetError
 
     name = str(saved.get("name"))
     try:

@@ -56,7 +56,6 @@ import numpy as np
 import pandas as pd
 
 from serbench.audio import TARGET_SR
-from serbench.bundles.format import BundleError
 from serbench.bundles.options import (  # noqa: F401  (re-exported: the checks made before heavy imports)
     AUDIO_SUFFIXES, FORMATS, MIN_HOP_S, MIN_WINDOW_S, OUTPUT_SUFFIXES, PredictError, _folder_files, check_output,
     check_window, output_format,

@@ -11,7 +11,6 @@ import click
 
 from serbench.cli import common
 from serbench.cli.common import corpus_option, emotions_option, root_option, split_list
-from serbench.errors import SerbenchError
 
 if TYPE_CHECKING:
     from serbench import corpora

@@ -4,7 +4,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable, Iterable, Iterator
 
-from serbench.executors._common import ExecutorError
+from serbench.executors._common import ExecutorError, _say
 
 
 class Executor:
@@ -15,6 +15,20 @@ class Executor:
     #: Called as ``on_lost(future, what)`` (in the thread collecting results) when the worker running a
     #: task died and the task is rerun; ``what`` says which process and how it died. None: a line on stderr.
     on_lost: Callable[[Any, str], None] | None = None
+    #: What happens to a lost worker's task, said in the default report.
+    rerun_by = "the task is rerun"
+    #: Where the default report goes (None: stderr).
+    log: Callable[[str], None] | None = None
+
+    def _report_lost(self) -> None:
+        """Tell ``on_lost`` (or the log) of every lost task queued in ``self._lost`` as ``(future, what)``."""
+        lost = getattr(self, "_lost", None)
+        while lost:
+            fut, what = lost.popleft()
+            if self.on_lost is not None:
+                self.on_lost(fut, what)
+            else:
+                _say(self.log, f"{what} while running a task; {self.rerun_by}")
 
     def share(self, obj: Any) -> str:
         """Make ``obj`` available to tasks; returns the token to pass to :meth:`submit`."""

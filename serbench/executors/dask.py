@@ -10,7 +10,7 @@ import weakref
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator
 
-from serbench.executors._common import CONNECT_TIMEOUT_S, ExecutorError, INITIAL_DASK_WORKERS, SCHEDULER_ENV, _more_than_cores, _say
+from serbench.executors._common import CONNECT_TIMEOUT_S, ExecutorError, INITIAL_DASK_WORKERS, SCHEDULER_ENV, _more_than_cores
 from serbench.executors.addresses import check_scheduler
 from serbench.executors.shared import _LIVE_EXECUTORS
 from serbench.executors.worker import _call_dask
@@ -19,6 +19,8 @@ from serbench.executors.base import Executor
 
 class DaskExecutor(Executor):
     """Tasks on a :mod:`dask.distributed` cluster (an address, or a LocalCluster for ``local:N``)."""
+
+    rerun_by = "Dask reruns the task on another worker"
 
     name = "dask"
 
@@ -201,14 +203,6 @@ class DaskExecutor(Executor):
                 time.sleep(0.05)
             yield from batch
         self._report_lost()
-
-    def _report_lost(self) -> None:
-        while self._lost:
-            fut, what = self._lost.popleft()
-            if self.on_lost is not None:
-                self.on_lost(fut, what)
-            else:
-                _say(self.log, f"{what} while running a task; Dask reruns the task on another worker")
 
     def close(self) -> None:
         _LIVE_EXECUTORS.discard(self)

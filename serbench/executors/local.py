@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable, Iterable, Iterator
 
-from serbench.executors._common import ExecutorError, WorkerLostError, _more_than_cores, _say
+from serbench.executors._common import ExecutorError, WorkerLostError, _more_than_cores
 from serbench.executors.shared import SharedFolder, _LIVE_EXECUTORS, _OWN_FOLDERS, _make_shared_folder, _remove_shared_folder, remove_stale_shared
 from serbench.executors.worker import _RemoteTraceback, _dumps, _loads, _worker_main
 from serbench.executors.base import Executor
@@ -64,6 +64,8 @@ class LocalProcesses(Executor):
     :class:`WorkerLostError`. ``started`` counts the processes started so far. ``log``: where
     warnings go (default: stderr).
     """
+
+    rerun_by = "the task is rerun on a fresh worker"
 
     name = "local processes"
 
@@ -312,13 +314,5 @@ class LocalProcesses(Executor):
             w.process.close()
         except ValueError:  # still running: closed when it is collected
             pass
-
-    def _report_lost(self) -> None:
-        while self._lost:
-            fut, what = self._lost.popleft()
-            if self.on_lost is not None:
-                self.on_lost(fut, what)
-            else:
-                _say(self.log, f"{what} while running a task; the task is rerun on a fresh worker")
 
 

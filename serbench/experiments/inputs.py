@@ -10,8 +10,7 @@ Both optionally z-score each speaker with that speaker's own statistics
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd

@@ -33,7 +33,7 @@ from serbench.experiments.store import RunResult, StoreError
 from serbench.experiments.store import load_run as read_run
 from serbench.settings import runs_root
 from serbench.systems.experiment import Experiment, PlannedRun, load_experiment
-from serbench.systems.identity import Identity, describe_differences, differences, identity_of, reference_identity, show_value
+from serbench.systems.identity import Identity, differences, identity_of, reference_identity, show_value
 
 #: The experiment whose declarations and reported figures the tables follow unless told otherwise.
 DEFAULT_EXPERIMENT = "jiang2019"

@@ -38,7 +38,6 @@ from serbench.reports.tables import (
     feature_significance,
     feature_table,
     fused_label,
-    fused_name,
     fused_run,
     identity_notes,
     model_label,

@@ -284,6 +284,15 @@ def _unknown(path: Path | None, where: str, table: Mapping, known: set[str]) -> 
         raise _fail(path, where, f"unknown key {extra[0]!r}; allowed: {', '.join(sorted(known))}")
 
 
+def _each(path: Path | None, where: str, values: Sequence[str], check: Callable[[str], Any]) -> None:
+    """Run ``check`` on every value; its error becomes one line naming the file and ``where``."""
+    for v in values:
+        try:
+            check(v)
+        except SerbenchError as exc:
+            raise _fail(path, where, str(exc)) from None
+
+
 def _strings(path: Path | None, where: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise _fail(path, where, "give a list of names, e.g. [\"casia\", \"emodb\"]")
@@ -306,11 +315,7 @@ def parse_experiment(raw: Mapping[str, Any], path: Path | None = None) -> Experi
     if not isinstance(profile, str):
         raise _fail(path, "[experiment] profile", "give a profile name, e.g. \"fast\"")
     corpora = _strings(path, "[experiment] corpora", head.get("corpora", []))
-    for c in corpora:
-        try:
-            check_corpus_name(c)
-        except SerbenchError as exc:
-            raise _fail(path, "[experiment] corpora", str(exc)) from None
+    _each(path, "[experiment] corpora", corpora, check_corpus_name)
     emotions = head.get("emotions")
     if emotions is not None:
         emotions = _strings(path, "[experiment] emotions", emotions)
@@ -320,11 +325,7 @@ def parse_experiment(raw: Mapping[str, Any], path: Path | None = None) -> Experi
     roots = raw.get("roots", {})
     if not isinstance(roots, dict) or not all(isinstance(v, str) for v in roots.values()):
         raise _fail(path, "[roots]", "give corpus = \"folder\" pairs")
-    for c in roots:
-        try:
-            check_corpus_name(c)
-        except SerbenchError as exc:
-            raise _fail(path, f"[roots] {c}", str(exc)) from None
+    _each(path, "[roots]", list(roots), check_corpus_name)
     runs = raw.get("run", [])
     cross = _cross(path, raw.get("cross"))
     if not isinstance(runs, list) or (not runs and cross is None):
@@ -368,17 +369,9 @@ def _cross(path: Path | None, raw: Any) -> CrossSpec | None:
     corpora = _strings(path, "[cross] corpora", raw.get("corpora", []))
     if len(set(corpora)) < 2:
         raise _fail(path, "[cross] corpora", "give at least two corpora")
-    for c in corpora:
-        try:
-            check_corpus_name(c)
-        except SerbenchError as exc:
-            raise _fail(path, "[cross] corpora", str(exc)) from None
+    _each(path, "[cross] corpora", corpora, check_corpus_name)
     adapt = _strings(path, "[cross] adapt", raw.get("adapt", ["none"]))
-    for a in adapt:
-        try:
-            check_adapt(a)
-        except SerbenchError as exc:
-            raise _fail(path, "[cross] adapt", str(exc)) from None
+    _each(path, "[cross] adapt", adapt, check_adapt)
     emotions = raw.get("emotions")
     if emotions is not None:
         emotions = _strings(path, "[cross] emotions", emotions)

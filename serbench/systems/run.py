@@ -31,7 +31,7 @@ from serbench.experiments.store import RunResult, RunStore
 from serbench.features.handle import CorpusHandle
 from serbench.settings import cache_root
 from serbench.systems import registry
-from serbench.systems.base import System, SystemOptionError
+from serbench.systems.base import SystemOptionError
 from serbench.systems.identity import settings_identity
 
 Log = Callable[[str], None]

@@ -1,4 +1,4 @@
-"""Issue 40: a hyper-parameter chosen on the edge of its grid is a fold warning; `serbench systems` shows the grids."""
+"""A hyper-parameter chosen on the edge of its grid is a fold warning; `serbench systems` shows the grids."""
 from __future__ import annotations
 
 import numpy as np

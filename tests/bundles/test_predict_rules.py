@@ -1,4 +1,4 @@
-"""Issue 41 in ``predict``: options checked before the bundle loads, windows within bounds, memory per
+"""``predict``: options checked before the bundle loads, windows within bounds, memory per
 input bounded, odd audio named; and damaged run records named in one line."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 42: predict refuses bad options and bundles before heavy imports, loads skops files without walking
+"""predict refuses bad options and bundles before heavy imports, loads skops files without walking
 scikit-learn (yet never trusts a type outside the allow-list), and gives the same rows, in input order, on
 worker processes as in this process. Speed itself is measured in benchmarks/bench_predict.py, not here."""
 from __future__ import annotations

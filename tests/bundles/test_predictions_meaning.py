@@ -1,8 +1,7 @@
-"""Issue 40: predictions that mean what they say (calibrated SVM probabilities, window shares, speaker-norm
+"""Predictions that mean what they say (calibrated SVM probabilities, window shares, speaker-norm
 minimum and batch warnings, narrow-band inputs, train --from-run best with a speaker-normalized winner)."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Cross-corpus evaluation (issue 39), on synthetic feature tables with a known shift (no audio, no ../shared)."""
+"""Cross-corpus evaluation on synthetic feature tables with a known shift (no audio files)."""
 from __future__ import annotations
 
 import sys

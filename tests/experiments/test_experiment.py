@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from serbench.cli import cli
 from serbench.systems.experiment import (
-    ExperimentError, load_experiment, parse_experiment, run_experiment, shipped, status_of, stored_identities,
+    ExperimentError, load_experiment, run_experiment, shipped, status_of, stored_identities,
 )
 
 QUIET = dict(log=lambda _m: None)

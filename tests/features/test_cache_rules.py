@@ -1,4 +1,4 @@
-"""Issue 41 in the feature cache: damaged inputs are named in one line, one writer per cache set,
+"""The feature cache: damaged inputs are named in one line, one writer per cache set,
 option lists that name nothing are refused, odd audio is recorded with its row."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 40, small things: `cache info` fits 80 columns, the extract summary says what its seconds are, and a
+"""Small things a user reads: `cache info` fits 80 columns, the extract summary says what its seconds are, and a
 run that finds everything cached shows no empty progress bar."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 40: the tables and the report open with the answer (every system run, ranked, tested against the best),
+"""The tables and the report open with the answer (every system run, ranked, tested against the best),
 missing runs are commands that work as printed, and the significance figure marks what the t-test says."""
 import html
 import shlex
