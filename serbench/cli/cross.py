@@ -104,7 +104,7 @@ def cross_cmd(train: tuple[str, ...], test: tuple[str, ...], corpora: tuple[str,
     _print_tables([h.name for h in handles], runs, tables, n_boot, seed=0)
     if failed:
         for o in failed:
-            click.echo(f"failed: {o.cell.label}: {o.detail}", err=True)
+            click.echo(f"failed: {o.planned.label}: {o.detail}", err=True)
         raise SystemExit(1)
 
 

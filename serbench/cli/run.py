@@ -44,7 +44,8 @@ def run_cmd(experiment, corpora, root, only, dry_run, force, seed, pretrained, k
     identity (system, resolved settings, feature set, protocol, emotions, seed): change a setting
     in a copy of the file and exactly the runs it touches run again.
     """
-    from serbench.systems.experiment import load_experiment, run_experiment, status_of, stored_identities
+    from serbench.systems.experiment import load_experiment, run_experiment
+    from serbench.systems.runner import stored_identities, stored_status
 
     exp = load_experiment(experiment)
     given = _given_roots(corpora, root)
@@ -68,7 +69,7 @@ def run_cmd(experiment, corpora, root, only, dry_run, force, seed, pretrained, k
             width = max([4] + [len(p.name) for p in planned])
             for p in planned:
                 given = ", ".join(f"{k}={_show(v)}" for k, v in p.overrides.items())
-                click.echo(f"  {p.name:<{width}}  {p.hash}  {status_of(p, stored):<7}  seed {p.seed}"
+                click.echo(f"  {p.name:<{width}}  {p.hash}  {stored_status(p.hash, stored):<7}  seed {p.seed}"
                            + (f"  profile {p.profile}" if registry_kind(p.system) == "deep" else "")
                            + (f"  [{given}]" if given else ""))
         return
@@ -81,7 +82,7 @@ def run_cmd(experiment, corpora, root, only, dry_run, force, seed, pretrained, k
         bad = [o for o in outcomes if o.action == "failed"]
         click.echo(f"{exp.name} on {corpus}: {ran} run, {sum(o.action == 'done' for o in outcomes)} already "
                    f"stored, {len(bad)} failed")
-        failed += [f"{corpus}/{o.run.name} ({o.detail})" for o in bad]
+        failed += [f"{corpus}/{o.planned.name} ({o.detail})" for o in bad]
     if cross is not None:
         from serbench.systems.cross import run_cross
 
@@ -92,7 +93,7 @@ def run_cmd(experiment, corpora, root, only, dry_run, force, seed, pretrained, k
                    f"{sum(o.action == 'done' for o in outcomes)} already stored, {len(bad)} failed; tables: "
                    f"serbench cross-tables {' '.join(f'--corpus {c}' for c in exp.cross.corpora)}"
                    + (f" --runs {runs}" if runs else ""))
-        failed += [f"{o.cell.label} ({o.detail})" for o in bad]
+        failed += [f"{o.planned.label} ({o.detail})" for o in bad]
     if failed:
         raise SerbenchError("failed runs: " + "; ".join(failed))
 

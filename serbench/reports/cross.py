@@ -93,7 +93,7 @@ def collect_cross(corpora: Sequence[str], runs: str | Path | None = None, *, n_b
                   seed: int = BOOT_SEED) -> CrossCollection:
     """Every cross-corpus run among ``corpora`` in the store, with its in-corpus counterparts (module docstring)."""
     from serbench.corpora import check_corpus_name
-    from serbench.systems.experiment import stored_identities
+    from serbench.systems.runner import stored_identities
 
     try:
         names = [check_corpus_name(c) for c in corpora]

@@ -22,10 +22,10 @@ reports skip these folders (:func:`serbench.experiments.cross.is_cross_name`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from serbench.errors import SerbenchError
 from serbench.experiments.cross import (
     CrossError, check_adapt, combine, describe_mapping, label_mapping, protocol_name, restrict_table, shared_emotions,
     stored_name,
@@ -33,6 +33,7 @@ from serbench.experiments.cross import (
 from serbench.features.handle import CorpusHandle
 from serbench.systems import registry
 from serbench.systems.identity import Identity, extend_identity, settings_identity
+from serbench.systems.runner import Job, Outcome, run_jobs, statuses
 
 Log = Callable[[str], None]
 
@@ -207,17 +208,19 @@ def in_corpus_identity(cell: Cell, corpus: str, emotions: Sequence[str]) -> str:
                              seed=cell.seed).hash
 
 
+def jobs(plan: CrossPlan, *, device: str = "auto", threads: int | None = None, command: str | None = None,
+         log: Log | None = None) -> list[Job]:
+    """The plan's cells as the runner's jobs (``planned`` is the :class:`Cell`), sharing one data cache."""
+    data = _Data(plan)
+    return [Job(cell, cell.test, cell.hash, cell.system, cell.label,
+                partial(prepare_cell, cell, plan, data, device=device, threads=threads, command=command, log=log))
+            for cell in plan.cells]
+
+
 def status(plan: CrossPlan, runs: str | Path | None = None) -> dict[tuple[str, str], str]:
     """Cell key -> 'done' | 'partial' | 'missing' (a complete run with the cell's identity is stored)."""
-    from serbench.systems.experiment import stored_identities
-
-    stored = {c: stored_identities(c, runs) for c in {cell.test for cell in plan.cells}}
-    out = {}
-    for cell in plan.cells:
-        found = stored[cell.test].get(cell.hash) or []
-        out[cell.key] = ("done" if any(st == "complete" for _n, _p, st in found)
-                          else "partial" if found else "missing")
-    return out
+    planned = jobs(plan)
+    return {j.planned.key: state for j, state in zip(planned, statuses(planned, runs))}
 
 
 class _Data:
@@ -276,9 +279,6 @@ def prepare_cell(cell: Cell, plan: CrossPlan, data: _Data, *, device: str = "aut
         run = prepare(cell.system, data.handle(cell.train), profile=cell.profile, overrides=cell.overrides,
                       seed=cell.seed, device=device, threads=threads, command=command, log=log,
                       data_cache=data.caches[cell.train], load_features=plan.load_features)
-        if run.config["identity"]["hash"] != cell.hash:
-            raise CrossError(f"{cell.label}: the in-corpus run's identity {run.config['identity']['hash']} is not the "
-                             f"planned {cell.hash}; report this as a bug")
         return run
     from serbench.experiments.harness import RunPlan
 
@@ -330,68 +330,19 @@ def prepare_cell(cell: Cell, plan: CrossPlan, data: _Data, *, device: str = "aut
                    load_s=float(cross.data.meta.get("load_s") or 0.0))
 
 
-@dataclass
-class CellOutcome:
-    """What happened to one cell: 'done' (already stored), 'ran' or 'failed'."""
-
-    cell: Cell
-    action: str
-    detail: str = ""
-    path: Path | None = None
-
-
 def run_cross(plan: CrossPlan, *, runs: str | Path | None = None, executor: Any = None, workers: int | None = None,
               scheduler: str | None = None, threads: int | None = None, device: str = "auto", force: bool = False,
-              keep_going: bool = False, command: str | None = None, log: Log = print) -> list[CellOutcome]:
-    """Run the cells of ``plan`` the store lacks (all with ``force``); one outcome per cell, in plan order."""
-    from serbench.audio import reuse_file_facts
-    from serbench.executors import make_executor
-    from serbench.experiments.harness import run_plans
-    from serbench.experiments.store import RunStore
+              keep_going: bool = False, command: str | None = None, log: Log = print) -> list[Outcome]:
+    """Run the cells of ``plan`` the store lacks (all with ``force``); one outcome per cell (its ``planned``), in
+    plan order."""
+    def attach(ex: Any) -> None:
+        for h in plan.corpora.values():
+            CorpusHandle.of(h, executor=ex)
 
-    states = {} if force else status(plan, runs)
-    outcomes: dict[tuple[str, str], CellOutcome] = {}
-    todo = [c for c in plan.cells if force or states.get(c.key) != "done"]
-    for cell in plan.cells:
-        if cell not in todo:
-            outcomes[cell.key] = CellOutcome(cell, "done")
-            log(f"{cell.label} ({cell.hash}): already in the store")
-    own = executor is None
-    if own and todo:
-        executor = make_executor(workers, scheduler, threads=threads,
-                                 preload=tuple({m for c in todo for m in registry.get(c.system).preload}))
-    for h in plan.corpora.values():
-        CorpusHandle.of(h, executor=executor)
-    data = _Data(plan)
-
-    def plans() -> Iterator[Any]:
-        for cell in todo:
-            try:
-                run = prepare_cell(cell, plan, data, device=device, threads=threads, command=command, log=log)
-            except SerbenchError as exc:
-                if not keep_going:
-                    raise
-                outcomes[cell.key] = CellOutcome(cell, "failed", str(exc))
-                log(f"{cell.label}: failed ({exc})")
-                continue
-            log(f"{cell.label} ({cell.hash}): submitted")
-            yield run
-
-    by_key = {c.key: c for c in todo}
-    try:
-        with reuse_file_facts():
-            for out in run_plans(plans(), store=RunStore(runs), executor=executor, keep_going=keep_going, log=log):
-                cell = by_key[(out.plan.corpus, out.plan.config["identity"]["hash"])]
-                if out.result is None:
-                    outcomes[cell.key] = CellOutcome(cell, "failed", str(out.error))
-                else:
-                    outcomes[cell.key] = CellOutcome(cell, "ran", f"WA {100 * out.result.wa:.1f} "
-                                                      f"UA {100 * out.result.ua:.1f}", out.result.path)
-    finally:
-        if own and executor is not None:
-            executor.close()
-    return [outcomes[c.key] for c in plan.cells if c.key in outcomes]
+    return run_jobs(jobs(plan, device=device, threads=threads, command=command, log=log), runs=runs,
+                    executor=executor, workers=workers, scheduler=scheduler, threads=threads, force=force,
+                    keep_going=keep_going, on_executor=attach, log=log)
 
 
-__all__ = ["Cell", "CellOutcome", "CrossPlan", "corpus_handles", "in_corpus_identity", "plan_cross",
-           "prepare_cell", "run_cross", "status"]
+__all__ = ["Cell", "CrossPlan", "corpus_handles", "in_corpus_identity", "jobs", "plan_cross", "prepare_cell",
+           "run_cross", "status"]

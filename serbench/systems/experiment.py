@@ -50,18 +50,18 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
-import json
 import os
 import re
 import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from serbench.errors import SerbenchError
 from serbench.systems import registry
-from serbench.systems.identity import Identity, identity_of, settings_identity
+from serbench.systems.identity import Identity, settings_identity
+from serbench.systems.runner import Job, Outcome, run_jobs
 from serbench.systems.settings import DEFAULT_PROFILE
 
 Log = Callable[[str], None]
@@ -493,43 +493,7 @@ def reference_figures() -> tuple[dict, dict]:
     return reported, systems
 
 
-# ---------------------------------------------------------------- what the store holds
-
-def stored_identities(corpus: str, runs: str | Path | None = None) -> dict[str, list[tuple[str, Path, str]]]:
-    """Identity hash -> [(stored name, run folder, status)] of every run of ``corpus`` in the store."""
-    from serbench.experiments.store import RUN_JSON, RunStore
-
-    out: dict[str, list[tuple[str, Path, str]]] = {}
-    for path in RunStore(runs).run_dirs(corpus):
-        try:
-            rec = json.loads((path / RUN_JSON).read_text(encoding="utf-8"))
-            ident = identity_of(rec.get("config") or {}, name=str(rec.get("system") or path.parent.name))
-        except (OSError, ValueError, SerbenchError, AttributeError):
-            continue   # an unreadable record is shown by `serbench runs`; it is not a finished run
-        if ident is None:
-            continue
-        out.setdefault(ident.hash, []).append((path.parent.name, path, str(rec.get("status"))))
-    return out
-
-
-def status_of(planned: PlannedRun, stored: Mapping[str, list]) -> str:
-    """'done' (a complete run with this identity is stored), 'partial' (only an interrupted one) or 'missing'."""
-    found = stored.get(planned.hash) or []
-    if any(status == "complete" for _n, _p, status in found):
-        return "done"
-    return "partial" if found else "missing"
-
-
 # ---------------------------------------------------------------- running
-
-@dataclass
-class Outcome:
-    """What happened to one planned run: 'done' (already stored), 'ran' or 'failed'."""
-
-    run: PlannedRun
-    action: str
-    detail: str = ""
-
 
 def run_experiment(exp: Experiment, corpus: Any, root: str | Path | None = None, *,
                    cache: str | Path | None = None,
@@ -544,66 +508,32 @@ def run_experiment(exp: Experiment, corpus: Any, root: str | Path | None = None,
     A planned run is done when a complete run with its identity is stored; a changed setting is
     another identity and runs again. Missing runs' folds go to the executor at once; the runs are
     finished in the file's order. With ``keep_going`` a failing run is reported and the rest go on.
+    Each outcome's ``planned`` is the :class:`PlannedRun`.
     """
-    from serbench.audio import reuse_file_facts
-    from serbench.executors import make_executor
-    from serbench.experiments.harness import run_plans
-    from serbench.experiments.store import RunStore
     from serbench.features.handle import CorpusHandle
     from serbench.systems.run import DataCache, prepare
 
     handle = CorpusHandle.of(corpus, root, cache=cache, jobs=jobs, emotions=exp.emotions)
-    corpus = handle.name
-    planned = exp.plan(corpus, only=only, seed=seed,
+    planned = exp.plan(handle.name, only=only, seed=seed,
                        extra={"pretrained": str(pretrained)} if pretrained is not None else None)
     if not planned:
         raise ExperimentError(f"{exp.path or exp.name}: no run matches --only {','.join(only or [])}")
-    stored = {} if force else stored_identities(corpus, runs)
-    outcomes: dict[str, Outcome] = {}
-    todo = [p for p in planned if force or status_of(p, stored) != "done"]
-    for i, p in enumerate(planned, 1):
-        if p not in todo:
-            outcomes[p.hash] = Outcome(p, "done")
-            log(f"[{i}/{len(planned)}] {p.name} ({p.hash}): already in the store")
-    own = executor is None
-    if own and todo:
-        executor = make_executor(workers, scheduler, threads=threads,
-                                 preload=tuple({m for p in todo for m in registry.get(p.system).preload}))
-    handle = CorpusHandle.of(handle, executor=executor)
     data = DataCache()
 
-    def plans() -> Iterator[Any]:
-        for p in todo:
-            k = planned.index(p) + 1
-            try:
-                plan = prepare(p.system, handle, profile=p.profile, overrides=p.overrides, seed=p.seed,
-                               protocol=p.protocol, device=device, threads=threads, log=log, data_cache=data)
-            except SerbenchError as exc:
-                if not keep_going:
-                    raise
-                outcomes[p.hash] = Outcome(p, "failed", str(exc))
-                log(f"[{k}/{len(planned)}] {p.name}: failed ({exc})")
-                continue
+    def job(k: int, p: PlannedRun) -> Job:
+        def make() -> Any:
+            plan = prepare(p.system, handle, profile=p.profile, overrides=p.overrides, seed=p.seed,
+                           protocol=p.protocol, device=device, threads=threads, log=log, data_cache=data)
             plan.extra["experiment"] = {"name": exp.name, "file": str(exp.path) if exp.path else None,
                                         "entry": p.entry.index}
-            log(f"[{k}/{len(planned)}] {p.name} ({plan.config['identity']['hash']}): submitted")
-            yield plan
+            return plan
+        return Job(p, handle.name, p.hash, p.system, f"[{k}/{len(planned)}] {p.name}", make)
 
-    by_hash = {p.hash: p for p in todo}
-    try:
-        with reuse_file_facts():
-            for out in run_plans(plans(), store=RunStore(runs), executor=executor, keep_going=keep_going, log=log):
-                p = by_hash[out.plan.config["identity"]["hash"]]
-                if out.result is None:
-                    outcomes[p.hash] = Outcome(p, "failed", str(out.error))
-                else:
-                    outcomes[p.hash] = Outcome(p, "ran", f"WA {100 * out.result.wa:.1f} UA {100 * out.result.ua:.1f}")
-    finally:
-        if own and executor is not None:
-            executor.close()
-    return [outcomes[p.hash] for p in planned if p.hash in outcomes]
+    return run_jobs([job(k, p) for k, p in enumerate(planned, 1)], runs=runs, executor=executor, workers=workers,
+                    scheduler=scheduler, threads=threads, force=force, keep_going=keep_going,
+                    on_executor=lambda ex: CorpusHandle.of(handle, executor=ex), log=log)
 
 
-__all__ = ["Experiment", "CrossSpec", "Entry", "PlannedRun", "Outcome", "ExperimentError", "load_experiment",
+__all__ = ["Experiment", "CrossSpec", "Entry", "PlannedRun", "ExperimentError", "load_experiment",
            "parse_experiment", "find_experiment", "shipped", "recipes_dir", "reference_figures",
-           "stored_identities", "status_of", "run_experiment"]
+           "run_experiment"]

@@ -33,7 +33,7 @@ def run_matrix(tmp_path, tables, adapt=("none",), **kw):
 
 
 def by_label(outcomes):
-    return {(o.cell.train, o.cell.test, o.cell.adapt): o for o in outcomes}
+    return {(o.planned.train, o.planned.test, o.planned.adapt): o for o in outcomes}
 
 
 def test_matrix_runs_diagonal_is_loso_and_off_diagonal_beats_chance(tmp_path):
@@ -73,9 +73,9 @@ def test_adapt_corpus_undoes_a_pure_level_shift(tmp_path):
         assert none < 0.45, f"{pair}: a level shift of 8 should break the unadapted SVM (UA {none:.2f})"
         assert corpus > 0.8 and corpus > none + 0.3, f"{pair}: corpus z-norm should undo it ({none:.2f} -> {corpus:.2f})"
     # without a shift, corpus z-norm changes little: the gain above is the shift's
-    names = {o.cell.name for o in outcomes}
+    names = {o.planned.name for o in outcomes}
     assert "IS09-svm-linear-from-demo-adapt-corpus" in names and "IS09-svm-linear-from-demo" in names
-    idents = {o.cell.adapt: o.cell.hash for o in outcomes if o.cell.train == "demo"}
+    idents = {o.planned.adapt: o.planned.hash for o in outcomes if o.planned.train == "demo"}
     assert idents["none"] != idents["corpus"]
 
 
@@ -153,14 +153,14 @@ def test_recorded_mapping_is_what_the_run_used(tmp_path):
         assert mapping["casia"]["dropped"] == {"A": "fear"}
         assert set(run.labels) == set(cross["emotions"]) == {"angry", "happy", "neutral", "sad"}
         # the test corpus's true labels are its own labels mapped as recorded, row by row
-        X, m = tables[o.cell.test]
+        X, m = tables[o.planned.test]
         own = m.set_index("utterance_id")["label"].astype(str)
         preds = run.predictions
-        assert len(preds) == sum(mapping[o.cell.test]["n"].values())
-        expect = [mapping[o.cell.test]["used"][own[u]] for u in preds["utterance_id"]]
+        assert len(preds) == sum(mapping[o.planned.test]["n"].values())
+        expect = [mapping[o.planned.test]["used"][own[u]] for u in preds["utterance_id"]]
         assert preds["true"].tolist() == expect
         counts = preds["true"].value_counts().to_dict()
-        assert counts == {k: v for k, v in mapping[o.cell.test]["n"].items() if v}
+        assert counts == {k: v for k, v in mapping[o.planned.test]["n"].items() if v}
 
 
 def _predictions(seed=0, n_speakers=6, per=12, acc=(0.9, 0.5, 0.7, 0.3, 0.8, 0.6)):

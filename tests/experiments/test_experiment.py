@@ -9,9 +9,8 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from serbench.cli import cli
-from serbench.systems.experiment import (
-    ExperimentError, load_experiment, run_experiment, shipped, status_of, stored_identities,
-)
+from serbench.systems.experiment import ExperimentError, load_experiment, run_experiment, shipped
+from serbench.systems.runner import stored_identities, stored_status
 
 QUIET = dict(log=lambda _m: None)
 
@@ -114,7 +113,7 @@ def test_run_twice_then_a_changed_setting_runs_exactly_the_runs_it_touches(corpu
     assert [o.action for o in second] == ["done", "done", "done"]
     changed = load_experiment(write(tmp_path, TOY.replace("cnn_lr = 0.003", "cnn_lr = 0.002"), "copy.toml"))
     third = run_experiment(changed, "demo", corpus, cache=cache, runs=runs, threads=1, **QUIET)
-    assert [(o.run.name, o.action) for o in third] == [
+    assert [(o.planned.name, o.action) for o in third] == [
         ("MFCC-svm-linear", "done"), ("MFCC-svm-linear-spknorm", "done"), ("cnn-N1", "ran")]
     stored = stored_identities("demo", runs)
     cnn = [h for h, found in stored.items() if found[0][0] == "cnn-N1"]
@@ -142,7 +141,7 @@ set = { segments = 1 }
                          runs=runs, threads=1, **QUIET)
     assert [o.action for o in out] == ["ran"]
     exp = load_experiment(write(tmp_path, fast, "fast.toml"))
-    assert status_of(exp.plan("demo")[0], stored_identities("demo", runs)) == "missing"
+    assert stored_status(exp.plan("demo")[0].hash, stored_identities("demo", runs)) == "missing"
     out = run_experiment(exp, "demo", corpus, cache=cache, runs=runs, threads=1, **QUIET)
     assert [o.action for o in out] == ["ran"]
 
@@ -188,7 +187,7 @@ def test_a_store_written_before_identities_is_read_and_counts(corpus, tmp_path):
     del record["config"]["inputs"]["feature_key"]
     (path / "run.json").write_text(json.dumps(record))
     planned = exp.plan("demo", only=["MFCC-svm-linear"])[0]
-    assert status_of(planned, stored_identities("demo", runs)) == "done"
+    assert stored_status(planned.hash, stored_identities("demo", runs)) == "done"
     result = CliRunner().invoke(cli, ["runs", "--corpus", "demo", "--runs", str(runs)])
     assert result.exit_code == 0, result.output
     assert planned.hash in result.output and "legacy" in result.output
