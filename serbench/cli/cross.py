@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import click
 
-from serbench.cli.common import cache_option, emotions_option, runs_option, split_list
-from serbench.cli.run_options import (
-    jobs_option, profile_option, scheduler_option, seed_option, sets_option, threads_option, workers_option,
-)
+from serbench.cli.common import emotions_option, runs_option, split_list
+from serbench.cli.run_options import executor_options, profile_option, seed_option, sets_option
 
 _ADAPT = ("none", "corpus", "speaker")
 
@@ -46,12 +44,7 @@ def _adapt_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 @profile_option
 @sets_option
 @seed_option
-@jobs_option
-@threads_option
-@workers_option
-@scheduler_option
-@cache_option
-@runs_option
+@executor_options
 def cross_cmd(train: tuple[str, ...], test: tuple[str, ...], corpora: tuple[str, ...], features: str,
               systems: tuple[str, ...], adapt: list[str], emotions: str | None, no_diagonal: bool, dry_run: bool,
               tables: str | None, n_boot: int, force: bool, keep_going: bool, profile: str | None,

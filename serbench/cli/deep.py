@@ -4,12 +4,10 @@ from __future__ import annotations
 import click
 
 from serbench.cli.models import model_dir_option
-from serbench.cli.common import cache_option, corpus_option, emotions_option, root_option, runs_option, split_list
+from serbench.cli.common import corpus_option, emotions_option, root_option, split_list
 from serbench.cli.run_options import (
-    SystemChoice, SystemsCommand, device_option, epoch_overrides, epochs_option, flag_overrides, jobs_option,
-    print_result,
-    profile_option, protocol_option, resume_option, scheduler_option, seed_option, sets_option, setting_options,
-    threads_option, workers_option,
+    SystemChoice, SystemsCommand, device_option, epoch_overrides, epochs_option, executor_options, flag_overrides,
+    print_result, profile_option, protocol_option, resume_option, seed_option, sets_option, setting_options,
 )
 
 
@@ -26,12 +24,7 @@ from serbench.cli.run_options import (
 @epochs_option
 @sets_option
 @emotions_option
-@cache_option
-@runs_option
-@jobs_option
-@threads_option
-@workers_option
-@scheduler_option
+@executor_options
 @resume_option
 @model_dir_option
 def deep_cmd(corpus, root, model, protocol, profile, device, seed, epochs, sets, emotions, cache, runs, jobs, threads,

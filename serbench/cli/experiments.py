@@ -6,10 +6,10 @@ import math
 import click
 
 from serbench.cli.models import model_dir_option
-from serbench.cli.common import cache_option, corpus_option, emotions_option, root_option, runs_option, split_list
+from serbench.cli.common import corpus_option, emotions_option, root_option, runs_option, split_list
 from serbench.cli.run_options import (
-    SystemChoice, SystemsCommand, flag_overrides, jobs_option, print_result, protocol_option, resume_option,
-    scheduler_option, seed_option, sets_option, setting_options, threads_option, workers_option,
+    SystemChoice, SystemsCommand, executor_options, flag_overrides, print_result, protocol_option, resume_option,
+    seed_option, sets_option, setting_options,
 )
 
 
@@ -20,14 +20,9 @@ from serbench.cli.run_options import (
 @setting_options("baseline", required=("feature",))
 @protocol_option
 @seed_option
-@jobs_option
-@threads_option
-@workers_option
-@scheduler_option
+@executor_options
 @sets_option
 @resume_option
-@cache_option
-@runs_option
 @emotions_option
 @model_dir_option
 def baseline_cmd(corpus: str, root: str, classifier: str, protocol: str | None, seed: int, jobs: int,

@@ -4,9 +4,7 @@ from __future__ import annotations
 import click
 
 from serbench.cli.common import cache_option, runs_option, split_list
-from serbench.cli.run_options import (
-    device_option, jobs_option, scheduler_option, threads_option, workers_option,
-)
+from serbench.cli.run_options import device_option, executor_options, jobs_option, threads_option
 from serbench.errors import SerbenchError
 
 
@@ -29,12 +27,7 @@ from serbench.errors import SerbenchError
 @click.option("--cross/--no-cross", "with_cross", default=True, show_default=True,
               help="Also run the file's [cross] matrix (every ordered pair of its corpora).")
 @device_option
-@jobs_option
-@threads_option
-@workers_option
-@scheduler_option
-@cache_option
-@runs_option
+@executor_options
 def run_cmd(experiment, corpora, root, only, dry_run, force, seed, pretrained, keep_going, with_cross, device, jobs,
             threads, workers, scheduler, cache, runs) -> None:
     """Run an experiment file: every declared run the results store lacks, on the chosen executor.

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from serbench.cli.common import cache_option, runs_option
 from serbench.errors import SerbenchError
 
 
@@ -82,6 +83,17 @@ device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
     help="Where deep folds train (auto: cuda when the worker has one). On a Dask cluster, cuda folds need "
          "workers started with --resources GPU=1.")
+
+
+def executor_options(command):
+    """``--jobs --threads --workers --scheduler --cache --runs``: where a command's work runs, what it reads and
+    where it writes; declared once for every command that runs systems."""
+    for option in reversed((jobs_option, threads_option, workers_option, scheduler_option, cache_option,
+                            runs_option)):
+        command = option(command)
+    return command
+
+
 protocol_option = click.option(
     "--protocol", type=click.Choice(["loso", "loso-session"]), default=None,
     help="Outer protocol (default: loso; loso-session for iemocap).")
@@ -231,6 +243,6 @@ def print_result(res: Any, echo=click.echo) -> None:
 
 
 __all__ = ["SystemChoice", "SystemsCommand", "workers_option", "scheduler_option", "threads_option", "sets_option",
-           "resume_option", "seed_option", "protocol_option", "jobs_option", "profile_option", "device_option", "parse_sets",
-           "print_result", "positive", "setting_flags", "setting_options", "flag_overrides", "epoch_overrides",
-           "epochs_option"]
+           "resume_option", "seed_option", "protocol_option", "jobs_option", "profile_option", "device_option",
+           "parse_sets", "executor_options", "print_result", "positive", "setting_flags", "setting_options",
+           "flag_overrides", "epoch_overrides", "epochs_option"]
