@@ -224,8 +224,8 @@ def reference_identity(stored_name: str, identity: Identity, *, profile: str | N
                          protocol=identity.fields.get("protocol"), emotions=identity.fields.get("emotions"), seed=0)
 
 
-__all__ = ["Identity", "run_summary", "make_identity", "extend_identity", "settings_identity", "identity_of", "differences", "describe_differences",
-           "reference_identity", "default_profile", "DEFAULT_PROFILE", "feature_key", "show_value"]
+__all__ = ["Identity", "run_summary", "make_identity", "extend_identity", "settings_identity", "identity_of",
+           "differences", "describe_differences", "reference_identity", "default_profile", "DEFAULT_PROFILE", "feature_key", "show_value"]
 
 
 def run_summary(config: Mapping[str, Any], name: str) -> tuple[str, str]:
@@ -240,9 +240,14 @@ def run_summary(config: Mapping[str, Any], name: str) -> tuple[str, str]:
     settings = config.get("settings") or {}
     profile = settings.get("profile") or config.get("profile")
     system = registry.get(ident.system)
-    ref = reference_identity(name, ident, profile=profile)
-    parts = [f"profile {profile}"] if system.kind == "deep" and profile else []
+    cross = config.get("cross") if isinstance(config.get("cross"), Mapping) else None
+    # A cross-corpus run is compared with its system's in-corpus row: what differs is where it trained and how
+    # it adapted, said first, then any setting.
+    ref = reference_identity(str(cross.get("base") or name) if cross else name, ident, profile=profile)
+    parts = [f"trained on {cross.get('train')}, adapt {cross.get('adapt')}"] if cross else []
+    parts += [f"profile {profile}"] if system.kind == "deep" and profile else []
     if ref is not None:
         diff = differences(ident.fields, ref.fields)
-        parts += [f"{k}={show_value(v)}" for k, (v, _r) in diff.items() if k not in ("feature_key",)]
+        parts += [f"{k}={show_value(v)}" for k, (v, _r) in diff.items()
+                  if k not in ("feature_key",) and not (cross and k in ("adapt", "protocol", "emotions"))]
     return ident.hash + (" (legacy)" if ident.legacy else ""), ", ".join(parts) or "defaults"

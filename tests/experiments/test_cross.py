@@ -77,6 +77,13 @@ def test_adapt_corpus_undoes_a_pure_level_shift(tmp_path):
     assert "IS09-svm-linear-from-demo-adapt-corpus" in names and "IS09-svm-linear-from-demo" in names
     idents = {o.planned.adapt: o.planned.hash for o in outcomes if o.planned.train == "demo"}
     assert idents["none"] != idents["corpus"]
+    # the run listing says where a cross run trained and how it adapted, not "defaults"
+    from serbench.systems.identity import run_summary
+
+    for o in outcomes:
+        ident, what = run_summary(load_run(o.path).record["config"], o.planned.name)
+        assert ident == o.planned.hash
+        assert what == f"trained on {o.planned.train}, adapt {o.planned.adapt}"
 
 
 def _spy(monkeypatch):
