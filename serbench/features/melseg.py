@@ -8,22 +8,24 @@ window and 10 ms overlapping [hop] ... with delta and delta-delta ... divide it 
 :func:`logmel3` computes the full-utterance array that the feature cache stores;
 :func:`segment_images` splits and resizes on the fly (on the GPU when given one).
 
-Log-mel: librosa power mel spectrogram (``n_fft`` = window = 25 ms, i.e. 400 points at
-16 kHz, hop 10 ms, Hamming, 60 Slaney mel bands from 0 Hz to Nyquist, frames without
-centre padding as the other feature sets: frame ``t`` covers samples
-``[t * hop, t * hop + win)``), then ``ln(max(S, 1e-10))``: a fixed absolute floor
-(-23.03) so digital silence is finite and a frame's value does not depend on the rest
-of the utterance.
+Log-mel: power mel spectrogram (``n_fft`` = window = 25 ms, i.e. 400 points at 16 kHz,
+hop 10 ms, Hamming, 60 Slaney mel bands from 0 Hz to Nyquist, frames without centre
+padding as the other feature sets: frame ``t`` covers samples ``[t * hop, t * hop + win)``),
+then ``ln(max(S, 1e-10))``: a fixed absolute floor (-23.03) so digital silence is finite
+and a frame's value does not depend on the rest of the utterance. The set was defined with
+``librosa.feature.melspectrogram``; :mod:`serbench.features.spectrum` computes the same
+values to the bit with numpy alone (librosa and numba cost ``serbench predict`` over a
+second of start-up), and the filterbank stays float32 as librosa's default is.
 
-Deltas: ``librosa.feature.delta`` (Savitzky-Golay regression) of orders 1 and 2 with
-width 9 (+-4 frames) and its default 'interp' edge mode. Utterances with fewer than 9
-frames use the largest odd width that fits (``T`` or ``T - 1``); with fewer than 3
-frames no regression window fits and the width-3 filter runs in 'nearest' mode
-(edge frames repeated), which gives 0 for a single frame.
+Deltas: the Savitzky-Golay regression of ``librosa.feature.delta`` (``scipy.signal.savgol_filter``
+with ``polyorder = deriv = order``), orders 1 and 2, width 9 (+-4 frames), its 'interp' edge
+mode. Utterances with fewer than 9 frames use the largest odd width that fits (``T`` or
+``T - 1``); with fewer than 3 frames no regression window fits and the width-3 filter runs
+in 'nearest' mode (edge frames repeated), which gives 0 for a single frame.
 
 Memory: frames are independent (no centre padding), so the mel spectrogram of a long
 utterance is computed :data:`CHUNK_FRAMES` frames at a time and the full-resolution
-intermediates (the float64 STFT above all) never exist for the whole signal. An
+intermediates (the float64 power spectrum above all) never exist for the whole signal. An
 utterance of up to one chunk (60 s) takes exactly the one-call path; longer ones give
 the same values within float32 rounding. Peak memory then grows with the output, about
 0.3 MB per second of audio (a 10-minute file: ~180 MB in :func:`logmel3`).
@@ -37,8 +39,9 @@ import numpy as np
 
 from serbench.features.functionals import FeatureInputError, check_signal
 from serbench.features.mfcc import frame_sizes
+from serbench.features.spectrum import mel_filterbank, power_spectrogram
 
-if TYPE_CHECKING:  # torch and librosa are imported where they are used: keying this set needs neither
+if TYPE_CHECKING:  # torch and scipy.signal are imported where they are used: keying this set needs neither
     import torch
 
 VERSION = "1"
@@ -92,7 +95,7 @@ def logmel3(signal: np.ndarray, sr: int) -> np.ndarray:
     -------
     ndarray, shape (3, 60, T), float32; ``T = 1 + (n - win) // hop``.
     """
-    import librosa
+    from scipy.signal import savgol_filter
 
     x = check_signal(signal, sr)
     win, hop = frame_sizes(sr, PARAMS["win_ms"], PARAMS["hop_ms"])
@@ -100,22 +103,23 @@ def logmel3(signal: np.ndarray, sr: int) -> np.ndarray:
         raise FeatureInputError(
             f"signal has {x.size} samples, shorter than one {PARAMS['win_ms']} ms window ({win} samples)")
     n_frames = 1 + (x.size - win) // hop
+    # float32 filters: librosa's default dtype, which defined this set's values.
+    fb = mel_filterbank(sr, win, PARAMS["n_mels"], PARAMS["fmin"], sr / 2.0, dtype=np.float32)
     static = np.empty((PARAMS["n_mels"], n_frames), dtype=np.float64)
     for t0 in range(0, n_frames, CHUNK_FRAMES):
         t1 = min(n_frames, t0 + CHUNK_FRAMES)
         # Frames t0 .. t1-1 read samples [t0 * hop, (t1 - 1) * hop + win): exactly those of the whole call.
-        mel = librosa.feature.melspectrogram(
-            y=x[t0 * hop:(t1 - 1) * hop + win], sr=sr, n_fft=win, hop_length=hop, win_length=win,
-            window=PARAMS["window"], center=PARAMS["center"], power=PARAMS["power"], n_mels=PARAMS["n_mels"],
-            fmin=PARAMS["fmin"], fmax=sr / 2.0, htk=False, norm="slaney")
+        power = power_spectrogram(x[t0 * hop:(t1 - 1) * hop + win], win, hop, PARAMS["window"])
+        # librosa.feature.melspectrogram's own contraction (a float64 BLAS product), so the sums round alike.
+        mel = np.einsum("ft,mf->mt", power, fb, optimize=True)
         static[:, t0:t1] = np.log(np.maximum(mel, _LOG_FLOOR))
-        del mel
+        del power, mel
     width = delta_width(n_frames)
     mode = "interp" if n_frames >= 3 else "nearest"
     out = np.empty((3, PARAMS["n_mels"], n_frames), dtype=np.float32)
     out[0] = static
-    out[1] = librosa.feature.delta(static, width=width, order=1, axis=-1, mode=mode)
-    out[2] = librosa.feature.delta(static, width=width, order=2, axis=-1, mode=mode)
+    for order in (1, 2):
+        out[order] = savgol_filter(static, width, polyorder=order, deriv=order, delta=1.0, axis=-1, mode=mode)
     return out
 
 

@@ -18,6 +18,9 @@ MFCC pipeline (per frame):
    loudest frame of its utterance;
 5. orthonormal DCT-II, coefficients ``c0 .. c12``.
 
+Steps 2 and 3 were defined with ``librosa.stft`` and ``librosa.filters.mel``;
+:mod:`serbench.features.spectrum` gives the same values to the bit without importing librosa.
+
 Why ``c0 .. c12`` rather than ``c1 .. c12`` + log energy: ``c0`` is (up to a constant
 factor) the mean log mel-band energy, i.e. a perceptually weighted log energy, which
 carries the loudness cues that separate e.g. anger from sadness; taking it from the
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from serbench.features import spectrum
 from serbench.features.functionals import check_signal, paper_statistics, statistic_names
 
 VERSION = "1"
@@ -81,15 +85,11 @@ def power_spectrogram(signal: np.ndarray, sr: int) -> np.ndarray:
     -------
     ndarray, shape (win // 2 + 1, T), float64; ``T`` may be 0.
     """
-    import librosa  # here, not at module level: listing or keying the set must not load librosa and numba
-
     x = np.asarray(signal, dtype=np.float64)
     win, hop = frame_sizes(sr)
     if x.size < win:
         return np.zeros((win // 2 + 1, 0))
-    spec = librosa.stft(x, n_fft=win, hop_length=hop, win_length=win, window=PARAMS["window"],
-                        center=False)
-    return np.abs(spec) ** 2
+    return spectrum.power_spectrogram(x, win, hop, PARAMS["window"])
 
 
 def log_mel_energies(power: np.ndarray, sr: int, n_mels: int = PARAMS["n_mels"]) -> np.ndarray:
@@ -108,12 +108,8 @@ def log_mel_energies(power: np.ndarray, sr: int, n_mels: int = PARAMS["n_mels"])
 
 def mel_energies(power: np.ndarray, sr: int, n_mels: int = PARAMS["n_mels"]) -> np.ndarray:
     """Mel filterbank energies (linear power) of a power spectrogram; shape (n_mels, T)."""
-    import librosa
-
     n_fft = 2 * (power.shape[0] - 1)
-    fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=PARAMS["fmin"], fmax=sr / 2.0,
-                             htk=False, norm="slaney", dtype=np.float64)
-    return fb @ power
+    return spectrum.mel_filterbank(sr, n_fft, n_mels, PARAMS["fmin"], sr / 2.0, dtype=np.float64) @ power
 
 
 def cepstrum(log_energies: np.ndarray, n_coefficients: int = PARAMS["n_coefficients"]) -> np.ndarray:
