@@ -23,10 +23,18 @@ libraries, building the extractor, the first file's features, scoring and the ta
 side by side, rows identical, beside the rate of decoding and extracting alone in one process and in
 two at once (``cores_available``: what the machine lets two processes gain). With ``$SERBENCH_BENCH_BASELINE`` set to another serbench source tree
 (e.g. ``git archive`` of an older commit), its ``serbench predict`` is timed alongside, interleaved.
+
+For the cnn-sru bundle also ``imports`` (``python -X importtime`` of that ``serbench predict``: the
+top-level imports' cumulative seconds and a few named modules wherever they load, medians of 3 per
+tree) and ``logmel3`` (seconds of :func:`serbench.features.melseg.logmel3` per second of audio on
+3-s and 60-s signals, warm; the baseline tree's ``melseg.py`` loaded beside this one, calls
+alternating). ``python -m benchmarks.bench_predict --deep-startup`` trains only the cnn-sru bundle
+and measures just its start-up: ``cli``, ``breakdown``, ``imports`` and ``logmel3``.
 """
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -180,9 +188,7 @@ def _cli_cold(bundle: Path, file: Path, tmp: Path, reps: int = 5) -> dict:
         data = bytearray(weights.read_bytes())
         data[len(data) // 2] ^= 0xFF
         weights.write_bytes(bytes(data))
-    trees = {"this": ""}
-    if os.environ.get("SERBENCH_BENCH_BASELINE"):
-        trees["baseline"] = os.environ["SERBENCH_BENCH_BASELINE"]
+    trees = _trees()
     cases = {"cold_s": ([str(file)], (0,)), "arg_error_s": ([str(tmp / "absent.wav")], (2,)),
              "bundle_error_s": ([str(file)], (2,))}
     runs: dict = {t: {c: [] for c in cases} for t in trees}
@@ -272,6 +278,137 @@ def _short_files(folder: Path, n: int, seconds: float = 1.0) -> Path:
     return folder
 
 
+_IMPORT_LINE = re.compile(r"^import time:\s*(\d+) \|\s*(\d+) \| ( *)(\S+)$")
+
+#: Modules whose cumulative import time (with their submodules') is reported wherever they load (0 when never).
+_NAMED_IMPORTS = ("torch", "pandas", "numpy", "scipy.signal", "librosa", "numba", "serbench.bundles.inference")
+
+
+def _trees() -> dict[str, str]:
+    trees = {"this": ""}
+    if os.environ.get("SERBENCH_BENCH_BASELINE"):
+        trees["baseline"] = os.environ["SERBENCH_BENCH_BASELINE"]
+    return trees
+
+
+def _import_times(bundle: Path, file: Path, reps: int = 3) -> dict:
+    """``python -X importtime`` of ``serbench predict`` per tree (interleaved): medians over ``reps`` of the
+    cumulative seconds of each top-level import of 20 ms or more, of :data:`_NAMED_IMPORTS`, and of all
+    top-level imports together."""
+    import subprocess
+    import sys
+
+    runs: dict = {tree: [] for tree in _trees()}
+    for _ in range(reps):
+        for tree, root in _trees().items():
+            res = subprocess.run([sys.executable, "-X", "importtime", "-c", _LAUNCH, root, "predict", "--model",
+                                  str(bundle), str(file)], capture_output=True, text=True, timeout=600)
+            assert res.returncode == 0, res.stderr[-2000:]
+            runs[tree].append(_parse_importtime(res.stderr))
+    out = {}
+    for tree, rows in runs.items():
+        names = {n for top, _ in rows for n in top}
+        top = {n: statistics.median(t.get(n, 0.0) for t, _ in rows) for n in names}
+        out[tree] = {"total_import_s": statistics.median(sum(t.values()) for t, _ in rows),
+                     "named_s": {n: statistics.median(nm.get(n, 0.0) for _, nm in rows) for n in _NAMED_IMPORTS},
+                     "top_level_s": dict(sorted(((n, v) for n, v in top.items() if v >= 0.02),
+                                                key=lambda kv: -kv[1]))}
+    return out
+
+
+def _parse_importtime(text: str) -> tuple[dict[str, float], dict[str, float]]:
+    """``(top-level imports, named)`` in seconds from ``-X importtime`` output. A named module counts with
+    its submodules (librosa loads lazily: the package itself is cheap, ``librosa.core.*`` is not), each
+    subtree once: an import inside another counted one is already in that one's cumulative time."""
+    entries = []
+    for line in text.splitlines():
+        m = _IMPORT_LINE.match(line)
+        if m:
+            entries.append((len(m.group(3)) // 2, m.group(4), int(m.group(2)) / 1e6))
+    top: dict[str, float] = {}
+    named = dict.fromkeys(_NAMED_IMPORTS, 0.0)
+    stack: list[tuple[int, frozenset]] = []     # (depth, named modules counted at or above it)
+    for depth, name, cumulative in reversed(entries):     # reversed: each parent before its imports
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        counted = stack[-1][1] if stack else frozenset()
+        if depth == 0:
+            top[name] = cumulative
+        hits = {n for n in _NAMED_IMPORTS if name == n or name.startswith(n + ".")}
+        for n in hits - counted:
+            named[n] += cumulative
+        stack.append((depth, counted | hits))
+    return top, named
+
+
+_LOGMEL = """
+import sys, time, json, statistics, importlib.util
+baseline, reps = sys.argv[1], int(sys.argv[2])
+import numpy as np
+from serbench.features.melseg import logmel3
+fns = {"this": logmel3}
+if baseline:  # the other tree's melseg.py as a module of its own; its imports resolve to this tree
+    spec = importlib.util.spec_from_file_location("baseline_melseg", baseline + "/serbench/features/melseg.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    fns["baseline"] = mod.logmel3
+rng = np.random.default_rng(0)
+out = {tree: {} for tree in fns}
+for seconds in (3.0, 60.0):
+    x = (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32)
+    for f in fns.values():
+        f(x, 16000)      # the first call pays the lazy imports: not a per-second cost
+    times = {tree: [] for tree in fns}
+    for _ in range(reps):
+        for tree, f in fns.items():
+            t = time.perf_counter(); f(x, 16000); times[tree].append(time.perf_counter() - t)
+    for tree in fns:
+        out[tree][f"{seconds:g}s"] = statistics.median(times[tree]) / seconds
+print(json.dumps(out))
+"""
+
+
+def _logmel3_speed(reps: int = 15) -> dict:
+    """Seconds of ``logmel3`` per second of audio (3-s and 60-s noise, warm): this tree's and, with
+    ``$SERBENCH_BENCH_BASELINE``, that tree's ``melseg.py`` in one fresh process, calls alternating;
+    medians of ``reps`` calls, and this / baseline."""
+    import json
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", _LOGMEL, _trees().get("baseline", ""), str(reps)],
+                         capture_output=True, text=True, timeout=600, check=True)
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    if "baseline" in out:
+        out["this_over_baseline"] = {k: out["this"][k] / out["baseline"][k] for k in out["this"]}
+    return {"unit": "seconds per second of audio", **out}
+
+
+def deep_startup(quick: bool = False) -> dict:
+    """Train only the cnn-sru bundle of :func:`run` and measure its ``serbench predict`` start-up."""
+    import torch
+
+    from serbench.bundles import train
+
+    result: dict = {"name": "predict-deep-startup", "cpu_count": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "trees": _trees()}
+    with tempfile.TemporaryDirectory(prefix="serbench-bench-deep-startup-") as tmp:
+        tmp = Path(tmp)
+        corpus = _corpus(tmp / "corpus")
+        file = _files(tmp / "files", 1)[0]
+        bundle = tmp / "cnn-sru"
+        train("cnn-sru", "demo", corpus, bundle, profile="fast",
+              overrides={"segments": 3, "cnn_epochs": 1, "sru_epochs": 1}, cache=tmp / "cache", runs=tmp / "runs",
+              device="cpu")
+        cli = _cli_cold(bundle, file, tmp, reps=5)
+        if "baseline" in cli:
+            cli["this_over_baseline"] = cli["cold_s"] / cli["baseline"]["cold_s"]
+        result.update(cli=cli, breakdown=_breakdown(bundle, file, reps=3 if quick else 5),
+                      imports=_import_times(bundle, file, reps=1 if quick else 3),
+                      logmel3=_logmel3_speed(reps=5 if quick else 15))
+    return result
+
+
 def run(out: Path, quick: bool = False) -> dict:
     """Train the two bundles on a synthesized corpus, then time ``predict``; ``out`` is not written to."""
     import torch
@@ -305,6 +442,10 @@ def run(out: Path, quick: bool = False) -> dict:
                                         "cli": _cli_cold(tmp / label.split()[0], files[0], tmp),
                                         "breakdown": _breakdown(tmp / label.split()[0], files[0]),
                                         **_measure(model, files, long_file, long_s, reps)}
+            if system == "cnn-sru":
+                result["bundles"][label]["imports"] = _import_times(tmp / label.split()[0], files[0],
+                                                                    reps=1 if quick else 3)
+                result["bundles"][label]["logmel3"] = _logmel3_speed(reps=5 if quick else 15)
         short = _short_files(tmp / "short", 60 if quick else 500)
         result["throughput"] = {"bundle": "IS10-svm-linear", "file_s": 1.0,
                                 **_throughput(tmp / "IS10-svm-linear", short, tmp),
@@ -316,4 +457,6 @@ if __name__ == "__main__":
     import json
     import sys
 
-    print(json.dumps(run(Path("bench-results"), quick="--quick" in sys.argv), indent=2))
+    quick = "--quick" in sys.argv
+    print(json.dumps(deep_startup(quick) if "--deep-startup" in sys.argv else run(Path("bench-results"), quick=quick),
+                     indent=2))
