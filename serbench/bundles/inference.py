@@ -50,10 +50,10 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
-import pandas as pd
 
 from serbench.audio import TARGET_SR
 from serbench.bundles.options import (  # noqa: F401  (re-exported: the checks made before heavy imports)
@@ -61,6 +61,11 @@ from serbench.bundles.options import (  # noqa: F401  (re-exported: the checks m
     check_window, output_format,
 )
 from serbench.errors import AudioError
+
+if TYPE_CHECKING:
+    # pandas is imported where a table is made: a command then loads the model (scikit-learn, skops) first,
+    # and skops' import-time search of every loaded module for scipy's ufuncs skips pandas' hundreds.
+    import pandas as pd
 
 #: What the functions here take as ``model``: a :class:`serbench.bundles.model.Model` (not imported:
 #: model.py imports this module).
@@ -190,7 +195,7 @@ def _is_pair(item: Any) -> bool:
 def collect(inputs: Any, speakers: Any = None, sample_rate: int = TARGET_SR) -> tuple[list[Source], list[str]]:
     """``(sources, passed_over)``: the recordings ``inputs`` name, and non-audio files found in folders."""
     passed_over: list[str] = []
-    if isinstance(inputs, pd.DataFrame):
+    if "pandas" in sys.modules and isinstance(inputs, sys.modules["pandas"].DataFrame):   # not one without pandas
         return _from_manifest(inputs, speakers), passed_over
     if isinstance(inputs, (str, Path, np.ndarray)) or _is_pair(inputs):
         inputs = [inputs]
@@ -226,6 +231,8 @@ def collect(inputs: Any, speakers: Any = None, sample_rate: int = TARGET_SR) -> 
 
 
 def _from_manifest(manifest: pd.DataFrame, speakers: Any) -> list[Source]:
+    import pandas as pd
+
     if "path" not in manifest.columns:
         raise PredictError("a DataFrame input needs a 'path' column (a corpus manifest)")
     out = []
@@ -681,8 +688,6 @@ def make_extractor(fs: Any) -> Callable:
 
 
 def _seed_audobject() -> None:
-    import sys
-
     utils = sys.modules.get("audobject.core.utils")
     if utils is None:
         try:
@@ -937,6 +942,8 @@ def scores_note(model: Model, kind: str) -> str:
 
 def _frame(model: Model, sources: list[Source], units: list[Unit], *, show_speaker: bool,
            speakers: list[str], kind: str = "probability", window: bool = False) -> pd.DataFrame:
+    import pandas as pd
+
     labels = list(model.labels)
     prefix = "prob_" if kind == "probability" else "score_"
     scores = np.full((len(units), len(labels)), np.nan)

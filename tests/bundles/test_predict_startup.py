@@ -77,6 +77,32 @@ def test_a_working_prediction_loads_what_it_needs_and_no_more(trained, corpus):
     assert "sklearn" in loaded and "torch" not in loaded and "dask" not in loaded
 
 
+def test_the_command_loads_only_its_own_area_and_every_command_has_one(trained, corpus):
+    """`serbench predict` imports the bundle commands' module, not the other areas' (a table in
+    serbench.cli says which module holds each command; it must name every command's own module)."""
+    from serbench.cli import COMMAND_AREAS
+
+    assert {name: cmd.callback.__module__ for name, cmd in cli.commands.items()} == {
+        name: f"serbench.cli.{area}" for name, area in COMMAND_AREAS.items()}
+    code = textwrap.dedent(f"""
+        import json, sys
+        from serbench.cli import main
+        sys.argv = ["serbench", "predict", "--model", {str(trained("svm-linear").path)!r},
+                    {str(next(corpus.rglob("*.wav")))!r}]
+        try:
+            main()
+        except SystemExit as exc:
+            assert exc.code in (0, None), exc.code
+        print(json.dumps(sorted(m for m in sys.modules if m.startswith("serbench.cli."))))
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    loaded = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "serbench.cli.bundles" in loaded
+    assert not {f"serbench.cli.{a}" for a in ("corpora", "features", "experiments", "deep", "reports", "cross")} & set(
+        loaded)
+
+
 def test_skops_types_are_recorded_and_an_edited_list_gains_nothing(bundle_copy):
     b = bundle_copy("svm-linear")
     rec = json.loads((b / MODEL_JSON).read_text())
