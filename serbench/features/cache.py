@@ -66,6 +66,8 @@ LOCK = ".lock"
 #: Compact (at the end of an extraction) when a folder holds more parts than this: a
 #: warm run then reads one file per set, and rewriting is cheap next to extracting.
 COMPACT_PARTS = 1
+#: :meth:`FeatureCache.read_matrix` reads this many columns at a time.
+MATRIX_BLOCK = 2048
 _PART = re.compile(r"^part-(\d+)-(\d+)-(\d+)(-c)?\.parquet$")
 # Per process, with the pid in the name: two writers never pick the same part name.
 _PART_COUNTER = itertools.count(1)
@@ -318,13 +320,13 @@ class FeatureCache:
         raise CacheError(f"{self.path}: parts kept disappearing while reading; is another process clearing it?")
 
     @staticmethod
-    def _check_part_schema(part: Path, meta: dict) -> None:
+    def _check_part_schema(part: Path, meta: dict, schema: pa.Schema | None = None) -> None:
         """Raise :class:`CacheError` in one line when ``part`` is not a part of the set ``meta.json``
         describes (a foreign Parquet file dropped in the folder), before its columns are read."""
         columns = meta.get("columns")
         if not isinstance(columns, list):
             return
-        schema = pq.read_schema(part)
+        schema = schema if schema is not None else pq.read_schema(part)
         names = list(schema.names)
         expected = _expected_types(meta)
         if names != columns:
@@ -354,6 +356,95 @@ class FeatureCache:
             columns = ["utterance_id", *columns]
         table, _ = self._read_parts(columns)
         return None if table is None else self._newest(table)
+
+    def read_matrix(self, ids: Sequence[str], columns: Sequence[str] | None = None, dtype: type = np.float32,
+                    block: int = MATRIX_BLOCK) -> tuple[np.ndarray, list[str], pd.DataFrame] | None:
+        """``(values, columns, keys)``: a vector set's values of ``ids`` as one ``(len(ids), len(columns))`` array.
+
+        ``columns``: feature columns to read (default every one), in the order given; ``dtype``: the
+        array's (float32 is what is stored, so lossless; float64 for consumers that need it). Rows
+        are the newest per id; an id without a row gives a row of NaN. ``keys``:
+        ``content_hash, status, status_detail`` indexed by utterance id (as :meth:`index`), from the
+        same parts. Parquet reads only the columns asked for, ``block`` columns at a time into the
+        array, and one part's footer at a time (with 51,200 columns a parsed footer takes some 150 MB),
+        so memory holds the array, one block and one footer, never the whole table. None when the
+        folder holds no part.
+        """
+        if self.feature_set.kind is not Kind.VECTOR:
+            raise CacheError(f"{self.feature_set.name} is an array set; read_matrix reads vector sets")
+        for _ in range(5):
+            parts = self.parts()
+            if not parts:
+                return None
+            meta = self.check_meta() or {}
+            with contextlib.ExitStack() as stack:
+                try:
+                    # Open now, read below: a part a compaction deletes meanwhile is still read whole.
+                    sources = [stack.enter_context(pa.OSFile(str(p), "r")) for p in parts]
+                except FileNotFoundError:
+                    continue           # a concurrent compaction removed a part: list again
+                except OSError as exc:
+                    raise CacheError(f"cannot read the cache parts in {self.path} ({exc.strerror or exc}); run "
+                                     f"`serbench cache verify` or delete the folder to re-extract") from exc
+                return self._matrix(parts, sources, meta, list(ids), columns, dtype, block)
+        raise CacheError(f"{self.path}: parts kept disappearing while reading; is another process clearing it?")
+
+    def _matrix(self, parts: list[Path], sources: list, meta: dict, ids: list[str], columns: Sequence[str] | None,
+                dtype: type, block: int) -> tuple[np.ndarray, list[str], pd.DataFrame]:
+        def parsed(i: int):
+            try:
+                f = pq.ParquetFile(sources[i], page_checksum_verification=True)
+                self._check_part_schema(parts[i], meta, f.schema_arrow)
+                return f
+            except (pa.ArrowException, OSError) as exc:
+                raise CacheError(f"cannot read cache part {parts[i]}: {_one_line(exc)}; run `serbench cache "
+                                 f"verify` or delete {self.path} to re-extract") from exc
+
+        def read(f, i: int, cols: list[str]) -> pa.Table:
+            try:
+                return f.read(columns=cols)
+            except (pa.ArrowException, OSError) as exc:
+                raise CacheError(f"cannot read cache part {parts[i]}: {_one_line(exc)}; run `serbench cache "
+                                 f"verify` or delete {self.path} to re-extract") from exc
+
+        # Pass 1, the key columns: where (part, row) the newest row of each id is (parts are oldest first).
+        keys, names = [], []
+        for i in range(len(parts)):
+            f = parsed(i)
+            names = [c for c in f.schema_arrow.names if c not in KEY_COLUMNS]
+            keys.append(read(f, i, ["utterance_id", "content_hash", "status", "status_detail"]))
+            del f
+        if columns is None:
+            columns = names
+        else:
+            columns = list(columns)
+            unknown = sorted(set(columns) - set(names))
+            if unknown:
+                raise CacheError(_cap(f"{self.path}: no column {_few(unknown)} in this cache set (its columns: "
+                                      f"{_few(names)}, {len(names)} in all)", 300))
+        newest: dict[str, tuple[int, int]] = {}
+        for i, t in enumerate(keys):
+            for r, u in enumerate(t.column("utterance_id").to_pylist()):
+                newest[u] = (i, r)
+        # Pass 2, the values: each part that holds a wanted row, ``block`` columns at a time.
+        out = np.full((len(ids), len(columns)), np.nan, dtype=dtype)
+        wanted = [(k, newest[u]) for k, u in enumerate(ids) if u in newest]
+        for i in sorted({part for _, (part, _) in wanted}):
+            at = np.array([k for k, (part, _) in wanted if part == i], dtype=np.int64)
+            take = np.array([r for _, (part, r) in wanted if part == i], dtype=np.int64)
+            f = parsed(i)
+            for start in range(0, len(columns), block):
+                cols = columns[start:start + block]
+                t = read(f, i, cols)
+                values = np.stack([t.column(c).to_numpy() for c in cols])      # (block, part rows) float32
+                del t
+                out[at, start:start + len(cols)] = values[:, take].T
+                del values
+            del f
+        newest_rows = sorted(newest.values())
+        index = pa.concat_tables([keys[i].take(pa.array([r for part, r in newest_rows if part == i], pa.int64()))
+                                  for i in range(len(keys))]).to_pandas().set_index("utterance_id")
+        return out, columns, index
 
     def index(self) -> pd.DataFrame:
         """``content_hash, status, status_detail`` indexed by utterance id (newest rows; empty if none)."""

@@ -18,6 +18,14 @@ audio) or the audio is digital silence (no sample reaches one 16-bit step: the
 sets would describe nothing but zeros, so the values are NaN rather than a silent
 zero); ``'failed'`` when the file cannot be decoded (:class:`~serbench.errors.AudioError`)
 or an extractor raised. One bad file never stops the run; failures are listed in the report.
+
+Sets whose backend has ``batch_seconds`` (the self-supervised upstreams) extract several files per
+call (the extractor's ``batch(signals, sr)``): the files to extract are then ordered by duration
+(the manifest's, read from the headers; longest first, ties in manifest order) and cut into chunks
+of about ``batch_seconds`` of audio, so a chunk holds files of similar length; its files are
+decoded, then handed to ``batch`` together. Should ``batch`` raise, the chunk's files are extracted
+one by one, so a bad file fails alone. The other sets still run file by file, and without a batched
+set the order and chunks are as before. With a batched set the progress bar counts seconds of audio.
 """
 from __future__ import annotations
 
@@ -144,46 +152,98 @@ def _judge(fs: FeatureSet, values: np.ndarray) -> tuple[str, str]:
     return "nan", f"NaN or inf in {bad} of {values.size} {'features' if fs.kind is Kind.VECTOR else 'values'}"
 
 
-def _process_one(task: Task) -> tuple[str, Result, float]:
-    uid, path, _, names = task
+def _silent(signal) -> bool:
+    return signal.signal.size == 0 or float(np.max(np.abs(signal.signal))) < SILENCE_PEAK
+
+
+_SILENT = ("nan", "audio is digital silence (peak below one 16-bit step); values set to NaN", None, 0.0)
+
+
+def _finish(fs: FeatureSet, signal, values: np.ndarray, seconds: float) -> tuple[str, str, np.ndarray, float]:
+    status, detail = _judge(fs, values)
+    # What is odd about the file (truncated, far beyond full scale) stays with its row: the
+    # manifest's status_detail of an 'ok' row says it, and the run's notes list it.
+    detail = "; ".join([detail, *signal.warnings] if detail else signal.warnings)
+    return status, detail, values, seconds
+
+
+def _apply(fs: FeatureSet, signal) -> tuple[str, str, np.ndarray | None, float]:
+    """One set on one decoded file."""
+    if _silent(signal):
+        return _SILENT
+    t1 = time.perf_counter()
+    try:
+        values = np.asarray(_extractor(fs)(signal.signal, signal.sample_rate))
+    except Exception as exc:  # one extractor failing on one file must not stop the run
+        # "error", not "failed": a fault of the extractor, not of the file, so it is
+        # reported but not cached, and the next run tries again.
+        return "error", f"{fs.name} extractor error: {type(exc).__name__}: {exc}", None, time.perf_counter() - t1
+    return _finish(fs, signal, values, time.perf_counter() - t1)
+
+
+def _decode(task: Task):
+    """``(Audio or the AudioError's reason, seconds)``."""
     t0 = time.perf_counter()
     try:
-        signal = load_audio(path)
+        return load_audio(task[1]), time.perf_counter() - t0
     except AudioError as exc:
-        return uid, {n: ("failed", exc.reason, None, 0.0) for n in names}, time.perf_counter() - t0
-    decode = time.perf_counter() - t0
-    out: Result = {}
-    silent = signal.signal.size == 0 or float(np.max(np.abs(signal.signal))) < SILENCE_PEAK
-    for name in names:
+        return exc.reason, time.perf_counter() - t0
+
+
+def _process_one(task: Task) -> tuple[str, Result, float]:
+    uid, _, _, names = task
+    signal, decode = _decode(task)
+    if isinstance(signal, str):
+        return uid, {n: ("failed", signal, None, 0.0) for n in names}, decode
+    return uid, {name: _apply(get_feature_set(name), signal) for name in names}, decode
+
+
+def _process_tasks(tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
+    """The files of a chunk: each decoded once; sets file by file, batched sets (an extractor with
+    ``batch``) on all the chunk's files in one call, in task order."""
+    decoded = [_decode(t) for t in tasks]
+    results: list[Result] = []
+    batched: dict[str, list[int]] = {}
+    for i, (task, (signal, _)) in enumerate(zip(tasks, decoded)):
+        out: Result = {}
+        for name in task[3]:
+            if isinstance(signal, str):
+                out[name] = ("failed", signal, None, 0.0)
+                continue
+            fs = get_feature_set(name)
+            if callable(getattr(_extractor(fs), "batch", None)) and not _silent(signal):
+                batched.setdefault(name, []).append(i)
+            else:
+                out[name] = _apply(fs, signal)
+        results.append(out)
+    for name, members in batched.items():
         fs = get_feature_set(name)
-        if silent:
-            out[name] = ("nan", "audio is digital silence (peak below one 16-bit step); values set to NaN",
-                         None, 0.0)
-            continue
+        signals = [decoded[i][0] for i in members]
         t1 = time.perf_counter()
         try:
-            values = np.asarray(_extractor(fs)(signal.signal, signal.sample_rate))
-        except Exception as exc:  # one extractor failing on one file must not stop the run
-            # "error", not "failed": a fault of the extractor, not of the file, so it is
-            # reported but not cached, and the next run tries again.
-            out[name] = ("error", f"{name} extractor error: {type(exc).__name__}: {exc}", None,
-                         time.perf_counter() - t1)
+            values = _extractor(fs).batch([a.signal for a in signals], TARGET_SR)
+            if len(values) != len(members):
+                raise FeatureSetError(f"{name}: batch gave {len(values)} rows for {len(members)} files")
+        except Exception:  # which file? each alone: the bad one fails by itself, the others are kept
+            for i in members:
+                results[i][name] = _apply(fs, decoded[i][0])
             continue
-        status, detail = _judge(fs, values)
-        # What is odd about the file (truncated, far beyond full scale) stays with its row: the
-        # manifest's status_detail of an 'ok' row says it, and the run's notes list it.
-        detail = "; ".join([detail, *signal.warnings] if detail else signal.warnings)
-        out[name] = (status, detail, values, time.perf_counter() - t1)
-    return uid, out, decode
+        # The batch's time, shared out by audio length (what the report sums per set).
+        spent = time.perf_counter() - t1
+        total = sum(a.signal.size for a in signals) or 1
+        for i, a, v in zip(members, signals, values):
+            results[i][name] = _finish(fs, a, np.asarray(v), spent * a.signal.size / total)
+    return [(t[0], r, d) for t, r, (_, d) in zip(tasks, results, decoded)]
 
 
 def _process_chunk(_shared: object, tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
-    return [_process_one(t) for t in tasks]
+    return _process_tasks(tasks)
 
 
 def _process_chunk_checked(_shared: object, tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
     """:func:`_process_chunk` on a worker that may see another disk: each file must be there, unchanged."""
-    out = []
+    out: list[tuple[str, Result, float] | None] = []
+    readable: list[Task] = []
     for task in tasks:
         uid, path, expected, names = task
         if not os.path.isfile(path):
@@ -199,8 +259,10 @@ def _process_chunk_checked(_shared: object, tasks: Sequence[Task]) -> list[tuple
         if reason:  # "error": a fault of the worker's view, not of the file, so it is never cached
             out.append((uid, {n: ("error", reason, None, 0.0) for n in names}, 0.0))
         else:
-            out.append(_process_one(task))
-    return out
+            out.append(None)
+            readable.append(task)
+    done = iter(_process_tasks(readable))
+    return [r if r is not None else next(done) for r in out]
 
 
 # ---- main side --------------------------------------------------------------------------
@@ -244,10 +306,57 @@ def _hash_files(paths: Sequence[str], threads: int) -> tuple[dict[str, str], dic
     return hashes, errors
 
 
-def _chunks(tasks: list[Task], jobs: int) -> list[list[Task]]:
-    # Small enough for a lively progress bar and balanced workers, large enough to amortize IPC.
-    size = max(1, min(8, math.ceil(len(tasks) / (jobs * 8))))
-    return [tasks[i:i + size] for i in range(0, len(tasks), size)]
+#: At most this many files in one chunk of a batched set (files whose duration the manifest lacks count 0 s).
+CHUNK_FILES = 256
+
+
+def _batch_seconds(fs: FeatureSet) -> float | None:
+    """Seconds of audio per chunk of a set whose extractor takes several files per call (None: file by file)."""
+    value = getattr(fs.backend, "batch_seconds", None)
+    return float(value) if value else None
+
+
+def _durations(manifest: pd.DataFrame) -> dict[str, float]:
+    """utterance id -> seconds: the manifest's header durations (else the headers'); 0 where unknown."""
+    ids = manifest["utterance_id"].astype(str).tolist()
+    if "duration" in manifest.columns:
+        values = pd.to_numeric(manifest["duration"], errors="coerce").fillna(0.0).tolist()
+    else:
+        from serbench.audio import audio_info
+
+        values = []
+        for p in manifest["path"].astype(str):
+            try:
+                values.append(audio_info(p).duration)
+            except (AudioError, OSError):
+                values.append(0.0)
+    return {u: float(v) for u, v in zip(ids, values)}
+
+
+def _chunks(tasks: list[Task], jobs: int, seconds: float | None = None,
+            durations: dict[str, float] | None = None) -> list[list[Task]]:
+    if seconds is None:
+        # Small enough for a lively progress bar and balanced workers, large enough to amortize IPC.
+        size = max(1, min(8, math.ceil(len(tasks) / (jobs * 8))))
+        return [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    # A batched set: consecutive files (ordered by length) up to ``seconds`` of audio, fewer where that
+    # would leave workers idle; a file longer than that is a chunk alone.
+    durations = durations or {}
+    if jobs > 1:
+        seconds = min(seconds, max(sum(durations.get(t[0], 0.0) for t in tasks) / (2 * jobs), 1.0))
+    out: list[list[Task]] = []
+    current: list[Task] = []
+    held = 0.0
+    for t in tasks:
+        d = durations.get(t[0], 0.0)
+        if current and (held + d > seconds or len(current) >= CHUNK_FILES):
+            out.append(current)
+            current, held = [], 0.0
+        current.append(t)
+        held += d
+    if current:
+        out.append(current)
+    return out
 
 
 def warm_up(names: Sequence[str]) -> None:
@@ -267,18 +376,23 @@ def warm_up(names: Sequence[str]) -> None:
             pass
 
 
-def _run(chunks: list[list[Task]], jobs: int, executor=None) -> Iterator[list[tuple[str, Result, float]]]:
+def _run(chunks: list[list[Task]], jobs: int, executor=None,
+         batched: bool = False) -> Iterator[list[tuple[str, Result, float]]]:
     from serbench.executors import DaskExecutor, InProcess, LocalProcesses
 
     if executor is None or isinstance(executor, InProcess):
         if jobs <= 1 or len(chunks) <= 1:
-            # In-process: hand over every file as it finishes, so an interrupt loses nothing done.
+            # In-process: hand over every file as it finishes, so an interrupt loses nothing done
+            # (with a batched set, every chunk: an interrupt loses the chunk in progress).
             for c in chunks:
+                if batched:
+                    yield _process_tasks(c)
+                    continue
                 for t in c:
                     yield [_process_one(t)]
             return
         with LocalProcesses(jobs, threads=1) as local:
-            yield from _run(chunks, jobs, local)
+            yield from _run(chunks, jobs, local, batched)
         return
     warm_up(sorted({n for c in chunks for t in c for n in t[3]}))
     token = executor.share(None)
@@ -290,12 +404,24 @@ def _run(chunks: list[list[Task]], jobs: int, executor=None) -> Iterator[list[tu
 
 
 def _progress(enabled: bool):
+    """The extraction's bar: files done of all, or (a task with ``unit="s"``) seconds of audio and their rate."""
     # rich is imported here, not at module level, so worker processes do not pay for it.
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    files = MofNCompleteColumn()
+
+    class Done(ProgressColumn):
+        def render(self, task) -> Text:
+            if task.fields.get("unit") != "s":
+                return files.render(task)
+            speed = task.speed
+            rate = f", {speed:.2f} s/s" if speed else ""
+            return Text(f"{task.completed:.0f}/{task.total:.0f} s of audio{rate}", style="progress.download")
 
     console = Console(stderr=True)
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    return Progress(TextColumn("{task.description}"), BarColumn(), Done(), TimeRemainingColumn(),
                     console=console, disable=not (enabled and console.is_terminal), transient=False)
 
 
@@ -371,18 +497,26 @@ def extract_manifest(
             for name in sorted({n for t in tasks for n in t[3]}):
                 locks.enter_context(stores[name].writer_lock())
             tasks = plan()
-        _extract_tasks(tasks, stores, report, hashes, path_of, jobs, executor, progress, corpus, sets)
+        _extract_tasks(tasks, stores, report, hashes, path_of, jobs, executor, progress, corpus, sets,
+                       durations=_durations(manifest) if any(_batch_seconds(fs) for fs in sets) else None)
     report.wall_seconds = time.perf_counter() - t_start
     return report, hashes, unreadable
 
 
 def _extract_tasks(tasks: list[Task], stores: dict[str, FeatureCache], report: ExtractReport, hashes: dict[str, str],
                    path_of: dict[str, str], jobs: int, executor, progress: bool, corpus: str,
-                   sets: list[FeatureSet]) -> None:
+                   sets: list[FeatureSet], durations: dict[str, float] | None = None) -> None:
     """Run ``tasks``, commit their rows into ``stores`` and compact them (the caller holds the locks)."""
+    needed = sorted({n for t in tasks for n in t[3]})
     # A cache that cannot take the results fails now, not after the first batch was computed.
-    for name in sorted({n for t in tasks for n in t[3]}):
+    for name in needed:
         stores[name].check_writable()
+    # A set that extracts several files per call: files of similar length go together (longest first).
+    chunk_s = max((b for fs in sets if fs.name in needed for b in [_batch_seconds(fs)] if b), default=None)
+    durations = durations or {}
+    if chunk_s is not None:
+        order = {t[0]: i for i, t in enumerate(tasks)}
+        tasks = sorted(tasks, key=lambda t: (-durations.get(t[0], 0.0), order[t[0]]))
 
     committers = {name: _Committer(stores[name]) for name in stores}
     odd: dict[str, str] = {}           # audio read with a warning: path -> what
@@ -390,9 +524,13 @@ def _extract_tasks(tasks: list[Task], stores: dict[str, FeatureCache], report: E
     try:
         # Nothing to extract (all cached): no bar at all, rather than an empty "0/0" one.
         with _progress(progress and bool(tasks)) as bar:
-            bar_task = bar.add_task(label, total=len(tasks))
+            if chunk_s is None:
+                bar_task = bar.add_task(label, total=len(tasks))
+            else:
+                bar_task = bar.add_task(label, total=sum(durations.get(t[0], 0.0) for t in tasks), unit="s")
             workers = getattr(executor, "workers", 1) if executor is not None else jobs
-            for results in _run(_chunks(tasks, max(jobs, workers)), jobs, executor):
+            chunks = _chunks(tasks, max(jobs, workers), chunk_s, durations)
+            for results in _run(chunks, jobs, executor, batched=chunk_s is not None):
                 for uid, result, decode in results:
                     report.decode_seconds += decode
                     for name, (st, detail, values, seconds) in result.items():
@@ -410,7 +548,7 @@ def _extract_tasks(tasks: list[Task], stores: dict[str, FeatureCache], report: E
                                 rep.nan += 1
                                 rep.nan_ids.append(uid)
                         committers[name].add(Row(uid, hashes[uid], st, detail, path_of[uid], values))
-                    bar.advance(bar_task)
+                    bar.advance(bar_task, 1 if chunk_s is None else durations.get(uid, 0.0))
     finally:
         # Commit whatever finished, also on KeyboardInterrupt or a worker crash: it is complete work.
         pending = [c for c in committers.values() if c.rows]
@@ -487,51 +625,51 @@ def load(
     emotions: Sequence[str] | None = None,
     progress: bool = True,
     executor=None,
+    columns: Sequence[str] | None = None,
+    dtype: type = np.float64,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features of a vector set for a corpus, extracting what is missing.
 
-    Returns ``(X, manifest)``: ``X`` float64 (n_utterances, n_features) indexed by
-    ``utterance_id`` in manifest order; rows whose status is not ``'ok'`` are all NaN.
-    ``manifest`` gains ``status`` ('ok' | 'nan' | 'failed') and ``status_detail``.
+    Returns ``(X, manifest)``: ``X`` (n_utterances, n_features) of ``dtype`` (float64 by default;
+    float32 is what the cache stores, so lossless and half the memory) indexed by ``utterance_id``
+    in manifest order; rows whose status is not ``'ok'`` are all NaN. ``columns``: only these
+    feature columns, in this order (e.g. one layer of a self-supervised set:
+    :func:`serbench.features.ssl.layer_columns`); Parquet then reads only those. ``manifest``
+    gains ``status`` ('ok' | 'nan' | 'failed') and ``status_detail``.
     """
     fs = get_feature_set(feature_set)
     if fs.kind is not Kind.VECTOR:
         raise FeatureSetError(f"{fs.name} is an array set (per-utterance arrays); use load_arrays(corpus, "
                               f"{fs.name!r}, ...)")
-    manifest, hashes, uncached, store, table = _extract_and_read(corpus, root, fs, cache=cache, jobs=jobs,
-                                                                 emotions=emotions, progress=progress,
-                                                                 executor=executor)
-    # The stored parts name their columns (their schema is checked when read): no need to build an
-    # extractor (openSMILE) just to learn the names.
-    from serbench.features.cache import KEY_COLUMNS
-
-    cols = ([c for c in table.column_names if c not in KEY_COLUMNS] if table is not None
-            else store.feature_columns)
+    manifest, hashes, uncached, store = _extract_for(corpus, root, fs, cache=cache, jobs=jobs, emotions=emotions,
+                                                     progress=progress, executor=executor)
     ids = manifest["utterance_id"].astype(str).tolist()
-    if table is None:
-        df = pd.DataFrame(columns=["content_hash", "status", "status_detail", *cols]).set_index(
-            pd.Index([], name="utterance_id"))
+    read = store.read_matrix(ids, columns, dtype)
+    if read is None:
+        # Nothing cached: the stored parts would name the columns; without them the set does (no need,
+        # where there are parts, to build an extractor such as openSMILE's just to learn the names).
+        cols = list(columns) if columns is not None else store.feature_columns
+        values, index = np.full((len(ids), len(cols)), np.nan, dtype=dtype), None
     else:
-        df = table.to_pandas().set_index("utterance_id")
-    m = _attach_status(manifest, df, hashes, uncached, fs)
-    X = df.reindex(ids)[cols].astype(np.float64)
-    X.index.name = "utterance_id"
-    X.loc[(m["status"] != "ok").to_numpy()] = np.nan
+        values, cols, index = read
+    m = _attach_status(manifest, index, hashes, uncached, fs)
+    values[(m["status"] != "ok").to_numpy()] = np.nan
+    # One block of one dtype: the frame wraps the array, it does not copy it.
+    X = pd.DataFrame(values, index=pd.Index(ids, name="utterance_id"), columns=cols, copy=False)
     return X, m
 
 
-def _extract_and_read(corpus: str, root, fs: FeatureSet, *, cache, jobs: int, emotions, progress: bool,
-                      executor=None):
-    """Extract what the cache lacks for ``corpus``, then read the cache table (shared by load and load_arrays).
+def _extract_for(corpus: str, root, fs: FeatureSet, *, cache, jobs: int, emotions, progress: bool, executor=None):
+    """Extract what the cache lacks for ``corpus`` (shared by load and load_arrays).
 
-    Returns ``(manifest, hashes, uncached failures by utterance id, FeatureCache, table or None)``.
+    Returns ``(manifest, hashes, uncached failures by utterance id, FeatureCache)``.
     """
     manifest = scan(corpus, root, emotions=emotions).manifest
     report, hashes, _ = extract_manifest(manifest, corpus, [fs], cache=cache, jobs=jobs,
                                          progress=progress, root=root, executor=executor)
     uncached = {f.utterance_id: f.reason for f in report.sets[fs.name].failed if not f.cached}
     store = FeatureCache(get_loader(corpus).INFO.name, fs, cache)
-    return manifest, hashes, uncached, store, store.read()
+    return manifest, hashes, uncached, store
 
 
 def load_arrays(
@@ -554,9 +692,9 @@ def load_arrays(
     fs = get_feature_set(feature_set)
     if fs.kind is not Kind.ARRAY:
         raise FeatureSetError(f"{fs.name} is a vector set; use load(corpus, {fs.name!r}, ...)")
-    manifest, hashes, uncached, store, table = _extract_and_read(corpus, root, fs, cache=cache, jobs=jobs,
-                                                                 emotions=emotions, progress=progress,
-                                                                 executor=executor)
+    manifest, hashes, uncached, store = _extract_for(corpus, root, fs, cache=cache, jobs=jobs, emotions=emotions,
+                                                     progress=progress, executor=executor)
+    table = store.read()
     index_df = None if table is None else table.select(
         ["utterance_id", "content_hash", "status", "status_detail"]).to_pandas().set_index("utterance_id")
     m = _attach_status(manifest, index_df, hashes, uncached, fs)

@@ -19,8 +19,27 @@ features are pooled only over the encoder frames that hold audio (``ceil(samples
 tail shorter than :data:`MIN_TAIL_S` joins the window before it). Pooling over windows is
 frame-weighted (sums and sums of squares over every frame of every window, in float64). Trailing
 digital silence (samples below one 16-bit step) is padding, not audio, and is cut first.
-Windows of equal length are run as one batch. On a GPU the model runs in float16, on a CPU in
-float32; the precision is part of the key (``SERBENCH_SSL_DEVICE=cpu`` forces the CPU).
+On a GPU the model runs in float16, on a CPU in float32; the precision is part of the key
+(``SERBENCH_SSL_DEVICE=cpu`` forces the CPU).
+
+Batches: :meth:`Encoder.batch` takes several utterances (the extraction loop hands it files of
+similar length) and runs their windows together, at most :func:`batch_seconds` of padded audio
+per forward pass. Whether windows of different lengths may share a batch depends on the model
+(:func:`pads_with_mask`): only where the padded result equals the unpadded one.
+
+* Padded, with the attention mask: the wav2vec2, HuBERT and WavLM models whose convolutional
+  front-end normalizes each frame (``feat_extract_norm == "layer"``: wav2vec2-large-robust,
+  hubert-large, wavlm-large) and whose feature extractor returns an attention mask. Each window
+  is pooled over its own frames only (``_get_feat_extract_output_lengths`` of its length).
+* Exactly equal lengths only: models with a group-normalized front-end (wav2vec2-base,
+  hubert-base, wavlm-base-plus: the norm spans the time axis, so padding changes every frame)
+  and data2vec (its stacked positional convolutions carry the padding into the last frames even
+  with the mask). Their windows batch only with windows of the same number of samples (full
+  20-s windows; files of identical length).
+* Whisper: every window is a zero-padded 30-s frame already, so any windows share a batch, each
+  pooled over its own frames that hold audio.
+
+A batch's values equal the file's values alone to float32 rounding (tests/features/test_ssl_batching.py).
 
 This module imports only the standard library at import time (the registry is read by
 ``serbench --help``); transformers and torch load when a model is loaded.
@@ -37,7 +56,7 @@ import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from serbench.features.registry import FeatureSet, FeatureSetError, Kind, _dist_version, _major_minor
 
@@ -46,6 +65,7 @@ if TYPE_CHECKING:
 
 MODELS_ENV = "SERBENCH_MODELS"
 DEVICE_ENV = "SERBENCH_SSL_DEVICE"
+BATCH_ENV = "SERBENCH_SSL_BATCH_S"
 #: Bump when the pooling or windowing changes (part of every SSL set's key).
 VERSION = "1"
 SAMPLE_RATE = 16000
@@ -57,8 +77,9 @@ MIN_TAIL_S = 1.0
 #: Whisper's frame: 30 s of audio, 1500 encoder frames of 20 ms (320 samples) each.
 WHISPER_WINDOW_S = 30.0
 WHISPER_HOP = 320
-#: Windows run together in one forward pass at most.
-MAX_BATCH = 4
+#: Padded audio (seconds) of one forward pass, by device (``SERBENCH_SSL_BATCH_S`` sets it): windows of
+#: several files run together up to it. Memory grows with it; a window longer than it runs alone.
+BATCH_SECONDS = {"cuda": 240.0, "cpu": 60.0}
 SILENCE_PEAK = 1.0 / 32768
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -289,6 +310,27 @@ def compute_device() -> tuple[str, str]:
     return "cpu", "float32"
 
 
+def batch_seconds(device: str) -> float:
+    """Padded audio per forward pass on ``device``: ``$SERBENCH_SSL_BATCH_S``, else :data:`BATCH_SECONDS`."""
+    raw = os.environ.get(BATCH_ENV, "").strip()
+    if not raw:
+        return BATCH_SECONDS.get(device, BATCH_SECONDS["cpu"])
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or math.isinf(value):
+        raise FeatureSetError(f"{BATCH_ENV}={raw!r}: give the seconds of padded audio per forward pass, a positive "
+                              "number (e.g. 60)")
+    return value
+
+
+def layer_columns(layer: int, hidden: int) -> list[str]:
+    """The column names of hidden state ``layer``'s block (its means, then its stds; :func:`layer_blocks`
+    gives their positions): what a reader of one layer asks the cache for."""
+    return [f"L{layer:02d}_{stat}_{j:04d}" for stat in ("mean", "std") for j in range(hidden)]
+
+
 def layer_blocks(n_columns: int, n_states: int) -> list[tuple[int, int]]:
     """``[(start, stop), ...]``: the columns of each hidden state (mean then std, ``2 * hidden`` wide)."""
     if n_states < 1 or n_columns % n_states:
@@ -346,11 +388,7 @@ class SSLBackend:
         return {n: _major_minor(_dist_version(n)) for n in ("transformers", "torch")}
 
     def feature_names(self) -> list[str]:
-        names = []
-        for layer in range(self.n_states):
-            for stat in ("mean", "std"):
-                names += [f"L{layer:02d}_{stat}_{j:04d}" for j in range(self.hidden)]
-        return names
+        return [c for layer in range(self.n_states) for c in layer_columns(layer, self.hidden)]
 
     def provenance(self) -> dict:
         """What a run record says about the upstream it read."""
@@ -361,6 +399,12 @@ class SSLBackend:
 
     def make_extractor(self) -> Callable[["np.ndarray", int], "np.ndarray"]:
         return Encoder(self)
+
+    @property
+    def batch_seconds(self) -> float:
+        """Padded audio per forward pass: the extraction loop sizes its chunks of files by it (and knows
+        from it that :meth:`Encoder.batch` takes several files)."""
+        return batch_seconds(self.device)
 
 
 def _fetch_record(folder: Path) -> dict | None:
@@ -447,8 +491,47 @@ def trim_trailing_silence(x: "np.ndarray") -> "np.ndarray":
     return x[: int(loud[-1]) + 1] if loud.size else x[:0]
 
 
+def pads_with_mask(family: str, config: dict, processor: Any) -> bool:
+    """Whether windows of different lengths may share a batch, zero-padded, with the attention mask.
+
+    Only where padding leaves every real frame as it is: a wav2vec2, HuBERT or WavLM model whose
+    convolutional front-end normalizes each frame on its own (``feat_extract_norm == "layer"``),
+    whose feature extractor returns the mask (and so normalizes each window over its own samples),
+    and whose one positional convolution sees zeros past the end, as it does alone (the models zero
+    the padded frames before it). A group norm spans the time axis, padding included; data2vec's
+    stacked positional convolutions carry the padding into the last real frames.
+    """
+    return (family in ("wav2vec2", "hubert", "wavlm") and config.get("feat_extract_norm") == "layer"
+            and bool(getattr(processor, "return_attention_mask", False)))
+
+
+def plan_batches(lengths: Sequence[int], budget: int, mode: str) -> list[list[int]]:
+    """Windows (by index into ``lengths``, in samples) grouped into forward passes.
+
+    Longest first (ties in input order), so that a batch holds windows of similar length. A batch
+    costs its window count times its longest window (``mode`` 'padded'), times the 30-s frame
+    (``'whisper'``), or holds windows of exactly one length only (``'equal'``); it stays within
+    ``budget`` samples, except a window longer than the budget, which runs alone.
+    """
+    frame = int(WHISPER_WINDOW_S * SAMPLE_RATE)
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda k: (-lengths[k], k)):
+        if batches:
+            last = batches[-1]
+            width = frame if mode == "whisper" else lengths[last[0]]      # the batch's longest window
+            if (len(last) + 1) * width <= budget and (mode != "equal" or lengths[i] == lengths[last[0]]):
+                last.append(i)
+                continue
+        batches.append([i])
+    return batches
+
+
 class Encoder:
-    """An upstream loaded once (per process): ``encoder(signal, sr) -> (n_states * 2 * hidden,)`` float64."""
+    """An upstream loaded once (per process): ``encoder(signal, sr) -> (n_states * 2 * hidden,)`` float64.
+
+    :meth:`batch` extracts several utterances at once (what the extraction loop calls); calling the
+    encoder on one utterance is ``batch([signal], sr)[0]``.
+    """
 
     def __init__(self, backend: SSLBackend) -> None:
         import torch
@@ -481,56 +564,100 @@ class Encoder:
         self.family = up.family
         self.n_states = backend.n_states
         self.hidden = backend.hidden
+        self.mode = ("whisper" if up.family == "whisper" else
+                     "padded" if pads_with_mask(up.family, backend.config, self.processor) else "equal")
+        self.budget = int(backend.batch_seconds * SAMPLE_RATE)
 
-    def _forward(self, batch: list["np.ndarray"]) -> list[tuple[list["np.ndarray"], int]]:
-        """Equal-length windows -> per window ``(hidden states (T, H) float32 each, frames that hold audio)``."""
-        import numpy as np
+    def _run_model(self, batch: list["np.ndarray"]) -> tuple[Any, list[int]]:
+        """The model's output on ``batch`` and each window's frames that hold audio."""
+        import warnings
 
         torch = self.torch
-        if self.family == "whisper":
+        if self.mode == "whisper":
             feats = self.processor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
             with torch.inference_mode():
                 out = self.model(feats["input_features"].to(self.device, self.dtype), output_hidden_states=True)
-            valid = [whisper_frames(len(w)) for w in batch]
+            return out, [whisper_frames(len(w)) for w in batch]
+        if self.mode == "padded":
+            feats = self.processor(batch, sampling_rate=SAMPLE_RATE, padding="longest", return_attention_mask=True,
+                                   return_tensors="pt")
+            lengths = torch.tensor([len(w) for w in batch])
+            valid = [int(n) for n in self.model._get_feat_extract_output_lengths(lengths)]
         else:
+            if len({len(w) for w in batch}) != 1:
+                raise FeatureSetError(f"{self.backend.upstream.name}: windows of different lengths in one batch; "
+                                      "this model's output changes with padding")
             feats = self.processor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
-            inputs = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
-                      for k, v in feats.items()}
-            with torch.inference_mode():
-                out = self.model(**inputs, output_hidden_states=True)
-            valid = [int(out.hidden_states[0].shape[1])] * len(batch)
-        states = [h.float().cpu().numpy() for h in out.hidden_states]
+            valid = []
+        inputs = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
+                  for k, v in feats.items()}
+        with torch.inference_mode(), warnings.catch_warnings():
+            # WavLM hands torch a boolean padding mask beside its float position bias; torch warns that
+            # mixing the two is deprecated (the result is right).
+            warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
+            out = self.model(**inputs, output_hidden_states=True)
+        return out, valid or [int(out.hidden_states[0].shape[1])] * len(batch)
+
+    def _forward(self, batch: list["np.ndarray"]) -> tuple["np.ndarray", "np.ndarray", list[int]]:
+        """Windows -> per window and hidden state the sums and sums of squares (float64) over its frames
+        that hold audio, ``(B, n_states, hidden)`` each, and those frames' counts."""
+        torch = self.torch
+        out, valid = self._run_model(batch)
+        states = out.hidden_states
         if len(states) != self.n_states:
             raise FeatureSetError(f"{self.backend.folder}: the model gave {len(states)} hidden states, its config "
                                   f"{self.n_states}")
-        return [([s[i].astype(np.float32) for s in states], valid[i]) for i in range(len(batch))]
+        frames = int(states[0].shape[1])
+        if max(valid) > frames:
+            raise FeatureSetError(f"{self.backend.folder}: {max(valid)} frames expected, the model gave {frames}")
+        with torch.inference_mode():
+            keep = (torch.arange(frames, device=states[0].device)[None, :]
+                    < torch.tensor(valid, device=states[0].device)[:, None]).to(torch.float64)[..., None]
+            sums, squares = [], []
+            for h in states:
+                v = h.to(torch.float64) * keep                  # (B, T, H), frames past the audio zeroed
+                sums.append(v.sum(1))
+                squares.append((v * v).sum(1))
+            return (torch.stack(sums, 1).cpu().numpy(), torch.stack(squares, 1).cpu().numpy(), valid)
 
-    def __call__(self, signal: "np.ndarray", sr: int) -> "np.ndarray":
+    def batch(self, signals: Sequence["np.ndarray"], sr: int) -> list["np.ndarray"]:
+        """Several utterances -> one feature vector each, in order (NaN for one shorter than 25 ms).
+
+        Their windows run together, at most :attr:`budget` samples of padded audio per forward pass
+        (:func:`plan_batches`, by this model's :attr:`mode`), each pooled into its own utterance.
+        """
         import numpy as np
 
         if sr != SAMPLE_RATE:
             raise FeatureSetError(f"{self.backend.upstream.name} reads {SAMPLE_RATE} Hz audio, got {sr} Hz")
-        x = trim_trailing_silence(np.asarray(signal, dtype=np.float32).reshape(-1))
-        if x.size < 400:  # shorter than one 25-ms frame of the convolutional front-end: nothing to describe
-            return np.full(self.n_states * 2 * self.hidden, np.nan)
-        parts = [x[a:b] for a, b in windows(x.size, self.family)]
-        sums = np.zeros((self.n_states, self.hidden))
-        squares = np.zeros((self.n_states, self.hidden))
-        frames = 0
-        by_length: dict[int, list[np.ndarray]] = {}
-        for p in parts:
-            by_length.setdefault(p.size, []).append(p)
-        for group in by_length.values():
-            for i in range(0, len(group), MAX_BATCH):
-                for states, n in self._forward(group[i:i + MAX_BATCH]):
-                    for layer, h in enumerate(states):
-                        v = h[:n].astype(np.float64)
-                        sums[layer] += v.sum(0)
-                        squares[layer] += (v * v).sum(0)
-                    frames += n
-        mean = sums / frames
-        std = np.sqrt(np.maximum(squares / frames - mean * mean, 0.0))
-        return np.concatenate([np.concatenate([mean[i], std[i]]) for i in range(self.n_states)])
+        width = self.n_states * 2 * self.hidden
+        out: list[np.ndarray | None] = [None] * len(signals)
+        pieces: list[tuple[int, np.ndarray]] = []
+        for i, signal in enumerate(signals):
+            x = trim_trailing_silence(np.asarray(signal, dtype=np.float32).reshape(-1))
+            if x.size < 400:  # shorter than one 25-ms frame of the convolutional front-end: nothing to describe
+                out[i] = np.full(width, np.nan)
+                continue
+            pieces += [(i, x[a:b]) for a, b in windows(x.size, self.family)]
+        sums = np.zeros((len(signals), self.n_states, self.hidden))
+        squares = np.zeros_like(sums)
+        frames = np.zeros(len(signals), dtype=np.int64)
+        for group in plan_batches([p.size for _, p in pieces], self.budget, self.mode):
+            s, q, n = self._forward([pieces[k][1] for k in group])
+            for j, k in enumerate(group):
+                i = pieces[k][0]
+                sums[i] += s[j]
+                squares[i] += q[j]
+                frames[i] += n[j]
+        for i in range(len(signals)):
+            if out[i] is None:
+                mean = sums[i] / frames[i]
+                std = np.sqrt(np.maximum(squares[i] / frames[i] - mean * mean, 0.0))
+                out[i] = np.stack([mean, std], axis=1).reshape(-1)     # per state: mean block, then std block
+        return out  # type: ignore[return-value]
+
+    def __call__(self, signal: "np.ndarray", sr: int) -> "np.ndarray":
+        return self.batch([signal], sr)[0]
 
 
 # ---- fetching ---------------------------------------------------------------------------------------------
@@ -608,7 +735,8 @@ def local_status(up: Upstream, root: Path | None = None) -> tuple[str, Path]:
 
 __all__ = ["UPSTREAMS", "Upstream", "SSLFeatureSet", "SSLBackend", "Encoder", "ModelFolderError", "FetchError",
            "models_root", "use_models_root", "get_upstream", "is_ssl", "inspect_folder", "fetch", "local_status",
-           "layer_blocks", "check_layer_data", "provenance", "n_states", "windows", "whisper_frames", "feature_sets"]
+           "layer_blocks", "check_layer_data", "provenance", "n_states", "windows", "whisper_frames", "feature_sets",
+           "batch_seconds", "plan_batches", "pads_with_mask", "layer_columns"]
 
 
 def check_layer_data(data: Any, feature: str, layer: str) -> None:
