@@ -114,11 +114,35 @@ class SSLProbe(System):
 
         check_layer_data(data, s.feature, "auto")
 
-    def _tensor(self, X, model: FittedProbe, n_layers: int, device):
+    def _tensor(self, data: Dataset, rows: np.ndarray, model: FittedProbe, n_layers: int, device):
+        """The standardized rows as float32 ``(rows, layers, width)``, built one layer block at a time (a
+        float64 copy of one block of the rows at most, never of every column)."""
+        import numpy as np
         import torch
 
-        Z = (X - model.mean) / model.scale
-        return torch.as_tensor(Z, dtype=torch.float32, device=device).reshape(len(X), n_layers, -1)
+        from serbench.features.ssl import layer_blocks
+
+        out = None
+        for k, (a, b) in enumerate(layer_blocks(data.inputs.shape[1], n_layers)):
+            Z = (np.asarray(data.inputs[rows, a:b], dtype=np.float64) - model.mean[a:b]) / model.scale[a:b]
+            if out is None:
+                out = torch.empty((len(Z), n_layers, b - a), dtype=torch.float32)
+            out[:, k] = torch.from_numpy(Z.astype(np.float32))
+        return out.to(device)
+
+    @staticmethod
+    def _statistics(data: Dataset, rows: np.ndarray, n_layers: int):
+        """Per column mean and std (ddof 0) of the training rows, one layer block at a time."""
+        import numpy as np
+
+        from serbench.features.ssl import layer_blocks
+
+        means, stds = [], []
+        for a, b in layer_blocks(data.inputs.shape[1], n_layers):
+            X = np.asarray(data.inputs[rows, a:b], dtype=np.float64)
+            means.append(X.mean(0))
+            stds.append(X.std(0))
+        return np.concatenate(means), np.concatenate(stds)
 
     def fit(self, data: Dataset, rows: np.ndarray, s: Settings, ctx: FoldContext) -> FittedProbe:
         import numpy as np
@@ -131,13 +155,12 @@ class SSLProbe(System):
         if n_layers < 1:
             raise SystemOptionError(f"{self.name}: the dataset does not say how its columns split into layers "
                                     "(run it through `serbench deep --model ssl-probe --feature NAME`)")
-        X = np.asarray(data.inputs[rows], dtype=np.float64)
-        mean, scale = X.mean(0), X.std(0)
+        mean, scale = self._statistics(data, rows, n_layers)
         scale[scale < 1e-12] = 1.0     # a constant column carries nothing; keep it at zero, not NaN
         torch.manual_seed(int(ctx.seed))
-        net = _build(n_layers, X.shape[1] // n_layers, s.hidden, data.n_classes, s.dropout).to(rt.device)
+        net = _build(n_layers, len(mean) // n_layers, s.hidden, data.n_classes, s.dropout).to(rt.device)
         model = FittedProbe(net, mean, scale, {})
-        x = self._tensor(X, model, n_layers, rt.device)
+        x = self._tensor(data, rows, model, n_layers, rt.device)
         y = torch.as_tensor(data.y[rows], dtype=torch.long, device=rt.device)
         opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         gen = torch.Generator().manual_seed(int(ctx.seed))
@@ -171,8 +194,7 @@ class SSLProbe(System):
         device = next(model.net.parameters()).device
         n_layers = int(model.net.layer_logits.shape[0])
         with torch.no_grad():
-            logits = model.net(self._tensor(np.asarray(data.inputs[rows], dtype=np.float64), model, n_layers,
-                                            device))
+            logits = model.net(self._tensor(data, rows, model, n_layers, device))
         return FoldOutput(torch.softmax(logits, 1).cpu().numpy().astype(np.float64))
 
     def export(self, model: FittedProbe, s: Settings) -> ModelParts:

@@ -114,6 +114,11 @@ class FittedSVM:
     columns: tuple[int, int] | None = None   # the layer block an SSL set's SVM reads (None: every column)
 
 
+def _rows(data: Dataset, rows: np.ndarray, columns: tuple[int, int] | None) -> np.ndarray:
+    """``rows`` of the inputs, only the ``columns`` block when given (one copy, of that block only)."""
+    return data.inputs[rows] if columns is None else data.inputs[rows, slice(*columns)]
+
+
 def grid_edge_warnings(best: dict, grid: dict) -> list[str]:
     """One line per hyper-parameter chosen at the lowest or highest number of its grid.
 
@@ -201,7 +206,6 @@ class SVMBaseline(System):
 
         from serbench.baselines import svm
 
-        X = data.inputs[rows]
         speakers = data.speakers[rows]
         t0 = time.perf_counter()
 
@@ -213,13 +217,14 @@ class SVMBaseline(System):
         columns, layer_info = None, {}
         with collected_warnings() as caught:
             if s.layer is None:
-                search = select(X)
+                search = select(data.inputs[rows])
             else:  # an SSL set: one layer's block, given or chosen on the training speakers' inner CV
                 from serbench.features.ssl import layer_blocks
 
-                blocks = layer_blocks(X.shape[1], int(data.meta["layer_blocks"]))
+                blocks = layer_blocks(data.inputs.shape[1], int(data.meta["layer_blocks"]))
                 layers = range(len(blocks)) if s.layer == "auto" else [int(s.layer)]
-                searches = {k: select(X[:, slice(*blocks[k])]) for k in layers}
+                # The training rows of one block at a time: a fold never copies every layer's columns.
+                searches = {k: select(data.inputs[rows, slice(*blocks[k])]) for k in layers}
                 best = max(searches, key=lambda k: (searches[k].best_score_, -k))
                 search, columns = searches[best], blocks[best]
                 layer_info = {"layer": int(best)}
@@ -256,9 +261,7 @@ class SVMBaseline(System):
 
         t0 = time.perf_counter()
         pipe = getattr(model.search, "best_estimator_", model.search)
-        X, speakers = data.inputs[rows], data.speakers[rows]
-        if getattr(model, "columns", None) is not None:
-            X = X[:, slice(*model.columns)]
+        X, speakers = _rows(data, rows, getattr(model, "columns", None)), data.speakers[rows]
         cv = inner_cv(speakers)
         with collected_warnings() as caught:
             oof = calibration.out_of_fold_decisions(pipe, X, data.true_labels(rows), speakers, data.labels, cv=cv)
@@ -288,9 +291,7 @@ class SVMBaseline(System):
         from serbench.baselines import svm
         from serbench.experiments.dataset import FoldOutput
 
-        X = data.inputs[rows]
-        if model.columns is not None:
-            X = X[:, slice(*model.columns)]
+        X = _rows(data, rows, model.columns)
         scores = svm.decision_scores(model.search, X, data.labels)
         if model.calibration:
             from serbench.baselines.calibration import probabilities
