@@ -119,7 +119,7 @@ def test_rerun_and_done_status_of_a_run_recorded_with_retired_settings(corpus, c
     import torch
 
     from serbench.systems import run_deep
-    from serbench.systems.experiment import stored_identities
+    from serbench.systems.runner import stored_identities
     from serbench.systems.rerun import rerun
 
     torch.set_num_threads(1)
