@@ -78,8 +78,10 @@ MIN_TAIL_S = 1.0
 WHISPER_WINDOW_S = 30.0
 WHISPER_HOP = 320
 #: Padded audio (seconds) of one forward pass, by device (``SERBENCH_SSL_BATCH_S`` sets it): windows of
-#: several files run together up to it. Memory grows with it; a window longer than it runs alone.
-BATCH_SECONDS = {"cuda": 240.0, "cpu": 60.0}
+#: several files run together up to it. Memory grows with it; a window longer than it runs alone. On a
+#: CPU a larger batch gained little (wavlm-base-plus, 8 x 3 s in one pass: 1.05x) and two Whisper frames
+#: per pass were slower than one (0.93x; benchmarks/bench_ssl.py), hence one 30-s frame there.
+BATCH_SECONDS = {"cuda": 240.0, "cpu": 30.0}
 SILENCE_PEAK = 1.0 / 32768
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 

@@ -265,6 +265,18 @@ def test_the_other_sets_still_count_files(models, tmp_path, monkeypatch):
     assert "unit" not in task.fields and task.total == task.completed == len(LENGTHS)
 
 
+def test_a_run_of_a_batched_set_and_a_file_by_file_set_gives_each_its_own_rows(models, tmp_path):
+    name = save_layer_norm(models, "hubert")
+    root = _corpus(tmp_path / "corpus", LENGTHS)
+    report = extract.extract("demo", root, [name, "MFCC"], cache=tmp_path / "both", progress=False)
+    assert report.sets[name].extracted == report.sets["MFCC"].extracted == len(LENGTHS)
+    for fs, alone in ((name, tmp_path / "ssl"), ("MFCC", tmp_path / "mfcc")):
+        extract.extract("demo", root, [fs], cache=alone, progress=False)
+        X, _ = extract.load("demo", fs, root=root, cache=tmp_path / "both", progress=False)
+        Y, _ = extract.load("demo", fs, root=root, cache=alone, progress=False)
+        np.testing.assert_allclose(X.to_numpy(), Y.to_numpy(), rtol=RTOL, atol=ATOL)
+
+
 def test_the_seconds_column_of_the_bar():
     bar = extract._progress(False)
     files = bar.add_task("a", total=4)
