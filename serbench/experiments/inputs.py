@@ -10,7 +10,7 @@ Both optionally z-score each speaker with that speaker's own statistics
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -82,17 +82,19 @@ def _groups(used: pd.DataFrame, protocol: Protocol | None, corpus: str) -> np.nd
     return None if protocol is None else protocol.groups(used, corpus)
 
 
-def load_feature_table(corpus: CorpusHandle, feature: str, *, load_features: FeatureLoader | None = None
-                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(X, manifest)`` of ``feature`` from the corpus' cache (extracting what it lacks).
+def load_feature_table(corpus: CorpusHandle, feature: str, *, load_features: FeatureLoader | None = None,
+                       columns: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(X, manifest)`` of ``feature`` from the corpus' cache (extracting what it lacks); only ``columns``
+    when given (the others are not read).
 
     ``load_features(corpus, feature, *, root, cache, jobs, emotions) -> (X, manifest)`` replaces
     :func:`serbench.features.load` (tests).
     """
     if load_features is not None:
-        return load_features(corpus.name, feature, root=corpus.root, cache=corpus.cache, jobs=corpus.jobs,
-                             emotions=list(corpus.emotions) if corpus.emotions else None)
-    return corpus.features(feature)
+        X, manifest = load_features(corpus.name, feature, root=corpus.root, cache=corpus.cache, jobs=corpus.jobs,
+                                    emotions=list(corpus.emotions) if corpus.emotions else None)
+        return (X if columns is None else X[list(columns)]), manifest
+    return corpus.features(feature, columns=columns)
 
 
 def feature_dataset(corpus: CorpusHandle, feature: str, *, protocol: Protocol | None = None,

@@ -65,12 +65,15 @@ class CorpusHandle:
     def manifest(self) -> "pd.DataFrame":
         return self.scan().manifest
 
-    def features(self, feature_set: str) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-        """``(X, manifest)`` of a vector feature set (:func:`serbench.features.load`)."""
+    def features(self, feature_set: str, columns: Sequence[str] | None = None
+                 ) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+        """``(X, manifest)`` of a vector feature set (:func:`serbench.features.load`; only ``columns``
+        when given)."""
         from serbench.features import load
 
         return load(self.name, feature_set, root=self.root, cache=self.cache, jobs=self.jobs,
-                    emotions=list(self.emotions) if self.emotions else None, executor=self.executor)
+                    emotions=list(self.emotions) if self.emotions else None, executor=self.executor,
+                    columns=columns)
 
     def arrays(self, feature_set: str = "melseg") -> tuple[dict, "pd.DataFrame"]:
         """``(arrays, manifest)`` of an array feature set (:func:`serbench.features.load_arrays`)."""

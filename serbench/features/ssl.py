@@ -470,6 +470,15 @@ def n_states(feature: str) -> int:
     return backend_for(get_upstream(feature)).n_states
 
 
+def columns_of_layer(feature: str, layer: int) -> list[str]:
+    """The columns of hidden state ``layer`` of an SSL set in its local folder (refused beyond its layers)."""
+    backend = backend_for(get_upstream(feature))
+    if not 0 <= int(layer) < backend.n_states:
+        raise FeatureSetError(f"--layer {layer}: {feature} has layers 0..{backend.n_states - 1} (0: the input of "
+                              "the first transformer layer)")
+    return layer_columns(int(layer), backend.hidden)
+
+
 # ---- extraction ---------------------------------------------------------------------------------------
 def windows(n: int, family: str) -> list[tuple[int, int]]:
     """``[(start, stop), ...]`` sample ranges of the windows of an ``n``-sample signal."""
@@ -738,19 +747,26 @@ def local_status(up: Upstream, root: Path | None = None) -> tuple[str, Path]:
 __all__ = ["UPSTREAMS", "Upstream", "SSLFeatureSet", "SSLBackend", "Encoder", "ModelFolderError", "FetchError",
            "models_root", "use_models_root", "get_upstream", "is_ssl", "inspect_folder", "fetch", "local_status",
            "layer_blocks", "check_layer_data", "provenance", "n_states", "windows", "whisper_frames", "feature_sets",
-           "batch_seconds", "plan_batches", "pads_with_mask", "layer_columns"]
+           "batch_seconds", "plan_batches", "pads_with_mask", "layer_columns",
+           "columns_of_layer"]
 
 
 def check_layer_data(data: Any, feature: str, layer: str) -> None:
-    """Before a run: ``data`` holds ``feature``'s layer blocks and ``layer`` is one of them.
+    """Before a run: ``data`` holds ``feature``'s layer blocks (every layer, or only ``layer`` when it was read
+    alone: :func:`columns_of_layer`) and ``layer`` is one of them.
 
-    Records the number of blocks in ``data.meta['layer_blocks']`` for the fold tasks (which may run
-    where the model folder is not).
+    Records the number of blocks in ``data.meta['layer_blocks']`` and, when the data holds one layer, which
+    one in ``data.meta['layers']``, for the fold tasks (which may run where the model folder is not).
     """
-    n = n_states(feature)
-    width = int(data.inputs.shape[1])
-    layer_blocks(width, n)     # raises when the columns do not split into the model's layers
-    if layer != "auto" and int(layer) >= n:
+    backend = backend_for(get_upstream(feature))
+    n, block = backend.n_states, 2 * backend.hidden
+    if layer != "auto" and not 0 <= int(layer) < n:
         raise FeatureSetError(f"--layer {layer}: {feature} has layers 0..{n - 1} (0: the input of the first "
                               "transformer layer)")
+    width = int(data.inputs.shape[1])
+    if layer != "auto" and width == block:
+        data.meta["layer_blocks"], data.meta["layers"] = 1, [int(layer)]
+        return
+    if width != n * block:
+        raise FeatureSetError(f"{width} columns do not split into {feature}'s {n} layer blocks of {block}")
     data.meta["layer_blocks"] = n

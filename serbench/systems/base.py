@@ -101,6 +101,11 @@ class System:
         """The feature set this system reads with settings ``s``."""
         return str(getattr(s, "feature", None) or self.inputs)
 
+    def feature_columns(self, s: Settings) -> list[str] | None:
+        """The columns of :meth:`feature_set` this system reads with settings ``s`` (None: all of them); the
+        others are never read from the cache."""
+        return None
+
     def describe(self, s: Settings) -> dict:
         """Human-readable lines about what the settings mean, for run.json's config (JSON-safe)."""
         return {}

@@ -121,11 +121,13 @@ def prepare(name: str, corpus: str | CorpusHandle, root: str | Path | None = Non
     subset = tuple(emotions or ())
     if system.inputs == "features":
         feature = system.feature_set(s)
-        # One read of the cache per feature set; each normalization variant is derived from it.
-        table = data_cache.get(("table", feature, subset), lambda: load_feature_table(
-            corpus, feature, load_features=load_features))
+        columns = system.feature_columns(s)
+        part = tuple(columns) if columns is not None else None
+        # One read of the cache per feature set (and column subset); each normalization variant is derived from it.
+        table = data_cache.get(("table", feature, subset, part), lambda: load_feature_table(
+            corpus, feature, load_features=load_features, columns=columns))
         data, excluded = data_cache.get(
-            ("features", feature, spk, proto.name, subset),
+            ("features", feature, spk, proto.name, subset, part),
             lambda: feature_dataset(corpus, feature, protocol=proto, speaker_norm=spk, table=table))
     else:
         table = data_cache.get(("table", "melseg", subset), lambda: corpus.arrays("melseg"))

@@ -19,7 +19,16 @@ from serbench.systems.settings import SettingsError  # noqa: E402
 _spec = importlib.util.spec_from_file_location("leakage_helpers", Path(__file__).with_name("test_leakage.py"))
 _leak = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_leak)
-make_data, loader = _leak.make_data, _leak.loader
+loader = _leak.loader
+
+
+def make_data(**kw):
+    """The leakage tests' data with a self-supervised set's column names (layer blocks, means then stds)."""
+    from serbench.features.ssl import layer_columns
+
+    X, m = _leak.make_data(**kw)
+    X.columns = [c for k in range(N_STATES) for c in layer_columns(k, WIDTH // 2)]
+    return X, m
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))
 from ssl_models import save_tiny  # noqa: E402

@@ -2,6 +2,7 @@
 computed from a copy of every column (the way they read before), bit for bit."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -22,7 +23,16 @@ from serbench.systems.run import prepare  # noqa: E402
 _spec = importlib.util.spec_from_file_location("leakage_helpers", Path(__file__).with_name("test_leakage.py"))
 _leak = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_leak)
-make_data, loader = _leak.make_data, _leak.loader
+loader = _leak.loader
+
+
+def make_data(**kw):
+    """The leakage tests' data with a self-supervised set's column names (layer blocks, means then stds)."""
+    from serbench.features.ssl import layer_columns
+
+    X, m = _leak.make_data(**kw)
+    X.columns = [c for k in range(N_STATES) for c in layer_columns(k, WIDTH // 2)]
+    return X, m
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))
 from ssl_models import save_tiny  # noqa: E402
@@ -43,12 +53,15 @@ def test_svm_on_layer_blocks_equals_the_svm_on_a_copy_of_every_column(wavlm, lay
     plan = prepare("svm-linear", "demo", "/c", overrides={"feature": "wavlm-base-plus", "layer": layer},
                    load_features=loader(X, m))
     data = plan.data
+    # A fixed layer is read alone from the cache; auto reads every layer.
+    assert data.inputs.shape[1] == (WIDTH if layer != "auto" else N_STATES * WIDTH)
+    every = X.loc[data.utterance_ids].to_numpy(np.float64)
     for fold in plan.folds:
         ctx = FoldContext(run_id="t", system=plan.system, fold=fold.name, seed=0)
         model = plan.task.fit(data, fold.train, plan.payload, ctx)
         out = plan.task.predict(model, data, fold.test, plan.payload, ctx)
         # Before: the fold's rows with every column, then a view of each block.
-        train, test = data.inputs[fold.train], data.inputs[fold.test]
+        train, test = every[fold.train], every[fold.test]
         layers = range(N_STATES) if layer == "auto" else [int(layer)]
         searches = {k: svm.select_model(train[:, k * WIDTH:(k + 1) * WIDTH], data.true_labels(fold.train),
                                         data.speakers[fold.train], classifier="svm-linear", seed=0)
@@ -60,6 +73,10 @@ def test_svm_on_layer_blocks_equals_the_svm_on_a_copy_of_every_column(wavlm, lay
         assert model.info["best_params"] == searches[best].best_params_
         np.testing.assert_array_equal(out.scores, svm.decision_scores(searches[best], test[:, slice(*model.columns)],
                                                                       data.labels))
+        # A bundle predicts from whole rows (every layer, as extraction gives them): the same scores.
+        whole = dataclasses.replace(data, inputs=every, meta={})
+        np.testing.assert_array_equal(plan.task.predict(model, whole, fold.test, plan.payload, ctx).scores,
+                                      out.scores)
 
 
 def test_probe_statistics_and_inputs_equal_those_of_the_whole_matrix():

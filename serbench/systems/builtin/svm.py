@@ -115,8 +115,19 @@ class FittedSVM:
 
 
 def _rows(data: Dataset, rows: np.ndarray, columns: tuple[int, int] | None) -> np.ndarray:
-    """``rows`` of the inputs, only the ``columns`` block when given (one copy, of that block only)."""
-    return data.inputs[rows] if columns is None else data.inputs[rows, slice(*columns)]
+    """``rows`` of the inputs, only the ``columns`` block when given (one copy, of that block only).
+
+    ``columns`` place a layer in the set's whole row; data that holds only some layers' blocks
+    (``meta['layers']``) has that layer's block elsewhere.
+    """
+    if columns is None:
+        return data.inputs[rows]
+    a, b = columns
+    held = data.meta.get("layers")
+    if held:
+        i = list(held).index(a // (b - a))
+        a, b = i * (b - a), (i + 1) * (b - a)
+    return data.inputs[rows, a:b]
 
 
 def grid_edge_warnings(best: dict, grid: dict) -> list[str]:
@@ -189,6 +200,15 @@ class SVMBaseline(System):
                             "fold's training speakers (fold records: layer, layer_inner_ua)")
         return out
 
+    def feature_columns(self, s: Settings) -> list[str] | None:
+        # A fixed layer of a self-supervised set: only its block is read from the cache (a large upstream's
+        # row holds every layer: wavlm-large 25 x 2,048 columns).
+        if s.layer is None or s.layer == "auto":
+            return None
+        from serbench.features.ssl import columns_of_layer
+
+        return columns_of_layer(s.feature, int(s.layer))
+
     def check_data(self, data: Dataset, s: Settings) -> None:
         import numpy as np
 
@@ -222,11 +242,15 @@ class SVMBaseline(System):
                 from serbench.features.ssl import layer_blocks
 
                 blocks = layer_blocks(data.inputs.shape[1], int(data.meta["layer_blocks"]))
-                layers = range(len(blocks)) if s.layer == "auto" else [int(s.layer)]
+                # The layers the blocks hold: every one, or the one fixed layer read alone.
+                held = list(data.meta.get("layers") or range(len(blocks)))
+                layers = held if s.layer == "auto" else [int(s.layer)]
                 # The training rows of one block at a time: a fold never copies every layer's columns.
-                searches = {k: select(data.inputs[rows, slice(*blocks[k])]) for k in layers}
+                searches = {k: select(data.inputs[rows, slice(*blocks[held.index(k)])]) for k in layers}
                 best = max(searches, key=lambda k: (searches[k].best_score_, -k))
-                search, columns = searches[best], blocks[best]
+                width = blocks[0][1] - blocks[0][0]
+                # The bundle's columns are the layer's place in the set's whole row, as prediction extracts it.
+                search, columns = searches[best], (best * width, (best + 1) * width)
                 layer_info = {"layer": int(best)}
                 if s.layer == "auto":
                     layer_info["layer_inner_ua"] = {str(k): float(v.best_score_) for k, v in searches.items()}
