@@ -744,10 +744,7 @@ def _extracted(model: Model, sources: list[Source], window: float | None, hop: f
     from serbench.executors import InProcess
 
     if not isinstance(executor, InProcess):
-        from serbench.features.extract import warm_up
-
         _seed_audobject()
-        warm_up([spec.feature_set_name])   # compile librosa's numba functions once, before the workers do
     token = executor.share(spec)
     ahead = 4 * workers + 2
     inflight: dict[Any, int] = {}

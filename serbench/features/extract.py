@@ -359,23 +359,6 @@ def _chunks(tasks: list[Task], jobs: int, seconds: float | None = None,
     return out
 
 
-def warm_up(names: Sequence[str]) -> None:
-    """Run each named extractor once, in this process, on a short synthetic signal.
-
-    librosa's numba functions are compiled with ``cache=True``. Worker processes that compile
-    them at the same time can write mismatched cache files (numba issue #10128, a race in
-    GUFunc caching), after which *every* later process that loads them segfaults. Compiling
-    once here, before the workers start, leaves them a complete cache to read.
-    """
-    t = np.arange(TARGET_SR) / TARGET_SR
-    x = (0.1 * np.sin(2 * np.pi * 220.0 * t) + 0.01 * np.random.default_rng(0).standard_normal(t.size))
-    for name in names:
-        try:
-            _extractor(get_feature_set(name))(x.astype(np.float32), TARGET_SR)
-        except Exception:  # a failing extractor reports itself on the real files
-            pass
-
-
 def _run(chunks: list[list[Task]], jobs: int, executor=None,
          batched: bool = False) -> Iterator[list[tuple[str, Result, float]]]:
     from serbench.executors import DaskExecutor, InProcess, LocalProcesses
@@ -394,7 +377,6 @@ def _run(chunks: list[list[Task]], jobs: int, executor=None,
         with LocalProcesses(jobs, threads=1) as local:
             yield from _run(chunks, jobs, local, batched)
         return
-    warm_up(sorted({n for c in chunks for t in c for n in t[3]}))
     token = executor.share(None)
     # A Dask worker may run on another machine: it checks that it reads the very file hashed here.
     fn = _process_chunk_checked if isinstance(executor, DaskExecutor) else _process_chunk

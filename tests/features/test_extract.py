@@ -53,33 +53,6 @@ def test_jobs2_equals_jobs1(corpus, tmp_path):
         pd.testing.assert_frame_equal(X1, X2)
 
 
-def test_parallel_extraction_compiles_in_this_process_before_workers_start(corpus, tmp_path, monkeypatch):
-    # numba issue #10128: workers compiling librosa's cached gufuncs at once can corrupt the cache.
-    import importlib
-
-    extract_mod = importlib.import_module("serbench.features.extract")
-    order = []
-    real_warm_up = extract_mod.warm_up
-    monkeypatch.setattr(extract_mod, "warm_up", lambda names: (order.append(("warm_up", tuple(names))),
-                                                               real_warm_up(names)))
-    from serbench.executors import LocalProcesses
-
-    real_submit = LocalProcesses.submit
-
-    def spy(self, *a, **kw):
-        if ("workers", None) not in order:
-            order.append(("workers", None))
-        return real_submit(self, *a, **kw)
-
-    monkeypatch.setattr(LocalProcesses, "submit", spy)
-    extract("demo", corpus, ["melseg", "MFCC"], cache=tmp_path / "c", progress=False, jobs=2)
-    assert order == [("warm_up", ("MFCC", "melseg")), ("workers", None)]
-    order.clear()
-    extract("demo", corpus, ["IS09"], cache=tmp_path / "c1", progress=False, jobs=1)
-    assert order == []     # one process: nothing to race with
-
-
-@pytest.mark.slow  # starts worker processes and a LocalCluster
 def test_extraction_on_executors_gives_the_cache_of_one_process(corpus, tmp_path):
     from serbench.executors import DaskExecutor, LocalProcesses
 
@@ -170,3 +143,23 @@ def test_cli_extract_and_cache_commands(corpus, cache_dir, wav):
     assert res.exit_code == 0 and "deleted 1 folder" in res.output
     assert not (cache_dir / "demo" / f"IS09-{get_feature_set('IS09').key}").exists()
     assert (cache_dir / "demo" / f"eGeMAPS-{get_feature_set('eGeMAPS').key}").is_dir()
+
+
+def test_spectral_sets_extract_without_librosa_or_numba(corpus, tmp_path):
+    # numba's cached functions once had to be compiled in this process before the workers started (a race
+    # in its cache files); the extractors of these sets no longer load librosa, hence no numba (in-process
+    # extraction, so the extractors run in the interpreter inspected).
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from serbench.features import extract\n"
+            f"r = extract('demo', {str(corpus)!r}, ['melseg', 'MFCC', 'PLP'], cache={str(tmp_path / 'c')!r}, "
+            "progress=False, jobs=1)\n"
+            "print(json.dumps([{n: s.extracted for n, s in r.sets.items()}, "
+            "[m for m in ('librosa', 'numba') if m in sys.modules]]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    extracted, loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert extracted == {"melseg": 8, "MFCC": 8, "PLP": 8} and loaded == []
