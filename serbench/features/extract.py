@@ -236,12 +236,68 @@ def _process_tasks(tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
     return [(t[0], r, d) for t, r, (_, d) in zip(tasks, results, decoded)]
 
 
-def _process_chunk(_shared: object, tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
-    return _process_tasks(tasks)
+#: (set name, key) pairs this worker process has found to be the client's.
+_SAME_KEYS: set[tuple[str, str]] = set()
 
 
-def _process_chunk_checked(_shared: object, tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
+def _key_faults(keys: dict[str, str] | None) -> dict[str, str]:
+    """Set name -> why this worker cannot extract it for the client: its key here differs from the client's.
+
+    A set's key names the code and data its values come from (an SSL set's: the weights' SHA-256), so a
+    worker that would compute it differently (other weights in its model folder, another library
+    version) must not write rows under the client's key.
+    """
+    faults = {}
+    for name, expected in (keys or {}).items():
+        if (name, expected) in _SAME_KEYS:
+            continue
+        try:
+            here = get_feature_set(name).key
+        except Exception as exc:  # the set cannot even be built here (a missing model folder, ...)
+            faults[name] = f"{name} cannot be built on worker {os.uname().nodename}: {' '.join(str(exc).split())}"
+            continue
+        if here != expected:
+            faults[name] = (f"{name} on worker {os.uname().nodename} has cache key {here}, the client's is "
+                            f"{expected}: the worker computes it from other inputs (its model folder's weights, "
+                            "or another library version); give every worker the same ones")
+        else:
+            _SAME_KEYS.add((name, expected))
+    return faults
+
+
+def _without(tasks: Sequence[Task], faults: dict[str, str]) -> tuple[list[Task], dict[str, Result]]:
+    """The tasks less the sets this worker cannot extract, and those sets' 'error' results by utterance."""
+    if not faults:
+        return list(tasks), {}
+    kept, refused = [], {}
+    for uid, path, content, names in tasks:
+        refused[uid] = {n: ("error", faults[n], None, 0.0) for n in names if n in faults}
+        left = tuple(n for n in names if n not in faults)
+        if left:   # a file no set is left for is not decoded
+            kept.append((uid, path, content, left))
+    return kept, refused
+
+
+def _merge(tasks: Sequence[Task], done: list[tuple[str, Result, float]],
+           refused: dict[str, Result]) -> list[tuple[str, Result, float]]:
+    """Every task's results, in task order: what was extracted and what was refused."""
+    if not refused:
+        return done
+    got = {uid: (res, d) for uid, res, d in done}
+    return [(t[0], {**got.get(t[0], ({}, 0.0))[0], **refused.get(t[0], {})}, got.get(t[0], ({}, 0.0))[1])
+            for t in tasks]
+
+
+def _process_chunk(keys: dict[str, str] | None, tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
+    """A chunk on a worker process: the sets whose key there is the client's (``keys``), every file."""
+    kept, refused = _without(tasks, _key_faults(keys))
+    return _merge(tasks, _process_tasks(kept), refused)
+
+
+def _process_chunk_checked(keys: dict[str, str] | None, tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
     """:func:`_process_chunk` on a worker that may see another disk: each file must be there, unchanged."""
+    given = tasks
+    tasks, refused = _without(tasks, _key_faults(keys))
     out: list[tuple[str, Result, float] | None] = []
     readable: list[Task] = []
     for task in tasks:
@@ -262,7 +318,7 @@ def _process_chunk_checked(_shared: object, tasks: Sequence[Task]) -> list[tuple
             out.append(None)
             readable.append(task)
     done = iter(_process_tasks(readable))
-    return [r if r is not None else next(done) for r in out]
+    return _merge(given, [r if r is not None else next(done) for r in out], refused)
 
 
 # ---- main side --------------------------------------------------------------------------
@@ -359,8 +415,10 @@ def _chunks(tasks: list[Task], jobs: int, seconds: float | None = None,
     return out
 
 
-def _run(chunks: list[list[Task]], jobs: int, executor=None,
-         batched: bool = False) -> Iterator[list[tuple[str, Result, float]]]:
+def _run(chunks: list[list[Task]], jobs: int, executor=None, batched: bool = False,
+         keys: dict[str, str] | None = None) -> Iterator[list[tuple[str, Result, float]]]:
+    """Each chunk's results, on ``executor`` (or ``jobs`` local processes, or in this process); ``keys``: the
+    sets' cache keys here, which a worker must compute alike (:func:`_key_faults`)."""
     from serbench.executors import DaskExecutor, InProcess, LocalProcesses
 
     if executor is None or isinstance(executor, InProcess):
@@ -375,9 +433,9 @@ def _run(chunks: list[list[Task]], jobs: int, executor=None,
                     yield [_process_one(t)]
             return
         with LocalProcesses(jobs, threads=1) as local:
-            yield from _run(chunks, jobs, local, batched)
+            yield from _run(chunks, jobs, local, batched, keys)
         return
-    token = executor.share(None)
+    token = executor.share(keys)
     # A Dask worker may run on another machine: it checks that it reads the very file hashed here.
     fn = _process_chunk_checked if isinstance(executor, DaskExecutor) else _process_chunk
     futures = [executor.submit(fn, token, c) for c in chunks]
@@ -512,7 +570,8 @@ def _extract_tasks(tasks: list[Task], stores: dict[str, FeatureCache], report: E
                 bar_task = bar.add_task(label, total=sum(durations.get(t[0], 0.0) for t in tasks), unit="s")
             workers = getattr(executor, "workers", 1) if executor is not None else jobs
             chunks = _chunks(tasks, max(jobs, workers), chunk_s, durations)
-            for results in _run(chunks, jobs, executor, batched=chunk_s is not None):
+            keys = {fs.name: fs.key for fs in sets if fs.name in needed}
+            for results in _run(chunks, jobs, executor, batched=chunk_s is not None, keys=keys):
                 for uid, result, decode in results:
                     report.decode_seconds += decode
                     for name, (st, detail, values, seconds) in result.items():
