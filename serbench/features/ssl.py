@@ -67,7 +67,7 @@ MODELS_ENV = "SERBENCH_MODELS"
 DEVICE_ENV = "SERBENCH_SSL_DEVICE"
 BATCH_ENV = "SERBENCH_SSL_BATCH_S"
 #: Bump when the pooling or windowing changes (part of every SSL set's key).
-VERSION = "1"
+VERSION = "2"
 SAMPLE_RATE = 16000
 #: Window of the wav2vec2-family upstreams (seconds): attention memory grows with its square.
 WINDOW_S = 20.0
