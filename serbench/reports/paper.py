@@ -18,6 +18,7 @@ from serbench.reports.significance import MCNEMAR, T_TEST, PairedTest, compare
 from serbench.reports.systems import (
     best_baseline,
     reference_run,
+    runs_of,
     system_models,
     system_runs,
     systems_reported,
@@ -255,6 +256,9 @@ def paper_table4(col: Collection) -> Table:
 def _feature_label(run: RunResult) -> str:
     s = run.spec
     base = s.feature if s.classifier == DEFAULT_CLASSIFIER and s.feature else s.base
+    layer = s.setting("layer")
+    if base == s.feature and layer is not None:    # a self-supervised set: one layer, or one chosen per fold
+        base = f"{base} (layer per fold)" if layer == "auto" else f"{base} layer {layer}"
     return f"{base} (speaker norm)" if s.speaker_norm else str(base)
 
 
@@ -360,10 +364,10 @@ def paper_systems(col: Collection) -> Table:
     present = system_runs(col)
     models = system_models()
     for model in models:          # the papers' order; a system without a run is a 'missing' row
-        for run in [r for r in present if r.spec.model == model] or [None]:
+        for run in runs_of(present, model) or [None]:
             entries.append((run.system if run else model, run, model))
     for run in present:
-        if run.spec.model not in models:
+        if all(run is not r for _label, r, _model in entries):
             entries.append((run.system, run, run.spec.model))
     svm = best_baseline(col)
     entries.append((f"best SVM: {_feature_label(svm)}" if svm else "best SVM", svm, None))

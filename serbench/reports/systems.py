@@ -123,6 +123,13 @@ def _versus_cells(run: RunResult | None, ref: RunResult | None) -> list[str]:
             _p(tests[MCNEMAR].p) if MCNEMAR in tests else NOT_APPLICABLE]
 
 
+def runs_of(present: list[RunResult], model: str) -> list[RunResult]:
+    """The runs of the systems table's row ``model``: stored under its name, or under its name prefixed with
+    what it reads (``wavlm-base-plus-ssl-probe``: one row per input)."""
+    return [r for r in present if r.spec.model == model
+            or (r.spec.system == model and str(r.spec.model).endswith(f"-{model}"))]
+
+
 def systems_table(col: Collection) -> Table:
     """Each seed-paper system, CNN+SRU (reference) and the best SVM baseline, with tests against CNN+SRU."""
     corpus = col.corpus
@@ -139,12 +146,15 @@ def systems_table(col: Collection) -> Table:
     add(f"CNN+SRU ({paper_name(col)})", "cnn-sru", ref, ref.system if ref else "cnn-sru-N?")
     present = system_runs(col)
     models = system_models()
+    shown: list[RunResult] = []
     for model in models:          # the papers' order; a system without a run is a 'missing' row
-        runs = [r for r in present if r.spec.model == model]
+        runs = runs_of(present, model)
+        shown += runs
         for run in runs or [None]:
-            add(model, model, run, run.system if run else model)
+            add(model if run is None or run.spec.model == model else str(run.spec.model), model, run,
+                run.system if run else model)
     for run in present:
-        if run.spec.model not in models:
+        if all(run is not r for r in shown):
             add(run.spec.model or run.system, run.spec.model, run, run.system)
     svm = best_baseline(col)
     add("best SVM baseline (no speaker norm)", None, svm, svm.system if svm else "SVM baseline")

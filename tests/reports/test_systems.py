@@ -101,3 +101,24 @@ def test_rows_keep_the_papers_order_whether_run_or_missing(store):
     store.add("crnn", acc=0.6, kind="deep", config=_deep("crnn"))
     frame = systems_table(collect("casia", store.root)).frame
     assert frame["System"].tolist()[1:5] == ["crnn", "crnn-ctc", "crnn-mk", "dcnn-blstm-att"]
+
+
+def test_a_system_stored_under_its_input_fills_its_own_row_once(store):
+    # ssl-probe runs are stored as <feature>-ssl-probe: the ssl-probe row holds them, never a 'missing' row beside
+    from serbench.reports.paper import paper_systems, paper_table5
+
+    store.add("cnn-sru-N5", acc=0.5, kind="deep", config=_deep("cnn-sru", 5))
+    store.add("wavlm-base-plus-ssl-probe", acc=0.7, kind="deep",
+              config=_deep("ssl-probe", None, settings={"feature": "wavlm-base-plus"}))
+    store.add("wavlm-base-plus-svm-linear", acc=0.6,
+              config={"system_type": "svm-linear", "settings": {"feature": "wavlm-base-plus", "layer": "auto"}})
+    store.add("wavlm-base-plus-svm-linear-L3", acc=0.55,
+              config={"system_type": "svm-linear", "settings": {"feature": "wavlm-base-plus", "layer": "3"}})
+    col = collect("casia", store.root)
+    frame = systems_table(col).frame
+    assert "ssl-probe" not in frame["System"].tolist()
+    assert _row(frame, "wavlm-base-plus-ssl-probe")["UA %"] == "70.0"
+    names = paper_systems(col).frame["System"].tolist()
+    assert names.count("wavlm-base-plus-ssl-probe") == 1 and "ssl-probe" not in names
+    labels = paper_table5(col).frame.iloc[:, 0].tolist()
+    assert "wavlm-base-plus (layer per fold)" in labels and "wavlm-base-plus layer 3" in labels
