@@ -43,7 +43,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils import check_array
 
-KERNELS: tuple[str, ...] = ("linear", "rbf")
+# The kernel arithmetic lives with the array model that predicts from bundles, so both compute the same bits.
+from serbench.baselines.svm_arrays import KERNELS, kernel_base, kernel_finish, one_blas_thread, squared_norms
 
 
 def scale_gamma(Xs: np.ndarray) -> float:
@@ -67,24 +68,6 @@ def kernel_bytes(n_train: int, kernel: str, n_val: int = 0) -> int:
     return 2 * per if kernel == "rbf" and n_val else per
 
 
-_CONTROLLER: list = []
-
-
-def one_blas_thread():
-    """A context in which BLAS runs on one thread: every kernel product is computed in it.
-
-    OpenBLAS rounds ``A @ B.T`` differently with 1 and 2 threads (last bits, ~1e-13 relative), so a
-    kernel computed with the caller's thread count would make decision scores depend on ``--threads``
-    and the executor. With one thread they do not; the speed comes from running inner splits side by
-    side (:func:`kernel_grid_search`) or folds in worker processes.
-    """
-    if not _CONTROLLER:  # inspecting the loaded libraries takes milliseconds: once per process
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
-
-
 class TrainingKernel(TransformerMixin, BaseEstimator):
     """Maps rows to their kernel against the (standardized) training rows it was fitted on.
 
@@ -101,7 +84,7 @@ class TrainingKernel(TransformerMixin, BaseEstimator):
         if self.kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
         self.rows_ = np.ascontiguousarray(X, dtype=np.float64)
-        self.sq_norms_ = np.einsum("ij,ij->i", self.rows_, self.rows_)
+        self.sq_norms_ = squared_norms(self.rows_)
         return self
 
     def base(self, X: np.ndarray | None = None) -> np.ndarray:
@@ -110,27 +93,11 @@ class TrainingKernel(TransformerMixin, BaseEstimator):
         ``X=None`` means the training rows themselves; the result is then symmetric and, for
         RBF, has an exactly zero diagonal. Shape (n_rows, n_train), float64, C-contiguous.
         """
-        same = X is None
-        A = self.rows_ if same else np.asarray(X, dtype=np.float64)
-        with one_blas_thread():
-            out = A @ self.rows_.T
-        if self.kernel == "linear":
-            return out
-        out *= -2.0
-        out += (self.sq_norms_ if same else np.einsum("ij,ij->i", A, A))[:, None]
-        out += self.sq_norms_[None, :]
-        np.maximum(out, 0.0, out=out)  # rounding can make a tiny distance negative
-        if same:
-            np.fill_diagonal(out, 0.0)
-        return out
+        return kernel_base(self.kernel, self.rows_, self.sq_norms_, X)
 
     def finish(self, base: np.ndarray, gamma: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """The kernel from :meth:`base`: itself (linear) or ``exp(-gamma * base)`` (RBF) into ``out``."""
-        if self.kernel == "linear":
-            return base
-        g = self.gamma if gamma is None else gamma
-        out = np.multiply(base, -float(g), out=out)
-        return np.exp(out, out=out)
+        return kernel_finish(self.kernel, base, self.gamma if gamma is None else gamma, out=out)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         base = self.base(X)
