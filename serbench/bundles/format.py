@@ -3,8 +3,9 @@
 Layout::
 
     MODEL_DIR/model.json            what the model is (see below), every file's SHA-256
-    MODEL_DIR/weights.safetensors   torch weights and normalization arrays (systems with tensors)
-    MODEL_DIR/<name>.skops          scikit-learn estimators (the SVM pipeline), skops format
+    MODEL_DIR/weights.safetensors   torch weights and normalization arrays; the SVMs' fitted arrays
+    MODEL_DIR/<name>.skops          scikit-learn estimators, skops format (SVM bundles of format 2 and
+                                    older: the pipeline; still read)
 
 ``model.json`` holds the format and its version, the serbench version and git commit that
 wrote it, the system (registry type, stored name, kind, profile, every setting), the
@@ -44,7 +45,9 @@ FORMAT = "serbench-model"
 #: Bump when a bundle written by this version cannot be read by an older reader.
 #: 2: SVM bundles hold a calibration and give probabilities (``scores: probability``); a reader
 #: of format 1 would label their decision values as probabilities.
-FORMAT_VERSION = 2
+#: 3: SVM bundles hold the fitted SVM as arrays in weights.safetensors (model.json ``model.stored_as``),
+#: no skops file; a reader of format 2 finds no pipeline in them. Bundles of format 2 and 1 still load.
+FORMAT_VERSION = 3
 MODEL_JSON = "model.json"
 WEIGHTS = "weights.safetensors"
 SKOPS_SUFFIX = ".skops"

@@ -84,18 +84,42 @@ SPECS = {
 }
 
 
+#: :func:`trained`'s key of the svm-linear bundle written in the layout before the array format.
+OLD_LAYOUT = "svm-skops"
+
+
+def write_old_layout(model, out: Path) -> Path:
+    """``model`` (an SVM just trained, in memory) written as serbench wrote SVM bundles before the array
+    format: format 2, the fitted pipeline in ``svm.skops``, the model.json of ``model``'s own bundle."""
+    import json
+
+    from serbench.bundles.format import MODEL_JSON, write_bundle
+    from serbench.experiments.store import jsonable
+    from serbench.systems.builtin.svm import export_skops
+
+    record = json.loads((model.path / MODEL_JSON).read_text())
+    record.pop("files")
+    parts = export_skops(model.fitted)
+    record.update(format_version=2, scores=parts.score_kind, model=jsonable(parts.meta))
+    write_bundle(out, parts, record)
+    return out
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, corpus, cache):
-    """``trained(key) -> Model``: the bundle of :data:`SPECS` ``key``, trained once per session (``model.path``)."""
+    """``trained(key) -> Model``: the bundle of :data:`SPECS` ``key``, trained once per session (``model.path``);
+    :data:`OLD_LAYOUT`: the svm-linear model in the old layout, loaded from its bundle."""
     import torch
 
-    from serbench.bundles import train
+    from serbench.bundles import load_model, train
 
     torch.set_num_threads(1)
     made: dict = {}
     base = tmp_path_factory.mktemp("bundles")
 
     def get(key: str):
+        if key == OLD_LAYOUT and key not in made:
+            made[key] = load_model(write_old_layout(get("svm-linear"), base / key))
         if key not in made:
             system, profile, overrides = SPECS[key]
             made[key] = train(system, "demo", corpus, base / key, profile=profile, overrides=overrides,

@@ -55,25 +55,32 @@ def test_intact_copy_loads(bundle_copy):
     assert load_model(bundle_copy("svm-linear")).labels == ["angry", "sad"]
 
 
-def test_changed_weights_are_refused(bundle_copy):
-    b = bundle_copy("svm-linear")
-    data = bytearray((b / "svm.skops").read_bytes())
+#: An SVM bundle and its weights file: the arrays (this format) and the skops pipeline (bundles before it).
+WEIGHTS = pytest.mark.parametrize("key,weights", [("svm-linear", "weights.safetensors"), ("svm-skops", "svm.skops")])
+
+
+@WEIGHTS
+def test_changed_weights_are_refused(bundle_copy, key, weights):
+    b = bundle_copy(key)
+    data = bytearray((b / weights).read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (b / "svm.skops").write_bytes(bytes(data))
-    refused(b, "svm.skops", "changed since the bundle was written")
+    (b / weights).write_bytes(bytes(data))
+    refused(b, weights, "changed since the bundle was written")
 
 
-def test_truncated_file_is_refused(bundle_copy):
-    b = bundle_copy("svm-linear")
-    data = (b / "svm.skops").read_bytes()
-    (b / "svm.skops").write_bytes(data[: len(data) // 3])
-    refused(b, "svm.skops", "truncated")
+@WEIGHTS
+def test_truncated_file_is_refused(bundle_copy, key, weights):
+    b = bundle_copy(key)
+    data = (b / weights).read_bytes()
+    (b / weights).write_bytes(data[: len(data) // 3])
+    refused(b, weights, "truncated")
 
 
-def test_missing_file_is_refused(bundle_copy):
-    b = bundle_copy("svm-linear")
-    (b / "svm.skops").unlink()
-    refused(b, "svm.skops", "missing")
+@WEIGHTS
+def test_missing_file_is_refused(bundle_copy, key, weights):
+    b = bundle_copy(key)
+    (b / weights).unlink()
+    refused(b, weights, "missing")
 
 
 def test_missing_or_broken_model_json(bundle_copy, tmp_path):
@@ -116,11 +123,12 @@ def test_feature_set_computed_differently_is_refused(bundle_copy):
     refused(b, "'IS99'", "not known")
 
 
-def test_pickle_payload_is_refused_and_never_run(bundle_copy, tmp_path):
+@WEIGHTS
+def test_pickle_payload_is_refused_and_never_run(bundle_copy, tmp_path, key, weights):
     marker = tmp_path / "unpickled"
-    b = bundle_copy("svm-linear")
-    replace_file(b, "svm.skops", pickle.dumps(Boom(marker), protocol=4))
-    refused(b, "svm.skops", "pickle", "never unpickle")
+    b = bundle_copy(key)
+    replace_file(b, weights, pickle.dumps(Boom(marker), protocol=4))
+    refused(b, weights, "pickle", "never unpickle")
     assert not marker.exists()
 
 
@@ -145,7 +153,7 @@ def test_skops_with_types_outside_the_allow_list_is_refused(bundle_copy, tmp_pat
     import skops.io
     from sklearn.preprocessing import FunctionTransformer
 
-    b = bundle_copy("svm-linear")
+    b = bundle_copy("svm-skops")
     replace_file(b, "svm.skops", skops.io.dumps(FunctionTransformer(func=os.system)))
     refused(b, "svm.skops", "allow-list", ".system")
 
@@ -156,13 +164,14 @@ def test_weights_that_do_not_fit_the_settings_are_refused(bundle_copy):
     refused(b, "crnn network does not fit its settings", "wrong shape")
 
 
-def test_file_names_outside_the_bundle_are_refused(bundle_copy):
-    b = bundle_copy("svm-linear")
+@WEIGHTS
+def test_file_names_outside_the_bundle_are_refused(bundle_copy, key, weights):
+    b = bundle_copy(key)
 
     def escape(rec):
-        rec["files"]["../svm.skops"] = rec["files"].pop("svm.skops")
+        rec["files"]["../" + weights] = rec["files"].pop(weights)
     edit_json(b, escape)
-    refused(b, "'../svm.skops'", "not a plain file name")
+    refused(b, f"'../{weights}'", "not a plain file name")
 
 
 def test_pickle_sniffing():

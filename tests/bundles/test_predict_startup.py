@@ -49,9 +49,9 @@ def test_option_and_bundle_errors_come_before_heavy_imports(trained, corpus, tmp
     changed.mkdir()
     for f in bundle.iterdir():
         (changed / f.name).write_bytes(f.read_bytes())
-    data = bytearray((changed / "svm.skops").read_bytes())
+    data = bytearray((changed / "weights.safetensors").read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (changed / "svm.skops").write_bytes(bytes(data))
+    (changed / "weights.safetensors").write_bytes(bytes(data))
     cases = [
         (["predict", "--model", str(bundle)], "nothing to predict"),
         (["predict", "--model", str(tmp_path / "none"), wav], "no such folder"),
@@ -69,12 +69,16 @@ def test_option_and_bundle_errors_come_before_heavy_imports(trained, corpus, tmp
         assert loaded == [], (args, loaded)
 
 
-def test_a_working_prediction_loads_what_it_needs_and_no_more(trained, corpus):
-    """The SVM path imports scikit-learn (its pipeline) but neither torch nor dask."""
-    rc, err, loaded = _cli_in_fresh_interpreter(["predict", "--model", str(trained("svm-linear").path),
+@pytest.mark.parametrize("key", ["svm-linear", "svm-skops"])
+def test_a_working_prediction_loads_what_it_needs_and_no_more(trained, corpus, key):
+    """The SVM path imports neither torch nor dask, and scikit-learn and skops only for a bundle written
+    before the array format (its skops pipeline)."""
+    rc, err, loaded = _cli_in_fresh_interpreter(["predict", "--model", str(trained(key).path),
                                                  str(next(corpus.rglob("*.wav")))])
     assert rc == 0, err
-    assert "sklearn" in loaded and "torch" not in loaded and "dask" not in loaded
+    assert "torch" not in loaded and "dask" not in loaded
+    assert (("sklearn" in loaded and "skops" in loaded) if key == "svm-skops" else
+            ("sklearn" not in loaded and "skops" not in loaded)), loaded
 
 
 def test_the_command_loads_only_its_own_area_and_every_command_has_one(trained, corpus):
@@ -104,7 +108,7 @@ def test_the_command_loads_only_its_own_area_and_every_command_has_one(trained, 
 
 
 def test_skops_types_are_recorded_and_an_edited_list_gains_nothing(bundle_copy):
-    b = bundle_copy("svm-linear")
+    b = bundle_copy("svm-skops")
     rec = json.loads((b / MODEL_JSON).read_text())
     types = rec["files"]["svm.skops"]["types"]
     assert "serbench.baselines.kernel_grid.TrainingKernel" in types or any(t.startswith("sklearn.") for t in types)
@@ -128,8 +132,8 @@ def test_skops_types_are_recorded_and_an_edited_list_gains_nothing(bundle_copy):
 def test_allow_list_holds_whoever_imported_skops(bundle_copy, tmp_path, skops_first):
     """With skops' defaults trimmed (serbench imported it) or full (the user did), a bundle loads and a file
     holding a function outside the allow-list is refused."""
-    good = bundle_copy("svm-linear")
-    bad = bundle_copy("svm-linear")
+    good = bundle_copy("svm-skops")
+    bad = bundle_copy("svm-skops")
     code = textwrap.dedent(f"""
         import json, os, sys, hashlib
         {"import skops.io" if skops_first else ""}

@@ -86,7 +86,8 @@ def test_model_json_records_what_the_model_is(trained, corpus):
     assert tr["details"]["best_params"] and "svc__C" in tr["details"]["best_params"]
     assert rec["versions"]["scikit-learn"] and "git_commit" in rec and rec["benchmark_run"] is None
     # Every file's SHA-256 and size, and nothing else in the folder.
-    assert set(rec["files"]) == {p.name for p in model.path.iterdir()} - {MODEL_JSON} == {"svm.skops"}
+    assert set(rec["files"]) == {p.name for p in model.path.iterdir()} - {MODEL_JSON} == {"weights.safetensors"}
+    assert rec["model"]["stored_as"].startswith("arrays") and rec["model"]["svm"]["solver"] == "libsvm"
     for name, entry in rec["files"].items():
         data = (model.path / name).read_bytes()
         assert entry["bytes"] == len(data) and entry["sha256"] == sha256_bytes(data)

@@ -108,7 +108,7 @@ class FittedSVM:
     with it :meth:`SVMBaseline.predict` gives probabilities, ``softmax(scale * decision values)``.
     """
 
-    search: Any
+    search: Any   # the model selection refit on all rows, or (restored from a bundle) its array model
     info: dict
     calibration: dict | None = None
     columns: tuple[int, int] | None = None   # the layer block an SSL set's SVM reads (None: every column)
@@ -128,6 +128,37 @@ def _rows(data: Dataset, rows: np.ndarray, columns: tuple[int, int] | None) -> n
         i = list(held).index(a // (b - a))
         a, b = i * (b - a), (i + 1) * (b - a)
     return data.inputs[rows, a:b]
+
+
+#: model.json ``model.stored_as`` of bundles whose SVM is held as arrays (older bundles: a skops pipeline).
+STORED_AS = "arrays: svm.* tensors of weights.safetensors, scored with numpy (serbench.baselines.svm_arrays)"
+
+
+def _meta(model: FittedSVM, n_features: int, classes: Any) -> dict:
+    """What model.json records about a fitted SVM (both layouts)."""
+    meta = {"n_features": int(n_features), "classes": [str(c) for c in classes],
+            "best_params": {str(k): v for k, v in (model.info.get("best_params") or {}).items()},
+            "inner_cv_ua": model.info.get("inner_cv_ua")}
+    if model.calibration:
+        meta["calibration"] = dict(model.calibration)
+    if model.columns is not None:   # the layer block of a self-supervised set the SVM reads
+        meta["columns"] = [int(c) for c in model.columns]
+    return meta
+
+
+def _normalization(mean: Any, scale: Any) -> dict:
+    return {"standardize": "x -> (x - mean) / scale, fitted on every training row",
+            "mean": [float(v) for v in mean], "scale": [float(v) for v in scale]}
+
+
+def export_skops(model: FittedSVM) -> ModelParts:
+    """The parts of the bundle layout before the array format: the refit pipeline in a skops file
+    (``svm.skops``). Kept to write such bundles in tests; :meth:`SVMBaseline.restore` still reads them."""
+    pipe = getattr(model.search, "best_estimator_", model.search)
+    scaler = pipe.named_steps["scaler"]
+    return ModelParts(estimators={"svm": pipe}, score_kind="probability" if model.calibration else "decision",
+                      meta=_meta(model, scaler.n_features_in_, pipe.classes_),
+                      normalization=_normalization(scaler.mean_, scaler.scale_))
 
 
 def grid_edge_warnings(best: dict, grid: dict) -> list[str]:
@@ -336,34 +367,58 @@ class SVMBaseline(System):
         return {"model_selection_s": ms,
                 "refit_s": float(sum(t.get("refit_s") or 0.0 for t in fold_timings.values()))}
 
-    # The refit pipeline (scaler, [kernel,] SVC) is saved with skops; the precomputed-kernel step
-    # keeps the standardized training rows, which the kernel of a new row is computed against.
+    # Bundles written before the array format hold the refit pipeline (scaler, [kernel,] SVC) in a skops
+    # file; its precomputed-kernel step keeps the standardized training rows.
     trusted_types = ("serbench.baselines.kernel_grid.TrainingKernel",)
 
     def export(self, model: FittedSVM, s: Settings) -> ModelParts:
-        pipe = getattr(model.search, "best_estimator_", model.search)
-        scaler = pipe.named_steps["scaler"]
-        meta = {"n_features": int(scaler.n_features_in_), "classes": [str(c) for c in pipe.classes_],
-                "best_params": {str(k): v for k, v in (model.info.get("best_params") or {}).items()},
-                "inner_cv_ua": model.info.get("inner_cv_ua")}
-        if model.calibration:
-            meta["calibration"] = dict(model.calibration)
-        if model.columns is not None:   # the layer block of a self-supervised set the SVM reads
-            meta["columns"] = [int(c) for c in model.columns]
-        return ModelParts(
-            estimators={"svm": pipe}, score_kind="probability" if model.calibration else "decision", meta=meta,
-            normalization={"standardize": "x -> (x - mean) / scale, fitted on every training row",
-                           "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()})
+        """The fitted model as arrays in the bundle's safetensors file (``svm.*`` tensors, see
+        :mod:`serbench.baselines.svm_arrays`) and facts in model.json; prediction then needs numpy only."""
+        from serbench.baselines import svm_arrays
+
+        fitted = getattr(model.search, "best_estimator_", model.search)
+        try:
+            arrays = (fitted if isinstance(fitted, (svm_arrays.KernelSVM, svm_arrays.LinearSVM))
+                      else svm_arrays.from_pipeline(fitted))
+        except ValueError as exc:   # a pipeline serbench's own fit never makes (GridSearchCV's SVC(kernel=...))
+            parts = export_skops(model)
+            parts.meta["stored_as"] = f"skops: svm.skops (not as arrays: {exc})"
+            return parts
+        meta = _meta(model, arrays.n_features_in_, arrays.classes_)
+        meta.update(stored_as=STORED_AS, svm=arrays.meta())
+        return ModelParts(tensors={f"svm.{k}": v for k, v in arrays.tensors().items()},
+                          score_kind="probability" if model.calibration else "decision", meta=meta,
+                          normalization=_normalization(arrays.mean, arrays.scale))
 
     def restore(self, parts: ModelParts, s: Settings, labels, device: str = "cpu") -> FittedSVM:
-        from sklearn.pipeline import Pipeline
+        if "svm" in parts.estimators:   # a bundle written before the array format: the skops pipeline
+            from sklearn.pipeline import Pipeline
 
-        pipe = parts.estimators.get("svm")
-        if not isinstance(pipe, Pipeline) or "scaler" not in pipe.named_steps:
-            raise SystemOptionError(f"the saved {self.name} model is not a standardize + SVM pipeline")
-        unknown = sorted(set(map(str, pipe.classes_)) - set(map(str, labels)))
+            fitted = parts.estimators["svm"]
+            if not isinstance(fitted, Pipeline) or "scaler" not in fitted.named_steps:
+                raise SystemOptionError(f"the saved {self.name} model is not a standardize + SVM pipeline")
+            n_features = int(fitted.named_steps["scaler"].n_features_in_)
+        elif parts.meta.get("stored_as") == STORED_AS:
+            from serbench.baselines import svm_arrays
+
+            tensors = {k[len("svm."):]: v for k, v in parts.tensors.items() if k.startswith("svm.")}
+            try:
+                fitted = svm_arrays.from_tensors(tensors, {**(parts.meta.get("svm") or {}),
+                                                           "classes": parts.meta.get("classes")})
+            except ValueError as exc:
+                raise SystemOptionError(f"the saved {self.name} model's arrays do not fit together ({exc}); the "
+                                        "bundle is damaged") from None
+            n_features = fitted.n_features_in_
+        else:
+            raise SystemOptionError(f"the saved {self.name} model holds no SVM (neither svm.* tensors nor a skops "
+                                    "pipeline); the bundle is damaged")
+        unknown = sorted(set(map(str, fitted.classes_)) - set(map(str, labels)))
         if unknown:
             raise SystemOptionError(f"the saved {self.name} model predicts classes {unknown} outside its labels")
+        want = parts.meta.get("n_features")
+        if want is not None and want != n_features:
+            raise SystemOptionError(f"the saved {self.name} model reads {n_features} features, model.json says "
+                                    f"{want}; the bundle is damaged")
         calibration = parts.meta.get("calibration")
         if parts.score_kind == "probability":
             scale = (calibration or {}).get("scale")
@@ -375,10 +430,10 @@ class SVMBaseline(System):
         columns = parts.meta.get("columns")
         if columns is not None and (not isinstance(columns, list) or len(columns) != 2
                                     or not all(isinstance(c, int) and c >= 0 for c in columns)
-                                    or columns[1] - columns[0] != int(pipe.named_steps["scaler"].n_features_in_)):
+                                    or columns[1] - columns[0] != n_features):
             raise SystemOptionError(f"the saved {self.name} model's layer columns {columns!r} do not fit its "
                                     "scaler; the bundle is damaged")
-        return FittedSVM(pipe, {"best_params": parts.meta.get("best_params")}, calibration,
+        return FittedSVM(fitted, {"best_params": parts.meta.get("best_params")}, calibration,
                          tuple(columns) if columns is not None else None)
 
     def hyper_parameter_grid(self) -> dict[str, list]:
