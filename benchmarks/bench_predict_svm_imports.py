@@ -1,7 +1,9 @@
 """Benchmark: the cold start of ``serbench predict`` with an SVM bundle, and where its imports go.
 
 The ``IS10-svm-linear`` bundle of :mod:`benchmarks.bench_predict` (trained on its synthesized corpus)
-predicts one 3-s file in fresh processes. Reported:
+predicts one 3-s file in fresh processes. Each tree predicts with the bundle it writes itself (``serbench
+train`` run from that tree: the same fit, stored in that tree's bundle format; a tree refuses a newer
+format), and every tree's rows must be identical (``same_rows``). Reported:
 
 ``cold``: the command's wall and CPU seconds (the child's user + system time, which other load on a
 shared machine inflates less than the wall time), medians of ``reps`` (5; quick: 3), this tree and,
@@ -13,9 +15,9 @@ the self seconds summed per top-level package (what each library costs wherever 
 their total, the modules loaded, and which of :data:`UNNEEDED` (modules a prediction does not use) load.
 
 ``cold`` also times, interleaved with those, fresh processes that only import what an SVM prediction
-must load (numpy; scikit-learn's pipeline, scaler and SVMs; skops as serbench imports it; openSMILE), with
-and without skops and scikit-learn (``libraries: ...``): the floor a cold start keeps while serbench
-uses those libraries.
+loads (``libraries: ...``): with a skops bundle numpy, scikit-learn's pipeline, scaler and SVMs, skops as
+serbench imports it and openSMILE; with an array bundle numpy, pandas, openSMILE, safetensors and
+threadpoolctl (the kernel's one BLAS thread): the floor a cold start keeps while serbench uses them.
 
 ``breakdown``: :func:`benchmarks.bench_predict._breakdown` (stage by stage, this tree).
 
@@ -34,11 +36,12 @@ from pathlib import Path
 
 from benchmarks.bench_predict import _LAUNCH, _breakdown, _corpus, _files
 
-#: Modules an SVM prediction does not use; which of them load (imported by scikit-learn, skops, openSMILE
-#: or serbench) is reported per tree.
-UNNEEDED = ("sklearn.model_selection", "sklearn.ensemble", "sklearn.cluster", "sklearn.tree", "scipy.stats",
-            "scipy.optimize", "rich", "matplotlib", "joblib", "threadpoolctl", "torch", "dask", "librosa",
-            "serbench.cli.deep", "serbench.cli.experiments", "serbench.cli.reports")
+#: Modules an SVM prediction from an array bundle does not use; which of them load (imported by scikit-learn,
+#: skops, openSMILE or serbench) is reported per tree. (threadpoolctl is used: the kernel runs on one BLAS
+#: thread, as in training.)
+UNNEEDED = ("sklearn", "scipy", "skops", "sklearn.model_selection", "sklearn.ensemble", "sklearn.cluster",
+            "sklearn.tree", "scipy.stats", "scipy.optimize", "rich", "matplotlib", "joblib", "torch", "dask",
+            "librosa", "serbench.cli.deep", "serbench.cli.experiments", "serbench.cli.reports")
 
 _IMPORT_LINE = re.compile(r"^import time:\s*(\d+) \|\s*(\d+) \| ( *)(\S+)$")
 
@@ -58,6 +61,8 @@ _LIBRARIES = {
     "numpy+sklearn+skops+opensmile": "import numpy, sklearn.pipeline, sklearn.preprocessing, sklearn.svm; "
                                      "from serbench.bundles.format import skops_io; skops_io(); import opensmile",
     "numpy+sklearn+opensmile": "import numpy, sklearn.pipeline, sklearn.preprocessing, sklearn.svm; import opensmile",
+    "numpy+pandas+opensmile+safetensors+threadpoolctl": "import numpy, pandas, opensmile, safetensors.numpy, "
+                                                        "threadpoolctl",
     "numpy+pandas+opensmile": "import numpy, pandas, opensmile",
     "python": "pass",
 }
@@ -92,11 +97,30 @@ def _predict_argv(root: str, bundle: Path, file: Path, importtime: bool = False)
             "--model", str(bundle), str(file)]
 
 
-def _cold(bundle: Path, file: Path, reps: int) -> dict:
+def _train_argv(root: str, corpus: Path, bundle: Path, tmp: Path) -> list[str]:
+    """``serbench train`` of the benchmark's bundle, run from the tree at ``root``."""
+    import sys
+
+    return [sys.executable, "-c", _LAUNCH, root, "train", "--corpus", "demo", "--root", str(corpus), "--system",
+            "svm-linear", "--feature", "IS10", "--out", str(bundle), "--cache", str(tmp / "cache"), "--runs",
+            str(tmp / "runs"), "--device", "cpu"]
+
+
+def _same_rows(bundles: dict[str, Path], file: Path, tmp: Path) -> bool:
+    """Does every tree write the same prediction table (decision scores, CSV) with its own bundle?"""
+    tables = set()
+    for tree, root in _trees().items():
+        out = tmp / f"same-rows-{tree}.csv"
+        _run_child([*_predict_argv(root, bundles[tree], file), "--scores", "decision", "--out", str(out)])
+        tables.add(out.read_bytes())
+    return len(tables) == 1
+
+
+def _cold(bundles: dict[str, Path], file: Path, reps: int) -> dict:
     """Wall and CPU medians of the command per tree and of each :data:`_LIBRARIES` import, all interleaved."""
     import sys
 
-    cases = {tree: _predict_argv(root, bundle, file) for tree, root in _trees().items()}
+    cases = {tree: _predict_argv(root, bundles[tree], file) for tree, root in _trees().items()}
     cases.update({f"libraries: {k}": [sys.executable, "-c", code] for k, code in _LIBRARIES.items()})
     runs = {case: {"wall_s": [], "cpu_s": []} for case in cases}
     for _ in range(reps):
@@ -122,11 +146,11 @@ def _by_package(stderr: str) -> tuple[Counter, int]:
     return per, n
 
 
-def _imports(bundle: Path, file: Path, reps: int) -> dict:
+def _imports(bundles: dict[str, Path], file: Path, reps: int) -> dict:
     per_tree: dict = {tree: [] for tree in _trees()}
     for _ in range(reps):
         for tree, root in _trees().items():
-            _wall, _cpu, err = _run_child(_predict_argv(root, bundle, file, importtime=True))
+            _wall, _cpu, err = _run_child(_predict_argv(root, bundles[tree], file, importtime=True))
             per_tree[tree].append(_by_package(err)[0])
     out: dict = {}
     for tree, rows in per_tree.items():
@@ -138,7 +162,7 @@ def _imports(bundle: Path, file: Path, reps: int) -> dict:
     return out
 
 
-def _probe(bundle: Path, file: Path) -> dict:
+def _probe(bundles: dict[str, Path], file: Path) -> dict:
     """Per tree: modules loaded once the command is done, and which of :data:`UNNEEDED` they include."""
     import json
     import subprocess
@@ -147,7 +171,7 @@ def _probe(bundle: Path, file: Path) -> dict:
     out = {}
     for tree, root in _trees().items():
         res = subprocess.run([sys.executable, "-c", _PROBE, _LAUNCH, json.dumps(UNNEEDED), root, "predict", "--model",
-                              str(bundle), str(file)], capture_output=True, text=True, timeout=600)
+                              str(bundles[tree]), str(file)], capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-2000:]
         n, present = json.loads(res.stdout.strip().splitlines()[-1])
         out[tree] = {"modules": n, "unneeded_loaded": present}
@@ -165,14 +189,20 @@ def run(out: Path, quick: bool = False) -> dict:
         tmp = Path(tmp)
         corpus = _corpus(tmp / "corpus")
         file = _files(tmp / "files", 1)[0]
-        bundle = tmp / "IS10-svm-linear"
-        train("svm-linear", "demo", corpus, bundle, overrides={"feature": "IS10"}, cache=tmp / "cache",
-              runs=tmp / "runs", device="cpu")
-        _run_child(_predict_argv("", bundle, file))     # first run: the disk cache warm for both trees
-        result["cold"] = _cold(bundle, file, reps)
-        result["imports"] = _imports(bundle, file, reps)
-        result["loaded"] = _probe(bundle, file)
-        result["breakdown"] = _breakdown(bundle, file, reps=reps)
+        bundles = {}
+        for tree, root in _trees().items():
+            bundles[tree] = tmp / f"IS10-svm-linear-{tree}"
+            if tree == "this":
+                train("svm-linear", "demo", corpus, bundles[tree], overrides={"feature": "IS10"}, cache=tmp / "cache",
+                      runs=tmp / "runs", device="cpu")
+            else:
+                _run_child(_train_argv(root, corpus, bundles[tree], tmp))
+        result["bundle_files"] = {tree: sorted(p.name for p in b.iterdir()) for tree, b in bundles.items()}
+        result["same_rows"] = _same_rows(bundles, file, tmp)   # also warms the disk cache for every tree
+        result["cold"] = _cold(bundles, file, reps)
+        result["imports"] = _imports(bundles, file, reps)
+        result["loaded"] = _probe(bundles, file)
+        result["breakdown"] = _breakdown(bundles["this"], file, reps=reps)
     return result
 
 
