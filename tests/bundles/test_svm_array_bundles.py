@@ -142,6 +142,30 @@ def test_restored_arrays_give_the_fold_outputs_of_the_fitted_model(tmp_path, nam
         np.testing.assert_array_equal(again.tensors[k], parts.tensors[k])
 
 
+def test_a_pipeline_the_arrays_cannot_hold_is_saved_with_skops(tmp_path):
+    """GridSearchCV's pipeline (SVC computing its own kernel: method='grid', which no fold or bundle fit uses)
+    has no array form that gives its bits: it is exported in the older skops layout, and says so."""
+    from serbench.baselines.svm import select_model
+    from serbench.systems.builtin.svm import FittedSVM
+
+    system = registry.get("svm-linear")
+    s = system.settings(None, {"feature": "MFCC"})
+    data, test = dataset(0), dataset(1)
+    search = select_model(data.inputs, data.true_labels(np.arange(len(data))), data.speakers, method="grid")
+    fitted = FittedSVM(search, {"best_params": search.best_params_})
+    parts = system.export(fitted, s)
+    assert set(parts.estimators) == {"svm"} and not parts.tensors
+    assert parts.meta["stored_as"].startswith("skops") and "not a scaler + LinearSVC pipeline" in parts.meta["stored_as"]
+    record = write_bundle(tmp_path / "b", parts, {"system": {"name": "svm-linear"}, "scores": parts.score_kind,
+                                                   "model": parts.meta})
+    restored = system.restore(read_files(tmp_path / "b", record, system), s, data.labels)
+    ctx = FoldContext(run_id="t", system="svm-linear", fold="t", seed=0, device="cpu", threads=1,
+                      log=lambda _m: None)
+    rows = np.arange(len(test))
+    np.testing.assert_array_equal(system.predict(restored, test, rows, s, ctx).scores,
+                                  system.predict(fitted, test, rows, s, ctx).scores)
+
+
 # ---------------------------------------------------------------- damaged arrays
 
 def rewrite_tensors(bundle: Path, change) -> None:

@@ -398,7 +398,7 @@ class SVMBaseline(System):
             if not isinstance(fitted, Pipeline) or "scaler" not in fitted.named_steps:
                 raise SystemOptionError(f"the saved {self.name} model is not a standardize + SVM pipeline")
             n_features = int(fitted.named_steps["scaler"].n_features_in_)
-        elif parts.meta.get("stored_as") == STORED_AS:
+        elif str(parts.meta.get("stored_as") or "").startswith("arrays"):
             from serbench.baselines import svm_arrays
 
             tensors = {k[len("svm."):]: v for k, v in parts.tensors.items() if k.startswith("svm.")}
