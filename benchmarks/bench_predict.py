@@ -22,7 +22,8 @@ libraries, building the extractor, the first file's features, scoring and the ta
 ``throughput``: ``serbench predict`` on 500 short files (quick: 60) with ``--jobs 1`` and ``--jobs 2``,
 side by side, rows identical, beside the rate of decoding and extracting alone in one process and in
 two at once (``cores_available``: what the machine lets two processes gain). With ``$SERBENCH_BENCH_BASELINE`` set to another serbench source tree
-(e.g. ``git archive`` of an older commit), its ``serbench predict`` is timed alongside, interleaved.
+(e.g. ``git archive`` of an older commit), its ``serbench predict`` is timed alongside, interleaved, with a
+bundle that tree trains itself with the same settings (a tree refuses a newer bundle format).
 
 For the cnn-sru bundle also ``imports`` (``python -X importtime`` of that ``serbench predict``: the
 top-level imports' cumulative seconds and a few named modules wherever they load, medians of 3 per
@@ -175,19 +176,46 @@ def _timed(argv: list[str], ok: tuple[int, ...] = (0,)) -> float:
     return took
 
 
-def _cli_cold(bundle: Path, file: Path, tmp: Path, reps: int = 5) -> dict:
-    """``serbench predict`` in fresh processes (this tree and, with $SERBENCH_BENCH_BASELINE, another),
-    interleaved: medians of ``reps`` for one file, an argument error and a bundle error."""
+def _tree_bundles(bundle: Path, corpus: Path, tmp: Path, system: str, profile: str | None,
+                  overrides: dict) -> dict[str, Path]:
+    """Tree -> the bundle it predicts with: ``bundle`` (trained by this tree) for this tree; the baseline tree
+    trains its own with the same settings (``serbench train`` run from it), since a tree refuses a bundle
+    format newer than its own."""
+    import sys
+
+    out = {"this": bundle}
+    for tree, root in _trees().items():
+        if tree == "this":
+            continue
+        own = tmp / f"{bundle.name}-{tree}"
+        if not own.exists():
+            argv = [sys.executable, "-c", _LAUNCH, root, "train", "--corpus", "demo", "--root", str(corpus),
+                    "--system", system, "--out", str(own), "--cache", str(tmp / f"cache-{tree}"),
+                    "--runs", str(tmp / f"runs-{tree}"), "--device", "cpu"]
+            argv += ["--profile", profile] if profile else []
+            for key, value in overrides.items():
+                argv += ["--feature", str(value)] if key == "feature" else ["--set", f"{key}={value}"]
+            _timed(argv)
+        out[tree] = own
+    return out
+
+
+def _cli_cold(bundles: dict[str, Path], file: Path, tmp: Path, reps: int = 5) -> dict:
+    """``serbench predict`` in fresh processes (this tree and, with $SERBENCH_BENCH_BASELINE, another, each with
+    its own bundle: :func:`_tree_bundles`), interleaved: medians of ``reps`` for one file, an argument error and
+    a bundle error."""
     import shutil
     import sys
 
-    changed = tmp / f"{bundle.name}-changed"
-    if not changed.exists():
-        shutil.copytree(bundle, changed)
-        weights = next(p for p in changed.iterdir() if p.suffix in (".skops", ".safetensors"))
-        data = bytearray(weights.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        weights.write_bytes(bytes(data))
+    changed = {}
+    for tree, bundle in bundles.items():
+        changed[tree] = tmp / f"{bundle.name}-changed"
+        if not changed[tree].exists():
+            shutil.copytree(bundle, changed[tree])
+            weights = next(p for p in changed[tree].iterdir() if p.suffix in (".skops", ".safetensors"))
+            data = bytearray(weights.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            weights.write_bytes(bytes(data))
     trees = _trees()
     cases = {"cold_s": ([str(file)], (0,)), "arg_error_s": ([str(tmp / "absent.wav")], (2,)),
              "bundle_error_s": ([str(file)], (2,))}
@@ -195,7 +223,7 @@ def _cli_cold(bundle: Path, file: Path, tmp: Path, reps: int = 5) -> dict:
     for _ in range(reps):
         for case, (inputs, ok) in cases.items():
             for tree, root in trees.items():
-                model = changed if case == "bundle_error_s" else bundle
+                model = changed[tree] if case == "bundle_error_s" else bundles[tree]
                 runs[tree][case].append(_timed([sys.executable, "-c", _LAUNCH, root, "predict", "--model", str(model),
                                                 *inputs], ok))
     out = {tree: {case: statistics.median(v) for case, v in r.items()} for tree, r in runs.items()}
@@ -291,7 +319,7 @@ def _trees() -> dict[str, str]:
     return trees
 
 
-def _import_times(bundle: Path, file: Path, reps: int = 3) -> dict:
+def _import_times(bundles: dict[str, Path], file: Path, reps: int = 3) -> dict:
     """``python -X importtime`` of ``serbench predict`` per tree (interleaved): medians over ``reps`` of the
     cumulative seconds of each top-level import of 20 ms or more, of :data:`_NAMED_IMPORTS`, and of all
     top-level imports together."""
@@ -302,7 +330,7 @@ def _import_times(bundle: Path, file: Path, reps: int = 3) -> dict:
     for _ in range(reps):
         for tree, root in _trees().items():
             res = subprocess.run([sys.executable, "-X", "importtime", "-c", _LAUNCH, root, "predict", "--model",
-                                  str(bundle), str(file)], capture_output=True, text=True, timeout=600)
+                                  str(bundles[tree]), str(file)], capture_output=True, text=True, timeout=600)
             assert res.returncode == 0, res.stderr[-2000:]
             runs[tree].append(_parse_importtime(res.stderr))
     out = {}
@@ -397,14 +425,15 @@ def deep_startup(quick: bool = False) -> dict:
         corpus = _corpus(tmp / "corpus")
         file = _files(tmp / "files", 1)[0]
         bundle = tmp / "cnn-sru"
-        train("cnn-sru", "demo", corpus, bundle, profile="fast",
-              overrides={"segments": 3, "cnn_epochs": 1, "sru_epochs": 1}, cache=tmp / "cache", runs=tmp / "runs",
-              device="cpu")
-        cli = _cli_cold(bundle, file, tmp, reps=5)
+        overrides = {"segments": 3, "cnn_epochs": 1, "sru_epochs": 1}
+        train("cnn-sru", "demo", corpus, bundle, profile="fast", overrides=overrides, cache=tmp / "cache",
+              runs=tmp / "runs", device="cpu")
+        bundles = _tree_bundles(bundle, corpus, tmp, "cnn-sru", "fast", overrides)
+        cli = _cli_cold(bundles, file, tmp, reps=5)
         if "baseline" in cli:
             cli["this_over_baseline"] = cli["cold_s"] / cli["baseline"]["cold_s"]
         result.update(cli=cli, breakdown=_breakdown(bundle, file, reps=3 if quick else 5),
-                      imports=_import_times(bundle, file, reps=1 if quick else 3),
+                      imports=_import_times(bundles, file, reps=1 if quick else 3),
                       logmel3=_logmel3_speed(reps=5 if quick else 15))
     return result
 
@@ -438,13 +467,13 @@ def run(out: Path, quick: bool = False) -> dict:
             load_s = time.perf_counter() - t0
             cold = _cold_start(tmp / label.split()[0], files[0])
             model.predict(files[:1])                     # warm-up: extractor and kernels built once
+            bundles = _tree_bundles(tmp / label.split()[0], corpus, tmp, system, profile, overrides)
             result["bundles"][label] = {"train_s": train_s, "load_s": load_s, "cold_start_s": cold,
-                                        "cli": _cli_cold(tmp / label.split()[0], files[0], tmp),
+                                        "cli": _cli_cold(bundles, files[0], tmp),
                                         "breakdown": _breakdown(tmp / label.split()[0], files[0]),
                                         **_measure(model, files, long_file, long_s, reps)}
             if system == "cnn-sru":
-                result["bundles"][label]["imports"] = _import_times(tmp / label.split()[0], files[0],
-                                                                    reps=1 if quick else 3)
+                result["bundles"][label]["imports"] = _import_times(bundles, files[0], reps=1 if quick else 3)
                 result["bundles"][label]["logmel3"] = _logmel3_speed(reps=5 if quick else 15)
         short = _short_files(tmp / "short", 60 if quick else 500)
         result["throughput"] = {"bundle": "IS10-svm-linear", "file_s": 1.0,
