@@ -22,6 +22,8 @@ with ``polyorder = deriv = order``), orders 1 and 2, width 9 (+-4 frames), its '
 mode. Utterances with fewer than 9 frames use the largest odd width that fits (``T`` or
 ``T - 1``); with fewer than 3 frames no regression window fits and the width-3 filter runs
 in 'nearest' mode (edge frames repeated), which gives 0 for a single frame.
+:func:`serbench.features.deltas.savgol_delta` computes them with the same values without
+importing scipy.signal.
 
 Memory: frames are independent (no centre padding), so the mel spectrogram of a long
 utterance is computed :data:`CHUNK_FRAMES` frames at a time and the full-resolution
@@ -37,11 +39,12 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from serbench.features.deltas import savgol_delta
 from serbench.features.functionals import FeatureInputError, check_signal
 from serbench.features.mfcc import frame_sizes
 from serbench.features.spectrum import mel_filterbank, power_spectrogram
 
-if TYPE_CHECKING:  # torch and scipy.signal are imported where they are used: keying this set needs neither
+if TYPE_CHECKING:  # torch is imported where it is used: keying this set does not need it
     import torch
 
 VERSION = "1"
@@ -95,8 +98,6 @@ def logmel3(signal: np.ndarray, sr: int) -> np.ndarray:
     -------
     ndarray, shape (3, 60, T), float32; ``T = 1 + (n - win) // hop``.
     """
-    from scipy.signal import savgol_filter
-
     x = check_signal(signal, sr)
     win, hop = frame_sizes(sr, PARAMS["win_ms"], PARAMS["hop_ms"])
     if x.size < win:
@@ -119,7 +120,7 @@ def logmel3(signal: np.ndarray, sr: int) -> np.ndarray:
     out = np.empty((3, PARAMS["n_mels"], n_frames), dtype=np.float32)
     out[0] = static
     for order in (1, 2):
-        out[order] = savgol_filter(static, width, polyorder=order, deriv=order, delta=1.0, axis=-1, mode=mode)
+        out[order] = savgol_delta(static, width, order, mode)
     return out
 
 

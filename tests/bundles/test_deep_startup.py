@@ -1,5 +1,6 @@
 """Predicting with a bundle loads neither librosa nor numba: their import chain cost every call of
-``serbench predict`` more than a second. Checked in a fresh interpreter, where nothing else loaded them."""
+``serbench predict`` more than a second. Nor scipy.signal (about 0.8 s): melseg's deltas are computed
+with scipy.ndimage and scipy.linalg. Checked in a fresh interpreter, where nothing else loaded them."""
 from __future__ import annotations
 
 import csv
@@ -29,7 +30,8 @@ def test_predict_imports_neither_librosa_nor_numba(trained, harmonic, tmp_path, 
             code = exc.code
         else:
             code = 0
-        print(json.dumps([code, sorted(m for m in ("librosa", "numba", "torch", "sklearn") if m in sys.modules)]))
+        print(json.dumps([code, sorted(m for m in ("librosa", "numba", "torch", "sklearn", "scipy.signal")
+                                       if m in sys.modules)]))
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     rc, loaded = json.loads(res.stdout.strip().splitlines()[-1])
@@ -41,3 +43,4 @@ def test_predict_imports_neither_librosa_nor_numba(trained, harmonic, tmp_path, 
     # arrays need numpy only: tests/bundles/test_svm_startup.py)
     assert ("torch" in loaded) if key == "cnn-sru" else ("sklearn" not in loaded)
     assert "librosa" not in loaded and "numba" not in loaded, loaded
+    assert "scipy.signal" not in loaded, loaded
