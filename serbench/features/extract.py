@@ -288,13 +288,15 @@ def _merge(tasks: Sequence[Task], done: list[tuple[str, Result, float]],
             for t in tasks]
 
 
-def _process_chunk(keys: dict[str, str] | None, tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
+def _process_chunk(_shared: object, tasks: Sequence[Task],
+                   keys: dict[str, str] | None = None) -> list[tuple[str, Result, float]]:
     """A chunk on a worker process: the sets whose key there is the client's (``keys``), every file."""
     kept, refused = _without(tasks, _key_faults(keys))
     return _merge(tasks, _process_tasks(kept), refused)
 
 
-def _process_chunk_checked(keys: dict[str, str] | None, tasks: Sequence[Task]) -> list[tuple[str, Result, float]]:
+def _process_chunk_checked(_shared: object, tasks: Sequence[Task],
+                           keys: dict[str, str] | None = None) -> list[tuple[str, Result, float]]:
     """:func:`_process_chunk` on a worker that may see another disk: each file must be there, unchanged."""
     given = tasks
     tasks, refused = _without(tasks, _key_faults(keys))
@@ -435,10 +437,11 @@ def _run(chunks: list[list[Task]], jobs: int, executor=None, batched: bool = Fal
         with LocalProcesses(jobs, threads=1) as local:
             yield from _run(chunks, jobs, local, batched, keys)
         return
-    token = executor.share(keys)
+    token = executor.share(None)
     # A Dask worker may run on another machine: it checks that it reads the very file hashed here.
     fn = _process_chunk_checked if isinstance(executor, DaskExecutor) else _process_chunk
-    futures = [executor.submit(fn, token, c) for c in chunks]
+    # The keys travel with each chunk (a few dozen bytes): Dask would scatter a shared dict item by item.
+    futures = [executor.submit(fn, token, c, keys) for c in chunks]
     for fut in executor.as_completed(futures):
         yield fut.result()
 

@@ -26,7 +26,7 @@ def test_a_set_whose_key_differs_on_the_worker_is_refused_there(corpus):
     tasks = _tasks(corpus, ("IS09", "eGeMAPS"))
     good = {"IS09": get_feature_set("IS09").key, "eGeMAPS": get_feature_set("eGeMAPS").key}
     extract_mod._SAME_KEYS.clear()
-    out = extract_mod._process_chunk({**good, "eGeMAPS": "0123456789ab"}, tasks)
+    out = extract_mod._process_chunk(None, tasks, {**good, "eGeMAPS": "0123456789ab"})
     assert [uid for uid, _r, _d in out] == [t[0] for t in tasks]          # every task answered, in order
     for _uid, result, _d in out:
         status, detail, values, _s = result["eGeMAPS"]
@@ -35,7 +35,7 @@ def test_a_set_whose_key_differs_on_the_worker_is_refused_there(corpus):
         assert result["IS09"][0] == "ok" and np.isfinite(result["IS09"][2]).all()
     # the same keys as here: both extracted, as in-process extraction gives them
     alone = extract_mod._process_tasks(tasks)
-    same = extract_mod._process_chunk(good, tasks)
+    same = extract_mod._process_chunk(None, tasks, good)
     for (_u, a, _), (_v, b, _) in zip(alone, same):
         for name in good:
             np.testing.assert_array_equal(a[name][2], b[name][2])
@@ -57,10 +57,10 @@ def test_a_worker_with_other_weights_in_its_model_folder_refuses_the_set(corpus,
     key = get_feature_set("wavlm-base-plus").key
     monkeypatch.setenv("SERBENCH_MODELS", str(worker))             # what the worker process sees
     extract_mod._SAME_KEYS.clear()
-    out = extract_mod._process_chunk_checked({"wavlm-base-plus": key}, _tasks(corpus, ("wavlm-base-plus",)))
+    out = extract_mod._process_chunk_checked(None, _tasks(corpus, ("wavlm-base-plus",)), {"wavlm-base-plus": key})
     for _uid, result, _d in out:
         status, detail, values, _s = result["wavlm-base-plus"]
         assert status == "error" and values is None and "model folder" in detail
     monkeypatch.setenv("SERBENCH_MODELS", str(client))
-    out = extract_mod._process_chunk_checked({"wavlm-base-plus": key}, _tasks(corpus, ("wavlm-base-plus",)))
+    out = extract_mod._process_chunk_checked(None, _tasks(corpus, ("wavlm-base-plus",)), {"wavlm-base-plus": key})
     assert all(r["wavlm-base-plus"][0] == "ok" for _u, r, _d in out)
