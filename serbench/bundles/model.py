@@ -71,7 +71,7 @@ class Model:
     def extractor(self) -> Callable:
         """The feature set's extractor, built once per model."""
         if self._extractor is None:
-            from serbench.bundles.inference import make_extractor
+            from serbench.bundles.extraction import make_extractor
 
             self._extractor = make_extractor(self.feature_set)
         return self._extractor

@@ -29,7 +29,7 @@ from serbench.bundles.model import Model
 Log = Callable[[str], None]
 
 def speaker_norm_note() -> str:
-    from serbench.bundles.inference import MIN_SPEAKER_INPUTS
+    from serbench.bundles.speaker_norm import MIN_SPEAKER_INPUTS
 
     return ("each speaker's inputs are z-scored with that speaker's own statistics (label-free) before the model's "
             f"own normalization; predicting needs the speaker of every input and at least {MIN_SPEAKER_INPUTS} "
@@ -48,7 +48,7 @@ def training_audio(manifest, utterance_ids) -> dict:
     cannot be read are left out of the median.
     """
     from serbench.audio import load_audio
-    from serbench.bundles.inference import HIGH_BAND_HZ, high_band_share
+    from serbench.bundles.sources import HIGH_BAND_HZ, high_band_share
 
     used = manifest[manifest["utterance_id"].astype(str).isin(set(map(str, utterance_ids)))]
     rates = used["sample_rate"].dropna().astype(int).value_counts().sort_index()

@@ -86,7 +86,7 @@ def _say_speaker_norm(recipe: dict, corpus: str, root: str, out: str, cache: str
     the best run that does not."""
     import shlex
 
-    from serbench.bundles.inference import MIN_SPEAKER_INPUTS
+    from serbench.bundles.speaker_norm import MIN_SPEAKER_INPUTS
 
     click.echo(f"note: run {recipe['run_id']} ({recipe['name']}) normalizes per speaker: every prediction will need "
                f"at least {MIN_SPEAKER_INPUTS} recordings of each input's speaker (--speaker/--speaker-folder), and "

@@ -7,7 +7,8 @@ import random
 import numpy as np
 import soundfile as sf
 
-from serbench.bundles import inference
+from serbench.bundles import speaker_norm
+from serbench.bundles.units import Unit
 
 SR = 16000
 
@@ -26,24 +27,24 @@ def verdict(df):
 
 
 def units(values):
-    return [inference.Unit(source=i, segment="file", value=v) for i, v in enumerate(values)]
+    return [Unit(source=i, segment="file", value=v) for i, v in enumerate(values)]
 
 
 def test_subsets_depend_on_the_contents_only_and_hold_every_input():
     rng = np.random.default_rng(3)
     values = [rng.standard_normal(5) for _ in range(45)]
-    m, subsets, ids = inference._subsets(units(values))
+    m, subsets, ids = speaker_norm._subsets(units(values))
     order = list(range(45))
     random.Random(1).shuffle(order)
-    m2, subsets2, ids2 = inference._subsets(units([values[i] for i in order]))
+    m2, subsets2, ids2 = speaker_norm._subsets(units([values[i] for i in order]))
     as_ids = [sorted(ids[i] for i in s) for s in subsets]
-    assert m == m2 == 23 and len(subsets) == 2 * inference.BATCH_ORDERS
+    assert m == m2 == 23 and len(subsets) == 2 * speaker_norm.BATCH_ORDERS
     assert as_ids == [sorted(ids2[i] for i in s) for s in subsets2]          # the same subsets, by content
     held = np.bincount([i for s in subsets for i in s], minlength=45)
-    assert held.min() >= inference.BATCH_ORDERS and all(len(s) == m for s in subsets)
+    assert held.min() >= speaker_norm.BATCH_ORDERS and all(len(s) == m for s in subsets)
     assert len({tuple(s) for s in as_ids}) == len(subsets)                   # no subset drawn twice
-    m20, subsets20, _ = inference._subsets(units(values[:20]))
-    assert m20 == inference.MIN_SPEAKER_INPUTS - 1 and all(len(s) == 19 for s in subsets20)
+    m20, subsets20, _ = speaker_norm._subsets(units(values[:20]))
+    assert m20 == speaker_norm.MIN_SPEAKER_INPUTS - 1 and all(len(s) == 19 for s in subsets20)
 
 
 def test_a_balanced_batch_sorted_by_emotion_is_stable(trained, tmp_path, harmonic):

@@ -142,9 +142,9 @@ def test_speaker_norm_bundle_needs_speakers(trained, corpus):
 @pytest.fixture
 def few_per_speaker(monkeypatch):
     """The test corpus has 6 files per speaker, fewer than MIN_SPEAKER_INPUTS: these tests lower it."""
-    from serbench.bundles import inference
+    from serbench.bundles import speaker_norm
 
-    monkeypatch.setattr(inference, "MIN_SPEAKER_INPUTS", 2)
+    monkeypatch.setattr(speaker_norm, "MIN_SPEAKER_INPUTS", 2)
 
 
 def test_speaker_norm_with_speakers_gives_the_benchmark_scores(trained, corpus, cache, benchmark_scores,

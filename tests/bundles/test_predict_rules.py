@@ -8,7 +8,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from serbench.bundles import PredictError
-from serbench.bundles import inference
+from serbench.bundles import inference, sources
 from serbench.cli import cli
 
 SR = 16000
@@ -61,7 +61,7 @@ def test_too_many_windows_are_refused_with_the_count(trained):
 
 def test_a_long_input_without_windows_is_refused_with_the_memory_it_needs(trained, harmonic, monkeypatch, tmp_path):
     model = trained("svm-linear")
-    monkeypatch.setattr(inference, "MEMORY_BUDGET", 2e7)       # 20 MB: about 34 s of MFCC input
+    monkeypatch.setattr(sources, "MEMORY_BUDGET", 2e7)       # 20 MB: about 34 s of MFCC input
     long = tmp_path / "long.wav"
     sf.write(long, np.tile(harmonic(1.0, "angry"), 40), SR)   # 40 s
     with pytest.raises(PredictError, match=r"long.wav: 40 s as one input would need about 23 MB .* over the 20 MB allowed .*--window"):

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from serbench.bundles import PredictError, inference
+from serbench.bundles import PredictError, sources, speaker_norm
 from serbench.cli import cli
 
 SR = 16000
@@ -74,7 +74,7 @@ def test_window_summary_is_the_mean_probability_and_the_share_of_windows(trained
 
 
 def test_speaker_norm_bundle_refuses_fewer_than_the_minimum_in_one_line(trained, corpus):
-    assert inference.MIN_SPEAKER_INPUTS == 20
+    assert speaker_norm.MIN_SPEAKER_INPUTS == 20
     res = CliRunner().invoke(cli, ["predict", "--model", str(trained("svm-spknorm").path), str(corpus / "spk2"),
                                    "--speaker", "ann"])
     assert res.exit_code == 2
@@ -101,7 +101,7 @@ def test_same_file_in_two_batches_warns_when_its_emotion_changes(trained, tmp_pa
     more = spk_files(tmp_path, harmonic, "sad", 10) + spk_files(tmp_path, harmonic, "angry", 10)
     a = model.predict(first, speakers="zoe")
     b = model.predict(first + more, speakers="zoe")
-    assert len(a) == inference.MIN_SPEAKER_INPUTS
+    assert len(a) == speaker_norm.MIN_SPEAKER_INPUTS
     assert a.emotion.iloc[0] != b.emotion.iloc[0]          # the same file, another batch, another emotion
     warned = [w for w in b.attrs["warnings"] if w.startswith("speaker 'zoe'")]
     assert len(warned) == 1 and "change emotion" in warned[0] and "come from 20 of its inputs instead of all 40" in warned[0]
@@ -122,7 +122,7 @@ def test_an_8_khz_input_to_a_16_khz_bundle_warns(trained, tmp_path, harmonic):
 
     model = trained("svm-linear")
     assert model.record["training"]["audio"]["sample_rates"] == {"16000": 18}
-    assert model.record["training"]["audio"]["high_band_share"] > inference.HIGH_BAND_TRAINING
+    assert model.record["training"]["audio"]["high_band_share"] > sources.HIGH_BAND_TRAINING
     x = harmonic(1.0, "angry")
     narrow = tmp_path / "phone.wav"
     sf.write(narrow, soxr.resample(x, SR, 8000), 8000)
