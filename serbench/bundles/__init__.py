@@ -8,8 +8,12 @@
 * :mod:`~serbench.bundles.format`: the bundle folder (model.json, safetensors, skops), its
   checks, :class:`BundleError`;
 * :mod:`~serbench.bundles.model`: :class:`Model` and :func:`load_model`;
-* :mod:`~serbench.bundles.inference`: inputs, windows, the predictions table (streamed batch by batch,
-  extracted on an executor when given one), writing it;
+* :mod:`~serbench.bundles.inference`: the prediction loop and its table (streamed batch by batch), with
+  :mod:`~serbench.bundles.sources` (inputs, decoding, windows, their checks),
+  :mod:`~serbench.bundles.units` (a file or window: its features and scores),
+  :mod:`~serbench.bundles.speaker_norm` (speakers and the batch check of speaker-normalized bundles),
+  :mod:`~serbench.bundles.extraction` (on an executor's workers) and :mod:`~serbench.bundles.output`
+  (writing tables);
 * :mod:`~serbench.bundles.options`: the option checks made before anything heavy is imported.
 
 Names load on first use, so importing this package pulls in neither numpy nor torch.
@@ -22,7 +26,7 @@ from typing import Any
 _LAZY = {
     "train": "serbench.bundles.training", "load_model": "serbench.bundles.model", "Model": "serbench.bundles.model",
     "BundleError": "serbench.bundles.format", "predict": "serbench.bundles.inference",
-    "write_table": "serbench.bundles.inference", "PredictError": "serbench.bundles.inference",
+    "write_table": "serbench.bundles.output", "PredictError": "serbench.bundles.options",
     "Prediction": "serbench.bundles.inference", "check_bundle": "serbench.bundles.model",
 }
 
