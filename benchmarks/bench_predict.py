@@ -150,13 +150,13 @@ def mark(name):
 import serbench.cli; mark("import_cli")
 from serbench.bundles.model import check_bundle
 checked = check_bundle(sys.argv[1]); mark("check_bundle")
-from serbench.bundles import inference; from serbench.bundles.units import _features; mark("import_inference")
+from serbench.bundles import inference; from serbench.bundles.units import model_input; mark("import_inference")
 from serbench.bundles.model import load_model
 model = load_model(checked); mark("load_model")
 model.extractor(); mark("make_extractor")
 from serbench.audio import load_audio
 x = load_audio(sys.argv[2]).signal
-_features(model, x); mark("first_features")
+model_input(model, x); mark("first_features")
 df = model.predict([sys.argv[2]]); df.to_string(); mark("predict_and_table")
 names = list(marks); out = {}; prev = t0
 for n in names:
@@ -271,14 +271,14 @@ def _throughput(bundle: Path, folder: Path, tmp: Path, jobs: tuple[int, ...] = (
 _EXTRACT_ONLY = """
 import sys, time, glob
 from pathlib import Path
-from serbench.bundles.extraction import FeatureSpec, _extract_chunk
+from serbench.bundles.extraction import FeatureSpec, extract_chunk
 from serbench.bundles.sources import Source
 files = sorted(glob.glob(sys.argv[2] + "/*.wav"))
 spec = FeatureSpec(sys.argv[1], {"model": {}, "training": {"audio": {}}})
 spec.extractor()
 t = time.perf_counter()
 for k in range(0, len(files), 8):
-    _extract_chunk(spec, None, None, [(i, Source(f, path=Path(f))) for i, f in enumerate(files[k:k + 8])])
+    extract_chunk(spec, None, None, [(i, Source(f, path=Path(f))) for i, f in enumerate(files[k:k + 8])])
 print(len(files) / (time.perf_counter() - t))
 """
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from serbench.bundles.sources import Source
-from serbench.bundles.units import Unit, _units
+from serbench.bundles.units import Unit, units_of
 
 #: What the functions here take as ``model``: a :class:`serbench.bundles.model.Model` (not imported:
 #: model.py imports the prediction modules).
@@ -20,7 +20,7 @@ Model = Any
 class FeatureSpec:
     """What extracting a model's inputs needs, without the fitted model: sent to worker processes.
 
-    Has what :func:`_features`, :func:`_units` and :func:`bandwidth_warning` read of a model:
+    Has what :func:`model_input`, :func:`units_of` and :func:`bandwidth_warning` read of a model:
     ``feature_set``, ``record`` (the parts of model.json they read) and ``extractor()``.
     """
 
@@ -82,12 +82,12 @@ def _seed_audobject() -> None:
             table[module] = [dist.metadata["Name"]]
 
 
-def _extract_chunk(spec: FeatureSpec, window: float | None, hop: float | None,
+def extract_chunk(spec: FeatureSpec, window: float | None, hop: float | None,
                    items: list[tuple[int, Source]]) -> list[tuple[int, list[Unit], list[str], int | None]]:
     """A task: decode and extract each ``(index, source)``; ``(index, units, warnings, original rate)`` each."""
     out = []
     for i, src in items:
-        units = _units(spec, i, src, window, hop)
+        units = units_of(spec, i, src, window, hop)
         out.append((i, units, list(src.warnings), src.orig_rate))
     return out
 
@@ -97,14 +97,14 @@ def _chunk_size(n: int, workers: int) -> int:
     return max(1, min(8, math.ceil(n / (workers * 8))))
 
 
-def _extracted(model: Model, sources: list[Source], window: float | None, hop: float | None, executor: Any,
+def extracted_units(model: Model, sources: list[Source], window: float | None, hop: float | None, executor: Any,
                tick: Callable[[], None]) -> Iterator[tuple[int, list[Unit]]]:
     """``(index, units)`` of every source, in input order, extracted in this process (``executor`` None) or
     on the executor, with at most a few chunks per worker extracted ahead of the one awaited (a reorder
     buffer: memory stays bounded however many inputs there are)."""
     if executor is None:
         for i, src in enumerate(sources):
-            units = _units(model, i, src, window, hop)
+            units = units_of(model, i, src, window, hop)
             tick()
             yield i, units
         return
@@ -124,7 +124,7 @@ def _extracted(model: Model, sources: list[Source], window: float | None, hop: f
     while emitted < len(chunks):
         while submitted < len(chunks) and len(inflight) + len(ready) < ahead:
             items = [(i, sources[i]) for i in chunks[submitted]]
-            inflight[executor.submit(_extract_chunk, token, window, hop, items)] = submitted
+            inflight[executor.submit(extract_chunk, token, window, hop, items)] = submitted
             submitted += 1
         fut = next(iter(executor.as_completed(list(inflight))))
         k = inflight.pop(fut)

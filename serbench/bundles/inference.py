@@ -52,7 +52,7 @@ import numpy as np
 
 from serbench.audio import TARGET_SR
 # Re-exported: the checks made before heavy imports, and what the modules below hold.
-from serbench.bundles.extraction import FeatureSpec, _extracted, make_extractor  # noqa: F401
+from serbench.bundles.extraction import FeatureSpec, extracted_units, make_extractor  # noqa: F401
 from serbench.bundles.options import (  # noqa: F401
     AUDIO_SUFFIXES, FORMATS, MIN_HOP_S, MIN_WINDOW_S, OUTPUT_SUFFIXES, PredictError, check_output, check_window,
     output_format,
@@ -63,9 +63,9 @@ from serbench.bundles.sources import (  # noqa: F401
     window_count, windows,
 )
 from serbench.bundles.speaker_norm import (  # noqa: F401
-    MIN_SPEAKER_INPUTS, SPEAKER_NORM_HELP, _enough_per_speaker, _speakers, batch_check,
+    MIN_SPEAKER_INPUTS, SPEAKER_NORM_HELP, enough_per_speaker, speakers_of, batch_check,
 )
-from serbench.bundles.units import Unit, _score  # noqa: F401
+from serbench.bundles.units import Unit, score_units  # noqa: F401
 
 if TYPE_CHECKING:
     # pandas is imported where a table is made: prediction with an SVM bundle needs no more than numpy.
@@ -95,10 +95,10 @@ def _scored_units(model: Model, sources: list[Source], speakers: list[str], wind
     def flush() -> list[Unit]:
         todo = [u for u in pending if u.status == "ok" and u.segment != "summary"]
         if model.speaker_norm:
-            todo = _enough_per_speaker(pending, speakers)
+            todo = enough_per_speaker(pending, speakers)
         if todo:
             spk = [speakers[u.source] for u in todo]
-            _score(model, todo, spk, threads, kind)
+            score_units(model, todo, spk, threads, kind)
             if model.speaker_norm:
                 notes.extend(batch_check(model, todo, speakers, sources, threads, kind))
         for u in todo:
@@ -110,7 +110,7 @@ def _scored_units(model: Model, sources: list[Source], speakers: list[str], wind
         return done
 
     waiting = 0
-    for _i, units in _extracted(model, sources, window, hop, executor, tick):
+    for _i, units in extracted_units(model, sources, window, hop, executor, tick):
         pending.extend(units)
         waiting += sum(u.value is not None for u in units)
         if not model.speaker_norm and waiting >= batch:
@@ -212,7 +212,7 @@ class Prediction:
         self.kind = _score_kind(model, scores)
         self.sources, self.passed_over = collect(inputs, speakers, sample_rate)
         check_sources(self.sources, window, hop, model.feature_set.name)
-        self.speakers = _speakers(self.sources, model, window)
+        self.speakers = speakers_of(self.sources, model, window)
         self.show_speaker = any(s.speaker is not None for s in self.sources) or model.speaker_norm
         self.progress, self.executor = progress, executor
         self.notes: list[str] = []

@@ -67,7 +67,7 @@ def output_format(out: str | Path, fmt: str | None = None) -> str:
     return named
 
 
-def _folder_files(folder: Path, passed_over: list[str]) -> list[Path]:
+def folder_files(folder: Path, passed_over: list[str]) -> list[Path]:
     out = []
     for p in sorted(folder.rglob("*")):
         if p.is_dir() or p.name.startswith("."):
@@ -94,7 +94,7 @@ def check_output(out: str | Path, fmt: str | None = None, *, inputs: Any = (), m
     for item in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
         if isinstance(item, (str, Path)):
             p = Path(item).expanduser()
-            files.extend(_folder_files(p, []) if p.is_dir() else [p])
+            files.extend(folder_files(p, []) if p.is_dir() else [p])
     try:
         path = check_output_file(out, inputs=files, inside_inputs=[model_dir] if model_dir is not None else [],
                                  overwrite=overwrite)

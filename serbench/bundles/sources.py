@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from serbench.audio import TARGET_SR
-from serbench.bundles.options import PredictError, _folder_files
+from serbench.bundles.options import PredictError, folder_files
 from serbench.errors import AudioError
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def collect(inputs: Any, speakers: Any = None, sample_rate: int = TARGET_SR) -> 
                               speaker=_speaker_of(speakers, i, name, None)))
         elif isinstance(item, (str, Path)):
             path = Path(item).expanduser()
-            files = _folder_files(path, passed_over) if path.is_dir() else [path]
+            files = folder_files(path, passed_over) if path.is_dir() else [path]
             for f in files:
                 out.append(Source(str(f), path=f, speaker=_speaker_of(speakers, i, str(f), f)))
         else:

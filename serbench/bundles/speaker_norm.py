@@ -11,7 +11,7 @@ import numpy as np
 
 from serbench.bundles.options import PredictError
 from serbench.bundles.sources import Source
-from serbench.bundles.units import Unit, _model_output
+from serbench.bundles.units import Unit, model_output
 
 #: What the functions here take as ``model``: a :class:`serbench.bundles.model.Model` (not imported:
 #: model.py imports the prediction modules).
@@ -129,7 +129,7 @@ def batch_check(model: Model, units: list[Unit], speakers: list[str], sources: l
                     values.append(groups[spk][i].value)
                     keys.append(f"{spk}\x00{part}")   # each subset normalized with its own statistics
                     owners.append((spk, i))
-        _, decided = _model_output(model, values, keys, threads, kind)
+        _, decided = model_output(model, values, keys, threads, kind)
         for (spk, i), d in zip(owners, decided):
             key = (spk, plans[spk][2][i])
             held[key] = held.get(key, 0) + 1
@@ -158,7 +158,7 @@ def batch_check(model: Model, units: list[Unit], speakers: list[str], sources: l
     return out
 
 
-def _speakers(sources: list[Source], model: Model, window: float | None) -> list[str]:
+def speakers_of(sources: list[Source], model: Model, window: float | None) -> list[str]:
     if not model.speaker_norm:
         return [s.speaker or s.name for s in sources]
     missing = [s.name for s in sources if s.speaker is None]
@@ -182,7 +182,7 @@ def _speakers(sources: list[Source], model: Model, window: float | None) -> list
     return spk
 
 
-def _enough_per_speaker(units: list[Unit], speakers: list[str]) -> list[Unit]:
+def enough_per_speaker(units: list[Unit], speakers: list[str]) -> list[Unit]:
     """Mark the inputs of speakers with fewer than MIN_SPEAKER_INPUTS usable inputs failed; return the rest."""
     from collections import Counter
 

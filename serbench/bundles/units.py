@@ -43,7 +43,7 @@ class Unit:
 
 # ---------------------------------------------------------------- features
 
-def _features(model: Model, signal: np.ndarray) -> tuple[Any, str]:
+def model_input(model: Model, signal: np.ndarray) -> tuple[Any, str]:
     """``(input, '')`` for the model, or ``(None, reason)``."""
     from serbench.features.registry import Kind
 
@@ -67,7 +67,7 @@ def _features(model: Model, signal: np.ndarray) -> tuple[Any, str]:
     return values.astype(np.float32), ""
 
 
-def _units(model: Model, i: int, src: Source, window: float | None, hop: float | None) -> list[Unit]:
+def units_of(model: Model, i: int, src: Source, window: float | None, hop: float | None) -> list[Unit]:
     summary = "summary" if window else "file"
     try:
         signal = decode(src)
@@ -78,11 +78,11 @@ def _units(model: Model, i: int, src: Source, window: float | None, hop: float |
         src.warnings.append(narrow)
     duration = signal.size / TARGET_SR
     if not window:
-        value, why = _features(model, signal)
+        value, why = model_input(model, signal)
         return [Unit(i, "file", 0.0, duration, value, "ok" if why == "" else "failed", why)]
     out = []
     for a, b in windows(signal.size, window, hop or window):
-        value, why = _features(model, signal[a:b])
+        value, why = model_input(model, signal[a:b])
         status = "ok" if not why else ("skipped" if why.startswith("digital silence") else "failed")
         out.append(Unit(i, "window", a / TARGET_SR, b / TARGET_SR, value, status, why))
     out.append(Unit(i, "summary", 0.0, duration))
@@ -100,7 +100,7 @@ def _fingerprint(inputs: Any) -> str:
     return "predict-" + h.hexdigest()
 
 
-def _model_output(model: Model, values: list, speakers: list[str], threads: int | None,
+def model_output(model: Model, values: list, speakers: list[str], threads: int | None,
                   kind: str) -> tuple[np.ndarray, np.ndarray]:
     """``(scores (n, C), predicted (n,))`` of one call of the system on raw inputs ``values``.
 
@@ -131,8 +131,8 @@ def _model_output(model: Model, values: list, speakers: list[str], threads: int 
     return scores, decided.astype(np.int64)
 
 
-def _score(model: Model, units: list[Unit], speakers: list[str], threads: int | None, kind: str) -> None:
+def score_units(model: Model, units: list[Unit], speakers: list[str], threads: int | None, kind: str) -> None:
     """Fill ``scores`` and ``predicted`` of ``units`` (all with an input) with one call of the system."""
-    scores, decided = _model_output(model, [u.value for u in units], speakers, threads, kind)
+    scores, decided = model_output(model, [u.value for u in units], speakers, threads, kind)
     for u, row, d in zip(units, scores, decided):
         u.scores, u.predicted = row, int(d)
