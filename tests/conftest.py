@@ -24,6 +24,21 @@ def tone():
     return write_tone
 
 
+def assert_one_line_error(result, *words) -> None:
+    """A CLI result that failed with a usage error (exit 2) in one line starting 'error:', holding every word."""
+    assert result.exit_code == 2, result.output
+    text = result.output.strip()
+    assert text.startswith("error:") and len(text.splitlines()) == 1, text
+    for w in words:
+        assert w in text, text
+
+
+@pytest.fixture
+def one_line_error():
+    """:func:`assert_one_line_error` (``one_line_error(cli_result, *words)``)."""
+    return assert_one_line_error
+
+
 @pytest.fixture
 def toy_systems(monkeypatch):
     """Register the systems of ``tests/toy_systems.py``, importable by name in worker processes too."""

@@ -1,7 +1,6 @@
 """The SVM on a self-supervised set: one layer's block, given or chosen by the inner CV on training speakers only."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -16,31 +15,8 @@ from serbench.systems import registry  # noqa: E402
 from serbench.systems.run import prepare  # noqa: E402
 from serbench.systems.settings import SettingsError  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("leakage_helpers", Path(__file__).with_name("test_leakage.py"))
-_leak = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_leak)
-loader = _leak.loader
-
-
-def make_data(**kw):
-    """The leakage tests' data with a self-supervised set's column names (layer blocks, means then stds)."""
-    from serbench.features.ssl import layer_columns
-
-    X, m = _leak.make_data(**kw)
-    X.columns = [c for k in range(N_STATES) for c in layer_columns(k, WIDTH // 2)]
-    return X, m
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))
-from ssl_models import save_tiny  # noqa: E402
-
-N_STATES, WIDTH = 3, 32            # the tiny WavLM: 2 layers + input, mean and std of 16 each
-
-
-@pytest.fixture
-def wavlm(tmp_path, monkeypatch):
-    monkeypatch.setenv("SERBENCH_MODELS", str(tmp_path / "models"))
-    monkeypatch.setenv("SERBENCH_SSL_DEVICE", "cpu")
-    save_tiny(tmp_path / "models", "wavlm-base-plus")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ssl_data import N_STATES, WIDTH, loader, make_data, wavlm  # noqa: E402,F401  (wavlm: a fixture)
 
 
 def run_folds(X, m, layer=None):

@@ -41,6 +41,23 @@ def harmonic_fixture():
     return harmonic
 
 
+def speaker_files(folder: Path, emotion: str, n: int, start: int = 0) -> list[Path]:
+    """``n`` short recordings of one speaker in ``emotion`` (``<emotion><k>.wav``, k from ``start``), each a
+    little different: the inputs of the speaker-normalization tests."""
+    out = []
+    for k in range(start, start + n):
+        path = folder / f"{emotion}{k}.wav"
+        sf.write(path, harmonic(0.3 + 0.02 * (k % 7), emotion, shift=1.0 + 0.01 * (k % 5), k=k % 4, seed=k), SR)
+        out.append(path)
+    return out
+
+
+@pytest.fixture(scope="session")
+def spk_files():
+    """:func:`speaker_files` (``spk_files(folder, emotion, n, start=0) -> [Path]``)."""
+    return speaker_files
+
+
 def _benchmark_scores(model, corpus: Path, cache: Path):
     """``(data, scores (n, C))``: the model's scores on the benchmark's own inputs (the feature cache)."""
     from serbench.experiments.harness import FoldContext

@@ -5,21 +5,11 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import soundfile as sf
 
 from serbench.bundles import speaker_norm
 from serbench.bundles.units import Unit
 
-SR = 16000
 
-
-def spk_files(tmp_path, harmonic, emotion, n, start=0):
-    out = []
-    for k in range(start, start + n):
-        path = tmp_path / f"{emotion}{k}.wav"
-        sf.write(path, harmonic(0.3 + 0.02 * (k % 7), emotion, shift=1.0 + 0.01 * (k % 5), k=k % 4, seed=k), SR)
-        out.append(path)
-    return out
 
 
 def verdict(df):
@@ -47,21 +37,21 @@ def test_subsets_depend_on_the_contents_only_and_hold_every_input():
     assert m20 == speaker_norm.MIN_SPEAKER_INPUTS - 1 and all(len(s) == 19 for s in subsets20)
 
 
-def test_a_balanced_batch_sorted_by_emotion_is_stable(trained, tmp_path, harmonic):
+def test_a_balanced_batch_sorted_by_emotion_is_stable(trained, tmp_path, spk_files):
     """20 sad then 20 angry: first and last halves would be one emotion each (every file moved); random
     halves are mixed, so no file changes emotion."""
     model = trained("svm-spknorm")
-    files = spk_files(tmp_path, harmonic, "sad", 20) + spk_files(tmp_path, harmonic, "angry", 20)
+    files = spk_files(tmp_path, "sad", 20) + spk_files(tmp_path, "angry", 20)
     df = model.predict(files, speakers="zoe")
     assert (df.status == "ok").all() and set(df.emotion) == {"angry", "sad"}
     assert df.batch_stable.all() and not [w for w in df.attrs["warnings"] if "change emotion" in w]
 
 
-def test_the_verdict_does_not_depend_on_the_input_order(trained, tmp_path, harmonic):
+def test_the_verdict_does_not_depend_on_the_input_order(trained, tmp_path, spk_files):
     """An unbalanced batch (some files unstable) given sorted by emotion and shuffled: the same files
     are flagged, with the same emotions, and the same warning once its file list is sorted."""
     model = trained("svm-spknorm")
-    files = spk_files(tmp_path, harmonic, "angry", 20, start=40) + spk_files(tmp_path, harmonic, "sad", 3)
+    files = spk_files(tmp_path, "angry", 20, start=40) + spk_files(tmp_path, "sad", 3)
     shuffled = list(files)
     random.Random(7).shuffle(shuffled)
     assert shuffled != files
@@ -75,11 +65,11 @@ def test_the_verdict_does_not_depend_on_the_input_order(trained, tmp_path, harmo
     assert wb[0].startswith(f"speaker 'zoe': {len(flagged)} of 23 input(s) change emotion")
 
 
-def test_a_tiny_batch_of_mostly_one_emotion_is_flagged(trained, tmp_path, harmonic):
+def test_a_tiny_batch_of_mostly_one_emotion_is_flagged(trained, tmp_path, spk_files):
     """20 angry files and 3 sad ones: the speaker's statistics are mostly the angry files', which then sit
     near the decision boundary; dropping 3 of the 23 moves some of them, and the call warns."""
     model = trained("svm-spknorm")
-    files = spk_files(tmp_path, harmonic, "angry", 20, start=40) + spk_files(tmp_path, harmonic, "sad", 3)
+    files = spk_files(tmp_path, "angry", 20, start=40) + spk_files(tmp_path, "sad", 3)
     df = model.predict(files, speakers="zoe")
     warned = [w for w in df.attrs["warnings"] if w.startswith("speaker 'zoe'")]
     assert len(warned) == 1 and "come from 20 of its inputs instead of all 23" in warned[0]
@@ -89,9 +79,9 @@ def test_a_tiny_batch_of_mostly_one_emotion_is_flagged(trained, tmp_path, harmon
         assert f"{f}: {e} -> " in warned[0] or "more)" in warned[0]
 
 
-def test_identical_inputs_share_one_verdict(trained, tmp_path, harmonic):
+def test_identical_inputs_share_one_verdict(trained, tmp_path, spk_files):
     model = trained("svm-spknorm")
-    files = spk_files(tmp_path, harmonic, "angry", 20, start=40) + spk_files(tmp_path, harmonic, "sad", 3)
+    files = spk_files(tmp_path, "angry", 20, start=40) + spk_files(tmp_path, "sad", 3)
     twin = tmp_path / "twin.wav"
     twin.write_bytes(files[0].read_bytes())
     df = model.predict(files + [twin], speakers="zoe")

@@ -14,13 +14,6 @@ from serbench.cli import cli
 SR = 16000
 
 
-def _one_line_error(result, *words):
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert text.startswith("error:") and len(text.splitlines()) == 1, text
-    for w in words:
-        assert w in text, text
-
 
 @pytest.fixture
 def not_a_bundle(tmp_path):
@@ -42,13 +35,14 @@ def not_a_bundle(tmp_path):
     (["WAV", "--speaker", "a", "--speaker-folder", "2"], ("give one of them",)),
     (["WAV", "--corpus", "demo"], ("--corpus and --root go together",)),
 ])
-def test_predict_argument_errors_come_before_the_bundle_is_loaded(not_a_bundle, tmp_path, harmonic, args, words):
+def test_predict_argument_errors_come_before_the_bundle_is_loaded(not_a_bundle, tmp_path, harmonic, args, words,
+                                                                 one_line_error):
     wav = tmp_path / "in.wav"
     sf.write(wav, harmonic(1.0, "sad"), SR)
     subst = {"ABSENT": str(tmp_path / "absent.wav"), "WAV": str(wav), "OUT.xlsx": str(tmp_path / "p.xlsx"),
              "OUT": str(tmp_path / "p")}
     result = CliRunner().invoke(cli, ["predict", "--model", str(not_a_bundle), *[subst.get(a, a) for a in args]])
-    _one_line_error(result, *words)
+    one_line_error(result, *words)
     assert "model.json" not in result.output
 
 
@@ -59,7 +53,8 @@ def test_too_many_windows_are_refused_with_the_count(trained):
     assert inference.window_count(120 * SR, 0.25, 0.01) == 11976
 
 
-def test_a_long_input_without_windows_is_refused_with_the_memory_it_needs(trained, harmonic, monkeypatch, tmp_path):
+def test_a_long_input_without_windows_is_refused_with_the_memory_it_needs(trained, harmonic, monkeypatch, tmp_path,
+                                                                        one_line_error):
     model = trained("svm-linear")
     monkeypatch.setattr(sources, "MEMORY_BUDGET", 2e7)       # 20 MB: about 34 s of MFCC input
     long = tmp_path / "long.wav"
@@ -67,7 +62,7 @@ def test_a_long_input_without_windows_is_refused_with_the_memory_it_needs(traine
     with pytest.raises(PredictError, match=r"long.wav: 40 s as one input would need about 23 MB .* over the 20 MB allowed .*--window"):
         model.predict([long])
     result = CliRunner().invoke(cli, ["predict", "--model", str(model.path), str(long)])
-    _one_line_error(result, "long.wav: 40 s as one input", "--window S")
+    one_line_error(result, "long.wav: 40 s as one input", "--window S")
     df = model.predict([long], window=10.0)                   # in windows it fits
     assert (df.status == "ok").all() and len(df) == 5
 
@@ -90,14 +85,14 @@ def test_truncated_and_over_full_scale_inputs_are_named(trained, harmonic, tmp_p
     assert f"warning: {cut}: truncated" in result.output and f"warning: {loud}: samples reach" in result.output
 
 
-def test_predict_writes_by_suffix_and_overwrites_only_when_told(trained, corpus, tmp_path):
+def test_predict_writes_by_suffix_and_overwrites_only_when_told(trained, corpus, tmp_path, one_line_error):
     model = trained("svm-linear")
     out = tmp_path / "pred.pq"
     args = ["predict", "--model", str(model.path), str(corpus / "spk1" / "sad"), "--out", str(out)]
     assert CliRunner().invoke(cli, args).exit_code == 0
     first = out.read_bytes()
     assert first[:4] == b"PAR1"
-    _one_line_error(CliRunner().invoke(cli, args), "already exists", "--overwrite")
+    one_line_error(CliRunner().invoke(cli, args), "already exists", "--overwrite")
     assert out.read_bytes() == first
     assert CliRunner().invoke(cli, [*args, "--overwrite"]).exit_code == 0
 

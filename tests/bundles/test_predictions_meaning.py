@@ -82,23 +82,15 @@ def test_speaker_norm_bundle_refuses_fewer_than_the_minimum_in_one_line(trained,
     assert len(lines) == 1 and "needs at least 20 inputs of each speaker" in lines[0] and "'ann' has 6" in lines[0]
 
 
-def spk_files(tmp_path, harmonic, emotion, n, start=0):
-    out = []
-    for k in range(start, start + n):
-        path = tmp_path / f"{emotion}{k}.wav"
-        sf.write(path, harmonic(0.3 + 0.02 * (k % 7), emotion, shift=1.0 + 0.01 * (k % 5), k=k % 4, seed=k), SR)
-        out.append(path)
-    return out
 
-
-def test_same_file_in_two_batches_warns_when_its_emotion_changes(trained, tmp_path, harmonic):
+def test_same_file_in_two_batches_warns_when_its_emotion_changes(trained, tmp_path, spk_files):
     """A file among 19 others of the same emotion (one batch of 20), then among those 20 plus 20 more of
     both emotions: the speaker's statistics move, so does the file's emotion, and the larger call says
     so, for the speaker and the file (random subsets of 20 of its 40 inputs, mostly angry ones, move it)."""
     model = trained("svm-spknorm")
-    target = spk_files(tmp_path, harmonic, "angry", 1, start=90)[0]
-    first = [target, *spk_files(tmp_path, harmonic, "angry", 19, start=40)]
-    more = spk_files(tmp_path, harmonic, "sad", 10) + spk_files(tmp_path, harmonic, "angry", 10)
+    target = spk_files(tmp_path, "angry", 1, start=90)[0]
+    first = [target, *spk_files(tmp_path, "angry", 19, start=40)]
+    more = spk_files(tmp_path, "sad", 10) + spk_files(tmp_path, "angry", 10)
     a = model.predict(first, speakers="zoe")
     b = model.predict(first + more, speakers="zoe")
     assert len(a) == speaker_norm.MIN_SPEAKER_INPUTS
@@ -109,9 +101,9 @@ def test_same_file_in_two_batches_warns_when_its_emotion_changes(trained, tmp_pa
     assert not b.batch_stable.iloc[0] and b.batch_stable.dtype == "boolean"
 
 
-def test_a_stable_batch_gives_no_batch_warning(trained, tmp_path, harmonic, monkeypatch):
+def test_a_stable_batch_gives_no_batch_warning(trained, tmp_path, spk_files, monkeypatch):
     model = trained("svm-spknorm")
-    files = spk_files(tmp_path, harmonic, "sad", 10) + spk_files(tmp_path, harmonic, "angry", 10)
+    files = spk_files(tmp_path, "sad", 10) + spk_files(tmp_path, "angry", 10)
     order = [f for pair in zip(files[:10], files[10:]) for f in pair]      # interleaved: both halves balanced
     df = model.predict(order, speakers="zoe")
     assert df.batch_stable.all() and not [w for w in df.attrs["warnings"] if "change emotion" in w]

@@ -117,3 +117,14 @@ def wav():
 def make_tone():
     """``make_tone(seed, seconds=0.5) -> float64 (n,)``."""
     return tone_signal
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    """An empty models root for tiny SSL upstreams (``SERBENCH_MODELS``), on the CPU, default batch budget."""
+    root = tmp_path / "models"
+    root.mkdir()
+    monkeypatch.setenv("SERBENCH_MODELS", str(root))
+    monkeypatch.setenv("SERBENCH_SSL_DEVICE", "cpu")
+    monkeypatch.delenv("SERBENCH_SSL_BATCH_S", raising=False)
+    return root

@@ -58,3 +58,10 @@ def save_tiny(root: Path, name: str, family: str | None = None, seed: int = 0, r
     model.save_pretrained(folder)
     fe.save_pretrained(folder)
     return folder
+
+
+def noise(seconds: float, seed: int = 0):
+    """``seconds`` of quiet white noise at 16 kHz, float32 (a seeded test signal)."""
+    import numpy as np
+
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * 16000))).astype(np.float32)

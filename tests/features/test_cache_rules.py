@@ -32,17 +32,10 @@ def _folder(cache_dir):
     return folder
 
 
-def _one_line_error(result, *words):
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert text.startswith("error:") and len(text.splitlines()) == 1, text
-    for w in words:
-        assert w in text, text
-
 
 # ---- a foreign Parquet part, a garbage meta.json ------------------------------------------
 
-def test_a_foreign_parquet_part_is_named_in_one_short_line(corpus, cache_dir, probe):
+def test_a_foreign_parquet_part_is_named_in_one_short_line(corpus, cache_dir, probe, one_line_error):
     _run(corpus, cache_dir)
     folder = _folder(cache_dir).path
     wide = pa.table({f"col_with_a_rather_long_name_{i}": [1.0] for i in range(200)})
@@ -55,7 +48,7 @@ def test_a_foreign_parquet_part_is_named_in_one_short_line(corpus, cache_dir, pr
     assert "\n" not in message and len(message) < 400 + len(str(foreign)), len(message)
     result = CliRunner().invoke(cli, ["extract", "--corpus", "demo", "--root", str(corpus), "--features", "Probe",
                                       "--cache", str(cache_dir), "--no-progress"])
-    _one_line_error(result, foreign.name, "not a part of this cache set")
+    one_line_error(result, foreign.name, "not a part of this cache set")
     assert len(result.output) < 600
 
 
@@ -64,7 +57,7 @@ def test_long_pyarrow_errors_are_capped():
 
 
 @pytest.mark.parametrize("garbage", ["{not json", "[1, 2]", json.dumps({"name": "Other"})])
-def test_garbage_meta_json_fails_verify_and_extract_alike(corpus, cache_dir, probe, garbage):
+def test_garbage_meta_json_fails_verify_and_extract_alike(corpus, cache_dir, probe, garbage, one_line_error):
     _run(corpus, cache_dir)
     folder = _folder(cache_dir).path
     (folder / "meta.json").write_text(garbage)
@@ -73,7 +66,7 @@ def test_garbage_meta_json_fails_verify_and_extract_alike(corpus, cache_dir, pro
     assert "meta.json" in verify.output and "damaged" in verify.output and "not a cache set" not in verify.output
     result = CliRunner().invoke(cli, ["extract", "--corpus", "demo", "--root", str(corpus), "--features", "Probe",
                                       "--cache", str(cache_dir), "--no-progress"])
-    _one_line_error(result, str(folder / "meta.json"), "delete")
+    one_line_error(result, str(folder / "meta.json"), "delete")
 
 
 def test_a_folder_without_parts_and_a_foreign_meta_is_still_only_noted(corpus, cache_dir, probe):
@@ -90,11 +83,11 @@ def test_a_folder_without_parts_and_a_foreign_meta_is_still_only_noted(corpus, c
 @pytest.mark.parametrize("args", [["extract", "--corpus", "demo", "--root", "CORPUS"], ["cache", "clear", "--yes"],
                                   ["cache", "info"], ["cache", "verify"]])
 @pytest.mark.parametrize("value", [",", " , ,", ""])
-def test_a_feature_list_naming_nothing_is_refused(corpus, cache_dir, probe, args, value):
+def test_a_feature_list_naming_nothing_is_refused(corpus, cache_dir, probe, args, value, one_line_error):
     _run(corpus, cache_dir)
     args = [str(corpus) if a == "CORPUS" else a for a in args]
     result = CliRunner().invoke(cli, [*args, "--features", value, "--cache", str(cache_dir)])
-    _one_line_error(result, "--features", "names no feature set")
+    one_line_error(result, "--features", "names no feature set")
     assert _folder(cache_dir).path.is_dir()          # `cache clear --features ,` cleared nothing
 
 

@@ -17,7 +17,7 @@ pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ssl_models import FAMILY_OF, save_tiny, tiny_model  # noqa: E402
+from ssl_models import FAMILY_OF, noise, save_tiny, tiny_model  # noqa: E402
 
 from serbench.features.registry import get_feature_set  # noqa: E402
 from serbench.features.ssl import ModelFolderError, whisper_frames  # noqa: E402
@@ -25,17 +25,6 @@ from serbench.features.ssl import ModelFolderError, whisper_frames  # noqa: E402
 SR = 16000
 
 
-@pytest.fixture
-def models(tmp_path, monkeypatch):
-    root = tmp_path / "models"
-    root.mkdir()
-    monkeypatch.setenv("SERBENCH_MODELS", str(root))
-    monkeypatch.setenv("SERBENCH_SSL_DEVICE", "cpu")
-    return root
-
-
-def noise(seconds: float, seed: int = 0) -> np.ndarray:
-    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * SR))).astype(np.float32)
 
 
 def split(values: np.ndarray, n_states: int, hidden: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ssl_models import TINY_SSL, TINY_SSL_20MS, save_tiny, tiny_model  # noqa: E402
+from ssl_models import TINY_SSL, TINY_SSL_20MS, noise, save_tiny, tiny_model  # noqa: E402
 
 import importlib  # noqa: E402
 
@@ -31,18 +31,6 @@ extract = importlib.import_module("serbench.features.extract")   # the module, n
 LAYER_NORM = {"wav2vec2": "wav2vec2-large-robust", "hubert": "hubert-large", "wavlm": "wavlm-large"}
 
 
-@pytest.fixture
-def models(tmp_path, monkeypatch):
-    root = tmp_path / "models"
-    root.mkdir()
-    monkeypatch.setenv("SERBENCH_MODELS", str(root))
-    monkeypatch.setenv("SERBENCH_SSL_DEVICE", "cpu")
-    monkeypatch.delenv("SERBENCH_SSL_BATCH_S", raising=False)
-    return root
-
-
-def noise(seconds: float, seed: int) -> np.ndarray:
-    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * SR))).astype(np.float32)
 
 
 def save_layer_norm(root: Path, family: str, real_rate: bool = False) -> str:
